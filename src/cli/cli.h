@@ -1,0 +1,19 @@
+/* Subcommands.  Each takes argc/argv after the subcommand name (argv[0] is the
+ * subcommand), returns the process exit status, and prints its own --help. */
+#ifndef RYOT_CLI_H
+#define RYOT_CLI_H
+
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_gen(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+
+/* The model used when -m is not given: $RYOT_MODEL, else the default model in
+ * the cache ($RYOT_MODEL_DIR or ~/.cache/ryot/models).  Returns a static
+ * buffer, or NULL (with a message on stderr saying how to fetch it). */
+const char *cli_default_model(void);
+
+#endif
