@@ -1,0 +1,114 @@
+/* Token sampler: turns one row of logits into a token id.
+ *
+ * Pipeline, in this order (each stage is skipped when its parameter is at
+ * its "off" value):
+ *   1. logit bias      logit[id] += bias           (-INFINITY bans the token)
+ *   2. penalties       over the tokens in the penalty window (see below):
+ *                      repetition (llama.cpp style): logit > 0 ? logit / r : logit * r
+ *                      frequency/presence (OpenAI):  logit -= count * f + (count > 0) * p
+ *   -- log-probabilities are taken here (see "Log-probabilities") --
+ *   3. greedy          temperature <= 0: argmax, ties -> lowest id; stop
+ *   4. top-k           keep the k largest logits (ties -> lower id kept)
+ *   5. temperature     logit /= T
+ *   6. softmax         over the kept tokens
+ *   7. top-p           keep the smallest prefix, by descending probability,
+ *                      whose mass reaches p (at least one token)
+ *   8. min-p           drop tokens whose probability < min_p * max probability
+ *   9. sample          one draw from the renormalized kept distribution
+ * Tokens whose logit is -inf or NaN after step 2 are never chosen.
+ *
+ * Penalty window: the last `penalty_last_n` tokens passed to sampler_accept
+ * (all of them when -1; none when 0).  Repetition, frequency and presence
+ * penalties all use that one window.  The caller decides what to accept:
+ * generated tokens only, or the prompt too.
+ *
+ * Log-probabilities: when enabled, they are the log-softmax of the logits
+ * after logit bias and penalties but before temperature and truncation
+ * (top-k/top-p/min-p), i.e. the model's distribution at temperature 1 as the
+ * request shaped it.  A banned token has logprob -INFINITY.  With greedy
+ * sampling they are computed all the same.
+ *
+ * Determinism: the RNG is xoshiro256** seeded through splitmix64; candidate
+ * orderings use a total order (logit descending, then id ascending), so the
+ * same seed and logits give the same tokens regardless of the C library.
+ *
+ * Memory: sampler_init allocates every buffer (sized to n_vocab and the
+ * penalty window); sampler_sample and sampler_accept never allocate.
+ * A sampler is not thread-safe: one per sequence. */
+#ifndef RYOT_ENGINE_SAMPLER_H
+#define RYOT_ENGINE_SAMPLER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+/* seed value meaning "pick one from the clock and the OS" at init */
+#define SAMPLER_SEED_RANDOM UINT64_MAX
+/* OpenAI allows top_logprobs up to 20 */
+#define SAMPLER_MAX_TOP_LOGPROBS 20
+
+typedef struct sampler_logit_bias {
+    int32_t token;
+    float bias; /* added to the logit; -INFINITY bans */
+} sampler_logit_bias;
+
+typedef struct sampler_params {
+    float temperature;       /* <= 0: greedy */
+    int32_t top_k;           /* <= 0 or >= n_vocab: off */
+    float top_p;             /* (0, 1]; 1: off */
+    float min_p;             /* [0, 1]; 0: off */
+    float repeat_penalty;    /* > 0; 1: off */
+    float frequency_penalty; /* 0: off (OpenAI range -2..2, not enforced) */
+    float presence_penalty;  /* 0: off */
+    int32_t penalty_last_n;  /* window for all penalties; -1: whole history; 0: off */
+    uint64_t seed;           /* SAMPLER_SEED_RANDOM: random */
+    const sampler_logit_bias *logit_bias; /* copied by sampler_init; same id twice: biases add */
+    int32_t n_logit_bias;
+    bool logprobs;           /* compute the chosen token's logprob (sampler_last_logprobs) */
+    int32_t top_logprobs;    /* 0..SAMPLER_MAX_TOP_LOGPROBS alternatives; needs logprobs */
+} sampler_params;
+
+typedef struct sampler_token_logprob {
+    int32_t token;
+    float logprob;
+} sampler_token_logprob;
+
+typedef struct sampler_logprobs {
+    sampler_token_logprob chosen;
+    int32_t n_top;                                        /* = top_logprobs (fewer if n_vocab is smaller) */
+    sampler_token_logprob top[SAMPLER_MAX_TOP_LOGPROBS];  /* by logprob descending, ties -> lower id */
+} sampler_logprobs;
+
+typedef struct sampler sampler;
+
+/* Defaults (llama.cpp's): temperature 0.8, top_k 40, top_p 0.95, min_p 0.05,
+ * repeat_penalty 1 (off), frequency/presence 0, penalty_last_n 64, random
+ * seed, no bias, no logprobs. */
+sampler_params sampler_params_default(void);
+
+/* Validates p (message names the bad field) and allocates everything. */
+ryot_status sampler_init(sampler **s, const sampler_params *p, int32_t n_vocab, ryot_error *err);
+void sampler_free(sampler *s);
+
+/* Picks a token from logits[0..n_vocab).  The array is used as scratch and
+ * is modified.  Returns -1 only when no token has a finite logit after bias
+ * and penalties (everything banned).  Does not add the token to the history:
+ * call sampler_accept. */
+int32_t sampler_sample(sampler *s, float *logits);
+
+/* Log-probabilities of the last sampler_sample call; NULL unless
+ * params.logprobs, or before the first call, or after it returned -1. */
+const sampler_logprobs *sampler_last_logprobs(const sampler *s);
+
+/* Appends a token to the penalty history (ids outside the vocab are ignored). */
+void sampler_accept(sampler *s, int32_t token);
+
+/* Clears the history and restarts the RNG from the seed it was given (or
+ * drew) at init, so a reset sampler repeats its earlier output. */
+void sampler_reset(sampler *s);
+
+/* The seed in use (the drawn one when SAMPLER_SEED_RANDOM was asked). */
+uint64_t sampler_seed(const sampler *s);
+
+#endif
