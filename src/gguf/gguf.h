@@ -28,6 +28,9 @@
 
 #define GGUF_DEFAULT_ALIGNMENT 32
 #define GGUF_MAX_DIMS 4
+/* Arrays may hold arrays; the reader rejects nesting deeper than this many
+ * array levels (a key's own array is level 1). */
+#define GGUF_MAX_NESTING 8
 
 typedef enum gguf_type {
     GGUF_TYPE_UINT8 = 0,
@@ -46,7 +49,11 @@ typedef enum gguf_type {
     GGUF_TYPE_COUNT
 } gguf_type;
 
+/* Short names: "u8", "i32", "f32", "bool", "string", "array", ...; "?" if invalid. */
 const char *gguf_type_name(gguf_type t);
+/* Bytes of one scalar element; 0 for STRING, ARRAY and invalid types. */
+size_t gguf_type_size(gguf_type t);
+bool gguf_type_is_int(gguf_type t);
 
 /* A string inside the file: not NUL-terminated. */
 typedef struct gguf_str {
@@ -100,7 +107,8 @@ typedef struct gguf_file {
     uint64_t n_tensors;
     gguf_tensor *tensors;
     uint64_t alignment;
-    uint64_t data_offset;   /* start of the tensor data section */
+    uint64_t data_offset;   /* start of the tensor data section (a file without tensors may end
+                             * before its padding: then this is clamped to size) */
     /* private */
     bool mapped;
     void *arena;
@@ -132,11 +140,19 @@ ryot_status gguf_get_str(const gguf_file *f, const char *key, gguf_str *out, ryo
 ryot_status gguf_get_arr(const gguf_file *f, const char *key, gguf_type want, const gguf_array **out,
                          ryot_error *err);
 
-/* Scalar array element access (unaligned-safe, little-endian). */
+/* Scalar array element access (unaligned-safe, little-endian).  The caller
+ * checks the element type first; these assert (a bug, not bad input) that the
+ * element width matches (4 bytes for i32/u32/f32, 1 for u8, 8 for u64/f64)
+ * and that i < a->n. */
 int32_t gguf_arr_i32(const gguf_array *a, uint64_t i);
 uint32_t gguf_arr_u32(const gguf_array *a, uint64_t i);
 float gguf_arr_f32(const gguf_array *a, uint64_t i);
 uint8_t gguf_arr_u8(const gguf_array *a, uint64_t i);
+uint64_t gguf_arr_u64(const gguf_array *a, uint64_t i);
+double gguf_arr_f64(const gguf_array *a, uint64_t i);
+/* Element i of a scalar array of any type as a value (u64/i64/f64/b as for
+ * keys); false for STRING/ARRAY elements or i out of range. */
+bool gguf_arr_get_scalar(const gguf_array *a, uint64_t i, gguf_value *out);
 
 bool gguf_str_eq(gguf_str s, const char *cstr);
 
