@@ -97,6 +97,11 @@ void sampler_free(sampler *s);
  * call sampler_accept. */
 int32_t sampler_sample(sampler *s, float *logits);
 
+/* Steps 1-2 alone, in place: logit bias, then penalties from the history.
+ * sampler_sample does this first; exposed for tests and for callers that want
+ * the shaped logits. */
+void sampler_apply_penalties(sampler *s, float *logits);
+
 /* Log-probabilities of the last sampler_sample call; NULL unless
  * params.logprobs, or before the first call, or after it returned -1. */
 const sampler_logprobs *sampler_last_logprobs(const sampler *s);
