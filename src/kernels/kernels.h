@@ -24,13 +24,42 @@ typedef void (*kernel_from_float_fn)(const float *src, void *dst, int64_t n);
  * activation row already in vec_dot_type. */
 typedef void (*kernel_vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
 
+/* Multi-row dot product (the matmul inner kernel):
+ *   s[j*bs + i] = dot(x row i, y row j)   for 0 <= i < nrx, 0 <= j < nry
+ * x: nrx weight rows of the table's type, row i at (const char *)x + i*bx;
+ * y: nry activation rows in vec_dot_type, row j at (const char *)y + j*by;
+ * s: floats, bs elements between the outputs of consecutive activation rows
+ *    (for out[nry][n_out] computed over weight rows i0.., pass s = out + i0,
+ *    bs = n_out).  n is the row length in elements, a multiple of the block
+ *    size.  Strides are in bytes for x and y, in floats for s.
+ * Results equal nrx*nry vec_dot calls up to float accumulation order (the
+ * same tolerance as vec_dot against the reference).  Fast versions tile
+ * weight rows x activation rows so each weight block is loaded once per tile;
+ * any nrx, nry >= 0 works (remainders are handled).  Reentrant, no
+ * allocation: threads call it on disjoint weight-row ranges. */
+typedef void (*kernel_vec_dot_rows_fn)(int64_t n, int64_t nrx, int64_t nry, const void *x, size_t bx,
+                                       const void *y, size_t by, float *s, size_t bs);
+
 typedef struct kernel_traits {
     bool supported;                 /* false: the engine cannot compute with this type */
     ryot_type vec_dot_type;         /* activation type for vec_dot */
     kernel_to_float_fn to_float;    /* dequantize a row */
-    kernel_from_float_fn from_float;/* quantize a row into this type (reference-quality) */
+    kernel_from_float_fn from_float;/* quantize a row into this type (round to nearest);
+                                     * for Q8_0/Q8_1/Q8_K (activation types) the fast
+                                     * versions are bitwise equal to the reference */
     kernel_vec_dot_fn vec_dot;
+    kernel_vec_dot_rows_fn vec_dot_rows;
 } kernel_traits;
+/* Which slots are set:
+ *   supported types (F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K Q6_K):
+ *     all four functions;
+ *   activation-only types (Q8_1, Q8_K): to_float and from_float, supported
+ *     is false and vec_dot/vec_dot_rows are NULL;
+ *   everything else: all NULL.
+ * vec_dot_type: Q4_0 Q5_0 Q8_0 -> Q8_0; Q4_1 Q5_1 -> Q8_1 (its s field
+ * carries the weights' min term); Q4_K Q5_K Q6_K -> Q8_K; F32 F16 BF16 -> F32
+ * (decode is bound by weight bytes, not activation bytes, and F32
+ * activations add no rounding). */
 
 typedef enum kernel_isa {
     KERNEL_ISA_AUTO = 0,
@@ -44,9 +73,17 @@ typedef enum kernel_isa {
 kernel_isa kernels_init(kernel_isa want);
 const char *kernel_isa_name(kernel_isa isa);
 
-/* Table for type t (never NULL; check ->supported). */
+/* Table for type t (never NULL; check ->supported).  kernels_get uses the
+ * level selected by the last kernels_init (running kernels_init(AUTO) first
+ * if it never ran).  RYOT_ISA=ref|avx2|avx512 in the environment caps what
+ * kernels_init(KERNEL_ISA_AUTO) selects. */
 const kernel_traits *kernels_get(ryot_type t);
 const kernel_traits *kernels_ref(ryot_type t);
+/* Table of one level, NULL if this CPU cannot run it (for tests and
+ * benchmarks, which compare levels without changing the selection). */
+const kernel_traits *kernels_get_isa(kernel_isa isa, ryot_type t);
+/* Best level this CPU supports. */
+kernel_isa kernels_best_isa(void);
 
 /* FP16/BF16 <-> FP32 conversion (scalar). */
 float ryot_fp16_to_fp32(uint16_t h);
