@@ -1,6 +1,8 @@
 /* Token sampler; the pipeline and its contracts are described in sampler.h. */
 #include "engine/sampler.h"
 
+#include "core/rng.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,42 +35,15 @@ struct sampler {
     int32_t ring_cap, ring_len, ring_head; /* head: oldest entry */
 
     uint64_t seed;
-    uint64_t rng[4];         /* xoshiro256** state */
+    ryot_rng rng;
 
     sampler_logprobs lp;
     bool lp_valid;
 };
 
-/* ---------------------------------------------------------------- RNG */
+/* ---------------------------------------------------------------- seeding */
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t xoshiro_next(uint64_t s[4]) {
-    uint64_t result = rotl64(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return result;
-}
-
-/* Uniform in [0, 1) with 53 random bits. */
-static double rng_uniform(sampler *s) { return (double)(xoshiro_next(s->rng) >> 11) * 0x1.0p-53; }
-
-static void rng_seed(sampler *s) {
-    uint64_t x = s->seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
-}
+static void rng_seed(sampler *s) { ryot_rng_seed(&s->rng, s->seed); }
 
 static uint64_t draw_seed(const void *salt) {
     struct timespec ts;
@@ -76,7 +51,7 @@ static uint64_t draw_seed(const void *salt) {
     uint64_t x = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec;
     x ^= (uint64_t)getpid() << 32;
     x ^= (uint64_t)(uintptr_t)salt;
-    return splitmix64(&x);
+    return ryot_splitmix64(&x);
 }
 
 /* ---------------------------------------------------------------- ordering
@@ -411,7 +386,7 @@ static int32_t sample_dist(sampler *s, const float *logits) {
     }
 
     /* 9. one draw */
-    double r = rng_uniform(s) * total;
+    double r = ryot_rng_uniform(&s->rng) * total;
     double cum = 0.0;
     for (int64_t i = 0; i < m; i++) {
         cum += c[i].p;
