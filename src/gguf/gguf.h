@@ -158,9 +158,14 @@ bool gguf_str_eq(gguf_str s, const char *cstr);
 
 /* ---------------------------------------------------------------- writer
  * Builds a GGUF file in memory (for tests, the model generator and the
- * quantizer).  Keys and tensors are written in the order added.  The writer
- * copies everything it is given.  Errors (allocation) are sticky and reported
- * by gguf_writer_finish. */
+ * quantizer).  Keys and tensors are written in the order added; setting a key
+ * again replaces its value in place.  The writer copies everything it is
+ * given.  Errors (allocation, bad arguments such as an invalid shape or a
+ * duplicate tensor name) are sticky: later calls do nothing and
+ * gguf_writer_finish reports the first one.  Tensor data is aligned to
+ * `general.alignment` if that key was set (a u32 power of two), else 32, and
+ * zero-padded.  gguf_writer_new returns NULL only when out of memory (finish
+ * then reports it); a version other than 2 or 3 is a sticky error. */
 typedef struct gguf_writer gguf_writer;
 
 gguf_writer *gguf_writer_new(uint32_t version /* 2 or 3 */);
