@@ -31,7 +31,7 @@
 #include "gguf/gguf.h"
 #include "kernels/kernels.h"
 
-#define DOT_TOL 2e-5
+#define DOT_TOL 1e-5
 #define TO_FLOAT_TOL 1e-6
 #define DOT_ABS_FLOOR 1e-30
 /* Real models: RMS of the sub-block positions of a K-quant super-block may

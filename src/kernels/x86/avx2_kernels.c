@@ -1,9 +1,479 @@
 /* AVX2 kernels (built with -mavx2 -mfma -mf16c -mbmi2; called only after
- * CPU detection). */
+ * CPU detection).
+ *
+ * Integer dots use vpmaddubsw (unsigned x signed bytes -> int16 pairs) then
+ * vpmaddwd: unsigned codes (Q4_1, Q5_1, K-quants) go in directly; signed ones
+ * (Q8_0, Q4_0 - 8, Q5_0 - 16) use |x| and sign(y, x).  No int16 pair can
+ * saturate: the largest is 2 * 127 * 127 (Q8_0) or 2 * 63 * 127 (Q6_K).
+ * Activation quantizers repeat the reference's float operations exactly and
+ * round with vroundps (nearest even), so they match it bitwise. */
 #include <immintrin.h>
+#include <string.h>
 
 #include "kernels/kernels_impl.h"
 
+#define FP16(h) _cvtsh_ss(h)
+
+static inline float hsum_ps(__m256 v) {
+    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_add_ss(a, _mm_movehdup_ps(a));
+    return _mm_cvtss_f32(a);
+}
+
+static inline int hsum_epi32(__m256i v) {
+    __m128i a = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0x4e));
+    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0xb1));
+    return _mm_cvtsi128_si32(a);
+}
+
+static inline __m256i loadu256(const void *p) {
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+/* 32 codes of a Q4_0/Q4_1 block in element order (0..15). */
+static inline __m256i unpack_nibbles(const uint8_t *qs) {
+    __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+    return _mm256_and_si256(v, _mm256_set1_epi8(15));
+}
+
+/* Byte i = 0x10 where bit i of the Q5 qh word is set, else 0. */
+static inline __m256i q5_high_bits(const uint8_t *qh) {
+    uint32_t bits;
+    memcpy(&bits, qh, 4);
+    __m256i v = _mm256_set1_epi32((int)bits);
+    const __m256i pick = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    v = _mm256_and_si256(_mm256_shuffle_epi8(v, pick), bit);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(v, bit), _mm256_set1_epi8(0x10));
+}
+
+/* sum over 32 pairs of unsigned x (<= 63) times signed y, as 8 int32. */
+static inline __m256i dot_u8_i8(__m256i x, __m256i y) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
+}
+
+/* Same for signed x, given ax = |x|. */
+static inline __m256i dot_i8_i8(__m256i x, __m256i ax, __m256i y) {
+    return dot_u8_i8(ax, _mm256_sign_epi8(y, x));
+}
+
+/* ------------------------------------------------------------ float types */
+
+static void vec_dot_f32(int64_t n, float *s, const void *xv, const void *yv) {
+    const float *x = xv, *y = yv;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+    float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) sum += x[i] * y[i];
+    *s = sum;
+}
+
+static inline __m256 load_f16(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+static inline __m256 load_bf16(const uint16_t *p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+#define HALF_DOT(NAME, LOAD, CONV)                                                                 \
+    static void NAME(int64_t n, float *s, const void *xv, const void *yv) {                        \
+        const uint16_t *x = xv;                                                                    \
+        const float *y = yv;                                                                       \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                \
+        int64_t i = 0;                                                                             \
+        for (; i + 32 <= n; i += 32) {                                                             \
+            a0 = _mm256_fmadd_ps(LOAD(x + i), _mm256_loadu_ps(y + i), a0);                         \
+            a1 = _mm256_fmadd_ps(LOAD(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);                 \
+            a2 = _mm256_fmadd_ps(LOAD(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);               \
+            a3 = _mm256_fmadd_ps(LOAD(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);               \
+        }                                                                                          \
+        for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(LOAD(x + i), _mm256_loadu_ps(y + i), a0); \
+        float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));          \
+        for (; i < n; i++) sum += CONV(x[i]) * y[i];                                               \
+        *s = sum;                                                                                  \
+    }
+
+HALF_DOT(vec_dot_f16, load_f16, ryot_fp16_to_fp32)
+HALF_DOT(vec_dot_bf16, load_bf16, ryot_bf16_to_fp32)
+
+static void f16_to_float(const void *src, float *dst, int64_t n) {
+    const uint16_t *x = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_f16(x + i));
+    for (; i < n; i++) dst[i] = ryot_fp16_to_fp32(x[i]);
+}
+
+static void f16_from_float(const float *src, void *dst, int64_t n) {
+    uint16_t *y = dst;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = ryot_fp32_to_fp16(src[i]);
+}
+
+static void bf16_to_float(const void *src, float *dst, int64_t n) {
+    const uint16_t *x = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_bf16(x + i));
+    for (; i < n; i++) dst[i] = ryot_bf16_to_fp32(x[i]);
+}
+
+/* Round to nearest even on the upper 16 bits; NaNs stay quiet NaNs. */
+static void bf16_from_float(const float *src, void *dst, int64_t n) {
+    uint16_t *y = dst;
+    int64_t i = 0;
+    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    for (; i + 8 <= n; i += 8) {
+        __m256i x = _mm256_castps_si256(_mm256_loadu_ps(src + i));
+        __m256i odd = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
+        __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(x, _mm256_set1_epi32(0x7fff)), odd), 16);
+        __m256i qnan = _mm256_or_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(0x40));
+        __m256i is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(x, abs_mask), inf);
+        r = _mm256_blendv_epi8(r, qnan, is_nan);
+        r = _mm256_and_si256(r, _mm256_set1_epi32(0xffff));
+        __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        _mm_storeu_si128((__m128i *)(y + i), packed);
+    }
+    for (; i < n; i++) y[i] = ryot_fp32_to_bf16(src[i]);
+}
+
+/* ------------------------------------------------------------ activation quantizers */
+
+/* Quantizes 32 floats with scale id into 32 int8 (element order); returns
+ * their 8 partial int32 sums in *sum when sum != NULL. */
+static inline void quantize32(const float *x, __m256 id, int8_t *q, __m256i *sum) {
+    const int mode = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x), id), mode));
+    __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8), id), mode));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 16), id), mode));
+    __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 24), id), mode));
+    if (sum) *sum = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+    /* packs interleave 128-bit lanes; the permute restores element order */
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, p);
+}
+
+static inline float absmax(const float *x, int n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+    __m128 a = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_max_ss(a, _mm_movehdup_ps(a));
+    return _mm_cvtss_f32(a);
+}
+
+static void q8_0_from_float(const float *src, void *dst, int64_t n) {
+    block_q8_0 *b = dst;
+    for (int64_t ib = 0; ib < n / QK; ib++) {
+        const float *x = src + ib * QK;
+        float d = absmax(x, QK) / 127.0f, id = d != 0 ? 1.0f / d : 0;
+        b[ib].d = ryot_fp32_to_fp16(d);
+        quantize32(x, _mm256_set1_ps(id), b[ib].qs, NULL);
+    }
+}
+
+static void q8_1_from_float(const float *src, void *dst, int64_t n) {
+    block_q8_1 *b = dst;
+    for (int64_t ib = 0; ib < n / QK; ib++) {
+        const float *x = src + ib * QK;
+        float d = absmax(x, QK) / 127.0f, id = d != 0 ? 1.0f / d : 0;
+        __m256i sum;
+        quantize32(x, _mm256_set1_ps(id), b[ib].qs, &sum);
+        b[ib].d = ryot_fp32_to_fp16(d);
+        b[ib].s = ryot_fp32_to_fp16(d * (float)hsum_epi32(sum));
+    }
+}
+
+static void q8_K_from_float(const float *src, void *dst, int64_t n) {
+    block_q8_K *b = dst;
+    for (int64_t ib = 0; ib < n / QK_K; ib++) {
+        const float *x = src + ib * QK_K;
+        float d = absmax(x, QK_K) / 127.0f, id = d != 0 ? 1.0f / d : 0;
+        b[ib].d = d;
+        for (int k = 0; k < QK_K / 32; k++) quantize32(x + 32 * k, _mm256_set1_ps(id), b[ib].qs + 32 * k, NULL);
+        /* bsums: byte pairs, then int16 pairs, leave sums of 4; two hadds
+         * finish the sums of 16 */
+        for (int k = 0; k < QK_K / 64; k++) {
+            __m256i s0 = dot_u8_i8(_mm256_set1_epi8(1), loadu256(b[ib].qs + 64 * k));
+            __m256i s1 = dot_u8_i8(_mm256_set1_epi8(1), loadu256(b[ib].qs + 64 * k + 32));
+            /* s0: sums of 4 for elements 0..31 (lane 0: 0..15, lane 1: 16..31) */
+            __m256i h = _mm256_hadd_epi32(s0, s1);
+            h = _mm256_hadd_epi32(h, h); /* lane 0: [b0, b2, b0, b2], lane 1: [b1, b3, ...] */
+            b[ib].bsums[4 * k + 0] = (int16_t)_mm256_extract_epi32(h, 0);
+            b[ib].bsums[4 * k + 2] = (int16_t)_mm256_extract_epi32(h, 1);
+            b[ib].bsums[4 * k + 1] = (int16_t)_mm256_extract_epi32(h, 4);
+            b[ib].bsums[4 * k + 3] = (int16_t)_mm256_extract_epi32(h, 5);
+        }
+    }
+}
+
+static void q8_0_to_float(const void *src, float *dst, int64_t n) {
+    const block_q8_0 *b = src;
+    for (int64_t ib = 0; ib < n / QK; ib++) {
+        __m256 d = _mm256_set1_ps(FP16(b[ib].d));
+        for (int k = 0; k < 4; k++) {
+            __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b[ib].qs + 8 * k)));
+            _mm256_storeu_ps(dst + ib * QK + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+        }
+    }
+}
+
+/* ------------------------------------------------------------ 32-block dots */
+
+static void vec_dot_q8_0(int64_t n, float *s, const void *xv, const void *yv) {
+    const block_q8_0 *x = xv, *y = yv;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    int64_t nb = n / QK, ib = 0;
+    for (; ib + 2 <= nb; ib += 2) {
+        __m256i x0 = loadu256(x[ib].qs), x1 = loadu256(x[ib + 1].qs);
+        __m256i p0 = dot_i8_i8(x0, _mm256_abs_epi8(x0), loadu256(y[ib].qs));
+        __m256i p1 = dot_i8_i8(x1, _mm256_abs_epi8(x1), loadu256(y[ib + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib + 1].d) * FP16(y[ib + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; ib < nb; ib++) {
+        __m256i x0 = loadu256(x[ib].qs);
+        __m256i p0 = dot_i8_i8(x0, _mm256_abs_epi8(x0), loadu256(y[ib].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    *s = hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+static inline __m256i q4_0_codes(const block_q4_0 *b) {
+    return _mm256_sub_epi8(unpack_nibbles(b->qs), _mm256_set1_epi8(8));
+}
+
+static void vec_dot_q4_0(int64_t n, float *s, const void *xv, const void *yv) {
+    const block_q4_0 *x = xv;
+    const block_q8_0 *y = yv;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    int64_t nb = n / QK, ib = 0;
+    for (; ib + 2 <= nb; ib += 2) {
+        __m256i x0 = q4_0_codes(&x[ib]), x1 = q4_0_codes(&x[ib + 1]);
+        __m256i p0 = dot_i8_i8(x0, _mm256_abs_epi8(x0), loadu256(y[ib].qs));
+        __m256i p1 = dot_i8_i8(x1, _mm256_abs_epi8(x1), loadu256(y[ib + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib + 1].d) * FP16(y[ib + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; ib < nb; ib++) {
+        __m256i x0 = q4_0_codes(&x[ib]);
+        __m256i p0 = dot_i8_i8(x0, _mm256_abs_epi8(x0), loadu256(y[ib].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    *s = hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+static void vec_dot_q4_1(int64_t n, float *s, const void *xv, const void *yv) {
+    const block_q4_1 *x = xv;
+    const block_q8_1 *y = yv;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    float summ = 0;
+    int64_t nb = n / QK, ib = 0;
+    for (; ib + 2 <= nb; ib += 2) {
+        __m256i p0 = dot_u8_i8(unpack_nibbles(x[ib].qs), loadu256(y[ib].qs));
+        __m256i p1 = dot_u8_i8(unpack_nibbles(x[ib + 1].qs), loadu256(y[ib + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib + 1].d) * FP16(y[ib + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+        summ += FP16(x[ib].m) * FP16(y[ib].s) + FP16(x[ib + 1].m) * FP16(y[ib + 1].s);
+    }
+    for (; ib < nb; ib++) {
+        __m256i p0 = dot_u8_i8(unpack_nibbles(x[ib].qs), loadu256(y[ib].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc0);
+        summ += FP16(x[ib].m) * FP16(y[ib].s);
+    }
+    *s = hsum_ps(_mm256_add_ps(acc0, acc1)) + summ;
+}
+
+static inline __m256i q5_0_codes(const block_q5_0 *b) {
+    __m256i q = _mm256_or_si256(unpack_nibbles(b->qs), q5_high_bits(b->qh));
+    return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+}
+
+static void vec_dot_q5_0(int64_t n, float *s, const void *xv, const void *yv) {
+    const block_q5_0 *x = xv;
+    const block_q8_0 *y = yv;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < n / QK; ib++) {
+        __m256i x0 = q5_0_codes(&x[ib]);
+        __m256i p0 = dot_i8_i8(x0, _mm256_abs_epi8(x0), loadu256(y[ib].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+static void vec_dot_q5_1(int64_t n, float *s, const void *xv, const void *yv) {
+    const block_q5_1 *x = xv;
+    const block_q8_1 *y = yv;
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0;
+    for (int64_t ib = 0; ib < n / QK; ib++) {
+        __m256i x0 = _mm256_or_si256(unpack_nibbles(x[ib].qs), q5_high_bits(x[ib].qh));
+        __m256i p0 = dot_u8_i8(x0, loadu256(y[ib].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc);
+        summ += FP16(x[ib].m) * FP16(y[ib].s);
+    }
+    *s = hsum_ps(acc) + summ;
+}
+
+/* ------------------------------------------------------------ K-quant dots */
+
+/* 8 scales and the mins as int16 pairs [m0 m0 m1 m1 ... m7 m7] (to multiply
+ * Q8_K's 16 bsums with one vpmaddwd). */
+static inline __m256i k_scales_mins(const uint8_t *packed, uint8_t sc[8]) {
+    uint8_t m[8];
+    for (int j = 0; j < 8; j++) q4k_scale_min(packed, j, &sc[j], &m[j]);
+    __m128i mv = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m));
+    return _mm256_set_m128i(_mm_unpackhi_epi16(mv, mv), _mm_unpacklo_epi16(mv, mv));
+}
+
+static void vec_dot_q4_K(int64_t n, float *s, const void *xv, const void *yv) {
+    const block_q4_K *x = xv;
+    const block_q8_K *y = yv;
+    const __m256i low4 = _mm256_set1_epi8(15);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int64_t ib = 0; ib < n / QK_K; ib++) {
+        uint8_t sc[8];
+        __m256i mins = k_scales_mins(x[ib].scales, sc);
+        int summ = hsum_epi32(_mm256_madd_epi16(loadu256(y[ib].bsums), mins));
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i q = loadu256(x[ib].qs + 32 * c);
+            __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            __m256i plo = _mm256_maddubs_epi16(lo, loadu256(y[ib].qs + 64 * c));
+            __m256i phi = _mm256_maddubs_epi16(hi, loadu256(y[ib].qs + 64 * c + 32));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
+        }
+        float dy = y[ib].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * FP16(x[ib].d)), _mm256_cvtepi32_ps(sumi), acc);
+        accm += dy * FP16(x[ib].dmin) * (float)summ;
+    }
+    *s = hsum_ps(acc) - accm;
+}
+
+static void vec_dot_q5_K(int64_t n, float *s, const void *xv, const void *yv) {
+    const block_q5_K *x = xv;
+    const block_q8_K *y = yv;
+    const __m256i low4 = _mm256_set1_epi8(15), b16 = _mm256_set1_epi8(16);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int64_t ib = 0; ib < n / QK_K; ib++) {
+        uint8_t sc[8];
+        __m256i mins = k_scales_mins(x[ib].scales, sc);
+        int summ = hsum_epi32(_mm256_madd_epi16(loadu256(y[ib].bsums), mins));
+        __m256i qh = loadu256(x[ib].qh);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i q = loadu256(x[ib].qs + 32 * c);
+            /* bit 2c of qh[l] -> 16 for element 64c+l, bit 2c+1 for 64c+32+l */
+            __m256i hlo = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c), 4), b16);
+            __m256i hhi = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c + 1), 4), b16);
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(q, low4), hlo);
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), low4), hhi);
+            __m256i plo = _mm256_maddubs_epi16(lo, loadu256(y[ib].qs + 64 * c));
+            __m256i phi = _mm256_maddubs_epi16(hi, loadu256(y[ib].qs + 64 * c + 32));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
+        }
+        float dy = y[ib].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * FP16(x[ib].d)), _mm256_cvtepi32_ps(sumi), acc);
+        accm += dy * FP16(x[ib].dmin) * (float)summ;
+    }
+    *s = hsum_ps(acc) - accm;
+}
+
+/* Q6_K: sum (q - 32) y = sum q y - 32 sum y, the last from Q8_K's bsums. */
+static void vec_dot_q6_K(int64_t n, float *s, const void *xv, const void *yv) {
+    const block_q6_K *x = xv;
+    const block_q8_K *y = yv;
+    const __m256i low4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < n / QK_K; ib++) {
+        const int8_t *sc = x[ib].scales;
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        __m256i sumi = _mm256_mullo_epi32(_mm256_madd_epi16(loadu256(y[ib].bsums), sc16), _mm256_set1_epi32(-32));
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[ib].ql + 64 * h;
+            __m256i l0 = loadu256(ql), l1 = loadu256(ql + 32), qh = loadu256(x[ib].qh + 32 * h);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, low4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+            for (int k = 0; k < 4; k++) {
+                __m256i p = _mm256_maddubs_epi16(q[k], loadu256(y[ib].qs + 128 * h + 32 * k));
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]), _mm_set1_epi16(sc[8 * h + 2 * k]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[ib].d * FP16(x[ib].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+/* ------------------------------------------------------------ fill */
+
+KERNEL_ROWS_FROM_DOT(rows_f32, vec_dot_f32)
+KERNEL_ROWS_FROM_DOT(rows_f16, vec_dot_f16)
+KERNEL_ROWS_FROM_DOT(rows_bf16, vec_dot_bf16)
+KERNEL_ROWS_FROM_DOT(rows_q4_0, vec_dot_q4_0)
+KERNEL_ROWS_FROM_DOT(rows_q4_1, vec_dot_q4_1)
+KERNEL_ROWS_FROM_DOT(rows_q5_0, vec_dot_q5_0)
+KERNEL_ROWS_FROM_DOT(rows_q5_1, vec_dot_q5_1)
+KERNEL_ROWS_FROM_DOT(rows_q8_0, vec_dot_q8_0)
+KERNEL_ROWS_FROM_DOT(rows_q4_K, vec_dot_q4_K)
+KERNEL_ROWS_FROM_DOT(rows_q5_K, vec_dot_q5_K)
+KERNEL_ROWS_FROM_DOT(rows_q6_K, vec_dot_q6_K)
+
 void kernels_avx2_fill(kernel_traits tab[RYOT_TYPE_COUNT]) {
-    (void)tab;
+    tab[RYOT_TYPE_F32].vec_dot = vec_dot_f32;
+    tab[RYOT_TYPE_F32].vec_dot_rows = rows_f32;
+    tab[RYOT_TYPE_F16].vec_dot = vec_dot_f16;
+    tab[RYOT_TYPE_F16].vec_dot_rows = rows_f16;
+    tab[RYOT_TYPE_F16].to_float = f16_to_float;
+    tab[RYOT_TYPE_F16].from_float = f16_from_float;
+    tab[RYOT_TYPE_BF16].vec_dot = vec_dot_bf16;
+    tab[RYOT_TYPE_BF16].vec_dot_rows = rows_bf16;
+    tab[RYOT_TYPE_BF16].to_float = bf16_to_float;
+    tab[RYOT_TYPE_BF16].from_float = bf16_from_float;
+
+    tab[RYOT_TYPE_Q4_0].vec_dot = vec_dot_q4_0;
+    tab[RYOT_TYPE_Q4_0].vec_dot_rows = rows_q4_0;
+    tab[RYOT_TYPE_Q4_1].vec_dot = vec_dot_q4_1;
+    tab[RYOT_TYPE_Q4_1].vec_dot_rows = rows_q4_1;
+    tab[RYOT_TYPE_Q5_0].vec_dot = vec_dot_q5_0;
+    tab[RYOT_TYPE_Q5_0].vec_dot_rows = rows_q5_0;
+    tab[RYOT_TYPE_Q5_1].vec_dot = vec_dot_q5_1;
+    tab[RYOT_TYPE_Q5_1].vec_dot_rows = rows_q5_1;
+    tab[RYOT_TYPE_Q8_0].vec_dot = vec_dot_q8_0;
+    tab[RYOT_TYPE_Q8_0].vec_dot_rows = rows_q8_0;
+    tab[RYOT_TYPE_Q8_0].to_float = q8_0_to_float;
+    tab[RYOT_TYPE_Q8_0].from_float = q8_0_from_float;
+    tab[RYOT_TYPE_Q8_1].from_float = q8_1_from_float;
+    tab[RYOT_TYPE_Q8_K].from_float = q8_K_from_float;
+
+    tab[RYOT_TYPE_Q4_K].vec_dot = vec_dot_q4_K;
+    tab[RYOT_TYPE_Q4_K].vec_dot_rows = rows_q4_K;
+    tab[RYOT_TYPE_Q5_K].vec_dot = vec_dot_q5_K;
+    tab[RYOT_TYPE_Q5_K].vec_dot_rows = rows_q5_K;
+    tab[RYOT_TYPE_Q6_K].vec_dot = vec_dot_q6_K;
+    tab[RYOT_TYPE_Q6_K].vec_dot_rows = rows_q6_K;
 }
