@@ -286,7 +286,7 @@ static ryot_status parse_array(parser *p, gguf_array *arr, unsigned depth) {
     uint64_t min_elem = et == GGUF_TYPE_STRING ? 8 : et == GGUF_TYPE_ARRAY ? 12 : type_sizes[et];
     if (n > left(p) / min_elem)
         return ryot_fail(p->err, RYOT_ERR_FORMAT,
-                         "gguf: %s: array of %llu %s at offset %llu cannot fit in the %llu bytes left in the file "
+                         "gguf: %s: array of %llu %s elements at offset %llu cannot fit in the %llu bytes left in the file "
                          "(size %llu)",
                          p->ctx, (ull)n, type_names[et], (ull)n_at, (ull)left(p), (ull)p->size);
     if (et == GGUF_TYPE_STRING) {
