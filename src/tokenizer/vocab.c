@@ -1,0 +1,510 @@
+/* Vocabulary: loading tokenizer.ggml.* from GGUF, lookup tables, special ids,
+ * decoded pieces, and the small getters. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer/tok_internal.h"
+
+#define KEY(k) "tokenizer.ggml." k
+
+/* ---------------------------------------------------------------- hashing */
+
+uint64_t tok_hash(const char *s, size_t len) {
+    const uint64_t m = 0x9e3779b97f4a7c15ull;
+    uint64_t h = 0xcbf29ce484222325ull ^ (len * m);
+    while (len >= 8) {
+        uint64_t v;
+        memcpy(&v, s, 8);
+        h = (h ^ v) * m;
+        h ^= h >> 31;
+        s += 8;
+        len -= 8;
+    }
+    uint64_t v = 0;
+    memcpy(&v, s, len);
+    h = (h ^ v) * m;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return h;
+}
+
+static uint64_t pair_hash(uint64_t key) {
+    key *= 0x9e3779b97f4a7c15ull;
+    return key ^ (key >> 29);
+}
+
+static uint32_t table_size(uint64_t n) {
+    uint32_t cap = 16;
+    while (cap < 2 * n) cap <<= 1;
+    return cap;
+}
+
+int32_t tok_lookup(const tokenizer *tok, const char *s, size_t len) {
+    const str_table *t = &tok->lookup;
+    uint32_t i = (uint32_t)tok_hash(s, len) & t->mask;
+    for (;;) {
+        int32_t id = t->slots[i];
+        if (id < 0) return -1;
+        const tok_entry *e = &tok->tokens[id];
+        if (e->text_len == len && !memcmp(tok->blob + e->text_off, s, len)) return id;
+        i = (i + 1) & t->mask;
+    }
+}
+
+int32_t tok_merge_find(const tokenizer *tok, int32_t left, int32_t right, uint32_t *rank) {
+    const merge_table *t = &tok->merges;
+    if (!t->slots) return -1;
+    uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+    uint32_t i = (uint32_t)pair_hash(key) & t->mask;
+    for (;;) {
+        const merge_slot *sl = &t->slots[i];
+        if (sl->key == key) {
+            *rank = sl->rank;
+            return sl->result;
+        }
+        if (sl->key == UINT64_MAX) return -1;
+        i = (i + 1) & t->mask;
+    }
+}
+
+/* Later duplicates win, as in a map filled in id order. */
+static void lookup_insert(tokenizer *tok, int32_t id) {
+    str_table *t = &tok->lookup;
+    const tok_entry *e = &tok->tokens[id];
+    const char *s = tok->blob + e->text_off;
+    uint32_t i = (uint32_t)tok_hash(s, e->text_len) & t->mask;
+    for (;;) {
+        int32_t cur = t->slots[i];
+        if (cur < 0) {
+            t->slots[i] = id;
+            return;
+        }
+        const tok_entry *c = &tok->tokens[cur];
+        if (c->text_len == e->text_len && !memcmp(tok->blob + c->text_off, s, e->text_len)) {
+            t->slots[i] = id;
+            return;
+        }
+        i = (i + 1) & t->mask;
+    }
+}
+
+/* ---------------------------------------------------------------- byte map */
+
+static bool byte_is_printable(unsigned b) {
+    return (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || b >= 0xae;
+}
+
+uint32_t tok_byte_to_cp(uint8_t b) {
+    if (byte_is_printable(b)) return b;
+    /* Non-printable bytes take U+0100.. in byte order. */
+    uint32_t k = 0;
+    for (unsigned x = 0; x < b; x++) k += !byte_is_printable(x);
+    return 0x100 + k;
+}
+
+int tok_cp_to_byte(uint32_t cp) {
+    if (cp < 0x100) return byte_is_printable(cp) ? (int)cp : -1;
+    if (cp >= 0x100 + 68) return -1; /* 68 non-printable bytes */
+    uint32_t k = cp - 0x100;
+    for (unsigned x = 0; x < 256; x++)
+        if (!byte_is_printable(x) && k-- == 0) return (int)x;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- pieces */
+
+/* Writes the bytes token `id` decodes to at dst (room for text_len bytes);
+ * returns the length.  Decoded forms never exceed the vocab text. */
+static uint32_t make_piece(const tokenizer *tok, const int map[0x144], int32_t id, char *dst) {
+    const tok_entry *e = &tok->tokens[id];
+    const uint8_t *s = (const uint8_t *)tok->blob + e->text_off;
+    uint32_t n = e->text_len, o = 0;
+    bool normal = e->type == TOKEN_TYPE_NORMAL || e->type == TOKEN_TYPE_UNUSED || e->type == TOKEN_TYPE_UNDEFINED;
+    if (tok->kind == TOKENIZER_BPE && normal) {
+        for (uint32_t i = 0; i < n;) {
+            uint32_t cp;
+            size_t l = tok_utf8_decode(s + i, n - i, &cp);
+            if (l && cp < 0x144 && map[cp] >= 0) {
+                dst[o++] = (char)map[cp];
+                i += (uint32_t)l;
+            } else { /* not a mapped byte: keep the raw text */
+                if (!l) l = 1;
+                memcpy(dst + o, s + i, l);
+                o += (uint32_t)l;
+                i += (uint32_t)l;
+            }
+        }
+        return o;
+    }
+    if (tok->kind != TOKENIZER_BPE && e->type == TOKEN_TYPE_BYTE && n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>') {
+        char hex[3] = {(char)s[3], (char)s[4], 0}, *end;
+        long v = strtol(hex, &end, 16);
+        if (*end == 0) {
+            dst[0] = (char)v;
+            return 1;
+        }
+    }
+    if (tok->kind != TOKENIZER_BPE && normal) {
+        for (uint32_t i = 0; i < n;) {
+            if (i + 3 <= n && s[i] == 0xe2 && s[i + 1] == 0x96 && s[i + 2] == 0x81) {
+                dst[o++] = ' ';
+                i += 3;
+            } else {
+                dst[o++] = (char)s[i++];
+            }
+        }
+        return o;
+    }
+    memcpy(dst, s, n);
+    return n;
+}
+
+/* ---------------------------------------------------------------- load helpers */
+
+static ryot_status get_id(const gguf_file *f, const char *key, int32_t n_vocab, int32_t *id, ryot_error *err) {
+    int64_t v;
+    ryot_error e2;
+    ryot_status st = gguf_get_i64(f, key, &v, &e2);
+    if (st == RYOT_ERR_NOT_FOUND) return RYOT_OK;
+    if (st != RYOT_OK) return ryot_fail(err, st, "%s", e2.msg);
+    /* Out-of-range ids (some converters write -1 or the vocab size) mean none. */
+    *id = (v >= 0 && v < n_vocab) ? (int32_t)v : -1;
+    return RYOT_OK;
+}
+
+static ryot_status get_flag(const gguf_file *f, const char *key, bool *out, ryot_error *err) {
+    ryot_error e2;
+    bool v;
+    ryot_status st = gguf_get_bool(f, key, &v, &e2);
+    if (st == RYOT_ERR_NOT_FOUND) return RYOT_OK;
+    if (st != RYOT_OK) return ryot_fail(err, st, "%s", e2.msg);
+    *out = v;
+    return RYOT_OK;
+}
+
+static ryot_status load_merges(tokenizer *tok, const gguf_file *f, ryot_error *err) {
+    const gguf_array *arr;
+    ryot_error e2;
+    ryot_status st = gguf_get_arr(f, KEY("merges"), GGUF_TYPE_STRING, &arr, &e2);
+    if (st == RYOT_ERR_NOT_FOUND) return ryot_fail(err, RYOT_ERR_FORMAT, "byte-level BPE vocab without " KEY("merges"));
+    if (st != RYOT_OK) return ryot_fail(err, st, "%s", e2.msg);
+    if (arr->n >= UINT32_MAX / 2) return ryot_fail(err, RYOT_ERR_FORMAT, KEY("merges") ": %llu entries", (unsigned long long)arr->n);
+    merge_table *t = &tok->merges;
+    uint32_t cap = table_size(arr->n);
+    t->slots = malloc((size_t)cap * sizeof *t->slots);
+    if (!t->slots) return ryot_fail(err, RYOT_ERR_NOMEM, "merge table (%u slots)", cap);
+    t->mask = cap - 1;
+    for (uint32_t i = 0; i < cap; i++) t->slots[i].key = UINT64_MAX;
+    for (uint64_t r = 0; r < arr->n; r++) {
+        gguf_str s = arr->strs[r];
+        /* "left right": split at the first space after the first byte. */
+        const char *sp = s.len > 1 ? memchr(s.data + 1, ' ', s.len - 1) : NULL;
+        if (!sp) return ryot_fail(err, RYOT_ERR_FORMAT, KEY("merges") "[%llu]: no space separator", (unsigned long long)r);
+        size_t ll = (size_t)(sp - s.data), rl = s.len - ll - 1;
+        int32_t l = tok_lookup(tok, s.data, ll), rr = tok_lookup(tok, sp + 1, rl);
+        if (l < 0 || rr < 0) continue; /* a side outside the vocab can never be formed */
+        char stackbuf[512], *cat = ll + rl <= sizeof stackbuf ? stackbuf : malloc(ll + rl);
+        if (!cat) return ryot_fail(err, RYOT_ERR_NOMEM, "merge text");
+        memcpy(cat, s.data, ll);
+        memcpy(cat + ll, sp + 1, rl);
+        int32_t res = tok_lookup(tok, cat, ll + rl);
+        if (cat != stackbuf) free(cat);
+        if (res < 0) continue; /* merged text not a token: the merge is unusable */
+        uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)rr;
+        uint32_t i = (uint32_t)pair_hash(key) & t->mask;
+        while (t->slots[i].key != UINT64_MAX && t->slots[i].key != key) i = (i + 1) & t->mask;
+        if (t->slots[i].key == key) continue; /* duplicate: the first (best) rank stays */
+        t->slots[i] = (merge_slot){.key = key, .rank = (uint32_t)r, .result = res};
+    }
+    return RYOT_OK;
+}
+
+static int cmp_len_desc(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static bool is_special_type(uint8_t t) {
+    return t == TOKEN_TYPE_CONTROL || t == TOKEN_TYPE_USER_DEFINED || t == TOKEN_TYPE_UNKNOWN;
+}
+
+static ryot_status build_special_groups(tokenizer *tok, ryot_error *err) {
+    uint32_t n = 0;
+    for (int32_t i = 0; i < tok->n_vocab; i++)
+        if (is_special_type(tok->tokens[i].type) && tok->tokens[i].text_len > 0) n++;
+    if (!n) return RYOT_OK;
+    uint32_t *lens = malloc(n * sizeof *lens);
+    if (!lens) return ryot_fail(err, RYOT_ERR_NOMEM, "special token table");
+    n = 0;
+    for (int32_t i = 0; i < tok->n_vocab; i++)
+        if (is_special_type(tok->tokens[i].type) && tok->tokens[i].text_len > 0) lens[n++] = tok->tokens[i].text_len;
+    qsort(lens, n, sizeof *lens, cmp_len_desc);
+    uint32_t ng = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (i == 0 || lens[i] != lens[i - 1]) lens[ng++] = lens[i];
+    tok->groups = calloc(ng, sizeof *tok->groups);
+    if (!tok->groups) {
+        free(lens);
+        return ryot_fail(err, RYOT_ERR_NOMEM, "special token table");
+    }
+    for (uint32_t g = 0; g < ng; g++) tok->groups[g].len = lens[g];
+    tok->n_groups = (int)ng;
+    free(lens);
+    for (int32_t i = 0; i < tok->n_vocab; i++) {
+        const tok_entry *e = &tok->tokens[i];
+        if (!is_special_type(e->type) || !e->text_len) continue;
+        /* Only the token the text lookup answers with can be matched. */
+        if (tok_lookup(tok, tok->blob + e->text_off, e->text_len) != i) continue;
+        uint8_t b = (uint8_t)tok->blob[e->text_off];
+        for (int g = 0; g < tok->n_groups; g++) {
+            if (tok->groups[g].len != e->text_len) continue;
+            tok->groups[g].first_any[b >> 3] |= (uint8_t)(1u << (b & 7));
+            if (e->type == TOKEN_TYPE_USER_DEFINED) tok->groups[g].first_user[b >> 3] |= (uint8_t)(1u << (b & 7));
+        }
+    }
+    return RYOT_OK;
+}
+
+static int32_t find_special(const tokenizer *tok, const char *text) {
+    int32_t id = tok_lookup(tok, text, strlen(text));
+    if (id < 0) return -1;
+    uint8_t t = tok->tokens[id].type;
+    return t == TOKEN_TYPE_CONTROL || t == TOKEN_TYPE_USER_DEFINED ? id : -1;
+}
+
+static void add_eog(tokenizer *tok, int32_t id) {
+    if (id < 0) return;
+    for (int i = 0; i < tok->n_eog; i++)
+        if (tok->eog[i] == id) return;
+    if (tok->n_eog < TOK_MAX_EOG) tok->eog[tok->n_eog++] = id;
+}
+
+static void find_eog(tokenizer *tok) {
+    static const char *const eot_names[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
+                                            "<|endoftext|>", "<EOT>", "<|end_of_turn|>"};
+    static const char *const eog_names[] = {"<|eot_id|>", "<|im_end|>",  "<|end|>",    "<end_of_turn>",
+                                            "<|endoftext|>", "<|eom_id|>", "<EOT>", "<|return|>",
+                                            "<|end_of_text|>", "<|end_of_turn|>"};
+    if (tok->eot < 0)
+        for (size_t i = 0; i < sizeof eot_names / sizeof *eot_names && tok->eot < 0; i++)
+            tok->eot = find_special(tok, eot_names[i]);
+    if (tok->eom < 0) tok->eom = find_special(tok, "<|eom_id|>");
+    add_eog(tok, tok->eos);
+    add_eog(tok, tok->eot);
+    add_eog(tok, tok->eom);
+    for (size_t i = 0; i < sizeof eog_names / sizeof *eog_names; i++) add_eog(tok, find_special(tok, eog_names[i]));
+}
+
+/* ---------------------------------------------------------------- load */
+
+static ryot_status load(tokenizer *tok, const gguf_file *f, ryot_error *err) {
+    ryot_error e2;
+    gguf_str model;
+    ryot_status st = gguf_get_str(f, KEY("model"), &model, &e2);
+    if (st == RYOT_ERR_NOT_FOUND) return ryot_fail(err, RYOT_ERR_FORMAT, "no " KEY("model") " key: not a vocab");
+    if (st != RYOT_OK) return ryot_fail(err, st, "%s", e2.msg);
+    if (gguf_str_eq(model, "gpt2"))
+        tok->kind = TOKENIZER_BPE;
+    else if (gguf_str_eq(model, "llama"))
+        tok->kind = TOKENIZER_SPM;
+    else
+        return ryot_fail(err, RYOT_ERR_UNSUPPORTED, "unsupported tokenizer model '%.*s'",
+                         (int)(model.len > 64 ? 64 : model.len), model.data);
+
+    const gguf_array *toks, *scores = NULL, *types = NULL;
+    if ((st = gguf_get_arr(f, KEY("tokens"), GGUF_TYPE_STRING, &toks, &e2)) != RYOT_OK)
+        return ryot_fail(err, st == RYOT_ERR_NOT_FOUND ? RYOT_ERR_FORMAT : st, "%s", e2.msg);
+    if (toks->n == 0 || toks->n > INT32_MAX / 2)
+        return ryot_fail(err, RYOT_ERR_FORMAT, KEY("tokens") ": %llu entries", (unsigned long long)toks->n);
+    st = gguf_get_arr(f, KEY("scores"), GGUF_TYPE_FLOAT32, &scores, &e2);
+    if (st == RYOT_ERR_NOT_FOUND) scores = NULL;
+    else if (st != RYOT_OK) return ryot_fail(err, st, "%s", e2.msg);
+    else if (scores->n != toks->n)
+        return ryot_fail(err, RYOT_ERR_FORMAT, KEY("scores") " has %llu entries, tokens %llu",
+                         (unsigned long long)scores->n, (unsigned long long)toks->n);
+    st = gguf_get_arr(f, KEY("token_type"), GGUF_TYPE_INT32, &types, &e2);
+    if (st == RYOT_ERR_NOT_FOUND) types = NULL;
+    else if (st != RYOT_OK) return ryot_fail(err, st, "%s", e2.msg);
+    else if (types->n != toks->n)
+        return ryot_fail(err, RYOT_ERR_FORMAT, KEY("token_type") " has %llu entries, tokens %llu",
+                         (unsigned long long)types->n, (unsigned long long)toks->n);
+
+    int32_t n = (int32_t)toks->n;
+    tok->n_vocab = n;
+    uint64_t total = 0;
+    for (int32_t i = 0; i < n; i++) total += toks->strs[i].len;
+    if (2 * total + 1 >= UINT32_MAX) return ryot_fail(err, RYOT_ERR_FORMAT, KEY("tokens") ": %llu bytes of text", (unsigned long long)total);
+    tok->tokens = calloc((size_t)n, sizeof *tok->tokens);
+    tok->blob = malloc(2 * total + 1);
+    tok->lookup.slots = malloc((size_t)table_size((uint64_t)n) * sizeof(int32_t));
+    if (!tok->tokens || !tok->blob || !tok->lookup.slots) return ryot_fail(err, RYOT_ERR_NOMEM, "vocab of %d tokens", n);
+    tok->lookup.mask = table_size((uint64_t)n) - 1;
+    memset(tok->lookup.slots, 0xff, ((size_t)tok->lookup.mask + 1) * sizeof(int32_t));
+
+    size_t off = 0;
+    for (int32_t i = 0; i < n; i++) {
+        tok_entry *e = &tok->tokens[i];
+        e->text_off = (uint32_t)off;
+        e->text_len = (uint32_t)toks->strs[i].len;
+        memcpy(tok->blob + off, toks->strs[i].data, e->text_len);
+        off += e->text_len;
+        e->score = scores ? gguf_arr_f32(scores, (uint64_t)i) : 0.0f;
+        int32_t t = types ? gguf_arr_i32(types, (uint64_t)i) : TOKEN_TYPE_NORMAL;
+        e->type = (uint8_t)(t >= TOKEN_TYPE_UNDEFINED && t <= TOKEN_TYPE_BYTE ? t : TOKEN_TYPE_NORMAL);
+        if (e->text_len > tok->max_piece) tok->max_piece = e->text_len;
+        lookup_insert(tok, i);
+    }
+    int map[0x144];
+    for (int c = 0; c < 0x144; c++) map[c] = tok_cp_to_byte((uint32_t)c);
+    for (int32_t i = 0; i < n; i++) {
+        tok_entry *e = &tok->tokens[i];
+        e->piece_off = (uint32_t)off;
+        e->piece_len = make_piece(tok, map, i, tok->blob + off);
+        off += e->piece_len;
+    }
+    tok->blob_len = off;
+
+    /* Special ids: per-model defaults, then the keys. */
+    tok->bos = tok->eos = tok->eot = tok->eom = tok->pad = tok->unk = tok->sep = tok->cls = -1;
+    if (tok->kind == TOKENIZER_SPM) {
+        tok->bos = n > 1 ? 1 : -1;
+        tok->eos = n > 2 ? 2 : -1;
+        tok->unk = 0;
+        tok->add_bos = true;
+        tok->add_space_prefix = true;
+    }
+    const struct {
+        const char *key;
+        int32_t *id;
+    } ids[] = {
+        {KEY("bos_token_id"), &tok->bos},       {KEY("eos_token_id"), &tok->eos},
+        {KEY("eot_token_id"), &tok->eot},       {KEY("eom_token_id"), &tok->eom},
+        {KEY("padding_token_id"), &tok->pad},   {KEY("unknown_token_id"), &tok->unk},
+        {KEY("seperator_token_id"), &tok->sep}, {KEY("cls_token_id"), &tok->cls},
+    };
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+        if ((st = get_id(f, ids[i].key, n, ids[i].id, err)) != RYOT_OK) return st;
+
+    gguf_str pre = {0, NULL};
+    st = gguf_get_str(f, KEY("pre"), &pre, &e2);
+    if (st != RYOT_OK && st != RYOT_ERR_NOT_FOUND) return ryot_fail(err, st, "%s", e2.msg);
+    if (tok->kind == TOKENIZER_BPE) {
+        char name[48];
+        if (!pre.data) {
+            strcpy(name, "gpt-2"); /* no key: the original GPT-2 pre-tokenizer */
+        } else {
+            if (pre.len >= sizeof name)
+                return ryot_fail(err, RYOT_ERR_UNSUPPORTED, "unknown pre-tokenizer '%.*s' (" KEY("pre") ")", 64,
+                                 pre.data);
+            memcpy(name, pre.data, pre.len);
+            name[pre.len] = 0;
+        }
+        if ((st = pretok_init(tok, name, err)) != RYOT_OK) return st;
+        snprintf(tok->pre_name, sizeof tok->pre_name, "%s", name);
+        if ((st = load_merges(tok, f, err)) != RYOT_OK) return st;
+        if (tok->ignore_merges) tok->add_bos = true; /* llama3 defaults */
+    } else {
+        tok->pre_name[0] = 0;
+    }
+
+    if ((st = get_flag(f, KEY("add_bos_token"), &tok->add_bos, err)) != RYOT_OK) return st;
+    if ((st = get_flag(f, KEY("add_eos_token"), &tok->add_eos, err)) != RYOT_OK) return st;
+    if ((st = get_flag(f, KEY("add_space_prefix"), &tok->add_space_prefix, err)) != RYOT_OK) return st;
+
+    /* Byte tokens: the mapped byte (byte-level BPE) or <0xNN> (SentencePiece),
+     * accepted only when the token really decodes to that byte (DeepSeek's
+     * vocabs reuse the stand-ins of bytes that never occur in UTF-8, such as
+     * "õ" for F5, as user-defined tokens for the character itself). */
+    for (int b = 0; b < 256; b++) {
+        char s[8];
+        if (tok->kind == TOKENIZER_BPE) {
+            size_t l = tok_utf8_encode(tok_byte_to_cp((uint8_t)b), s);
+            tok->byte_id[b] = tok_lookup(tok, s, l);
+        } else {
+            snprintf(s, sizeof s, "<0x%02X>", b);
+            tok->byte_id[b] = tok_lookup(tok, s, 6);
+            if (tok->byte_id[b] < 0) {
+                s[0] = (char)b;
+                tok->byte_id[b] = tok_lookup(tok, s, 1);
+            }
+        }
+        int32_t id = tok->byte_id[b];
+        if (id >= 0 && (tok->tokens[id].piece_len != 1 || (uint8_t)tok->blob[tok->tokens[id].piece_off] != b))
+            tok->byte_id[b] = -1;
+    }
+    if ((st = build_special_groups(tok, err)) != RYOT_OK) return st;
+    find_eog(tok);
+    return RYOT_OK;
+}
+
+ryot_status tokenizer_load(const gguf_file *f, tokenizer **out, ryot_error *err) {
+    *out = NULL;
+    tokenizer *tok = calloc(1, sizeof *tok);
+    if (!tok) return ryot_fail(err, RYOT_ERR_NOMEM, "tokenizer");
+    ryot_status st = load(tok, f, err);
+    if (st != RYOT_OK) {
+        tokenizer_free(tok);
+        return st;
+    }
+    *out = tok;
+    return RYOT_OK;
+}
+
+void tokenizer_free(tokenizer *tok) {
+    if (!tok) return;
+    pretok_free(&tok->pre);
+    free(tok->tokens);
+    free(tok->blob);
+    free(tok->lookup.slots);
+    free(tok->merges.slots);
+    free(tok->groups);
+    free(tok);
+}
+
+/* ---------------------------------------------------------------- getters */
+
+tokenizer_kind tokenizer_get_kind(const tokenizer *tok) { return tok->kind; }
+const char *tokenizer_pre_name(const tokenizer *tok) { return tok->pre_name; }
+int32_t tokenizer_n_vocab(const tokenizer *tok) { return tok->n_vocab; }
+int32_t tokenizer_bos(const tokenizer *tok) { return tok->bos; }
+int32_t tokenizer_eos(const tokenizer *tok) { return tok->eos; }
+int32_t tokenizer_eot(const tokenizer *tok) { return tok->eot; }
+int32_t tokenizer_pad(const tokenizer *tok) { return tok->pad; }
+int32_t tokenizer_unk(const tokenizer *tok) { return tok->unk; }
+
+unsigned tokenizer_default_flags(const tokenizer *tok) {
+    return (tok->add_bos ? TOKENIZE_ADD_BOS : 0u) | (tok->add_eos ? TOKENIZE_ADD_EOS : 0u);
+}
+
+bool tokenizer_is_eog(const tokenizer *tok, int32_t id) {
+    for (int i = 0; i < tok->n_eog; i++)
+        if (tok->eog[i] == id) return true;
+    return false;
+}
+
+token_type tokenizer_token_type(const tokenizer *tok, int32_t id) {
+    if (id < 0 || id >= tok->n_vocab) return TOKEN_TYPE_UNDEFINED;
+    return (token_type)tok->tokens[id].type;
+}
+
+const char *tokenizer_token_text(const tokenizer *tok, int32_t id, size_t *len) {
+    if (id < 0 || id >= tok->n_vocab) {
+        *len = 0;
+        return NULL;
+    }
+    *len = tok->tokens[id].text_len;
+    return tok->blob + tok->tokens[id].text_off;
+}
+
+const char *tokenizer_token_bytes(const tokenizer *tok, int32_t id, size_t *len) {
+    if (id < 0 || id >= tok->n_vocab) {
+        *len = 0;
+        return NULL;
+    }
+    *len = tok->tokens[id].piece_len;
+    return tok->blob + tok->tokens[id].piece_off;
+}
+
+int32_t tokenizer_find(const tokenizer *tok, const char *text, size_t len) { return tok_lookup(tok, text, len); }
