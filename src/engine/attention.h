@@ -1,0 +1,35 @@
+/* Causal attention of one head over an F16 KV cache, flash style: keys and
+ * values are streamed in tiles of ATTN_TILE_KV positions with an online
+ * softmax, so no n x n score matrix exists.  Tiles are aligned to multiples
+ * of ATTN_TILE_KV from position 0, so a query computes the same sequence of
+ * operations whether it arrives alone (decode) or inside a prompt batch. */
+#ifndef RYOT_ENGINE_ATTENTION_H
+#define RYOT_ENGINE_ATTENTION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ATTN_TILE_KV 64 /* key/value positions per tile */
+#define ATTN_TILE_Q 16  /* queries per work unit in prompt batches */
+
+typedef struct attn_desc {
+    int head_dim;   /* q and k */
+    int head_dim_v; /* v and out */
+    float scale;    /* multiplies q.k */
+    int window;     /* 0: full causal; else query at p sees keys p-window+1..p */
+} attn_desc;
+
+/* Floats of scratch attn_flash needs for up to n_q queries. */
+size_t attn_scratch_floats(const attn_desc *d, int n_q);
+
+/* n_q queries at positions pos0..pos0+n_q-1 (row i at q + i*q_stride floats)
+ * against keys/values of positions 0..pos0+n_q-1 (k: rows of head_dim F16,
+ * v: rows of head_dim_v F16, contiguous).  Writes out rows (o_stride). */
+void attn_flash(const attn_desc *d, const float *q, size_t q_stride, int n_q, int pos0, const uint16_t *k,
+                const uint16_t *v, float *out, size_t o_stride, float *scratch);
+
+/* Reference: full softmax over each query's visible keys, in double (tests). */
+void attn_naive(const attn_desc *d, const float *q, size_t q_stride, int n_q, int pos0, const uint16_t *k,
+                const uint16_t *v, float *out, size_t o_stride);
+
+#endif

@@ -1,0 +1,189 @@
+/* Engine context creation: one pass over the model decides every buffer's
+ * size, then everything is allocated here and nowhere else. */
+#include "engine/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/attention.h"
+#include "kernels/kernels.h"
+
+engine_params engine_params_default(const model *m) {
+    engine_params p = {0};
+    p.n_ctx = m && m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096;
+    p.n_batch = 512;
+    long nc = sysconf(_SC_NPROCESSORS_ONLN);
+    p.n_threads = nc > 0 ? (int)nc : 1;
+    p.n_logits_max = 1;
+    return p;
+}
+
+static void *alloc_aligned(size_t bytes, bool *ok) {
+    void *p = NULL;
+    if (bytes == 0) bytes = 64;
+    if (posix_memalign(&p, 64, (bytes + 63) & ~(size_t)63)) {
+        *ok = false;
+        return NULL;
+    }
+    return p;
+}
+
+/* size = a*b*c*d elements of `elem` bytes, false on overflow */
+static bool mul_size(size_t *out, size_t elem, size_t a, size_t b, size_t c, size_t d) {
+    size_t r = elem;
+    size_t f[4] = {a, b, c, d};
+    for (int i = 0; i < 4; i++) {
+        if (f[i] && r > SIZE_MAX / f[i]) return false;
+        r *= f[i];
+    }
+    *out = r;
+    return true;
+}
+
+static int slot_add(engine *e, ryot_type t, int64_t n_in) {
+    int s;
+    for (s = 0; s < e->n_slots; s++)
+        if (e->slot_type[s] == t) break;
+    if (s == e->n_slots) {
+        if (s == ENGINE_MAX_SLOTS) return -1;
+        e->slot_type[s] = t;
+        e->slot_row_max[s] = 0;
+        e->n_slots++;
+    }
+    uint64_t rb = 0;
+    RYOT_ASSERT(ryot_row_size(t, (uint64_t)n_in, &rb)); /* checked at binding */
+    if (rb > e->slot_row_max[s]) e->slot_row_max[s] = (size_t)rb;
+    return s;
+}
+
+static bool slots_for(engine *e, const model_weight *w) {
+    return slot_add(e, kernels_get(w->type)->vec_dot_type, w->n_in) >= 0;
+}
+
+ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ryot_error *err) {
+    *out = NULL;
+    engine_params p = pp ? *pp : engine_params_default(m);
+    engine_params d = engine_params_default(m);
+    if (p.n_ctx <= 0) p.n_ctx = d.n_ctx;
+    if (p.n_batch <= 0) p.n_batch = d.n_batch;
+    if (p.n_threads <= 0) p.n_threads = d.n_threads;
+    if (p.n_logits_max <= 0) p.n_logits_max = 1;
+    if (p.n_ctx > (1 << 24)) return ryot_fail(err, RYOT_ERR_INVALID, "context: n_ctx %d is too large", p.n_ctx);
+    if (p.n_threads > 512) return ryot_fail(err, RYOT_ERR_INVALID, "context: %d threads is too many", p.n_threads);
+    if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
+    if (p.n_batch > 65536) p.n_batch = 65536;
+    if (p.n_logits_max > p.n_batch)
+        return ryot_fail(err, RYOT_ERR_INVALID, "context: n_logits_max %d exceeds n_batch %d", p.n_logits_max,
+                         p.n_batch);
+
+    const model_hparams *hp = &m->hp;
+    engine *e = calloc(1, sizeof *e);
+    if (!e) return ryot_fail(err, RYOT_ERR_NOMEM, "context: out of memory");
+    e->m = m;
+    e->n_ctx = p.n_ctx;
+    e->n_batch = p.n_batch;
+    e->n_threads = p.n_threads;
+    e->n_logits_max = p.n_logits_max;
+    atomic_init(&e->next_unit, 0);
+
+    bool ok = true;
+    for (int il = 0; il < hp->n_layer && ok; il++) {
+        const model_layer *l = &m->layers[il];
+        ok = slots_for(e, &l->wq) && slots_for(e, &l->wk) && slots_for(e, &l->wv) && slots_for(e, &l->wo) &&
+             slots_for(e, &l->w_gate) && slots_for(e, &l->w_up) && slots_for(e, &l->w_down);
+    }
+    ok = ok && slots_for(e, &m->output);
+    if (!ok) {
+        free(e);
+        return ryot_fail(err, RYOT_ERR_UNSUPPORTED, "context: the model mixes more than %d activation types",
+                         ENGINE_MAX_SLOTS);
+    }
+    const size_t E = (size_t)hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim,
+                 K = (size_t)hp->n_head_kv * hp->head_dim, V = (size_t)hp->n_head_kv * hp->head_dim_v,
+                 O = (size_t)hp->n_head * hp->head_dim_v, F = (size_t)hp->n_ff, B = (size_t)p.n_batch;
+    e->max_in = E > O ? E : O;
+    if (F > e->max_in) e->max_in = F;
+
+    size_t kbytes, vbytes, lbytes;
+    ok = mul_size(&kbytes, 2, (size_t)hp->n_layer, (size_t)hp->n_head_kv, (size_t)p.n_ctx, (size_t)hp->head_dim) &&
+         mul_size(&vbytes, 2, (size_t)hp->n_layer, (size_t)hp->n_head_kv, (size_t)p.n_ctx, (size_t)hp->head_dim_v) &&
+         mul_size(&lbytes, sizeof(float), (size_t)p.n_logits_max, (size_t)hp->n_vocab, 1, 1);
+    if (!ok) {
+        free(e);
+        return ryot_fail(err, RYOT_ERR_INVALID, "context: KV cache size overflows");
+    }
+    e->k_cache = alloc_aligned(kbytes, &ok);
+    e->v_cache = alloc_aligned(vbytes, &ok);
+    e->x = alloc_aligned(B * E * sizeof(float), &ok);
+    e->xn = alloc_aligned(B * E * sizeof(float), &ok);
+    e->q = alloc_aligned(B * Q * sizeof(float), &ok);
+    e->k = alloc_aligned(B * K * sizeof(float), &ok);
+    e->v = alloc_aligned(B * V * sizeof(float), &ok);
+    e->att = alloc_aligned(B * O * sizeof(float), &ok);
+    e->delta = alloc_aligned(B * E * sizeof(float), &ok);
+    e->gate = alloc_aligned(B * F * sizeof(float), &ok);
+    e->up = alloc_aligned(B * F * sizeof(float), &ok);
+    for (int s = 0; s < e->n_slots; s++) e->qbuf[s] = alloc_aligned(B * e->slot_row_max[s], &ok);
+    e->rope_cs = alloc_aligned(B * (size_t)hp->rope_dim * sizeof(float), &ok);
+    if (hp->sliding_window > 0 &&
+        (hp->rope_base_swa != hp->rope_base || hp->rope_freq_scale_swa != hp->rope_freq_scale))
+        e->rope_cs_swa = alloc_aligned(B * (size_t)hp->rope_dim * sizeof(float), &ok);
+    e->logits = alloc_aligned(lbytes, &ok);
+    e->th = calloc((size_t)p.n_threads, sizeof *e->th);
+    ok = ok && e->th;
+    attn_desc ad = {.head_dim = hp->head_dim, .head_dim_v = hp->head_dim_v};
+    for (int t = 0; ok && t < p.n_threads; t++) {
+        engine_thread *th = &e->th[t];
+        th->xn = alloc_aligned(ENGINE_SMALL_BATCH * e->max_in * sizeof(float), &ok);
+        for (int s = 0; s < e->n_slots; s++) th->q[s] = alloc_aligned(ENGINE_SMALL_BATCH * e->slot_row_max[s], &ok);
+        th->attn = alloc_aligned(attn_scratch_floats(&ad, ATTN_TILE_Q) * sizeof(float), &ok);
+    }
+    if (ok) {
+        e->pool = ryot_pool_new(p.n_threads);
+        ok = e->pool != NULL;
+    }
+    if (!ok) {
+        engine_free(e);
+        return ryot_fail(err, RYOT_ERR_NOMEM, "context: out of memory (n_ctx %d, n_batch %d)", p.n_ctx, p.n_batch);
+    }
+    /* Unwritten cache positions are never read, but zero them so the memory
+     * is committed now rather than during the first long prompt. */
+    memset(e->k_cache, 0, kbytes);
+    memset(e->v_cache, 0, vbytes);
+    *out = e;
+    return RYOT_OK;
+}
+
+void engine_free(engine *e) {
+    if (!e) return;
+    ryot_pool_free(e->pool);
+    if (e->th)
+        for (int t = 0; t < e->n_threads; t++) {
+            free(e->th[t].xn);
+            for (int s = 0; s < ENGINE_MAX_SLOTS; s++) free(e->th[t].q[s]);
+            free(e->th[t].attn);
+        }
+    free(e->th);
+    free(e->k_cache);
+    free(e->v_cache);
+    free(e->x);
+    free(e->xn);
+    free(e->q);
+    free(e->k);
+    free(e->v);
+    free(e->att);
+    free(e->delta);
+    free(e->gate);
+    free(e->up);
+    for (int s = 0; s < ENGINE_MAX_SLOTS; s++) free(e->qbuf[s]);
+    free(e->rope_cs);
+    free(e->rope_cs_swa);
+    free(e->logits);
+    free(e);
+}
+
+const float *engine_logits(const engine *e, int i) {
+    RYOT_ASSERT(i >= 0 && i < e->n_logits);
+    return e->logits + (size_t)i * e->m->hp.n_vocab;
+}

@@ -1,0 +1,89 @@
+/* Engine context: everything one sequence's forward pass needs, allocated
+ * once at creation (activations for n_batch tokens, the KV cache, per-thread
+ * scratch, the worker pool); decoding never allocates.
+ *
+ * KV cache: F16, per layer, per KV head, positions contiguous
+ *   k[(il * n_head_kv + h) * n_ctx + pos][0..head_dim)
+ * so attention streams one head's keys and values.
+ *
+ * The forward driver evaluates a batch of n tokens at positions
+ * pos..pos+n-1: prefill and decode are the same code.  Per-weight matmuls
+ * (rows split across threads) are kept apart from the per-sequence attention
+ * step (units of (head, query tile) handed out dynamically), so batches that
+ * mix sequences can be added by giving the attention step per-sequence views. */
+#ifndef RYOT_ENGINE_ENGINE_H
+#define RYOT_ENGINE_ENGINE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "model/model.h"
+
+/* distinct activation (vec_dot) types a model may need at once */
+#define ENGINE_MAX_SLOTS 4
+/* batches up to this many tokens are normalized and quantized by every
+ * thread for itself, which saves a synchronization per matmul */
+#define ENGINE_SMALL_BATCH 4
+
+typedef struct engine_params {
+    int n_ctx;        /* KV positions (default: min(train context, 4096)) */
+    int n_batch;      /* most tokens per forward chunk (default 512) */
+    int n_threads;    /* default: online CPUs */
+    int n_logits_max; /* rows of logits one decode may return (default 1) */
+} engine_params;
+
+typedef struct engine_thread {
+    float *xn;                   /* (ENGINE_SMALL_BATCH, max_in) normalized input */
+    void *q[ENGINE_MAX_SLOTS];   /* (ENGINE_SMALL_BATCH) rows of each slot type */
+    float *attn;                 /* attention scratch */
+} engine_thread;
+
+typedef struct engine {
+    const model *m;
+    int n_ctx, n_batch, n_threads, n_logits_max;
+    ryot_pool *pool;
+    int n_past;                  /* KV positions filled */
+
+    /* activation types: one slot per distinct vec_dot_type */
+    int n_slots;
+    ryot_type slot_type[ENGINE_MAX_SLOTS];
+    size_t slot_row_max[ENGINE_MAX_SLOTS]; /* bytes of the longest input row */
+    size_t max_in;               /* longest matmul input row, elements */
+
+    uint16_t *k_cache;           /* (n_layer, n_head_kv, n_ctx, head_dim) F16 */
+    uint16_t *v_cache;           /* (n_layer, n_head_kv, n_ctx, head_dim_v) F16 */
+
+    float *x;                    /* (n_batch, n_embd) residual stream */
+    float *xn;                   /* (n_batch, n_embd) normalized input of a sub-block */
+    float *q;                    /* (n_batch, n_head*head_dim) */
+    float *k;                    /* (n_batch, n_head_kv*head_dim) */
+    float *v;                    /* (n_batch, n_head_kv*head_dim_v) */
+    float *att;                  /* (n_batch, n_head*head_dim_v) attention output */
+    float *delta;                /* (n_batch, n_embd) sub-block output */
+    float *gate;                 /* (n_batch, n_ff), then the activated product */
+    float *up;                   /* (n_batch, n_ff) */
+    void *qbuf[ENGINE_MAX_SLOTS];/* (n_batch) quantized input rows per slot */
+    float *rope_cs;              /* (n_batch, rope_dim) global layers */
+    float *rope_cs_swa;          /* (n_batch, rope_dim) sliding layers (= rope_cs if same) */
+    float *logits;               /* (n_logits_max, n_vocab) */
+    int n_logits;                /* rows valid after the last decode */
+    engine_thread *th;           /* (n_threads) */
+    atomic_int next_unit;        /* dynamic work counter of the attention step */
+} engine;
+
+engine_params engine_params_default(const model *m);
+ryot_status engine_new(const model *m, const engine_params *p, engine **out, ryot_error *err);
+void engine_free(engine *e);
+
+/* Evaluates tokens[0..n) at positions pos..pos+n-1 (pos <= n_past: the cache
+ * past pos is discarded), then n_past = pos + n.  Computes logits for the
+ * last n_logits tokens (0 <= n_logits <= min(n, n_logits_max)). */
+ryot_status engine_decode(engine *e, const int32_t *tokens, int n, int pos, int n_logits, ryot_error *err);
+
+/* Row i (0 <= i < n_logits of the last decode) of n_vocab logits. */
+const float *engine_logits(const engine *e, int i);
+
+#endif

@@ -1,0 +1,412 @@
+/* Forward driver: one function for every architecture, prefill and decode.
+ *
+ * Steps of one layer, each one ryot_pool_run (the join is the barrier):
+ *   [prep]  attn_norm (+ pending residual) and quantize     (prompt batches, post-norm archs)
+ *   qkv     Q/K/V rows split by head; bias, QK-norm, RoPE, K/V -> F16 cache
+ *   attn    units of (head, query tile) handed out by an atomic counter
+ *   [prep]  quantize attention output                        (prompt batches)
+ *   o       output projection rows; residual add (or kept for the post-norm)
+ *   [prep]  ffn_norm (+ pending residual) and quantize
+ *   up      gate and up rows (same split), activation fused
+ *   [prep]  quantize the FFN hidden state
+ *   down    down rows; residual add (or kept for the post-norm)
+ * For batches of at most ENGINE_SMALL_BATCH tokens with no residual pending,
+ * every thread normalizes and quantizes the (tiny) input itself at the start
+ * of the matmul step instead of in a separate [prep] step: decode of a llama
+ * model costs 5 dispatches per layer.  Each output element is computed by
+ * one thread with the same code whatever the thread count, so results do
+ * not depend on it. */
+#include <math.h>
+#include <string.h>
+
+#include "engine/attention.h"
+#include "engine/engine.h"
+#include "engine/ops.h"
+#include "kernels/kernels.h"
+
+typedef enum prep_kind {
+    PREP_ATTN_IN,  /* attn_norm(x) */
+    PREP_ATTN_OUT, /* att */
+    PREP_FFN_IN,   /* ffn_norm(x) */
+    PREP_FFN_H,    /* gate (activated) */
+    PREP_OUT_IN,   /* output_norm(x) */
+} prep_kind;
+
+typedef struct act_view {
+    const char *base[ENGINE_MAX_SLOTS]; /* row t0 of the input in each slot's type */
+    size_t stride[ENGINE_MAX_SLOTS];    /* bytes between rows */
+} act_view;
+
+typedef struct fwd {
+    engine *e;
+    const model *m;
+    const model_hparams *hp;
+    const int32_t *tokens;
+    int n;          /* tokens in this chunk */
+    int pos;        /* position of tokens[0] */
+    int il;
+    const model_layer *L;
+    const float *pending; /* post-norm weight: x += rmsnorm(delta) * pending before x is read */
+    /* the input being prepared for the next matmul step */
+    prep_kind kind;
+    int t0, t1;     /* token rows */
+    bool priv;      /* each thread prepares its own copy */
+    uint32_t slots; /* bit s: slot s is needed */
+} fwd;
+
+static int slot_of(const engine *e, const model_weight *w) {
+    ryot_type t = kernels_get(w->type)->vec_dot_type;
+    for (int s = 0; s < e->n_slots; s++)
+        if (e->slot_type[s] == t) return s;
+    RYOT_ASSERT(!"weight type without an activation slot");
+    return -1;
+}
+
+static int input_len(const fwd *f) {
+    const model_hparams *hp = f->hp;
+    switch (f->kind) {
+    case PREP_ATTN_OUT: return hp->n_head * hp->head_dim_v;
+    case PREP_FFN_H: return hp->n_ff;
+    default: return hp->n_embd;
+    }
+}
+
+static const float *input_norm_weight(const fwd *f) {
+    switch (f->kind) {
+    case PREP_ATTN_IN: return f->L->attn_norm;
+    case PREP_FFN_IN: return f->L->ffn_norm;
+    case PREP_OUT_IN: return f->m->output_norm;
+    default: return NULL;
+    }
+}
+
+/* Float rows of the input, from row t0: for normalized inputs they are
+ * written by prep (into the thread's buffer when priv). */
+static float *input_floats(const fwd *f, engine_thread *th) {
+    const engine *e = f->e;
+    const model_hparams *hp = f->hp;
+    switch (f->kind) {
+    case PREP_ATTN_OUT: return e->att + (size_t)f->t0 * hp->n_head * hp->head_dim_v;
+    case PREP_FFN_H: return e->gate + (size_t)f->t0 * hp->n_ff;
+    default: return f->priv ? th->xn : e->xn + (size_t)f->t0 * hp->n_embd;
+    }
+}
+
+static act_view input_view(const fwd *f, engine_thread *th) {
+    const engine *e = f->e;
+    act_view v = {{0}, {0}};
+    const int n_in = input_len(f);
+    for (int s = 0; s < e->n_slots; s++) {
+        if (!(f->slots & (1u << s))) continue;
+        if (e->slot_type[s] == RYOT_TYPE_F32) {
+            v.base[s] = (const char *)input_floats(f, th);
+            v.stride[s] = (size_t)n_in * sizeof(float);
+        } else {
+            uint64_t rb;
+            ryot_row_size(e->slot_type[s], (uint64_t)n_in, &rb);
+            v.base[s] = f->priv ? th->q[s] : e->qbuf[s];
+            v.stride[s] = (size_t)rb;
+        }
+    }
+    return v;
+}
+
+/* Prepares input rows [a, b) (a >= t0) into the view of th (shared if !priv). */
+static void prep_rows(fwd *f, int a, int b, engine_thread *th) {
+    engine *e = f->e;
+    const model_hparams *hp = f->hp;
+    const int n_in = input_len(f);
+    const float *nw = input_norm_weight(f);
+    float *src0 = input_floats(f, th);
+    act_view v = input_view(f, th);
+    for (int t = a; t < b; t++) {
+        float *src = src0 + (size_t)(t - f->t0) * n_in;
+        if (f->kind == PREP_ATTN_IN || f->kind == PREP_FFN_IN || f->kind == PREP_OUT_IN) {
+            float *x = e->x + (size_t)t * hp->n_embd;
+            if (f->pending) {
+                RYOT_ASSERT(!f->priv);
+                float *d = e->delta + (size_t)t * hp->n_embd;
+                ops_rmsnorm(d, d, f->pending, hp->n_embd, hp->norm_eps);
+                ops_add(x, d, hp->n_embd);
+            }
+            ops_rmsnorm(src, x, nw, hp->n_embd, hp->norm_eps);
+        }
+        for (int s = 0; s < e->n_slots; s++) {
+            if (!(f->slots & (1u << s)) || e->slot_type[s] == RYOT_TYPE_F32) continue;
+            kernels_get(e->slot_type[s])->from_float(src, (char *)v.base[s] + (size_t)(t - f->t0) * v.stride[s], n_in);
+        }
+    }
+}
+
+static void phase_prep(void *arg, int ith, int nth) {
+    fwd *f = arg;
+    long a, b;
+    ryot_split(f->t1 - f->t0, ith, nth, &a, &b);
+    prep_rows(f, f->t0 + (int)a, f->t0 + (int)b, &f->e->th[ith]);
+}
+
+/* Sets up the input of the next matmul step; runs the shared prep step
+ * unless threads will prepare private copies. */
+static void begin_input(fwd *f, prep_kind kind, int t0, int t1, const model_weight *const *ws, int n_ws) {
+    f->kind = kind;
+    f->t0 = t0;
+    f->t1 = t1;
+    f->slots = 0;
+    for (int i = 0; i < n_ws; i++) f->slots |= 1u << slot_of(f->e, ws[i]);
+    f->priv = t1 - t0 <= ENGINE_SMALL_BATCH && !f->pending;
+    if (!f->priv) {
+        ryot_pool_run(f->e->pool, phase_prep, f);
+        f->pending = NULL;
+    }
+}
+
+/* At the start of a matmul step: the input view of this thread. */
+static act_view step_input(fwd *f, int ith) {
+    engine_thread *th = &f->e->th[ith];
+    if (f->priv) prep_rows(f, f->t0, f->t1, th);
+    return input_view(f, th);
+}
+
+/* out[t*ldo + r] = W[r] . in[t] for rows [r0, r1), tokens t in [0, n). */
+#define MM_ROW_BLOCK 64
+#define MM_TOK_BLOCK 64
+static void matmul(const engine *e, const model_weight *w, long r0, long r1, const act_view *in, int n, float *out,
+                   size_t ldo) {
+    if (r0 >= r1 || n <= 0) return;
+    const kernel_traits *kt = kernels_get(w->type);
+    const int s = slot_of(e, w);
+    const char *x = in->base[s];
+    const size_t by = in->stride[s];
+    if (n <= ENGINE_SMALL_BATCH) {
+        kt->vec_dot_rows(w->n_in, r1 - r0, n, (const char *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes, x, by,
+                         out + r0, ldo);
+        return;
+    }
+    for (long rb = r0; rb < r1; rb += MM_ROW_BLOCK) {
+        const long re = rb + MM_ROW_BLOCK < r1 ? rb + MM_ROW_BLOCK : r1;
+        for (int tb = 0; tb < n; tb += MM_TOK_BLOCK) {
+            const int te = tb + MM_TOK_BLOCK < n ? tb + MM_TOK_BLOCK : n;
+            kt->vec_dot_rows(w->n_in, re - rb, te - tb, (const char *)w->data + (size_t)rb * w->row_bytes,
+                             w->row_bytes, x + (size_t)tb * by, by, out + (size_t)tb * ldo + rb, ldo);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ steps */
+
+static void phase_embed(void *arg, int ith, int nth) {
+    fwd *f = arg;
+    engine *e = f->e;
+    const model_hparams *hp = f->hp;
+    const model *m = f->m;
+    const kernel_traits *kt = kernels_get(m->tok_embd.type);
+    long a, b;
+    ryot_split(f->n, ith, nth, &a, &b);
+    for (long t = a; t < b; t++) {
+        float *x = e->x + (size_t)t * hp->n_embd;
+        kt->to_float((const char *)m->tok_embd.data + (size_t)f->tokens[t] * m->tok_embd.row_bytes, x, hp->n_embd);
+        if (hp->embd_scale != 1.0f) ops_scale(x, hp->embd_scale, hp->n_embd);
+        const int p = f->pos + (int)t;
+        ops_rope_cache(e->rope_cs + (size_t)t * hp->rope_dim, p, hp->rope_dim, hp->rope_base, hp->rope_freq_scale,
+                       m->rope_freqs);
+        if (e->rope_cs_swa)
+            ops_rope_cache(e->rope_cs_swa + (size_t)t * hp->rope_dim, p, hp->rope_dim, hp->rope_base_swa,
+                           hp->rope_freq_scale_swa, m->rope_freqs);
+    }
+}
+
+static void phase_qkv(void *arg, int ith, int nth) {
+    fwd *f = arg;
+    engine *e = f->e;
+    const model_hparams *hp = f->hp;
+    const model_layer *L = f->L;
+    const act_view in = step_input(f, ith);
+    const int nq = hp->n_head, nkv = hp->n_head_kv, n = f->n;
+    const bool swa = model_layer_is_swa(hp, f->il);
+    const float *cs = swa && e->rope_cs_swa ? e->rope_cs_swa : e->rope_cs;
+    const kernel_traits *f16 = kernels_get(RYOT_TYPE_F16);
+    long u0, u1;
+    ryot_split(nq + 2 * nkv, ith, nth, &u0, &u1);
+    for (long u = u0; u < u1; u++) {
+        const model_weight *w;
+        const float *bias;
+        float *out;
+        int h, hd;
+        size_t ld;
+        uint16_t *cache = NULL;
+        if (u < nq) {
+            h = (int)u, hd = hp->head_dim, w = &L->wq, bias = L->bq, out = e->q, ld = (size_t)nq * hd;
+        } else if (u < nq + nkv) {
+            h = (int)u - nq, hd = hp->head_dim, w = &L->wk, bias = L->bk, out = e->k, ld = (size_t)nkv * hd;
+            cache = e->k_cache + (((size_t)f->il * nkv + h) * e->n_ctx + f->pos) * hd;
+        } else {
+            h = (int)u - nq - nkv, hd = hp->head_dim_v, w = &L->wv, bias = L->bv, out = e->v, ld = (size_t)nkv * hd;
+            cache = e->v_cache + (((size_t)f->il * nkv + h) * e->n_ctx + f->pos) * hd;
+        }
+        matmul(e, w, (long)h * hd, (long)(h + 1) * hd, &in, n, out, ld);
+        const bool is_v = u >= nq + nkv;
+        const float *qkn = u < nq ? L->q_norm : L->k_norm;
+        for (int t = 0; t < n; t++) {
+            float *y = out + (size_t)t * ld + (size_t)h * hd;
+            if (bias) ops_add(y, bias + (size_t)h * hd, hd);
+            if (!is_v) {
+                if (qkn) ops_rmsnorm(y, y, qkn, hd, hp->norm_eps);
+                ops_rope(y, hp->rope_dim, cs + (size_t)t * hp->rope_dim, hp->rope);
+            }
+            if (cache) f16->from_float(y, cache + (size_t)t * hd, hd);
+        }
+    }
+}
+
+static void phase_attn(void *arg, int ith, int nth) {
+    (void)nth;
+    fwd *f = arg;
+    engine *e = f->e;
+    const model_hparams *hp = f->hp;
+    const int nq = hp->n_head, nkv = hp->n_head_kv, group = nq / nkv;
+    const int n_qt = (f->n + ATTN_TILE_Q - 1) / ATTN_TILE_Q;
+    const int units = nq * n_qt;
+    const attn_desc d = {
+        .head_dim = hp->head_dim,
+        .head_dim_v = hp->head_dim_v,
+        .scale = hp->attn_scale,
+        .window = model_layer_is_swa(hp, f->il) ? hp->sliding_window : 0,
+    };
+    const size_t ldq = (size_t)nq * hp->head_dim, ldo = (size_t)nq * hp->head_dim_v;
+    for (;;) {
+        const int u = atomic_fetch_add_explicit(&e->next_unit, 1, memory_order_relaxed);
+        if (u >= units) break;
+        const int qt = n_qt - 1 - u / nq; /* longest (latest) query tiles first */
+        const int h = u % nq, kvh = h / group;
+        const int i0 = qt * ATTN_TILE_Q;
+        const int nqi = f->n - i0 < ATTN_TILE_Q ? f->n - i0 : ATTN_TILE_Q;
+        const size_t kv_off = ((size_t)f->il * nkv + kvh) * e->n_ctx;
+        attn_flash(&d, e->q + (size_t)i0 * ldq + (size_t)h * hp->head_dim, ldq, nqi, f->pos + i0,
+                   e->k_cache + kv_off * hp->head_dim, e->v_cache + kv_off * hp->head_dim_v,
+                   e->att + (size_t)i0 * ldo + (size_t)h * hp->head_dim_v, ldo, e->th[ith].attn);
+    }
+}
+
+/* delta = W in, for the rows of this thread; residual add unless a post-norm
+ * must see the whole row first. */
+static void project_residual(fwd *f, const model_weight *w, const act_view *in, int ith, int nth) {
+    engine *e = f->e;
+    const int E = f->hp->n_embd;
+    long r0, r1;
+    ryot_split(E, ith, nth, &r0, &r1);
+    matmul(e, w, r0, r1, in, f->n, e->delta, (size_t)E);
+    if (!f->hp->post_norms)
+        for (int t = 0; t < f->n; t++)
+            ops_add(e->x + (size_t)t * E + r0, e->delta + (size_t)t * E + r0, (int)(r1 - r0));
+}
+
+static void phase_o(void *arg, int ith, int nth) {
+    fwd *f = arg;
+    const act_view in = step_input(f, ith);
+    project_residual(f, &f->L->wo, &in, ith, nth);
+}
+
+static void phase_up(void *arg, int ith, int nth) {
+    fwd *f = arg;
+    engine *e = f->e;
+    const int F = f->hp->n_ff;
+    const act_view in = step_input(f, ith);
+    long r0, r1;
+    ryot_split(F, ith, nth, &r0, &r1);
+    matmul(e, &f->L->w_gate, r0, r1, &in, f->n, e->gate, (size_t)F);
+    matmul(e, &f->L->w_up, r0, r1, &in, f->n, e->up, (size_t)F);
+    for (int t = 0; t < f->n; t++) {
+        float *g = e->gate + (size_t)t * F + r0;
+        const float *u = e->up + (size_t)t * F + r0;
+        if (f->hp->act == FFN_ACT_SILU)
+            ops_silu_mul(g, g, u, (int)(r1 - r0));
+        else
+            ops_gelu_mul(g, g, u, (int)(r1 - r0));
+    }
+}
+
+static void phase_down(void *arg, int ith, int nth) {
+    fwd *f = arg;
+    const act_view in = step_input(f, ith);
+    project_residual(f, &f->L->w_down, &in, ith, nth);
+}
+
+static void phase_logits(void *arg, int ith, int nth) {
+    fwd *f = arg;
+    engine *e = f->e;
+    const int nv = f->hp->n_vocab;
+    const act_view in = step_input(f, ith);
+    long r0, r1;
+    ryot_split(nv, ith, nth, &r0, &r1);
+    matmul(e, &f->m->output, r0, r1, &in, f->t1 - f->t0, e->logits, (size_t)nv);
+    if (f->hp->final_softcap > 0.0f)
+        for (int t = 0; t < f->t1 - f->t0; t++)
+            ops_softcap(e->logits + (size_t)t * nv + r0, f->hp->final_softcap, (int)(r1 - r0));
+}
+
+static void forward_chunk(engine *e, const int32_t *tokens, int n, int pos, int n_out) {
+    const model *m = e->m;
+    const model_hparams *hp = &m->hp;
+    fwd f = {.e = e, .m = m, .hp = hp, .tokens = tokens, .n = n, .pos = pos};
+    ryot_pool_run(e->pool, phase_embed, &f);
+    for (int il = 0; il < hp->n_layer; il++) {
+        const model_layer *L = &m->layers[il];
+        f.il = il;
+        f.L = L;
+        const model_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
+        begin_input(&f, PREP_ATTN_IN, 0, n, qkv, 3);
+        ryot_pool_run(e->pool, phase_qkv, &f);
+        atomic_store_explicit(&e->next_unit, 0, memory_order_relaxed);
+        ryot_pool_run(e->pool, phase_attn, &f);
+        const model_weight *wo = &L->wo;
+        begin_input(&f, PREP_ATTN_OUT, 0, n, &wo, 1);
+        ryot_pool_run(e->pool, phase_o, &f);
+        f.pending = hp->post_norms ? L->post_attn_norm : NULL;
+        const model_weight *gu[2] = {&L->w_gate, &L->w_up};
+        begin_input(&f, PREP_FFN_IN, 0, n, gu, 2);
+        ryot_pool_run(e->pool, phase_up, &f);
+        const model_weight *wd = &L->w_down;
+        begin_input(&f, PREP_FFN_H, 0, n, &wd, 1);
+        ryot_pool_run(e->pool, phase_down, &f);
+        f.pending = hp->post_norms ? L->post_ffn_norm : NULL;
+    }
+    e->n_logits = 0;
+    if (n_out > 0) {
+        const model_weight *wout = &m->output;
+        begin_input(&f, PREP_OUT_IN, n - n_out, n, &wout, 1);
+        ryot_pool_run(e->pool, phase_logits, &f);
+        e->n_logits = n_out;
+    }
+}
+
+ryot_status engine_decode(engine *e, const int32_t *tokens, int n, int pos, int n_logits, ryot_error *err) {
+    const model_hparams *hp = &e->m->hp;
+    if (n <= 0) return ryot_fail(err, RYOT_ERR_INVALID, "decode: empty batch");
+    if (pos < 0 || pos > e->n_past)
+        return ryot_fail(err, RYOT_ERR_INVALID, "decode: position %d is past the %d cached positions", pos, e->n_past);
+    if ((int64_t)pos + n > e->n_ctx)
+        return ryot_fail(err, RYOT_ERR_INVALID, "decode: positions %d..%d exceed the context size %d", pos,
+                         pos + n - 1, e->n_ctx);
+    if (n_logits < 0 || n_logits > n || n_logits > e->n_logits_max)
+        return ryot_fail(err, RYOT_ERR_INVALID, "decode: %d logits rows requested (batch %d, context allows %d)",
+                         n_logits, n, e->n_logits_max);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
+            return ryot_fail(err, RYOT_ERR_INVALID, "decode: token %d at index %d is outside the vocabulary (%d)",
+                             tokens[i], i, hp->n_vocab);
+    /* Chunks of n_batch; the last one holds every row that needs logits. */
+    int last = n % e->n_batch ? n % e->n_batch : e->n_batch;
+    if (last > n) last = n;
+    if (last < n_logits) last = n_logits;
+    int done = 0;
+    e->n_past = pos;
+    while (n - done > last) {
+        int c = n - done - last < e->n_batch ? n - done - last : e->n_batch;
+        forward_chunk(e, tokens + done, c, pos + done, 0);
+        done += c;
+        e->n_past = pos + done;
+    }
+    forward_chunk(e, tokens + done, n - done, pos + done, n_logits);
+    e->n_past = pos + n;
+    return RYOT_OK;
+}

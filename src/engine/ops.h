@@ -1,0 +1,74 @@
+/* Element-wise and row ops of the forward pass, plain C.
+ *
+ * Inner loops run over multiples of 8 with a scalar tail so GCC's -O2
+ * ("very cheap") vectorizer takes them.  Every op is deterministic: the result
+ * of one row never depends on how rows were split across threads. */
+#ifndef RYOT_ENGINE_OPS_H
+#define RYOT_ENGINE_OPS_H
+
+#include <stdint.h>
+
+/* y = x / sqrt(mean(x^2) + eps) * w   (w NULL: no weight).  The sum of squares
+ * is accumulated in double (as llama.cpp does).  y may alias x. */
+void ops_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
+
+/* RoPE.  NORMAL rotates interleaved pairs (2i, 2i+1) (llama.cpp's `llama`
+ * arch, whose Q/K rows the GGUF conversion permuted); NEOX rotates pairs
+ * (i, i + rope_dim/2) (qwen2, gemma).  Dims at and beyond rope_dim pass through. */
+typedef enum rope_layout {
+    ROPE_NORMAL = 0,
+    ROPE_NEOX = 1,
+} rope_layout;
+
+/* cs[2i], cs[2i+1] = cos, sin of theta_i for one position, i < rope_dim/2:
+ *   theta_i = freq_scale * pos * base^(-2i/rope_dim) / freq_factors[i]
+ * (freq_factors NULL: 1).  base^(-2i/d) is formed by repeated float
+ * multiplication, as llama.cpp does, so angles agree with it bit for bit. */
+void ops_rope_cache(float *cs, int pos, int rope_dim, float base, float freq_scale, const float *freq_factors);
+
+/* Rotates one head vector x[0..head_dim) in place with a cache row. */
+void ops_rope(float *x, int rope_dim, const float *cs, rope_layout layout);
+
+/* h = silu(g) * u;  h may alias g. */
+void ops_silu_mul(float *h, const float *g, const float *u, int n);
+/* h = gelu_tanh(g) * u;  h may alias g. */
+void ops_gelu_mul(float *h, const float *g, const float *u, int n);
+float ops_gelu(float x);
+
+void ops_add(float *y, const float *x, int n);   /* y += x */
+void ops_scale(float *y, float s, int n);        /* y *= s */
+void ops_axpy(float *y, float a, const float *x, int n); /* y += a*x */
+/* y = cap * tanh(y / cap) */
+void ops_softcap(float *y, float cap, int n);
+
+/* Sum with 8 independent lanes (deterministic, vectorizable). */
+float ops_dot(const float *a, const float *b, int n);
+
+/* exp(x) for x <= 0 (softmax arguments), relative error ~1e-7; inputs below
+ * -87 (and -inf) give 0.  Branch-free and inline so loops over it vectorize. */
+static inline float ops_exp_neg(float x) {
+    /* exp(x) = 2^k * exp(r), r = x - k ln2 in [-ln2/2, ln2/2]; Taylor to r^7. */
+    const float log2e = 1.44269504088896341f;
+    const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float xc = x < -87.0f ? -87.0f : x;
+    float kf = (xc * log2e + shifter) - shifter;
+    float r = xc - kf * ln2_hi - kf * ln2_lo;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union { uint32_t u; float f; } two_k = {.u = (uint32_t)((int)kf + 127) << 23};
+    float v = p * two_k.f;
+    return x < -87.0f ? 0.0f : v;
+}
+
+/* log of the softmax denominator: returns max + log(sum(exp(x - max))) over
+ * x[0..n) in double (perplexity). */
+double ops_logsumexp(const float *x, int n);
+
+#endif
