@@ -8,6 +8,7 @@
  * Activation quantizers repeat the reference's float operations exactly and
  * round with vroundps (nearest even), so they match it bitwise. */
 #include <immintrin.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "kernels/kernels_impl.h"
@@ -232,70 +233,8 @@ static void q8_0_to_float(const void *src, float *dst, int64_t n) {
     }
 }
 
-/* ------------------------------------------------------------ 32-block dots */
-
-static void vec_dot_q8_0(int64_t n, float *s, const void *xv, const void *yv) {
-    const block_q8_0 *x = xv, *y = yv;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
-    int64_t nb = n / QK, ib = 0;
-    for (; ib + 2 <= nb; ib += 2) {
-        __m256i x0 = loadu256(x[ib].qs), x1 = loadu256(x[ib + 1].qs);
-        __m256i p0 = dot_i8_i8(x0, _mm256_abs_epi8(x0), loadu256(y[ib].qs));
-        __m256i p1 = dot_i8_i8(x1, _mm256_abs_epi8(x1), loadu256(y[ib + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib + 1].d) * FP16(y[ib + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
-    }
-    for (; ib < nb; ib++) {
-        __m256i x0 = loadu256(x[ib].qs);
-        __m256i p0 = dot_i8_i8(x0, _mm256_abs_epi8(x0), loadu256(y[ib].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc0);
-    }
-    *s = hsum_ps(_mm256_add_ps(acc0, acc1));
-}
-
 static inline __m256i q4_0_codes(const block_q4_0 *b) {
     return _mm256_sub_epi8(unpack_nibbles(b->qs), _mm256_set1_epi8(8));
-}
-
-static void vec_dot_q4_0(int64_t n, float *s, const void *xv, const void *yv) {
-    const block_q4_0 *x = xv;
-    const block_q8_0 *y = yv;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
-    int64_t nb = n / QK, ib = 0;
-    for (; ib + 2 <= nb; ib += 2) {
-        __m256i x0 = q4_0_codes(&x[ib]), x1 = q4_0_codes(&x[ib + 1]);
-        __m256i p0 = dot_i8_i8(x0, _mm256_abs_epi8(x0), loadu256(y[ib].qs));
-        __m256i p1 = dot_i8_i8(x1, _mm256_abs_epi8(x1), loadu256(y[ib + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib + 1].d) * FP16(y[ib + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
-    }
-    for (; ib < nb; ib++) {
-        __m256i x0 = q4_0_codes(&x[ib]);
-        __m256i p0 = dot_i8_i8(x0, _mm256_abs_epi8(x0), loadu256(y[ib].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc0);
-    }
-    *s = hsum_ps(_mm256_add_ps(acc0, acc1));
-}
-
-static void vec_dot_q4_1(int64_t n, float *s, const void *xv, const void *yv) {
-    const block_q4_1 *x = xv;
-    const block_q8_1 *y = yv;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
-    float summ = 0;
-    int64_t nb = n / QK, ib = 0;
-    for (; ib + 2 <= nb; ib += 2) {
-        __m256i p0 = dot_u8_i8(unpack_nibbles(x[ib].qs), loadu256(y[ib].qs));
-        __m256i p1 = dot_u8_i8(unpack_nibbles(x[ib + 1].qs), loadu256(y[ib + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib + 1].d) * FP16(y[ib + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
-        summ += FP16(x[ib].m) * FP16(y[ib].s) + FP16(x[ib + 1].m) * FP16(y[ib + 1].s);
-    }
-    for (; ib < nb; ib++) {
-        __m256i p0 = dot_u8_i8(unpack_nibbles(x[ib].qs), loadu256(y[ib].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc0);
-        summ += FP16(x[ib].m) * FP16(y[ib].s);
-    }
-    *s = hsum_ps(_mm256_add_ps(acc0, acc1)) + summ;
 }
 
 static inline __m256i q5_0_codes(const block_q5_0 *b) {
@@ -303,31 +242,245 @@ static inline __m256i q5_0_codes(const block_q5_0 *b) {
     return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
 }
 
-static void vec_dot_q5_0(int64_t n, float *s, const void *xv, const void *yv) {
-    const block_q5_0 *x = xv;
-    const block_q8_0 *y = yv;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t ib = 0; ib < n / QK; ib++) {
-        __m256i x0 = q5_0_codes(&x[ib]);
-        __m256i p0 = dot_i8_i8(x0, _mm256_abs_epi8(x0), loadu256(y[ib].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc);
+/* ------------------------------------------------------------ 32-block dots
+ *
+ * One generic body, specialized per format by a constant `kind` (always
+ * inlined).  Per block: codes -> int8 dot with the activation block -> 8
+ * int32 -> float, times d_x * d_y.  The fp16 header fields are converted four
+ * blocks at a time: the first 32 bits of each block, [d, m] for Q4_1/Q5_1
+ * and [d, s] for Q8_1, go through one vcvtph2ps, and one multiply gives
+ * [dx*dy, m*s] pairs; the m*s lanes (the min term) are added straight into
+ * the accumulator.  For the other formats the odd lanes are ignored. */
+
+enum q32_kind { Q32_Q4_0, Q32_Q4_1, Q32_Q5_0, Q32_Q5_1, Q32_Q8_0 };
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+static ALWAYS_INLINE size_t q32_x_size(enum q32_kind k) {
+    switch (k) {
+    case Q32_Q4_0: return sizeof(block_q4_0);
+    case Q32_Q4_1: return sizeof(block_q4_1);
+    case Q32_Q5_0: return sizeof(block_q5_0);
+    case Q32_Q5_1: return sizeof(block_q5_1);
+    default: return sizeof(block_q8_0);
     }
-    *s = hsum_ps(acc);
 }
 
-static void vec_dot_q5_1(int64_t n, float *s, const void *xv, const void *yv) {
-    const block_q5_1 *x = xv;
-    const block_q8_1 *y = yv;
-    __m256 acc = _mm256_setzero_ps();
-    float summ = 0;
-    for (int64_t ib = 0; ib < n / QK; ib++) {
-        __m256i x0 = _mm256_or_si256(unpack_nibbles(x[ib].qs), q5_high_bits(x[ib].qh));
-        __m256i p0 = dot_u8_i8(x0, loadu256(y[ib].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(FP16(x[ib].d) * FP16(y[ib].d)), _mm256_cvtepi32_ps(p0), acc);
-        summ += FP16(x[ib].m) * FP16(y[ib].s);
-    }
-    *s = hsum_ps(acc) + summ;
+static ALWAYS_INLINE bool q32_has_min(enum q32_kind k) {
+    return k == Q32_Q4_1 || k == Q32_Q5_1;
 }
+
+/* Activation blocks: Q8_1 for the formats with a min, else Q8_0. */
+static ALWAYS_INLINE size_t q32_y_size(enum q32_kind k) {
+    return q32_has_min(k) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+}
+
+static ALWAYS_INLINE const int8_t *q32_y_qs(enum q32_kind k, const uint8_t *yb) {
+    return (const int8_t *)yb + (q32_has_min(k) ? 4 : 2);
+}
+
+/* Codes of one weight block: unsigned (0..31) for the formats with a min,
+ * else signed. */
+static ALWAYS_INLINE __m256i q32_codes(enum q32_kind k, const uint8_t *xb) {
+    switch (k) {
+    case Q32_Q4_0: return q4_0_codes((const block_q4_0 *)xb);
+    case Q32_Q4_1: return unpack_nibbles(((const block_q4_1 *)xb)->qs);
+    case Q32_Q5_0: return q5_0_codes((const block_q5_0 *)xb);
+    case Q32_Q5_1: {
+        const block_q5_1 *b = (const block_q5_1 *)xb;
+        return _mm256_or_si256(unpack_nibbles(b->qs), q5_high_bits(b->qh));
+    }
+    default: return loadu256(((const block_q8_0 *)xb)->qs);
+    }
+}
+
+/* int8 dot of codes (ax = |codes| for the signed formats) with 32 y bytes. */
+static ALWAYS_INLINE __m256i q32_dot(enum q32_kind k, __m256i codes, __m256i ax, const int8_t *yq) {
+    if (q32_has_min(k)) return dot_u8_i8(codes, loadu256(yq));
+    return dot_i8_i8(codes, ax, loadu256(yq));
+}
+
+static ALWAYS_INLINE __m256i q32_abs(enum q32_kind k, __m256i codes) {
+    return q32_has_min(k) ? codes : _mm256_abs_epi8(codes);
+}
+
+static inline uint32_t load32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* The first two fp16 of 4 blocks `stride` bytes apart, as 8 floats. */
+static inline __m256 half_pairs4(const uint8_t *p, size_t stride) {
+    __m128i v = _mm_setr_epi32((int)load32(p), (int)load32(p + stride), (int)load32(p + 2 * stride),
+                               (int)load32(p + 3 * stride));
+    return _mm256_cvtph_ps(v);
+}
+
+static inline __m256 half_pair1(const uint8_t *p) {
+    return _mm256_cvtph_ps(_mm_cvtsi32_si128((int)load32(p)));
+}
+
+static ALWAYS_INLINE float q32_vec_dot(enum q32_kind k, int64_t n, const uint8_t *x, const uint8_t *y) {
+    const size_t xs = q32_x_size(k), ys = q32_y_size(k);
+    const __m256 odd = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    int64_t nb = n / QK, ib = 0;
+    for (; ib + 4 <= nb; ib += 4) {
+        const uint8_t *xb = x + ib * xs, *yb = y + ib * ys;
+        __m256 prod = _mm256_mul_ps(half_pairs4(xb, xs), half_pairs4(yb, ys));
+        if (q32_has_min(k)) acc1 = _mm256_add_ps(acc1, _mm256_and_ps(prod, odd));
+        __m256i p[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            __m256i c = q32_codes(k, xb + j * xs);
+            p[j] = q32_dot(k, c, q32_abs(k, c), q32_y_qs(k, yb + j * ys));
+        }
+        /* transpose-add: lanes [b0 b1 b2 b3 | b0 b1 b2 b3] (half sums of each block) */
+        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+        __m256 scale = _mm256_permutevar8x32_ps(prod, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6));
+        acc0 = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(h), acc0);
+    }
+    for (; ib < nb; ib++) {
+        const uint8_t *xb = x + ib * xs, *yb = y + ib * ys;
+        __m256 prod = _mm256_mul_ps(half_pair1(xb), half_pair1(yb));
+        if (q32_has_min(k)) acc1 = _mm256_add_ps(acc1, _mm256_and_ps(prod, _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, 0, 0, 0, 0, 0))));
+        __m256i c = q32_codes(k, xb);
+        __m256i p = q32_dot(k, c, q32_abs(k, c), q32_y_qs(k, yb));
+        acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(prod, _mm256_setzero_si256()), _mm256_cvtepi32_ps(p), acc0);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+static void vec_dot_q4_0(int64_t n, float *s, const void *x, const void *y) {
+    *s = q32_vec_dot(Q32_Q4_0, n, x, y);
+}
+static void vec_dot_q4_1(int64_t n, float *s, const void *x, const void *y) {
+    *s = q32_vec_dot(Q32_Q4_1, n, x, y);
+}
+static void vec_dot_q5_0(int64_t n, float *s, const void *x, const void *y) {
+    *s = q32_vec_dot(Q32_Q5_0, n, x, y);
+}
+static void vec_dot_q5_1(int64_t n, float *s, const void *x, const void *y) {
+    *s = q32_vec_dot(Q32_Q5_1, n, x, y);
+}
+static void vec_dot_q8_0(int64_t n, float *s, const void *x, const void *y) {
+    *s = q32_vec_dot(Q32_Q8_0, n, x, y);
+}
+
+/* vec_dot_rows for the 32-block formats: tiles of RX weight rows x RY
+ * activation rows.  Each weight block is unpacked once per tile and each
+ * activation block loaded once per tile; the fp16 fields are converted once
+ * per row and block, not per pair. */
+static ALWAYS_INLINE void q32_rows_tile(enum q32_kind k, const int RX, const int RY, int64_t nb, const uint8_t *x,
+                                        size_t bx, const uint8_t *y, size_t by, float *s, size_t bs) {
+    const size_t xs = q32_x_size(k), ys = q32_y_size(k);
+    const __m128 lane1 = _mm_castsi128_ps(_mm_setr_epi32(0, -1, 0, 0));
+    __m256 acc[2][4];
+    #pragma GCC unroll 4
+    for (int r = 0; r < RX; r++)
+        #pragma GCC unroll 4
+        for (int c = 0; c < RY; c++) acc[r][c] = _mm256_setzero_ps();
+    const __m256 odd = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
+    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    int64_t ib = 0;
+    /* groups of 4 blocks: per pair, the 4 block dots are transposed and
+     * added (3 vphaddd) so one convert and one FMA serve 4 blocks */
+    for (; ib + 4 <= nb; ib += 4) {
+        __m256 dy4[4];
+        #pragma GCC unroll 4
+        for (int c = 0; c < RY; c++) dy4[c] = half_pairs4(y + c * by + ib * ys, ys);
+        #pragma GCC unroll 4
+        for (int r = 0; r < RX; r++) {
+            const uint8_t *xb = x + r * bx + ib * xs;
+            __m256 dx4 = half_pairs4(xb, xs);
+            __m256i cx[4], ax[4];
+            #pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                cx[j] = q32_codes(k, xb + j * xs);
+                ax[j] = q32_abs(k, cx[j]);
+            }
+            #pragma GCC unroll 4
+            for (int c = 0; c < RY; c++) {
+                const uint8_t *yb = y + c * by + ib * ys;
+                __m256i p[4];
+                #pragma GCC unroll 4
+                for (int j = 0; j < 4; j++) p[j] = q32_dot(k, cx[j], ax[j], q32_y_qs(k, yb + j * ys));
+                __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+                __m256 prod = _mm256_mul_ps(dx4, dy4[c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(prod, even), _mm256_cvtepi32_ps(h), acc[r][c]);
+                if (q32_has_min(k)) acc[r][c] = _mm256_add_ps(acc[r][c], _mm256_and_ps(prod, odd));
+            }
+        }
+    }
+    for (; ib < nb; ib++) {
+        __m128 dx[2], dy[4];
+        __m256i cx[2], ax[2];
+        #pragma GCC unroll 4
+        for (int r = 0; r < RX; r++) {
+            const uint8_t *xb = x + r * bx + ib * xs;
+            dx[r] = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load32(xb)));
+            cx[r] = q32_codes(k, xb);
+            ax[r] = q32_abs(k, cx[r]);
+        }
+        #pragma GCC unroll 4
+        for (int c = 0; c < RY; c++) dy[c] = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load32(y + c * by + ib * ys)));
+        #pragma GCC unroll 4
+        for (int c = 0; c < RY; c++) {
+            const int8_t *yq = q32_y_qs(k, y + c * by + ib * ys);
+            #pragma GCC unroll 4
+            for (int r = 0; r < RX; r++) {
+                __m256i p = q32_dot(k, cx[r], ax[r], yq);
+                __m128 prod = _mm_mul_ps(dx[r], dy[c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_broadcastss_ps(prod), _mm256_cvtepi32_ps(p), acc[r][c]);
+                if (q32_has_min(k)) acc[r][c] = _mm256_add_ps(acc[r][c], _mm256_zextps128_ps256(_mm_and_ps(prod, lane1)));
+            }
+        }
+    }
+    #pragma GCC unroll 4
+    for (int c = 0; c < RY; c++)
+        #pragma GCC unroll 4
+        for (int r = 0; r < RX; r++) s[c * bs + r] = hsum_ps(acc[r][c]);
+}
+
+static ALWAYS_INLINE void q32_rows(enum q32_kind k, int64_t n, int64_t nrx, int64_t nry, const void *xv, size_t bx,
+                                   const void *yv, size_t by, float *s, size_t bs) {
+    const uint8_t *x = xv, *y = yv;
+    int64_t nb = n / QK;
+    /* activation tiles outer: RY activation rows stay in L1 while the weight
+     * rows stream past */
+    for (int64_t j = 0; j < nry; j += 4) {
+        int ry = nry - j < 4 ? (int)(nry - j) : 4;
+        for (int64_t i = 0; i < nrx; i += 2) {
+            int rx = nrx - i < 2 ? 1 : 2;
+            const uint8_t *xt = x + i * bx, *yt = y + j * by;
+            float *st = s + j * bs + i;
+#define TILE(RX, RY) q32_rows_tile(k, RX, RY, nb, xt, bx, yt, by, st, bs)
+            switch (rx * 8 + ry) {
+            case 2 * 8 + 4: TILE(2, 4); break;
+            case 2 * 8 + 3: TILE(2, 3); break;
+            case 2 * 8 + 2: TILE(2, 2); break;
+            case 2 * 8 + 1: TILE(2, 1); break;
+            case 1 * 8 + 4: TILE(1, 4); break;
+            case 1 * 8 + 3: TILE(1, 3); break;
+            case 1 * 8 + 2: TILE(1, 2); break;
+            default: TILE(1, 1); break;
+            }
+#undef TILE
+        }
+    }
+}
+
+#define Q32_ROWS(NAME, KIND)                                                                        \
+    static void NAME(int64_t n, int64_t nrx, int64_t nry, const void *x, size_t bx, const void *y, \
+                     size_t by, float *s, size_t bs) {                                              \
+        q32_rows(KIND, n, nrx, nry, x, bx, y, by, s, bs);                                           \
+    }
+Q32_ROWS(rows_q4_0, Q32_Q4_0)
+Q32_ROWS(rows_q4_1, Q32_Q4_1)
+Q32_ROWS(rows_q5_0, Q32_Q5_0)
+Q32_ROWS(rows_q5_1, Q32_Q5_1)
+Q32_ROWS(rows_q8_0, Q32_Q8_0)
 
 /* ------------------------------------------------------------ K-quant dots */
 
@@ -434,11 +587,6 @@ static void vec_dot_q6_K(int64_t n, float *s, const void *xv, const void *yv) {
 KERNEL_ROWS_FROM_DOT(rows_f32, vec_dot_f32)
 KERNEL_ROWS_FROM_DOT(rows_f16, vec_dot_f16)
 KERNEL_ROWS_FROM_DOT(rows_bf16, vec_dot_bf16)
-KERNEL_ROWS_FROM_DOT(rows_q4_0, vec_dot_q4_0)
-KERNEL_ROWS_FROM_DOT(rows_q4_1, vec_dot_q4_1)
-KERNEL_ROWS_FROM_DOT(rows_q5_0, vec_dot_q5_0)
-KERNEL_ROWS_FROM_DOT(rows_q5_1, vec_dot_q5_1)
-KERNEL_ROWS_FROM_DOT(rows_q8_0, vec_dot_q8_0)
 KERNEL_ROWS_FROM_DOT(rows_q4_K, vec_dot_q4_K)
 KERNEL_ROWS_FROM_DOT(rows_q5_K, vec_dot_q5_K)
 KERNEL_ROWS_FROM_DOT(rows_q6_K, vec_dot_q6_K)
