@@ -582,14 +582,168 @@ static void vec_dot_q6_K(int64_t n, float *s, const void *xv, const void *yv) {
     *s = hsum_ps(acc);
 }
 
+/* ------------------------------------------------------------ K-quant rows
+ * Tiles of 2 weight rows x 2 activation rows: the unpacked codes of a chunk
+ * serve both activation rows, the activation bytes both weight rows. */
+
+#define KTILE_DISPATCH(FN, nb, nrx, nry, x, bx, y, by, s, bs)                                 \
+    for (int64_t j = 0; j < (nry); j += 2) {                                                  \
+        int ry = (nry) - j < 2 ? 1 : 2;                                                       \
+        for (int64_t i = 0; i < (nrx); i += 2) {                                              \
+            int rx = (nrx) - i < 2 ? 1 : 2;                                                   \
+            const uint8_t *xt = (const uint8_t *)(x) + i * (bx);                              \
+            const uint8_t *yt = (const uint8_t *)(y) + j * (by);                              \
+            float *st = (s) + j * (bs) + i;                                                   \
+            if (rx == 2 && ry == 2) FN(2, 2, nb, xt, bx, yt, by, st, bs);                     \
+            else if (rx == 2) FN(2, 1, nb, xt, bx, yt, by, st, bs);                           \
+            else if (ry == 2) FN(1, 2, nb, xt, bx, yt, by, st, bs);                           \
+            else FN(1, 1, nb, xt, bx, yt, by, st, bs);                                        \
+        }                                                                                     \
+    }
+
+static ALWAYS_INLINE void q4k_rows_tile(const int RX, const int RY, int64_t nb, const uint8_t *x, size_t bx,
+                                        const uint8_t *y, size_t by, float *s, size_t bs) {
+    const __m256i low4 = _mm256_set1_epi8(15);
+    __m256 acc[2][2];
+    float accm[2][2] = {{0, 0}, {0, 0}};
+#pragma GCC unroll 2
+    for (int r = 0; r < RX; r++)
+#pragma GCC unroll 2
+        for (int c = 0; c < RY; c++) acc[r][c] = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < nb; ib++) {
+        const block_q4_K *xb[2];
+        const block_q8_K *yb[2];
+        uint8_t sc[2][8];
+        __m256i mins[2], sumi[2][2];
+#pragma GCC unroll 2
+        for (int r = 0; r < RX; r++) {
+            xb[r] = (const block_q4_K *)(x + r * bx) + ib;
+            mins[r] = k_scales_mins(xb[r]->scales, sc[r]);
+        }
+#pragma GCC unroll 2
+        for (int c = 0; c < RY; c++) yb[c] = (const block_q8_K *)(y + c * by) + ib;
+#pragma GCC unroll 2
+        for (int r = 0; r < RX; r++)
+#pragma GCC unroll 2
+            for (int c = 0; c < RY; c++) sumi[r][c] = _mm256_setzero_si256();
+        for (int ch = 0; ch < 4; ch++) {
+            __m256i lo[2], hi[2];
+#pragma GCC unroll 2
+            for (int r = 0; r < RX; r++) {
+                __m256i q = loadu256(xb[r]->qs + 32 * ch);
+                lo[r] = _mm256_and_si256(q, low4);
+                hi[r] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            }
+#pragma GCC unroll 2
+            for (int c = 0; c < RY; c++) {
+                __m256i ylo = loadu256(yb[c]->qs + 64 * ch), yhi = loadu256(yb[c]->qs + 64 * ch + 32);
+#pragma GCC unroll 2
+                for (int r = 0; r < RX; r++) {
+                    __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[r], ylo), _mm256_set1_epi16(sc[r][2 * ch]));
+                    __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[r], yhi), _mm256_set1_epi16(sc[r][2 * ch + 1]));
+                    sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_add_epi32(plo, phi));
+                }
+            }
+        }
+#pragma GCC unroll 2
+        for (int r = 0; r < RX; r++) {
+            float dx = FP16(xb[r]->d), dmin = FP16(xb[r]->dmin);
+#pragma GCC unroll 2
+            for (int c = 0; c < RY; c++) {
+                float dy = yb[c]->d;
+                int summ = hsum_epi32(_mm256_madd_epi16(loadu256(yb[c]->bsums), mins[r]));
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dy * dx), _mm256_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+                accm[r][c] += dy * dmin * (float)summ;
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int c = 0; c < RY; c++)
+#pragma GCC unroll 2
+        for (int r = 0; r < RX; r++) s[c * bs + r] = hsum_ps(acc[r][c]) - accm[r][c];
+}
+
+static void rows_q4_K(int64_t n, int64_t nrx, int64_t nry, const void *x, size_t bx, const void *y, size_t by, float *s,
+                      size_t bs) {
+    KTILE_DISPATCH(q4k_rows_tile, n / QK_K, nrx, nry, x, bx, y, by, s, bs)
+}
+
+/* Codes (0..63) of quarter k of half h of a Q6_K block. */
+static inline __m256i q6k_quarter(const block_q6_K *b, int h, int k) {
+    const __m256i low4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+    __m256i l = loadu256(b->ql + 64 * h + 32 * (k & 1)), qh = loadu256(b->qh + 32 * h);
+    if (k & 2) l = _mm256_srli_epi16(l, 4);
+    __m256i hb = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), m3);
+    return _mm256_or_si256(_mm256_and_si256(l, low4), _mm256_slli_epi16(hb, 4));
+}
+
+static ALWAYS_INLINE void q6k_rows_tile(const int RX, const int RY, int64_t nb, const uint8_t *x, size_t bx,
+                                        const uint8_t *y, size_t by, float *s, size_t bs) {
+    __m256 acc[2][2];
+#pragma GCC unroll 2
+    for (int r = 0; r < RX; r++)
+#pragma GCC unroll 2
+        for (int c = 0; c < RY; c++) acc[r][c] = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < nb; ib++) {
+        const block_q6_K *xb[2];
+        const block_q8_K *yb[2];
+        __m256i sumi[2][2];
+#pragma GCC unroll 2
+        for (int r = 0; r < RX; r++) xb[r] = (const block_q6_K *)(x + r * bx) + ib;
+#pragma GCC unroll 2
+        for (int c = 0; c < RY; c++) yb[c] = (const block_q8_K *)(y + c * by) + ib;
+#pragma GCC unroll 2
+        for (int r = 0; r < RX; r++) {
+            __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)xb[r]->scales));
+#pragma GCC unroll 2
+            for (int c = 0; c < RY; c++)
+                sumi[r][c] = _mm256_slli_epi32(_mm256_madd_epi16(loadu256(yb[c]->bsums), sc16), 5);
+        }
+#pragma GCC unroll 2
+        for (int r = 0; r < RX; r++)
+#pragma GCC unroll 2
+            for (int c = 0; c < RY; c++) sumi[r][c] = _mm256_sub_epi32(_mm256_setzero_si256(), sumi[r][c]);
+        for (int h = 0; h < 2; h++) {
+            for (int k = 0; k < 4; k++) {
+                __m256i q[2], scv[2];
+#pragma GCC unroll 2
+                for (int r = 0; r < RX; r++) {
+                    q[r] = q6k_quarter(xb[r], h, k);
+                    const int8_t *sc = xb[r]->scales + 8 * h + 2 * k;
+                    scv[r] = _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]));
+                }
+#pragma GCC unroll 2
+                for (int c = 0; c < RY; c++) {
+                    __m256i yq = loadu256(yb[c]->qs + 128 * h + 32 * k);
+#pragma GCC unroll 2
+                    for (int r = 0; r < RX; r++)
+                        sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], yq), scv[r]));
+                }
+            }
+        }
+#pragma GCC unroll 2
+        for (int r = 0; r < RX; r++)
+#pragma GCC unroll 2
+            for (int c = 0; c < RY; c++)
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(yb[c]->d * FP16(xb[r]->d)), _mm256_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+    }
+#pragma GCC unroll 2
+    for (int c = 0; c < RY; c++)
+#pragma GCC unroll 2
+        for (int r = 0; r < RX; r++) s[c * bs + r] = hsum_ps(acc[r][c]);
+}
+
+static void rows_q6_K(int64_t n, int64_t nrx, int64_t nry, const void *x, size_t bx, const void *y, size_t by, float *s,
+                      size_t bs) {
+    KTILE_DISPATCH(q6k_rows_tile, n / QK_K, nrx, nry, x, bx, y, by, s, bs)
+}
+
 /* ------------------------------------------------------------ fill */
 
 KERNEL_ROWS_FROM_DOT(rows_f32, vec_dot_f32)
 KERNEL_ROWS_FROM_DOT(rows_f16, vec_dot_f16)
 KERNEL_ROWS_FROM_DOT(rows_bf16, vec_dot_bf16)
-KERNEL_ROWS_FROM_DOT(rows_q4_K, vec_dot_q4_K)
 KERNEL_ROWS_FROM_DOT(rows_q5_K, vec_dot_q5_K)
-KERNEL_ROWS_FROM_DOT(rows_q6_K, vec_dot_q6_K)
 
 void kernels_avx2_fill(kernel_traits tab[RYOT_TYPE_COUNT]) {
     tab[RYOT_TYPE_F32].vec_dot = vec_dot_f32;
