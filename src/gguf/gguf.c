@@ -28,6 +28,7 @@ typedef struct arena_block {
 
 typedef struct arena {
     arena_block *head; /* the block being filled; older blocks follow */
+    size_t first_cap;  /* size of the first block: small for small files */
 } arena;
 
 #define ARENA_MIN_BLOCK ((size_t)64 << 10)
@@ -39,7 +40,7 @@ static void *arena_alloc(arena *a, uint64_t n) {
     size_t need = ((size_t)n + 15) & ~(size_t)15;
     arena_block *b = a->head;
     if (!b || b->cap - b->used < need) {
-        size_t cap = b ? b->cap * 2 : ARENA_MIN_BLOCK;
+        size_t cap = b ? b->cap * 2 : a->first_cap;
         if (cap > ARENA_MAX_GROWTH) cap = ARENA_MAX_GROWTH;
         if (cap < need) cap = need;
         if (cap > SIZE_MAX - sizeof(arena_block)) return NULL;
@@ -583,6 +584,9 @@ static ryot_status parse(parser *p, gguf_file *f) {
 static ryot_status open_buffer(const void *buf, size_t size, bool mapped, gguf_file **out, ryot_error *err) {
     *out = NULL;
     arena *a = calloc(1, sizeof *a);
+    /* What a file needs is roughly proportional to its header: start small
+     * for tiny inputs (tests, fuzzing), grow by doubling for big ones. */
+    if (a) a->first_cap = size < ARENA_MIN_BLOCK / 2 ? 1024 + 2 * size : ARENA_MIN_BLOCK;
     gguf_file *f = a ? arena_alloc(a, sizeof *f) : NULL;
     if (!f) {
         arena_free(a);
