@@ -178,7 +178,7 @@ static ryot_status write_synthetic_vocab(gguf_writer *w, uint32_t n_vocab, ryot_
         }
     }
     gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
-    gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt2");
+    gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt-2"); /* llama.cpp's name for the GPT-2 regex */
     gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tokens, n_vocab);
     gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, n_vocab);
     gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", synth_merges, N_SYNTH_MERGES);
