@@ -13,7 +13,8 @@
  * The reader maps the file and validates everything before use: every
  * length, count, offset and size is checked against the file size with
  * overflow-safe arithmetic; unknown value or tensor types, tensors outside the
- * data section or overlapping it badly are errors naming the field and offset.
+ * data section or overlapping each other are errors naming the field and
+ * offset.  Memory use is bounded by a small multiple of the file size.
  * Strings and scalar arrays point into the mapping and live as long as the
  * gguf_file. */
 #ifndef RYOT_GGUF_H
