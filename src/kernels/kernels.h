@@ -36,7 +36,9 @@ typedef void (*kernel_vec_dot_fn)(int64_t n, float *s, const void *x, const void
  * same tolerance as vec_dot against the reference).  Fast versions tile
  * weight rows x activation rows so each weight block is loaded once per tile;
  * any nrx, nry >= 0 works (remainders are handled).  Reentrant, no
- * allocation: threads call it on disjoint weight-row ranges. */
+ * allocation: threads call it on disjoint weight-row ranges.  Alignment:
+ * rows need only their block's natural alignment (2 bytes for the quant
+ * blocks as stored in GGUF, 4 for F32 and Q8_K); s must not overlap x or y. */
 typedef void (*kernel_vec_dot_rows_fn)(int64_t n, int64_t nrx, int64_t nry, const void *x, size_t bx,
                                        const void *y, size_t by, float *s, size_t bs);
 
