@@ -29,6 +29,12 @@ static inline int hsum_epi32(__m256i v) {
     return _mm_cvtsi128_si32(a);
 }
 
+static inline uint32_t load32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
 static inline __m256i loadu256(const void *p) {
     return _mm256_loadu_si256((const __m256i *)p);
 }
@@ -304,12 +310,6 @@ static ALWAYS_INLINE __m256i q32_abs(enum q32_kind k, __m256i codes) {
     return q32_has_min(k) ? codes : _mm256_abs_epi8(codes);
 }
 
-static inline uint32_t load32(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 /* The first two fp16 of 4 blocks `stride` bytes apart, as 8 floats. */
 static inline __m256 half_pairs4(const uint8_t *p, size_t stride) {
     __m128i v = _mm_setr_epi32((int)load32(p), (int)load32(p + stride), (int)load32(p + 2 * stride),
@@ -484,12 +484,18 @@ Q32_ROWS(rows_q8_0, Q32_Q8_0)
 
 /* ------------------------------------------------------------ K-quant dots */
 
-/* 8 scales and the mins as int16 pairs [m0 m0 m1 m1 ... m7 m7] (to multiply
- * Q8_K's 16 bsums with one vpmaddwd). */
+/* The 8 6-bit scales (into sc) and mins of a Q4_K/Q5_K super-block,
+ * unpacked four at a time in 32-bit words (see q4k_scale_min); returns the
+ * mins as int16 pairs [m0 m0 m1 m1 ... m7 m7], to multiply Q8_K's 16 bsums
+ * with one vpmaddwd. */
 static inline __m256i k_scales_mins(const uint8_t *packed, uint8_t sc[8]) {
-    uint8_t m[8];
-    for (int j = 0; j < 8; j++) q4k_scale_min(packed, j, &sc[j], &m[j]);
-    __m128i mv = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m));
+    uint32_t w0 = load32(packed), w1 = load32(packed + 4), w2 = load32(packed + 8);
+    uint32_t sc_lo = w0 & 0x3f3f3f3f, m_lo = w1 & 0x3f3f3f3f;
+    uint32_t sc_hi = (w2 & 0x0f0f0f0f) | ((w0 >> 6) & 0x03030303) << 4;
+    uint32_t m_hi = ((w2 >> 4) & 0x0f0f0f0f) | ((w1 >> 6) & 0x03030303) << 4;
+    memcpy(sc, &sc_lo, 4);
+    memcpy(sc + 4, &sc_hi, 4);
+    __m128i mv = _mm_cvtepu8_epi16(_mm_setr_epi32((int)m_lo, (int)m_hi, 0, 0));
     return _mm256_set_m128i(_mm_unpackhi_epi16(mv, mv), _mm_unpacklo_epi16(mv, mv));
 }
 
