@@ -309,7 +309,7 @@ static void test_vocab_from(void **state) {
     (void)state;
     gguf_writer *w = gguf_writer_new(3);
     const char *toks[300];
-    char names[300][8];
+    char names[300][16];
     for (int i = 0; i < 300; i++) {
         snprintf(names[i], sizeof names[i], "t%d", i);
         toks[i] = names[i];
