@@ -556,6 +556,22 @@ static void vec_dot_q5_K(int64_t n, float *s, const void *xv, const void *yv) {
     *s = hsum_ps(acc) - accm;
 }
 
+/* Scale vector for quarter k of half h of Q6_K: lane 0 = scales[8h+2k],
+ * lane 1 = scales[8h+2k+1], as int16.  sc8 = the 8 int16 scales of half h in
+ * both lanes. */
+static inline __m256i q6k_scale_pair(__m256i sc8, int k) {
+    const int lo = 4 * k, hi = 4 * k + 2; /* byte offsets of words 2k and 2k+1 */
+    __m256i idx = _mm256_setr_epi8(lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1, lo, lo + 1,
+                                   lo, lo + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1, hi, hi + 1,
+                                   hi, hi + 1, hi, hi + 1);
+    return _mm256_shuffle_epi8(sc8, idx);
+}
+
+/* The 8 scales of half h as int16 in both lanes, from all 16 as int16. */
+static inline __m256i q6k_half_scales(__m256i sc16, int h) {
+    return h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+}
+
 /* Q6_K: sum (q - 32) y = sum q y - 32 sum y, the last from Q8_K's bsums. */
 static void vec_dot_q6_K(int64_t n, float *s, const void *xv, const void *yv) {
     const block_q6_K *x = xv;
@@ -563,9 +579,9 @@ static void vec_dot_q6_K(int64_t n, float *s, const void *xv, const void *yv) {
     const __m256i low4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t ib = 0; ib < n / QK_K; ib++) {
-        const int8_t *sc = x[ib].scales;
-        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[ib].scales));
         __m256i sumi = _mm256_mullo_epi32(_mm256_madd_epi16(loadu256(y[ib].bsums), sc16), _mm256_set1_epi32(-32));
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = x[ib].ql + 64 * h;
             __m256i l0 = loadu256(ql), l1 = loadu256(ql + 32), qh = loadu256(x[ib].qh + 32 * h);
@@ -577,10 +593,11 @@ static void vec_dot_q6_K(int64_t n, float *s, const void *xv, const void *yv) {
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+            __m256i sc8 = q6k_half_scales(sc16, h);
+#pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
                 __m256i p = _mm256_maddubs_epi16(q[k], loadu256(y[ib].qs + 128 * h + 32 * k));
-                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]), _mm_set1_epi16(sc[8 * h + 2 * k]));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, q6k_scale_pair(sc8, k)));
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(y[ib].d * FP16(x[ib].d)), _mm256_cvtepi32_ps(sumi), acc);
@@ -709,14 +726,20 @@ static ALWAYS_INLINE void q6k_rows_tile(const int RX, const int RY, int64_t nb, 
         for (int r = 0; r < RX; r++)
 #pragma GCC unroll 2
             for (int c = 0; c < RY; c++) sumi[r][c] = _mm256_sub_epi32(_mm256_setzero_si256(), sumi[r][c]);
+        __m256i sc16[2];
+#pragma GCC unroll 2
+        for (int r = 0; r < RX; r++) sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)xb[r]->scales));
         for (int h = 0; h < 2; h++) {
+            __m256i sc8[2];
+#pragma GCC unroll 2
+            for (int r = 0; r < RX; r++) sc8[r] = q6k_half_scales(sc16[r], h);
+#pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
                 __m256i q[2], scv[2];
 #pragma GCC unroll 2
                 for (int r = 0; r < RX; r++) {
                     q[r] = q6k_quarter(xb[r], h, k);
-                    const int8_t *sc = xb[r]->scales + 8 * h + 2 * k;
-                    scv[r] = _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]));
+                    scv[r] = q6k_scale_pair(sc8[r], k);
                 }
 #pragma GCC unroll 2
                 for (int c = 0; c < RY; c++) {
