@@ -337,19 +337,65 @@ static int32_t argmax(const float *logits, int32_t n) {
     return best;
 }
 
+/* Heap of the k first candidates in the order, its root the last of them. */
+static void heap_sift_down(cand *h, int64_t n, int64_t i) {
+    for (;;) {
+        int64_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && cand_before(&h[w], &h[l])) w = l;
+        if (r < n && cand_before(&h[w], &h[r])) w = r;
+        if (w == i) return;
+        cand_swap(&h[i], &h[w]);
+        i = w;
+    }
+}
+
+/* Top k of the finite logits in one pass: a candidate enters only if it beats
+ * the heap's root, so for k << n_vocab this costs ~n comparisons and never
+ * writes the full candidate array.  Returns the count kept (< k when fewer
+ * logits are finite). */
+static int64_t top_k_heap(cand *h, const float *logits, int32_t n, int64_t k) {
+    int64_t m = 0;
+    for (int32_t i = 0; i < n; i++) {
+        float l = logits[i];
+        if (!isfinite(l)) continue;
+        cand x = {i, l, 0.0f};
+        if (m < k) {
+            /* sift up */
+            int64_t j = m++;
+            while (j > 0 && cand_before(&h[(j - 1) / 2], &x)) {
+                h[j] = h[(j - 1) / 2];
+                j = (j - 1) / 2;
+            }
+            h[j] = x;
+        } else if (cand_before(&x, &h[0])) {
+            h[0] = x;
+            heap_sift_down(h, m, 0);
+        }
+    }
+    return m;
+}
+
+/* Above this k, copying all candidates and selecting is cheaper than the heap. */
+#define TOP_K_HEAP_MAX 4096
+
 /* Steps 4-9 over the finite logits; returns the token. */
 static int32_t sample_dist(sampler *s, const float *logits) {
     cand *c = s->cand;
     int64_t m = 0;
-    for (int32_t i = 0; i < s->n_vocab; i++)
-        if (isfinite(logits[i])) c[m++] = (cand){i, logits[i], 0.0f};
-    if (m == 0) return -1;
+    const int64_t k = s->p.top_k;
 
     /* 4. top-k */
-    if (s->p.top_k > 0 && s->p.top_k < m) {
-        select_top(c, m, s->p.top_k);
-        m = s->p.top_k;
+    if (k > 0 && k <= TOP_K_HEAP_MAX && k < s->n_vocab) {
+        m = top_k_heap(c, logits, s->n_vocab, k);
+    } else {
+        for (int32_t i = 0; i < s->n_vocab; i++)
+            if (isfinite(logits[i])) c[m++] = (cand){i, logits[i], 0.0f};
+        if (k > 0 && k < m) {
+            select_top(c, m, k);
+            m = k;
+        }
     }
+    if (m == 0) return -1;
 
     /* 5. temperature, 6. softmax (unnormalized: the max gets p = 1) */
     const float t = s->p.temperature;

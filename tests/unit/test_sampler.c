@@ -215,6 +215,44 @@ static void test_top_p_large_vocab(void **state) {
     sampler_free(s);
 }
 
+/* top-k keeps the k first in the order (ties -> lower ids), on both paths:
+ * the heap (small k) and select-over-all-candidates (large k). */
+static void test_top_k_paths(void **state) {
+    (void)state;
+    enum { NV = 6000 };
+    static float l[NV], buf[NV];
+    const int32_t ks[] = {100, 4500};
+    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+        for (int i = 0; i < NV; i++) l[i] = 0.0f;
+        l[NV - 1] = -INFINITY; /* banned ids never enter */
+        sampler_params p = plain(1.0f, 12 + ki);
+        p.top_k = ks[ki];
+        sampler *s = make(&p, NV);
+        int32_t maxid = -1;
+        for (int i = 0; i < 20000; i++) {
+            memcpy(buf, l, sizeof buf);
+            int32_t t = sampler_sample(s, buf);
+            assert_true(t >= 0 && t < ks[ki]);
+            if (t > maxid) maxid = t;
+        }
+        assert_true(maxid >= ks[ki] * 9 / 10);
+        sampler_free(s);
+
+        /* fewer finite logits than k: all of them are candidates */
+        for (int i = 0; i < NV; i++) l[i] = i < 3 ? 1.0f : -INFINITY;
+        s = make(&p, NV);
+        int seen[3] = {0};
+        for (int i = 0; i < 3000; i++) {
+            memcpy(buf, l, sizeof buf);
+            int32_t t = sampler_sample(s, buf);
+            assert_true(t >= 0 && t < 3);
+            seen[t]++;
+        }
+        assert_true(seen[0] > 800 && seen[1] > 800 && seen[2] > 800);
+        sampler_free(s);
+    }
+}
+
 static void test_distribution_temperature(void **state) {
     (void)state;
     enum { NV = 8 };
@@ -541,6 +579,7 @@ int main(void) {
         cmocka_unit_test(test_top_k1_is_greedy),
         cmocka_unit_test(test_top_p_tiny_is_greedy),
         cmocka_unit_test(test_top_p_large_vocab),
+        cmocka_unit_test(test_top_k_paths),
         cmocka_unit_test(test_distribution_temperature),
         cmocka_unit_test(test_distribution_top_k),
         cmocka_unit_test(test_distribution_top_p),
