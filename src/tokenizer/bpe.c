@@ -31,6 +31,10 @@ static ryot_status bpe_word(tokenizer_scratch *s, const uint8_t *w, size_t n, to
         if (!(id >= 0 ? tok_push(out, id) : push_missing(tok, out))) goto nomem;
         return RYOT_OK;
     }
+    bool nomem;
+    if (tok_cache_get(s, (const char *)w, n, out, &nomem)) return RYOT_OK;
+    if (nomem) goto nomem;
+    size_t n0 = out->n;
     if (tok->ignore_merges) {
         /* Llama 3: a pre-token that is already a vocab entry is kept whole,
          * even where the merge rules would split it differently. */
@@ -40,6 +44,7 @@ static ryot_status bpe_word(tokenizer_scratch *s, const uint8_t *w, size_t n, to
         int32_t id = tok_lookup(tok, s->text, o);
         if (id >= 0 && tok->tokens[id].type == TOKEN_TYPE_NORMAL) {
             if (!tok_push(out, id)) goto nomem;
+            tok_cache_put(s, (const char *)w, n, out->ids + n0, 1);
             return RYOT_OK;
         }
     }
@@ -70,6 +75,7 @@ static ryot_status bpe_word(tokenizer_scratch *s, const uint8_t *w, size_t n, to
             goto nomem;
         }
     }
+    tok_cache_put(s, (const char *)w, n, out->ids + n0, out->n - n0);
     return RYOT_OK;
 nomem:
     return ryot_fail(err, RYOT_ERR_NOMEM, "tokenize");

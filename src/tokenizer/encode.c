@@ -119,9 +119,55 @@ tok_pair tok_heap_pop(tokenizer_scratch *s) {
     return top;
 }
 
+/* ---------------------------------------------------------------- word cache */
+
+bool tok_cache_get(tokenizer_scratch *s, const char *key, size_t len, token_buf *out, bool *nomem) {
+    word_cache *c = &s->cache;
+    *nomem = false;
+    if (!c->slots || len > TOK_CACHE_MAX_KEY) return false;
+    uint64_t h = tok_hash(key, len) | 1;
+    for (uint32_t i = (uint32_t)h & c->mask;; i = (i + 1) & c->mask) {
+        const cache_slot *sl = &c->slots[i];
+        if (!sl->hash) return false;
+        if (sl->hash != h || sl->key_len != len) continue;
+        const uint8_t *p = c->arena + sl->off;
+        if (memcmp(p + (size_t)sl->n_ids * 4, key, len)) continue;
+        if (!tok_reserve((void **)&out->ids, &out->cap, out->n + sl->n_ids, sizeof *out->ids)) {
+            *nomem = true;
+            return false;
+        }
+        memcpy(out->ids + out->n, p, (size_t)sl->n_ids * 4);
+        out->n += sl->n_ids;
+        return true;
+    }
+}
+
+void tok_cache_put(tokenizer_scratch *s, const char *key, size_t len, const int32_t *ids, size_t n) {
+    word_cache *c = &s->cache;
+    if (!c->slots || len > TOK_CACHE_MAX_KEY || n > UINT16_MAX) return;
+    size_t need = n * 4 + len;
+    need = (need + 3) & ~(size_t)3;
+    if (c->arena_len + need > c->arena_cap || c->used >= (c->mask + 1) / 2) {
+        /* Full: start over (cheaper than eviction, and the hot words return
+         * within a few hundred pre-tokens). */
+        memset(c->slots, 0, ((size_t)c->mask + 1) * sizeof *c->slots);
+        c->used = 0;
+        c->arena_len = 0;
+    }
+    uint64_t h = tok_hash(key, len) | 1;
+    uint32_t i = (uint32_t)h & c->mask;
+    while (c->slots[i].hash) i = (i + 1) & c->mask;
+    uint8_t *p = c->arena + c->arena_len;
+    memcpy(p, ids, n * 4);
+    memcpy(p + n * 4, key, len);
+    c->slots[i] = (cache_slot){.hash = h, .off = (uint32_t)c->arena_len, .key_len = (uint16_t)len, .n_ids = (uint16_t)n};
+    c->arena_len += need;
+    c->used++;
+}
+
 /* ---------------------------------------------------------------- scratch */
 
-tokenizer_scratch *tokenizer_scratch_new(const tokenizer *tok) {
+static tokenizer_scratch *scratch_create(const tokenizer *tok, bool with_cache) {
     tokenizer_scratch *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->tok = tok;
@@ -137,85 +183,37 @@ tokenizer_scratch *tokenizer_scratch_new(const tokenizer *tok) {
         }
         pcre2_jit_stack_assign(s->mctx, NULL, s->jit_stack);
     }
+    if (!with_cache) return s;
+    s->cache.slots = calloc(TOK_CACHE_SLOTS, sizeof *s->cache.slots);
+    s->cache.arena = malloc(TOK_CACHE_ARENA);
+    if (!s->cache.slots || !s->cache.arena) {
+        tokenizer_scratch_free(s);
+        return NULL;
+    }
+    s->cache.mask = TOK_CACHE_SLOTS - 1;
+    s->cache.arena_cap = TOK_CACHE_ARENA;
     return s;
 }
+
+tokenizer_scratch *tokenizer_scratch_new(const tokenizer *tok) { return scratch_create(tok, true); }
 
 void tokenizer_scratch_free(tokenizer_scratch *s) {
     if (!s) return;
     pcre2_match_data_free(s->md);
     pcre2_match_context_free(s->mctx);
     pcre2_jit_stack_free(s->jit_stack);
+    free(s->cache.slots);
+    free(s->cache.arena);
     free(s->frags);
-    free(s->frags2);
+    free(s->taken);
+    free(s->cands);
+    free(s->covered);
     free(s->spans);
     free(s->spans2);
     free(s->syms);
     free(s->heap);
     free(s->text);
     free(s);
-}
-
-/* ---------------------------------------------------------------- specials */
-
-static bool bit(const uint8_t *map, uint8_t b) { return map[b >> 3] >> (b & 7) & 1; }
-
-static bool frag_push(tok_frag **a, size_t *n, size_t *cap, size_t off, size_t len, int32_t id) {
-    if (*n == *cap && !tok_reserve((void **)a, cap, *n + 1, sizeof **a)) return false;
-    (*a)[(*n)++] = (tok_frag){off, len, id};
-    return true;
-}
-
-/* Splits text into raw fragments and special tokens.  Specials are taken
- * longest first over the whole text: every occurrence of a longer special is
- * cut out before shorter ones are looked for in what remains (this is what
- * llama.cpp and Hugging Face do; it differs from a left-to-right scan only
- * when specials overlap). */
-static ryot_status partition(tokenizer_scratch *s, const char *text, size_t len, bool special, ryot_error *err) {
-    const tokenizer *tok = s->tok;
-    s->n_frags = 0;
-    if (!frag_push(&s->frags, &s->n_frags, &s->cap_frags, 0, len, -1)) return ryot_fail(err, RYOT_ERR_NOMEM, "tokenize");
-    for (int g = 0; g < tok->n_groups; g++) {
-        const special_group *grp = &tok->groups[g];
-        const uint8_t *first = special ? grp->first_any : grp->first_user;
-        bool any = false;
-        for (int k = 0; k < 32 && !any; k++) any = first[k] != 0;
-        if (!any) continue;
-        size_t L = grp->len, n2 = 0;
-        for (size_t k = 0; k < s->n_frags; k++) {
-            tok_frag f = s->frags[k];
-            if (f.id >= 0 || f.len < L) {
-                if (!frag_push(&s->frags2, &n2, &s->cap_frags2, f.off, f.len, f.id)) goto nomem;
-                continue;
-            }
-            size_t start = f.off, i = f.off, end = f.off + f.len;
-            while (i + L <= end) {
-                if (bit(first, (uint8_t)text[i])) {
-                    int32_t id = tok_lookup(tok, text + i, L);
-                    uint8_t t = id >= 0 ? tok->tokens[id].type : 0;
-                    if (id >= 0 && (t == TOKEN_TYPE_USER_DEFINED ||
-                                    (special && (t == TOKEN_TYPE_CONTROL || t == TOKEN_TYPE_UNKNOWN)))) {
-                        if (i > start && !frag_push(&s->frags2, &n2, &s->cap_frags2, start, i - start, -1)) goto nomem;
-                        if (!frag_push(&s->frags2, &n2, &s->cap_frags2, i, L, id)) goto nomem;
-                        i += L;
-                        start = i;
-                        continue;
-                    }
-                }
-                i++;
-            }
-            if (start < end && !frag_push(&s->frags2, &n2, &s->cap_frags2, start, end - start, -1)) goto nomem;
-        }
-        tok_frag *t = s->frags;
-        s->frags = s->frags2;
-        s->frags2 = t;
-        size_t c = s->cap_frags;
-        s->cap_frags = s->cap_frags2;
-        s->cap_frags2 = c;
-        s->n_frags = n2;
-    }
-    return RYOT_OK;
-nomem:
-    return ryot_fail(err, RYOT_ERR_NOMEM, "tokenize");
 }
 
 /* ---------------------------------------------------------------- encode */
@@ -226,7 +224,7 @@ static ryot_status encode(tokenizer_scratch *s, const char *text, size_t len, un
     if (len > INT32_MAX / 4) return ryot_fail(err, RYOT_ERR_INVALID, "text of %zu bytes is too long to tokenize", len);
     if ((flags & TOKENIZE_ADD_BOS) && tok->bos >= 0 && !tok_push(out, tok->bos))
         return ryot_fail(err, RYOT_ERR_NOMEM, "tokenize");
-    ryot_status st = partition(s, text, len, (flags & TOKENIZE_SPECIAL) != 0, err);
+    ryot_status st = special_partition(s, text, len, (flags & TOKENIZE_SPECIAL) != 0, err);
     if (st != RYOT_OK) return st;
     if (!len) s->n_frags = 0; /* empty text: no tokens, not even a space prefix */
     bool after_special = true; /* SentencePiece adds its space prefix at the start and after specials */
@@ -255,7 +253,8 @@ static ryot_status encode(tokenizer_scratch *s, const char *text, size_t len, un
 ryot_status tokenizer_encode(const tokenizer *tok, tokenizer_scratch *scratch, const char *text, size_t len,
                              unsigned flags, token_buf *out, ryot_error *err) {
     tokenizer_scratch *s = scratch;
-    if (!s && !(s = tokenizer_scratch_new(tok))) return ryot_fail(err, RYOT_ERR_NOMEM, "tokenizer scratch");
+    /* A one-off scratch skips the word cache: it would be filled and thrown away. */
+    if (!s && !(s = scratch_create(tok, false))) return ryot_fail(err, RYOT_ERR_NOMEM, "tokenizer scratch");
     RYOT_ASSERT(s->tok == tok);
     size_t n0 = out->n;
     ryot_status st = encode(s, text ? text : "", text ? len : 0, flags, out, err);

@@ -93,7 +93,7 @@ ryot_status pretok_init(tokenizer *tok, const char *name, ryot_error *err) {
                              (const char *)msg);
         }
         /* JIT is an optimization: without it pcre2_match interprets. */
-        (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+        p->jit[p->n] = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0;
         p->re[p->n++] = re;
     }
     return RYOT_OK;
@@ -120,7 +120,9 @@ ryot_status pretok_split(tokenizer_scratch *s, const char *text, size_t off, siz
             const char *subj = text + s->spans[k].off;
             size_t n = s->spans[k].len, base = s->spans[k].off, pos = 0, prev = 0;
             while (pos < n) {
-                int rc = pcre2_match(p->re[r], (PCRE2_SPTR)subj, n, pos, PCRE2_NO_UTF_CHECK, s->md, s->mctx);
+                /* The subject is valid UTF-8 (checked by the caller). */
+                int rc = p->jit[r] ? pcre2_jit_match(p->re[r], (PCRE2_SPTR)subj, n, pos, 0, s->md, s->mctx)
+                                   : pcre2_match(p->re[r], (PCRE2_SPTR)subj, n, pos, PCRE2_NO_UTF_CHECK, s->md, s->mctx);
                 if (rc == PCRE2_ERROR_NOMATCH) break;
                 if (rc < 0) {
                     PCRE2_UCHAR msg[128];

@@ -18,10 +18,11 @@ typedef struct tok_entry {
     uint8_t type; /* token_type */
 } tok_entry;
 
-/* Open addressing, linear probing; slots hold token ids, -1 = empty.  Keys are
- * the token texts themselves. */
+/* Open addressing, linear probing.  A slot holds the upper 32 bits of the
+ * text's hash and the token id (UINT64_MAX = empty), so that most misses are
+ * settled without touching the token table. */
 typedef struct str_table {
-    int32_t *slots;
+    uint64_t *slots;
     uint32_t mask;
 } str_table;
 
@@ -37,17 +38,32 @@ typedef struct merge_table {
     uint32_t mask;
 } merge_table;
 
-/* Special tokens grouped by text length, longest group first, so that the
- * partition pass matches longer specials before shorter ones. */
-typedef struct special_group {
-    uint32_t len;
-    uint8_t first_any[32];  /* bitmap of first bytes: any special of this length */
-    uint8_t first_user[32]; /* same, user-defined ones only (matched without TOKENIZE_SPECIAL) */
-} special_group;
+/* Special tokens (unknown, control, user-defined): a byte trie over their
+ * texts finds where they can start, and their distinct lengths, longest
+ * first, drive the longest-first partition (special.c). */
+typedef struct trie_edge {
+    uint32_t key;   /* parent node << 8 | byte; UINT32_MAX = empty */
+    uint32_t child;
+} trie_edge;
+
+#define TRIE_END_USER 1u /* a user-defined token ends here */
+#define TRIE_END_CTRL 2u /* a control or unknown token ends here */
+
+typedef struct special_index {
+    trie_edge *edges;
+    uint32_t mask;
+    uint8_t *end;      /* per node: TRIE_END_* */
+    uint32_t n_nodes;
+    uint8_t first[32]; /* bytes with an edge from the root */
+    uint32_t *lens;    /* distinct lengths, descending */
+    uint8_t *len_kind; /* per length: TRIE_END_* of the tokens that have it */
+    int n_lens;
+} special_index;
 
 typedef struct pretok {
     int n;
     pcre2_code *re[TOK_MAX_REGEX];
+    bool jit[TOK_MAX_REGEX]; /* JIT-compiled: matched through pcre2_jit_match */
 } pretok;
 
 struct tokenizer {
@@ -64,8 +80,14 @@ struct tokenizer {
     bool ignore_merges; /* BPE: a pre-token that is itself a vocab entry is emitted as is */
     int32_t byte_id[256]; /* BPE: token of the mapped byte; SPM: <0xNN>; -1 if none */
 
-    special_group *groups;
-    int n_groups;
+    special_index specials;
+
+    /* SentencePiece: characters that some token has right before a U+2581.
+     * Merges cannot cross a U+2581 preceded by any other character, so the
+     * text is cut there into words merged independently (and cached). */
+    uint32_t *glue; /* sorted code points */
+    int n_glue;
+    bool spm_split; /* false when the vocab glues too many characters */
 
     int32_t bos, eos, eot, eom, pad, unk, sep, cls;
     int32_t eog[TOK_MAX_EOG];
@@ -78,6 +100,10 @@ typedef struct tok_frag {
     size_t off, len;
     int32_t id;
 } tok_frag;
+
+typedef struct tok_cand {
+    uint32_t pos, maxlen; /* longest eligible special starting at pos */
+} tok_cand;
 
 typedef struct tok_span {
     size_t off, len;
@@ -100,13 +126,38 @@ typedef struct tok_pair {
     uint32_t size;
 } tok_pair;
 
+/* Per-scratch memo of merge results: word bytes -> ids.  Pre-tokens repeat
+ * a lot (Zipf), and a word's tokens never depend on its context, so the merge
+ * loop runs once per distinct word until the cache fills up and is cleared. */
+typedef struct cache_slot {
+    uint64_t hash; /* 0 = empty */
+    uint32_t off;  /* into arena: n_ids int32 ids, then the key bytes */
+    uint16_t key_len, n_ids;
+} cache_slot;
+
+typedef struct word_cache {
+    cache_slot *slots;
+    uint32_t mask, used;
+    uint8_t *arena;
+    size_t arena_len, arena_cap;
+} word_cache;
+
+#define TOK_CACHE_SLOTS (1u << 15)
+#define TOK_CACHE_ARENA (2u << 20)
+#define TOK_CACHE_MAX_KEY 128
+
 struct tokenizer_scratch {
     const tokenizer *tok;
+    word_cache cache; /* slots NULL: no caching (temporary scratch) */
     pcre2_match_data *md;
     pcre2_match_context *mctx;
     pcre2_jit_stack *jit_stack;
-    tok_frag *frags, *frags2;
-    size_t n_frags, cap_frags, cap_frags2;
+    tok_frag *frags, *taken;
+    size_t n_frags, cap_frags, n_taken, cap_taken;
+    tok_cand *cands;
+    size_t cap_cands;
+    uint64_t *covered; /* bitmap over the text */
+    size_t cap_covered;
     tok_span *spans, *spans2;
     size_t n_spans, cap_spans, cap_spans2;
     tok_sym *syms;
@@ -125,6 +176,12 @@ static inline const char *tok_text(const tokenizer *tok, int32_t id) {
     return tok->blob + tok->tokens[id].text_off;
 }
 
+/* ---- special.c */
+ryot_status special_init(tokenizer *tok, ryot_error *err);
+void special_free(special_index *x);
+/* Splits text into raw fragments and special tokens (s->frags). */
+ryot_status special_partition(tokenizer_scratch *s, const char *text, size_t len, bool special, ryot_error *err);
+
 /* ---- pretok.c */
 /* Compiles the regex list for a tokenizer.ggml.pre name; sets ignore_merges. */
 ryot_status pretok_init(tokenizer *tok, const char *name, ryot_error *err);
@@ -135,10 +192,15 @@ ryot_status pretok_split(tokenizer_scratch *s, const char *text, size_t off, siz
 
 /* ---- bpe.c, spm.c: tokenize one raw fragment, appending to out. */
 ryot_status bpe_encode(tokenizer_scratch *s, const char *text, size_t len, token_buf *out, ryot_error *err);
+ryot_status spm_prepare(tokenizer *tok, ryot_error *err);
 ryot_status spm_encode(tokenizer_scratch *s, const char *text, size_t len, bool space_prefix, token_buf *out,
                        ryot_error *err);
 
 /* ---- shared helpers (encode.c) */
+/* Appends the cached ids of key to out and returns true, or returns false. */
+bool tok_cache_get(tokenizer_scratch *s, const char *key, size_t len, token_buf *out, bool *nomem);
+/* Remembers ids[0..n) as key's tokens (silently skipped when too big). */
+void tok_cache_put(tokenizer_scratch *s, const char *key, size_t len, const int32_t *ids, size_t n);
 bool tok_push(token_buf *out, int32_t id);
 /* Length of the valid UTF-8 sequence at s[0..n), 0 if invalid or truncated;
  * *cp gets the code point. */

@@ -43,13 +43,15 @@ static uint32_t table_size(uint64_t n) {
 
 int32_t tok_lookup(const tokenizer *tok, const char *s, size_t len) {
     const str_table *t = &tok->lookup;
-    uint32_t i = (uint32_t)tok_hash(s, len) & t->mask;
-    for (;;) {
-        int32_t id = t->slots[i];
-        if (id < 0) return -1;
+    uint64_t h = tok_hash(s, len);
+    uint32_t tag = (uint32_t)(h >> 32);
+    for (uint32_t i = (uint32_t)h & t->mask;; i = (i + 1) & t->mask) {
+        uint64_t sl = t->slots[i];
+        if (sl == UINT64_MAX) return -1;
+        if ((uint32_t)(sl >> 32) != tag) continue;
+        int32_t id = (int32_t)(uint32_t)sl;
         const tok_entry *e = &tok->tokens[id];
         if (e->text_len == len && !memcmp(tok->blob + e->text_off, s, len)) return id;
-        i = (i + 1) & t->mask;
     }
 }
 
@@ -74,19 +76,20 @@ static void lookup_insert(tokenizer *tok, int32_t id) {
     str_table *t = &tok->lookup;
     const tok_entry *e = &tok->tokens[id];
     const char *s = tok->blob + e->text_off;
-    uint32_t i = (uint32_t)tok_hash(s, e->text_len) & t->mask;
-    for (;;) {
-        int32_t cur = t->slots[i];
-        if (cur < 0) {
-            t->slots[i] = id;
+    uint64_t h = tok_hash(s, e->text_len);
+    uint64_t slot = (h >> 32) << 32 | (uint32_t)id;
+    for (uint32_t i = (uint32_t)h & t->mask;; i = (i + 1) & t->mask) {
+        uint64_t cur = t->slots[i];
+        if (cur == UINT64_MAX) {
+            t->slots[i] = slot;
             return;
         }
-        const tok_entry *c = &tok->tokens[cur];
-        if (c->text_len == e->text_len && !memcmp(tok->blob + c->text_off, s, e->text_len)) {
-            t->slots[i] = id;
+        const tok_entry *c = &tok->tokens[(uint32_t)cur];
+        if ((cur >> 32) == (h >> 32) && c->text_len == e->text_len &&
+            !memcmp(tok->blob + c->text_off, s, e->text_len)) {
+            t->slots[i] = slot;
             return;
         }
-        i = (i + 1) & t->mask;
     }
 }
 
@@ -221,52 +224,6 @@ static ryot_status load_merges(tokenizer *tok, const gguf_file *f, ryot_error *e
     return RYOT_OK;
 }
 
-static int cmp_len_desc(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-static bool is_special_type(uint8_t t) {
-    return t == TOKEN_TYPE_CONTROL || t == TOKEN_TYPE_USER_DEFINED || t == TOKEN_TYPE_UNKNOWN;
-}
-
-static ryot_status build_special_groups(tokenizer *tok, ryot_error *err) {
-    uint32_t n = 0;
-    for (int32_t i = 0; i < tok->n_vocab; i++)
-        if (is_special_type(tok->tokens[i].type) && tok->tokens[i].text_len > 0) n++;
-    if (!n) return RYOT_OK;
-    uint32_t *lens = malloc(n * sizeof *lens);
-    if (!lens) return ryot_fail(err, RYOT_ERR_NOMEM, "special token table");
-    n = 0;
-    for (int32_t i = 0; i < tok->n_vocab; i++)
-        if (is_special_type(tok->tokens[i].type) && tok->tokens[i].text_len > 0) lens[n++] = tok->tokens[i].text_len;
-    qsort(lens, n, sizeof *lens, cmp_len_desc);
-    uint32_t ng = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (i == 0 || lens[i] != lens[i - 1]) lens[ng++] = lens[i];
-    tok->groups = calloc(ng, sizeof *tok->groups);
-    if (!tok->groups) {
-        free(lens);
-        return ryot_fail(err, RYOT_ERR_NOMEM, "special token table");
-    }
-    for (uint32_t g = 0; g < ng; g++) tok->groups[g].len = lens[g];
-    tok->n_groups = (int)ng;
-    free(lens);
-    for (int32_t i = 0; i < tok->n_vocab; i++) {
-        const tok_entry *e = &tok->tokens[i];
-        if (!is_special_type(e->type) || !e->text_len) continue;
-        /* Only the token the text lookup answers with can be matched. */
-        if (tok_lookup(tok, tok->blob + e->text_off, e->text_len) != i) continue;
-        uint8_t b = (uint8_t)tok->blob[e->text_off];
-        for (int g = 0; g < tok->n_groups; g++) {
-            if (tok->groups[g].len != e->text_len) continue;
-            tok->groups[g].first_any[b >> 3] |= (uint8_t)(1u << (b & 7));
-            if (e->type == TOKEN_TYPE_USER_DEFINED) tok->groups[g].first_user[b >> 3] |= (uint8_t)(1u << (b & 7));
-        }
-    }
-    return RYOT_OK;
-}
-
 static int32_t find_special(const tokenizer *tok, const char *text) {
     int32_t id = tok_lookup(tok, text, strlen(text));
     if (id < 0) return -1;
@@ -338,10 +295,10 @@ static ryot_status load(tokenizer *tok, const gguf_file *f, ryot_error *err) {
     if (2 * total + 1 >= UINT32_MAX) return ryot_fail(err, RYOT_ERR_FORMAT, KEY("tokens") ": %llu bytes of text", (unsigned long long)total);
     tok->tokens = calloc((size_t)n, sizeof *tok->tokens);
     tok->blob = malloc(2 * total + 1);
-    tok->lookup.slots = malloc((size_t)table_size((uint64_t)n) * sizeof(int32_t));
+    tok->lookup.slots = malloc((size_t)table_size((uint64_t)n) * sizeof *tok->lookup.slots);
     if (!tok->tokens || !tok->blob || !tok->lookup.slots) return ryot_fail(err, RYOT_ERR_NOMEM, "vocab of %d tokens", n);
     tok->lookup.mask = table_size((uint64_t)n) - 1;
-    memset(tok->lookup.slots, 0xff, ((size_t)tok->lookup.mask + 1) * sizeof(int32_t));
+    memset(tok->lookup.slots, 0xff, ((size_t)tok->lookup.mask + 1) * sizeof *tok->lookup.slots);
 
     size_t off = 0;
     for (int32_t i = 0; i < n; i++) {
@@ -434,7 +391,8 @@ static ryot_status load(tokenizer *tok, const gguf_file *f, ryot_error *err) {
         if (id >= 0 && (tok->tokens[id].piece_len != 1 || (uint8_t)tok->blob[tok->tokens[id].piece_off] != b))
             tok->byte_id[b] = -1;
     }
-    if ((st = build_special_groups(tok, err)) != RYOT_OK) return st;
+    if (tok->kind == TOKENIZER_SPM && (st = spm_prepare(tok, err)) != RYOT_OK) return st;
+    if ((st = special_init(tok, err)) != RYOT_OK) return st;
     find_eog(tok);
     return RYOT_OK;
 }
@@ -459,7 +417,8 @@ void tokenizer_free(tokenizer *tok) {
     free(tok->blob);
     free(tok->lookup.slots);
     free(tok->merges.slots);
-    free(tok->groups);
+    special_free(&tok->specials);
+    free(tok->glue);
     free(tok);
 }
 
