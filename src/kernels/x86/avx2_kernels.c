@@ -161,7 +161,7 @@ static void bf16_from_float(const float *src, void *dst, int64_t n) {
 /* Quantizes 32 floats with scale id into 32 int8 (element order); returns
  * their 8 partial int32 sums in *sum when sum != NULL. */
 static inline void quantize32(const float *x, __m256 id, int8_t *q, __m256i *sum) {
-    const int mode = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+#define mode (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
     __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x), id), mode));
     __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8), id), mode));
     __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 16), id), mode));
@@ -171,6 +171,7 @@ static inline void quantize32(const float *x, __m256 id, int8_t *q, __m256i *sum
     __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
     p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256((__m256i *)q, p);
+#undef mode
 }
 
 static inline float absmax(const float *x, int n) {
