@@ -13,6 +13,12 @@ ifeq ($(SAN),1)
   CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
 endif
+# make fuzz: clang with coverage instrumentation for libFuzzer
+ifeq ($(FUZZ),1)
+  CC := clang
+  OPT := -O1 -fno-omit-frame-pointer
+  CFLAGS_BASE += -fsanitize=fuzzer-no-link,address,undefined
+endif
 CFLAGS  := $(CFLAGS_BASE) $(OPT) $(EXTRA_CFLAGS)
 LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 
@@ -65,14 +71,15 @@ test: $(BUILD)/ryot $(TESTS) $(TOOLS)
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 test
 
-# libFuzzer targets (clang).  Run one: build-fuzz/fuzz_gguf -max_total_time=600 corpus/
+# libFuzzer targets (clang).  The library is rebuilt into build-fuzz/ with
+# coverage instrumentation through the normal rules, so per-ISA files keep
+# their own flags.  Run one: build-fuzz/fuzz_gguf -max_total_time=600 CORPUS_DIR
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
-fuzz: $(FUZZ_BIN)
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRC)
-	@mkdir -p build-fuzz
-	clang -std=gnu11 -g -O1 -Isrc -Iinclude -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-	    $(AVX512_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+fuzz:
+	$(MAKE) BUILD=build-fuzz FUZZ=1 $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libryot.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(BUILD)/libryot.a $(LDLIBS)
 
 clean:
 	rm -rf build build-asan build-fuzz
