@@ -6,8 +6,8 @@
 #
 #   bench/tokenizer_speed.sh [VOCAB.gguf ...]
 #
-# Defaults to the gpt-2, llama3 and llama-spm test vocabs (and the default
-# SmolLM2 model when present).  Env: RYOT_TESTDATA (../shared/testdata),
+# Defaults to the gpt-2, llama3 and llama-spm test vocabs (and the SmolLM2 and
+# Gemma 3 models when present).  Env: RYOT_TESTDATA (../shared/testdata),
 # SIZE_MB (4), REPS (3, best run reported), BUILD (build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,8 +39,10 @@ while [ "$(stat -c %s "$TEXT")" -lt $((SIZE_MB * 1000000)) ]; do cat "$round" >>
 
 if [ $# -eq 0 ]; then
     set -- "$DATA/gpt-2.gguf" "$DATA/llama3.gguf" "$DATA/llama-spm.gguf"
-    smol=${RYOT_MODEL_DIR:-$HOME/.cache/ryot/models}/SmolLM2-135M-Instruct.Q4_1.gguf
-    [ -f "$smol" ] && set -- "$@" "$smol"
+    models=${RYOT_MODEL_DIR:-$HOME/.cache/ryot/models}
+    for m in SmolLM2-135M-Instruct.Q4_1.gguf gemma-3-270m-q4_k_m.gguf; do
+        [ -f "$models/$m" ] && set -- "$@" "$models/$m"
+    done
 fi
 echo "text: $TEXT ($(stat -c %s "$TEXT") bytes; one round $(stat -c %s "$round") bytes)"
 "$BUILD/bench/tokenizer_speed" "$TEXT" "$@"
