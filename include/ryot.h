@@ -1,0 +1,139 @@
+/* ryot public C API: load a GGUF model, tokenize, create a context, decode
+ * batches of tokens, read logits.
+ *
+ * Conventions: functions that can fail on input return a ryot_status and fill
+ * a ryot_error (may be NULL) with a message naming what is wrong; nothing here
+ * exits or prints.  Objects are freed with their _free function (NULL is
+ * accepted).  A model is immutable after load and may be shared by several
+ * contexts; a context belongs to one thread at a time.
+ *
+ *   ryot_model *m;  ryot_context *c;  ryot_error err;
+ *   ryot_model_load("model.gguf", &m, &err);
+ *   ryot_context_new(m, NULL, &c, &err);             // defaults
+ *   ryot_tokenize(m, text, len, RYOT_TOK_ADD_BOS, &ids, &n, &err);
+ *   ryot_decode(c, ids, n, 0, 1, &err);              // prompt at position 0
+ *   const float *logits = ryot_get_logits(c, 0);     // next-token logits
+ */
+#ifndef RYOT_H
+#define RYOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h" /* ryot_status, ryot_error, ryot_strerror */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int32_t ryot_token;
+typedef struct ryot_model ryot_model;
+typedef struct ryot_context ryot_context;
+struct tokenizer;
+
+/* ---------------------------------------------------------------- model */
+
+/* Maps the file, validates it, reads hyperparameters and the tokenizer, and
+ * binds every weight (shapes and types checked). */
+ryot_status ryot_model_load(const char *path, ryot_model **out, ryot_error *err);
+void ryot_model_free(ryot_model *m);
+
+typedef struct ryot_model_info {
+    const char *arch;      /* "llama", "qwen2", "gemma3" */
+    const char *name;      /* general.name, "" when absent */
+    const char *type_name; /* most common weight type, e.g. "Q4_1" */
+    int n_vocab;
+    int n_ctx_train;
+    int n_embd;
+    int n_layer;
+    int n_head;
+    int n_head_kv;
+    int head_dim;
+    int n_ff;
+    uint64_t n_params;
+    uint64_t size_bytes;   /* weight bytes */
+} ryot_model_info;
+
+void ryot_model_get_info(const ryot_model *m, ryot_model_info *info);
+
+/* The model's tokenizer (src/tokenizer/tokenizer.h), for streaming
+ * detokenization (detok_*) and vocab queries; owned by the model. */
+const struct tokenizer *ryot_model_tokenizer(const ryot_model *m);
+
+/* ---------------------------------------------------------------- tokens */
+
+enum {
+    RYOT_TOK_ADD_BOS = 1u << 0,   /* prepend BOS if the vocab asks for it (tokenizer.ggml.add_bos_token) */
+    RYOT_TOK_SPECIAL = 1u << 1,   /* special-token texts (e.g. "<|im_start|>") become their ids */
+};
+
+/* Tokenizes text[0..len) into *ids (malloc'd, free()), *n ids. */
+ryot_status ryot_tokenize(const ryot_model *m, const char *text, size_t len, unsigned flags, ryot_token **ids,
+                          int *n, ryot_error *err);
+/* Bytes of ids (exact; special tokens rendered when `special`): *out is
+ * malloc'd and NUL-terminated (free()). */
+ryot_status ryot_detokenize(const ryot_model *m, const ryot_token *ids, int n, bool special, char **out,
+                            size_t *len, ryot_error *err);
+ryot_token ryot_token_bos(const ryot_model *m); /* -1 when none */
+ryot_token ryot_token_eos(const ryot_model *m); /* -1 when none */
+bool ryot_token_is_eog(const ryot_model *m, ryot_token t); /* EOS, EOT, end-of-turn... */
+
+/* ---------------------------------------------------------------- chat */
+
+typedef enum ryot_chat_format {
+    RYOT_CHAT_NONE = 0,
+    RYOT_CHAT_CHATML, /* <|im_start|>role\n...<|im_end|>\n  (SmolLM2, Qwen) */
+    RYOT_CHAT_GEMMA,  /* <start_of_turn>user\n...<end_of_turn>\n  (Gemma) */
+    RYOT_CHAT_LLAMA3, /* <|start_header_id|>user<|end_header_id|>\n\n...<|eot_id|> */
+} ryot_chat_format;
+
+/* Detected from tokenizer.chat_template, else the architecture, else the
+ * vocab's special tokens. */
+ryot_chat_format ryot_model_chat_format(const ryot_model *m);
+const char *ryot_chat_format_name(ryot_chat_format f);
+
+/* One user message wrapped in the model's chat format, ending with the
+ * assistant turn's opening (BOS is not included: tokenize with
+ * RYOT_TOK_ADD_BOS | RYOT_TOK_SPECIAL).  *out is malloc'd (free()).
+ * RYOT_ERR_UNSUPPORTED when the format is unknown. */
+ryot_status ryot_chat_wrap_user(const ryot_model *m, const char *message, char **out, ryot_error *err);
+
+/* ---------------------------------------------------------------- context */
+
+typedef struct ryot_context_params {
+    int n_ctx;        /* KV positions; 0: min(training context, 4096) */
+    int n_batch;      /* most tokens per internal forward chunk; 0: 512 */
+    int n_threads;    /* 0: online CPUs */
+    int n_logits_max; /* logits rows one decode may return; 0: 1 (perplexity wants n_batch) */
+} ryot_context_params;
+
+ryot_context_params ryot_context_default_params(void);
+
+/* Allocates activations, the F16 KV cache and the worker threads, once. */
+ryot_status ryot_context_new(const ryot_model *m, const ryot_context_params *p, ryot_context **out,
+                             ryot_error *err);
+void ryot_context_free(ryot_context *c);
+int ryot_context_n_ctx(const ryot_context *c);
+int ryot_context_n_threads(const ryot_context *c);
+/* Positions currently in the KV cache. */
+int ryot_context_n_past(const ryot_context *c);
+
+/* Evaluates tokens[0..n) at positions pos..pos+n-1 of the context's sequence
+ * (pos <= n_past; cached positions from pos on are replaced), computing
+ * logits for the last n_logits tokens (0 <= n_logits <= min(n, n_logits_max)).
+ * Prompt and generated tokens use the same call: a prompt is one call with
+ * n tokens, each generated token one call with n = 1. */
+ryot_status ryot_decode(ryot_context *c, const ryot_token *tokens, int n, int pos, int n_logits, ryot_error *err);
+
+/* Row i of the last decode's logits (n_vocab floats; i counts from the first
+ * of its n_logits tokens); NULL when out of range.  Valid until the next
+ * decode. */
+const float *ryot_get_logits(const ryot_context *c, int i);
+int ryot_n_vocab(const ryot_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

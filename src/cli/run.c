@@ -1,0 +1,312 @@
+/* `ryot run`: generate text from a prompt, streamed to stdout.
+ *
+ * Only the generated text is printed (not the prompt), so the output can be
+ * piped.  Timing goes to stderr.  Exit status: 0 ok, 1 load or decode
+ * failure, 2 bad usage. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "engine/sampler.h"
+#include "ryot.h"
+#include "tokenizer/tokenizer.h"
+
+#define RUN_DEFAULT_N 128
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: ryot run [-m FILE] (-p PROMPT | -f FILE) [options]\n"
+            "\n"
+            "Generate text from a prompt; the generated text streams to stdout, timing to stderr.\n"
+            "\n"
+            "options:\n"
+            "  -m, --model FILE    GGUF model (default: $RYOT_MODEL, else the default model)\n"
+            "  -p, --prompt TEXT   the prompt\n"
+            "  -f, --file FILE     read the prompt from FILE\n"
+            "  -n, --n-predict N   most tokens to generate (default %d); stops earlier at an\n"
+            "                      end-of-generation token (EOS, end of turn)\n"
+            "      --temp T        temperature (default 0.8); 0 = greedy (argmax)\n"
+            "      --top-k K       keep the K most likely tokens (default 40; 0 = off)\n"
+            "      --top-p P       nucleus sampling (default 0.95; 1 = off)\n"
+            "      --min-p P       drop tokens below P x the top probability (default 0.05; 0 = off)\n"
+            "      --repeat-penalty R  penalize the last 64 tokens (default 1 = off)\n"
+            "      --seed S        RNG seed (default: random)\n"
+            "      --chat          wrap the prompt as one user message in the model's chat\n"
+            "                      format (ChatML, Gemma, Llama 3) and parse special tokens\n"
+            "      --ids           print the generated token ids, space-separated, on one line\n"
+            "  -t, --threads N     worker threads (default: online CPUs)\n"
+            "  -c, --ctx N         context size (default: min(training context, 4096))\n"
+            "  -h, --help          show this help\n"
+            "\n"
+            "exit status: 0 ok, 1 model or decode failure, 2 bad usage\n",
+            RUN_DEFAULT_N);
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static bool parse_long(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_float(const char *s, float *out) {
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || end == s || *end) return false;
+    *out = v;
+    return true;
+}
+
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (n < cap) break;
+        char *nb = realloc(buf, cap * 2 + 1);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+int cmd_run(int argc, char **argv) {
+    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL;
+    long n_predict = RUN_DEFAULT_N, n_threads = 0, n_ctx = 0;
+    bool chat = false, print_ids = false;
+    sampler_params sp = sampler_params_default();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long lv;
+        float fv;
+#define NEED_VALUE() \
+    do { \
+        if (!v) { \
+            fprintf(stderr, "ryot run: %s needs a value\n", a); \
+            return 2; \
+        } \
+        i++; \
+    } while (0)
+#define BAD_VALUE() \
+    do { \
+        fprintf(stderr, "ryot run: bad value '%s' for %s\n", v, a); \
+        return 2; \
+    } while (0)
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            NEED_VALUE();
+            model_path = v;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            NEED_VALUE();
+            prompt = v;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            NEED_VALUE();
+            prompt_file = v;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            NEED_VALUE();
+            if (!parse_long(v, 0, 1 << 24, &lv)) BAD_VALUE();
+            n_predict = lv;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            NEED_VALUE();
+            if (!parse_long(v, 1, 512, &lv)) BAD_VALUE();
+            n_threads = lv;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
+            NEED_VALUE();
+            if (!parse_long(v, 1, 1 << 24, &lv)) BAD_VALUE();
+            n_ctx = lv;
+        } else if (!strcmp(a, "--temp")) {
+            NEED_VALUE();
+            if (!parse_float(v, &fv)) BAD_VALUE();
+            sp.temperature = fv;
+        } else if (!strcmp(a, "--top-k")) {
+            NEED_VALUE();
+            if (!parse_long(v, 0, 1 << 30, &lv)) BAD_VALUE();
+            sp.top_k = (int32_t)lv;
+        } else if (!strcmp(a, "--top-p")) {
+            NEED_VALUE();
+            if (!parse_float(v, &fv)) BAD_VALUE();
+            sp.top_p = fv;
+        } else if (!strcmp(a, "--min-p")) {
+            NEED_VALUE();
+            if (!parse_float(v, &fv)) BAD_VALUE();
+            sp.min_p = fv;
+        } else if (!strcmp(a, "--repeat-penalty")) {
+            NEED_VALUE();
+            if (!parse_float(v, &fv)) BAD_VALUE();
+            sp.repeat_penalty = fv;
+        } else if (!strcmp(a, "--seed")) {
+            NEED_VALUE();
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(v, &end, 10);
+            if (errno || end == v || *end || v[0] == '-') BAD_VALUE();
+            sp.seed = (uint64_t)s;
+        } else if (!strcmp(a, "--chat")) {
+            chat = true;
+        } else if (!strcmp(a, "--ids")) {
+            print_ids = true;
+        } else {
+            fprintf(stderr, "ryot run: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!prompt && !prompt_file) {
+        fprintf(stderr, "ryot run: give a prompt with -p TEXT or -f FILE\n");
+        return 2;
+    }
+    if (prompt && prompt_file) {
+        fprintf(stderr, "ryot run: -p and -f are exclusive\n");
+        return 2;
+    }
+    if (!model_path && !(model_path = cli_default_model())) return 1;
+
+    int rc = 1;
+    ryot_error err = {0};
+    ryot_model *m = NULL;
+    ryot_context *c = NULL;
+    sampler *smp = NULL;
+    char *file_text = NULL, *wrapped = NULL;
+    ryot_token *ids = NULL;
+    float *logits = NULL;
+    detok dt = {0};
+    bool dt_ok = false;
+
+    if (prompt_file) {
+        if (!(file_text = read_file(prompt_file))) {
+            fprintf(stderr, "ryot run: cannot read %s: %s\n", prompt_file, strerror(errno));
+            return 1;
+        }
+        prompt = file_text;
+    }
+    double t0 = now_ms();
+    if (ryot_model_load(model_path, &m, &err)) goto fail;
+    double t_load = now_ms() - t0;
+
+    const char *text = prompt;
+    if (chat) {
+        if (ryot_chat_wrap_user(m, prompt, &wrapped, &err)) goto fail;
+        text = wrapped;
+    }
+    int n_prompt;
+    if (ryot_tokenize(m, text, strlen(text), RYOT_TOK_ADD_BOS | (chat ? RYOT_TOK_SPECIAL : 0), &ids, &n_prompt,
+                      &err))
+        goto fail;
+    if (n_prompt == 0) {
+        fprintf(stderr, "ryot run: the prompt is empty\n");
+        rc = 2;
+        goto out;
+    }
+    ryot_context_params cp = ryot_context_default_params();
+    cp.n_threads = (int)n_threads;
+    cp.n_ctx = (int)n_ctx;
+    if (ryot_context_new(m, &cp, &c, &err)) goto fail;
+    const int ctx_size = ryot_context_n_ctx(c);
+    if (n_prompt >= ctx_size) {
+        fprintf(stderr, "ryot run: the prompt has %d tokens; the context holds %d (use -c)\n", n_prompt, ctx_size);
+        goto out;
+    }
+    if (n_prompt + n_predict > ctx_size) {
+        fprintf(stderr, "ryot run: generating at most %d tokens (context %d)\n", ctx_size - n_prompt, ctx_size);
+        n_predict = ctx_size - n_prompt;
+    }
+    const int n_vocab = ryot_n_vocab(m);
+    if (sampler_init(&smp, &sp, n_vocab, &err)) goto fail;
+    if (!(logits = malloc((size_t)n_vocab * sizeof *logits))) {
+        ryot_fail(&err, RYOT_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (!print_ids) {
+        if (detok_init(&dt, ryot_model_tokenizer(m), 0, &err)) goto fail;
+        dt_ok = true;
+    }
+
+    double t1 = now_ms();
+    if (ryot_decode(c, ids, n_prompt, 0, 1, &err)) goto fail;
+    double t_prompt = now_ms() - t1;
+
+    double t_dec = 0.0; /* generation: decode calls only (sampling and printing excluded) */
+    int n_gen = 0, n_dec = 0, pos = n_prompt;
+    bool first_id = true;
+    while (n_gen < n_predict) {
+        memcpy(logits, ryot_get_logits(c, 0), (size_t)n_vocab * sizeof *logits);
+        int32_t tok = sampler_sample(smp, logits);
+        if (tok < 0 || ryot_token_is_eog(m, tok)) break;
+        sampler_accept(smp, tok);
+        n_gen++;
+        if (print_ids) {
+            printf(first_id ? "%d" : " %d", tok);
+            first_id = false;
+        } else {
+            size_t len;
+            const char *piece = detok_push(&dt, tok, &len);
+            if (len) fwrite(piece, 1, len, stdout);
+        }
+        fflush(stdout);
+        if (n_gen == n_predict) break;
+        double td = now_ms();
+        if (ryot_decode(c, &tok, 1, pos, 1, &err)) goto fail;
+        t_dec += now_ms() - td;
+        n_dec++;
+        pos++;
+    }
+    if (print_ids) {
+        putchar('\n');
+    } else {
+        size_t len;
+        const char *rest = detok_flush(&dt, &len);
+        if (len) fwrite(rest, 1, len, stdout);
+        putchar('\n');
+    }
+    fflush(stdout);
+    fprintf(stderr,
+            "ryot run: load %.0f ms | prompt %d tokens, %.1f ms, %.2f tok/s | generated %d tokens, "
+            "%d decoded in %.1f ms, %.2f tok/s | %d threads\n",
+            t_load, n_prompt, t_prompt, n_prompt / (t_prompt / 1e3), n_gen, n_dec, t_dec,
+            n_dec > 0 ? n_dec / (t_dec / 1e3) : 0.0, ryot_context_n_threads(c));
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "ryot run: %s\n", err.msg[0] ? err.msg : ryot_strerror(err.code));
+out:
+    if (dt_ok) detok_free(&dt);
+    free(logits);
+    sampler_free(smp);
+    free(ids);
+    free(wrapped);
+    free(file_text);
+    ryot_context_free(c);
+    ryot_model_free(m);
+    return rc;
+}

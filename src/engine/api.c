@@ -1,0 +1,223 @@
+/* include/ryot.h over the model, tokenizer and engine modules. */
+#include "ryot.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+struct ryot_model {
+    model *m;
+    tokenizer *tok;
+    char name[128];
+    ryot_chat_format chat;
+};
+
+struct ryot_context {
+    const ryot_model *model;
+    engine *e;
+};
+
+static ryot_chat_format detect_chat(const model *m, const tokenizer *tok) {
+    gguf_str tmpl;
+    if (gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl, NULL) == RYOT_OK) {
+        /* look for the markers in the template text */
+        static const struct {
+            const char *marker;
+            ryot_chat_format f;
+        } marks[] = {
+            {"<|im_start|>", RYOT_CHAT_CHATML},
+            {"<start_of_turn>", RYOT_CHAT_GEMMA},
+            {"<|start_header_id|>", RYOT_CHAT_LLAMA3},
+        };
+        for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+            if (memmem(tmpl.data, tmpl.len, marks[i].marker, strlen(marks[i].marker))) return marks[i].f;
+    }
+    if (m->hp.arch == MODEL_ARCH_GEMMA3) return RYOT_CHAT_GEMMA;
+    if (tok) {
+        if (tokenizer_find(tok, "<|im_start|>", 12) >= 0) return RYOT_CHAT_CHATML;
+        if (tokenizer_find(tok, "<start_of_turn>", 15) >= 0) return RYOT_CHAT_GEMMA;
+        if (tokenizer_find(tok, "<|start_header_id|>", 19) >= 0) return RYOT_CHAT_LLAMA3;
+    }
+    return RYOT_CHAT_NONE;
+}
+
+ryot_status ryot_model_load(const char *path, ryot_model **out, ryot_error *err) {
+    *out = NULL;
+    ryot_model *rm = calloc(1, sizeof *rm);
+    if (!rm) return ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
+    ryot_status st = model_load(path, &rm->m, err);
+    if (!st) st = tokenizer_load(rm->m->gguf, &rm->tok, err);
+    if (st) {
+        ryot_error_prefix(err, "loading %s: ", path);
+        ryot_model_free(rm);
+        return st;
+    }
+    gguf_str name;
+    if (gguf_get_str(rm->m->gguf, "general.name", &name, NULL) == RYOT_OK)
+        snprintf(rm->name, sizeof rm->name, "%.*s", (int)(name.len < 127 ? name.len : 127), name.data);
+    if (tokenizer_n_vocab(rm->tok) > rm->m->hp.n_vocab) {
+        /* ids the embedding cannot look up would crash decode later */
+        st = ryot_fail(err, RYOT_ERR_FORMAT, "loading %s: the tokenizer has %d tokens but token_embd only %d rows",
+                       path, tokenizer_n_vocab(rm->tok), rm->m->hp.n_vocab);
+        ryot_model_free(rm);
+        return st;
+    }
+    rm->chat = detect_chat(rm->m, rm->tok);
+    *out = rm;
+    return RYOT_OK;
+}
+
+void ryot_model_free(ryot_model *m) {
+    if (!m) return;
+    tokenizer_free(m->tok);
+    model_free(m->m);
+    free(m);
+}
+
+void ryot_model_get_info(const ryot_model *rm, ryot_model_info *info) {
+    const model_hparams *hp = &rm->m->hp;
+    memset(info, 0, sizeof *info);
+    info->arch = hp->arch_name;
+    info->name = rm->name;
+    info->type_name = ryot_type_name(rm->m->ftype);
+    info->n_vocab = hp->n_vocab;
+    info->n_ctx_train = hp->n_ctx_train;
+    info->n_embd = hp->n_embd;
+    info->n_layer = hp->n_layer;
+    info->n_head = hp->n_head;
+    info->n_head_kv = hp->n_head_kv;
+    info->head_dim = hp->head_dim;
+    info->n_ff = hp->n_ff;
+    info->n_params = rm->m->n_params;
+    info->size_bytes = rm->m->weight_bytes;
+}
+
+const struct tokenizer *ryot_model_tokenizer(const ryot_model *m) { return m->tok; }
+int ryot_n_vocab(const ryot_model *m) { return m->m->hp.n_vocab; }
+
+ryot_status ryot_tokenize(const ryot_model *m, const char *text, size_t len, unsigned flags, ryot_token **ids,
+                          int *n, ryot_error *err) {
+    *ids = NULL;
+    *n = 0;
+    unsigned tf = 0;
+    if (flags & RYOT_TOK_ADD_BOS) tf |= tokenizer_default_flags(m->tok) & TOKENIZE_ADD_BOS;
+    if (flags & RYOT_TOK_SPECIAL) tf |= TOKENIZE_SPECIAL;
+    token_buf b = {0};
+    ryot_status st = tokenizer_encode(m->tok, NULL, text, len, tf, &b, err);
+    if (st) {
+        token_buf_free(&b);
+        return st;
+    }
+    if (b.n > (size_t)1 << 30) {
+        token_buf_free(&b);
+        return ryot_fail(err, RYOT_ERR_INVALID, "tokenize: text too long");
+    }
+    if (!b.ids) {
+        b.ids = malloc(sizeof *b.ids);
+        if (!b.ids) return ryot_fail(err, RYOT_ERR_NOMEM, "tokenize: out of memory");
+    }
+    *ids = b.ids;
+    *n = (int)b.n;
+    return RYOT_OK;
+}
+
+ryot_status ryot_detokenize(const ryot_model *m, const ryot_token *ids, int n, bool special, char **out,
+                            size_t *len, ryot_error *err) {
+    return tokenizer_decode(m->tok, ids, n > 0 ? (size_t)n : 0, special ? DETOK_SPECIAL : 0, out, len, err);
+}
+
+ryot_token ryot_token_bos(const ryot_model *m) { return tokenizer_bos(m->tok); }
+ryot_token ryot_token_eos(const ryot_model *m) { return tokenizer_eos(m->tok); }
+bool ryot_token_is_eog(const ryot_model *m, ryot_token t) { return tokenizer_is_eog(m->tok, t); }
+
+ryot_chat_format ryot_model_chat_format(const ryot_model *m) { return m->chat; }
+
+const char *ryot_chat_format_name(ryot_chat_format f) {
+    switch (f) {
+    case RYOT_CHAT_CHATML: return "chatml";
+    case RYOT_CHAT_GEMMA: return "gemma";
+    case RYOT_CHAT_LLAMA3: return "llama3";
+    default: return "none";
+    }
+}
+
+ryot_status ryot_chat_wrap_user(const ryot_model *m, const char *message, char **out, ryot_error *err) {
+    const char *pre, *post;
+    switch (m->chat) {
+    case RYOT_CHAT_CHATML:
+        pre = "<|im_start|>user\n";
+        post = "<|im_end|>\n<|im_start|>assistant\n";
+        break;
+    case RYOT_CHAT_GEMMA:
+        pre = "<start_of_turn>user\n";
+        post = "<end_of_turn>\n<start_of_turn>model\n";
+        break;
+    case RYOT_CHAT_LLAMA3:
+        pre = "<|start_header_id|>user<|end_header_id|>\n\n";
+        post = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
+        break;
+    default:
+        *out = NULL;
+        return ryot_fail(err, RYOT_ERR_UNSUPPORTED, "chat: the model has no known chat format");
+    }
+    size_t n = strlen(pre) + strlen(message) + strlen(post) + 1;
+    *out = malloc(n);
+    if (!*out) return ryot_fail(err, RYOT_ERR_NOMEM, "chat: out of memory");
+    snprintf(*out, n, "%s%s%s", pre, message, post);
+    return RYOT_OK;
+}
+
+ryot_context_params ryot_context_default_params(void) {
+    ryot_context_params p = {0};
+    return p;
+}
+
+ryot_status ryot_context_new(const ryot_model *m, const ryot_context_params *p, ryot_context **out,
+                             ryot_error *err) {
+    *out = NULL;
+    ryot_context *c = calloc(1, sizeof *c);
+    if (!c) return ryot_fail(err, RYOT_ERR_NOMEM, "context: out of memory");
+    engine_params ep = engine_params_default(m->m);
+    if (p) {
+        if (p->n_ctx < 0 || p->n_batch < 0 || p->n_threads < 0 || p->n_logits_max < 0) {
+            free(c);
+            return ryot_fail(err, RYOT_ERR_INVALID, "context: negative parameter");
+        }
+        if (p->n_ctx) ep.n_ctx = p->n_ctx;
+        if (p->n_batch) ep.n_batch = p->n_batch;
+        if (p->n_threads) ep.n_threads = p->n_threads;
+        if (p->n_logits_max) ep.n_logits_max = p->n_logits_max;
+    }
+    if (ep.n_logits_max > ep.n_batch) ep.n_batch = ep.n_logits_max;
+    ryot_status st = engine_new(m->m, &ep, &c->e, err);
+    if (st) {
+        free(c);
+        return st;
+    }
+    c->model = m;
+    *out = c;
+    return RYOT_OK;
+}
+
+void ryot_context_free(ryot_context *c) {
+    if (!c) return;
+    engine_free(c->e);
+    free(c);
+}
+
+int ryot_context_n_ctx(const ryot_context *c) { return c->e->n_ctx; }
+int ryot_context_n_threads(const ryot_context *c) { return c->e->n_threads; }
+int ryot_context_n_past(const ryot_context *c) { return c->e->n_past; }
+
+ryot_status ryot_decode(ryot_context *c, const ryot_token *tokens, int n, int pos, int n_logits, ryot_error *err) {
+    return engine_decode(c->e, tokens, n, pos, n_logits, err);
+}
+
+const float *ryot_get_logits(const ryot_context *c, int i) {
+    if (i < 0 || i >= c->e->n_logits) return NULL;
+    return engine_logits(c->e, i);
+}
