@@ -1,0 +1,238 @@
+/* `ryot bench`: engine throughput, measured like llama-bench.
+ *
+ *   pp<P>: one batch of P prompt tokens (random valid ids) from an empty
+ *          context, logits for the last one;
+ *   tg<N>: N tokens evaluated one at a time from an empty context.
+ * One warm-up run, then mean and sample standard deviation of tok/s over R
+ * runs.  --json prints the same as one JSON object:
+ *   {"model": ..., "arch": ..., "type": ..., "size_bytes": ..., "n_params": ...,
+ *    "threads": T, "isa": ..., "results": [{"test": "pp512", "n": 512,
+ *    "mean": t/s, "sd": t/s, "runs": [t/s...]}, ...]}
+ * Exit status: 0 ok, 1 load or decode failure, 2 bad usage. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "core/rng.h"
+#include "kernels/kernels.h"
+#include "ryot.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: ryot bench [-m FILE] [-p N] [-n N] [-r N] [-t N] [--json]\n"
+            "\n"
+            "Measure prompt processing (one batch of -p random tokens) and generation\n"
+            "(-n tokens one at a time), each from an empty context: one warm-up run,\n"
+            "then mean +- sd of tok/s over -r runs.\n"
+            "\n"
+            "options:\n"
+            "  -m, --model FILE   GGUF model (default: $RYOT_MODEL, else the default model)\n"
+            "  -p, --n-prompt N   prompt tokens (default 512; 0 skips the test)\n"
+            "  -n, --n-gen N      generated tokens (default 128; 0 skips the test)\n"
+            "  -r, --repetitions N  measured runs (default 5)\n"
+            "  -t, --threads N    worker threads (default: online CPUs)\n"
+            "      --json         print the results as JSON\n"
+            "  -h, --help         show this help\n");
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static bool parse_long(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+typedef struct bench_result {
+    char name[32];
+    int n;
+    double mean, sd;
+    double *runs;
+    int n_runs;
+} bench_result;
+
+static void stats(bench_result *r) {
+    double s = 0, ss = 0;
+    for (int i = 0; i < r->n_runs; i++) s += r->runs[i];
+    r->mean = s / r->n_runs;
+    for (int i = 0; i < r->n_runs; i++) ss += (r->runs[i] - r->mean) * (r->runs[i] - r->mean);
+    r->sd = r->n_runs > 1 ? sqrt(ss / (r->n_runs - 1)) : 0.0;
+}
+
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *model_path = NULL;
+    long n_prompt = 512, n_gen = 128, reps = 5, n_threads = 0;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long *target = NULL, lo = 0, hi = 1 << 20;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            json = true;
+            continue;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!v) goto need;
+            model_path = v;
+            i++;
+            continue;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
+            target = &n_prompt;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
+            target = &n_gen;
+        } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
+            target = &reps, lo = 1, hi = 1000;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            target = &n_threads, lo = 1, hi = 512;
+        } else {
+            fprintf(stderr, "ryot bench: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (!v) goto need;
+        if (!parse_long(v, lo, hi, target)) {
+            fprintf(stderr, "ryot bench: bad value '%s' for %s\n", v, a);
+            return 2;
+        }
+        i++;
+        continue;
+    need:
+        fprintf(stderr, "ryot bench: %s needs a value\n", a);
+        return 2;
+    }
+    if (!model_path && !(model_path = cli_default_model())) return 1;
+
+    int rc = 1;
+    ryot_error err = {0};
+    ryot_model *m = NULL;
+    ryot_context *c = NULL;
+    ryot_token *toks = NULL;
+    bench_result res[2];
+    int n_res = 0;
+    memset(res, 0, sizeof res);
+
+    if (ryot_model_load(model_path, &m, &err)) goto fail;
+    ryot_model_info info;
+    ryot_model_get_info(m, &info);
+    ryot_context_params cp = ryot_context_default_params();
+    cp.n_threads = (int)n_threads;
+    long need = n_prompt > n_gen ? n_prompt : n_gen;
+    cp.n_ctx = (int)(need > 0 ? need : 1);
+    cp.n_batch = (int)(n_prompt > 0 ? n_prompt : 1);
+    if (ryot_context_new(m, &cp, &c, &err)) goto fail;
+    toks = malloc((size_t)(need > 0 ? need : 1) * sizeof *toks);
+    if (!toks) {
+        ryot_fail(&err, RYOT_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    ryot_rng rng;
+    ryot_rng_seed(&rng, 42);
+    for (long i = 0; i < need; i++) toks[i] = (ryot_token)(ryot_rng_next(&rng) % (uint64_t)info.n_vocab);
+
+    if (n_prompt > 0) {
+        bench_result *r = &res[n_res++];
+        snprintf(r->name, sizeof r->name, "pp%ld", n_prompt);
+        r->n = (int)n_prompt;
+        r->runs = calloc((size_t)reps, sizeof(double));
+        if (!r->runs) goto nomem;
+        for (long it = 0; it <= reps; it++) {
+            double t0 = now_s();
+            if (ryot_decode(c, toks, (int)n_prompt, 0, 1, &err)) goto fail;
+            double dt = now_s() - t0;
+            if (it > 0) r->runs[r->n_runs++] = n_prompt / dt;
+        }
+        stats(r);
+    }
+    if (n_gen > 0) {
+        bench_result *r = &res[n_res++];
+        snprintf(r->name, sizeof r->name, "tg%ld", n_gen);
+        r->n = (int)n_gen;
+        r->runs = calloc((size_t)reps, sizeof(double));
+        if (!r->runs) goto nomem;
+        for (long it = 0; it <= reps; it++) {
+            double t0 = now_s();
+            for (long i = 0; i < n_gen; i++)
+                if (ryot_decode(c, &toks[i], 1, (int)i, 1, &err)) goto fail;
+            double dt = now_s() - t0;
+            if (it > 0) r->runs[r->n_runs++] = n_gen / dt;
+        }
+        stats(r);
+    }
+
+    const char *isa = kernel_isa_name(kernels_init(KERNEL_ISA_AUTO));
+    int threads = ryot_context_n_threads(c);
+    char model_desc[96];
+    snprintf(model_desc, sizeof model_desc, "%s %.0fM", info.arch, info.n_params / 1e6);
+    if (json) {
+        printf("{\"model\": ");
+        json_str(info.name);
+        printf(", \"file\": ");
+        json_str(model_path);
+        printf(", \"arch\": ");
+        json_str(info.arch);
+        printf(", \"type\": ");
+        json_str(info.type_name);
+        printf(", \"size_bytes\": %llu, \"n_params\": %llu, \"threads\": %d, \"isa\": ",
+               (unsigned long long)info.size_bytes, (unsigned long long)info.n_params, threads);
+        json_str(isa);
+        printf(", \"results\": [");
+        for (int i = 0; i < n_res; i++) {
+            printf("%s{\"test\": \"%s\", \"n\": %d, \"mean\": %.3f, \"sd\": %.3f, \"runs\": [", i ? ", " : "",
+                   res[i].name, res[i].n, res[i].mean, res[i].sd);
+            for (int k = 0; k < res[i].n_runs; k++) printf("%s%.3f", k ? ", " : "", res[i].runs[k]);
+            printf("]}");
+        }
+        printf("]}\n");
+    } else {
+        printf("| %-18s | %10s | %9s | %-6s | %7s | %-6s | %7s | %20s |\n", "model", "size", "params", "type", "threads",
+               "isa", "test", "t/s");
+        printf("| %-18s | %10s | %9s | %-6s | %7s | %-6s | %7s | %20s |\n", "------------------", "---------:",
+               "--------:", "------", "------:", "------", "------:", "-------------------:");
+        for (int i = 0; i < n_res; i++) {
+            char size[32], params[32], ts[48];
+            snprintf(size, sizeof size, "%.2f MiB", info.size_bytes / (1024.0 * 1024.0));
+            snprintf(params, sizeof params, "%.2f M", info.n_params / 1e6);
+            snprintf(ts, sizeof ts, "%.2f ± %.2f", res[i].mean, res[i].sd);
+            printf("| %-18s | %10s | %9s | %-6s | %7d | %-6s | %7s | %20s |\n", model_desc, size, params,
+                   info.type_name, threads, isa, res[i].name, ts);
+        }
+    }
+    rc = 0;
+    goto out;
+nomem:
+    ryot_fail(&err, RYOT_ERR_NOMEM, "out of memory");
+fail:
+    fprintf(stderr, "ryot bench: %s\n", err.msg[0] ? err.msg : ryot_strerror(err.code));
+out:
+    for (int i = 0; i < 2; i++) free(res[i].runs);
+    free(toks);
+    ryot_context_free(c);
+    ryot_model_free(m);
+    return rc;
+}
