@@ -6,7 +6,7 @@
 #
 #   bench/tokenizer_speed.sh [VOCAB.gguf ...]
 #
-# Defaults to the gpt-2, llama3 and llama-spm test vocabs (and the SmolLM2 and
+# Defaults to the gpt-2, llama3, llama-spm and bert-bge test vocabs (and the SmolLM2 and
 # Gemma 3 models when present).  Env: RYOT_TESTDATA (../shared/testdata),
 # SIZE_MB (4), REPS (3, best run reported), BUILD (build).
 set -euo pipefail
@@ -38,7 +38,7 @@ trap 'rm -f "$round"' EXIT
 while [ "$(stat -c %s "$TEXT")" -lt $((SIZE_MB * 1000000)) ]; do cat "$round" >> "$TEXT"; done
 
 if [ $# -eq 0 ]; then
-    set -- "$DATA/gpt-2.gguf" "$DATA/llama3.gguf" "$DATA/llama-spm.gguf"
+    set -- "$DATA/gpt-2.gguf" "$DATA/llama3.gguf" "$DATA/llama-spm.gguf" "$DATA/bert-bge.gguf"
     models=${RYOT_MODEL_DIR:-$HOME/.cache/ryot/models}
     for m in SmolLM2-135M-Instruct.Q4_1.gguf gemma-3-270m-q4_k_m.gguf; do
         [ -f "$models/$m" ] && set -- "$@" "$models/$m"

@@ -240,6 +240,7 @@ static ryot_status encode(tokenizer_scratch *s, const char *text, size_t len, un
         case TOKENIZER_SPM:
             st = spm_encode(s, text + f.off, f.len, tok->add_space_prefix && after_special, out, err);
             break;
+        case TOKENIZER_WPM: st = wpm_encode(s, text + f.off, f.len, out, err); break;
         }
         if (st != RYOT_OK) return st;
         after_special = false;

@@ -190,8 +190,22 @@ void pretok_free(pretok *p);
  * s->spans. */
 ryot_status pretok_split(tokenizer_scratch *s, const char *text, size_t off, size_t len, ryot_error *err);
 
-/* ---- bpe.c, spm.c: tokenize one raw fragment, appending to out. */
+/* ---- wpm_tables.c (generated) */
+typedef struct wpm_range {
+    uint32_t lo, hi;
+} wpm_range;
+typedef struct wpm_fold {
+    uint32_t cp;
+    uint32_t out[3]; /* 0-terminated unless full */
+} wpm_fold;
+extern const wpm_range wpm_mn[], wpm_punct[], wpm_control[];
+extern const size_t wpm_mn_n, wpm_punct_n, wpm_control_n;
+extern const wpm_fold wpm_folds[];
+extern const size_t wpm_folds_n;
+
+/* ---- bpe.c, spm.c, wpm.c: tokenize one raw fragment, appending to out. */
 ryot_status bpe_encode(tokenizer_scratch *s, const char *text, size_t len, token_buf *out, ryot_error *err);
+ryot_status wpm_encode(tokenizer_scratch *s, const char *text, size_t len, token_buf *out, ryot_error *err);
 ryot_status spm_prepare(tokenizer *tok, ryot_error *err);
 ryot_status spm_encode(tokenizer_scratch *s, const char *text, size_t len, bool space_prefix, token_buf *out,
                        ryot_error *err);

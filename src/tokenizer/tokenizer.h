@@ -6,8 +6,10 @@
  *   model "llama" SentencePiece BPE: spaces become U+2581, the highest-scoring
  *                 adjacent pair that is a vocab entry is merged repeatedly,
  *                 and characters with no token fall back to <0xNN> tokens.
- *   model "bert"  (WordPiece) is not implemented: loading it fails with
- *                 "unsupported tokenizer model 'bert'".
+ *   model "bert"  WordPiece, BERT-uncased style: control characters removed,
+ *                 NFD, nonspacing marks dropped, lower case, words split at
+ *                 whitespace, punctuation and CJK ideographs, then greedy
+ *                 longest-match pieces ([UNK] for a word that does not split).
  *
  * The results follow llama.cpp's conventions (its tokenizer test vectors pass
  * unchanged), including two that are easy to miss:
@@ -42,6 +44,7 @@ typedef struct tokenizer_scratch tokenizer_scratch;
 typedef enum tokenizer_kind {
     TOKENIZER_BPE, /* "gpt2" */
     TOKENIZER_SPM, /* "llama" */
+    TOKENIZER_WPM, /* "bert" */
 } tokenizer_kind;
 
 /* GGUF tokenizer.ggml.token_type values. */
@@ -89,8 +92,8 @@ ryot_status tokenizer_encode(const tokenizer *tok, tokenizer_scratch *scratch, c
                              unsigned flags, token_buf *out, ryot_error *err);
 
 /* TOKENIZE_ADD_BOS / _ADD_EOS as tokenizer.ggml.add_bos_token / add_eos_token
- * say (defaults: SentencePiece adds BOS, byte-level BPE adds nothing unless
- * the pre-tokenizer is llama3's). */
+ * say (defaults: SentencePiece adds BOS, WordPiece [CLS] and [SEP], byte-level
+ * BPE nothing unless the pre-tokenizer is llama3's). */
 unsigned tokenizer_default_flags(const tokenizer *tok);
 
 /* Concatenated bytes of ids (exact, no UTF-8 repair), malloc'd and

@@ -266,6 +266,8 @@ static ryot_status load(tokenizer *tok, const gguf_file *f, ryot_error *err) {
         tok->kind = TOKENIZER_BPE;
     else if (gguf_str_eq(model, "llama"))
         tok->kind = TOKENIZER_SPM;
+    else if (gguf_str_eq(model, "bert"))
+        tok->kind = TOKENIZER_WPM;
     else
         return ryot_fail(err, RYOT_ERR_UNSUPPORTED, "unsupported tokenizer model '%.*s'",
                          (int)(model.len > 64 ? 64 : model.len), model.data);
@@ -331,6 +333,8 @@ static ryot_status load(tokenizer *tok, const gguf_file *f, ryot_error *err) {
         tok->unk = 0;
         tok->add_bos = true;
         tok->add_space_prefix = true;
+    } else if (tok->kind == TOKENIZER_WPM) {
+        tok->add_bos = tok->add_eos = true; /* [CLS] text [SEP] */
     }
     const struct {
         const char *key;
@@ -343,6 +347,11 @@ static ryot_status load(tokenizer *tok, const gguf_file *f, ryot_error *err) {
     };
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
         if ((st = get_id(f, ids[i].key, n, ids[i].id, err)) != RYOT_OK) return st;
+
+    if (tok->kind == TOKENIZER_WPM) { /* BERT names its BOS/EOS [CLS] and [SEP] */
+        if (tok->bos < 0) tok->bos = tok->cls;
+        if (tok->eos < 0) tok->eos = tok->sep;
+    }
 
     gguf_str pre = {0, NULL};
     st = gguf_get_str(f, KEY("pre"), &pre, &e2);
