@@ -26,13 +26,15 @@
 
 #include "core/error.h"
 
-/* Spin iterations before a worker sleeps: long enough to bridge the gap
- * between two ops of one forward pass and between two decoded tokens
- * (sampling, detokenizing), short enough not to burn a core when idle. */
-#define POOL_SPIN_WORKER (1 << 17)
+/* A waiting worker first spins with pause (the next op of a forward pass
+ * follows within microseconds), then spins with sched_yield, so that on an
+ * oversubscribed machine the thread everybody waits for gets the core, and
+ * after that sleeps on the futex (idle between requests). */
+#define POOL_SPIN_PAUSE (1 << 12)
+#define POOL_SPIN_WORKER (1 << 15)
 /* The caller waiting for stragglers yields after this many spins so an
  * oversubscribed machine still makes progress. */
-#define POOL_SPIN_CALLER (1 << 14)
+#define POOL_SPIN_CALLER (1 << 12)
 
 typedef struct pool_worker {
     struct ryot_pool *pool;
@@ -76,8 +78,12 @@ static void *pool_worker_main(void *arg) {
         unsigned g;
         int spins = 0;
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
-            if (++spins < POOL_SPIN_WORKER) {
+            if (++spins < POOL_SPIN_PAUSE) {
                 cpu_relax();
+                continue;
+            }
+            if (spins < POOL_SPIN_WORKER) {
+                sched_yield();
                 continue;
             }
             atomic_fetch_add(&p->n_sleeping, 1);
