@@ -26,15 +26,15 @@
 
 #include "core/error.h"
 
-/* A waiting worker first spins with pause (the next op of a forward pass
- * follows within microseconds), then spins with sched_yield, so that on an
- * oversubscribed machine the thread everybody waits for gets the core, and
- * after that sleeps on the futex (idle between requests). */
-#define POOL_SPIN_PAUSE (1 << 12)
-#define POOL_SPIN_WORKER (1 << 15)
-/* The caller waiting for stragglers yields after this many spins so an
- * oversubscribed machine still makes progress. */
-#define POOL_SPIN_CALLER (1 << 12)
+/* A waiting worker spins with pause (~27 ns each on the Zen dev box) for
+ * ~2 ms, which bridges the ops of a forward pass and the gap between two
+ * decoded tokens (sampling, detokenizing), then sleeps on the futex.  No
+ * sched_yield while spinning: next to a niced background job a yield hands it
+ * the core for a whole tick (milliseconds per op). */
+#define POOL_SPIN_WORKER (1 << 16)
+/* The caller waiting for a straggler yields only after ~2 ms of spinning
+ * (a preempted worker on an oversubscribed machine). */
+#define POOL_SPIN_CALLER (1 << 16)
 
 typedef struct pool_worker {
     struct ryot_pool *pool;
@@ -78,12 +78,8 @@ static void *pool_worker_main(void *arg) {
         unsigned g;
         int spins = 0;
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
-            if (++spins < POOL_SPIN_PAUSE) {
+            if (++spins < POOL_SPIN_WORKER) {
                 cpu_relax();
-                continue;
-            }
-            if (spins < POOL_SPIN_WORKER) {
-                sched_yield();
                 continue;
             }
             atomic_fetch_add(&p->n_sleeping, 1);

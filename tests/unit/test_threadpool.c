@@ -56,7 +56,7 @@ static void test_pool_sizes(void **st) {
         ryot_pool *p = ryot_pool_new(n);
         assert_non_null(p);
         assert_int_equal(ryot_pool_size(p), n);
-        run_rounds(p, n <= 2 ? 2000 : 200, 0); /* more threads than cores here: keep it short */
+        run_rounds(p, n <= 2 ? 2000 : 50, 0); /* more threads than cores here: keep it short */
         ryot_pool_free(p);
     }
 }
