@@ -20,14 +20,21 @@
  *   - SentencePiece's space prefix is added at the start of the text and after
  *     every special token, when tokenizer.ggml.add_space_prefix allows it.
  *
+ * One deliberate difference: in SentencePiece, control tokens are never merged
+ * out of plain text ("<s>" typed by a user stays text unless TOKENIZE_SPECIAL
+ * is given; llama.cpp would form token 1 from it when its score allows).
+ *
  * Invalid UTF-8 input never fails and never reaches PCRE2: the text is split
  * into valid runs; in byte-level BPE each invalid byte becomes its own piece
- * (byte-level vocabularies have a token for every byte, so the round trip
- * stays exact), in SentencePiece it becomes a <0xNN> byte token.
+ * (the byte's token; bytes the vocab has no token for, e.g. C0/C1/F5..FF in
+ * DeepSeek's vocabs, become the unknown token or are dropped when there is
+ * none), in SentencePiece it becomes a <0xNN> byte token, in WordPiece it is
+ * removed like U+FFFD.
  *
  * A tokenizer is immutable after load and may be used from several threads at
- * once.  Working memory lives in a tokenizer_scratch: pass one per thread to
- * avoid allocations, or NULL to use a temporary one. */
+ * once.  Working memory lives in a tokenizer_scratch: pass one per thread (it
+ * also caches the tokens of recent words, 2-3x faster on real text), or NULL
+ * to use a temporary one without the cache. */
 #ifndef RYOT_TOKENIZER_H
 #define RYOT_TOKENIZER_H
 
@@ -64,8 +71,8 @@ typedef enum token_type {
 ryot_status tokenizer_load(const gguf_file *f, tokenizer **out, ryot_error *err);
 void tokenizer_free(tokenizer *tok);
 
-/* Per-thread working memory (regex match data, symbol and heap arrays).  NULL
- * on allocation failure. */
+/* Per-thread working memory (regex match data, JIT stack, symbol and heap
+ * arrays, a word cache of about 3 MiB).  NULL on allocation failure. */
 tokenizer_scratch *tokenizer_scratch_new(const tokenizer *tok);
 void tokenizer_scratch_free(tokenizer_scratch *s);
 
@@ -86,8 +93,9 @@ enum {
 
 /* Tokenizes text[0..len) and APPENDS the ids to out.  `flags` is a mask of
  * TOKENIZE_*; what the model itself asks for is tokenizer_default_flags().
- * Fails only on allocation failure or a regex engine error (resource limits
- * on pathological input); out then holds what it held before. */
+ * Fails only on allocation failure, a text of 512 MiB or more, or a regex
+ * engine error (resource limits on pathological input); out then holds what
+ * it held before. */
 ryot_status tokenizer_encode(const tokenizer *tok, tokenizer_scratch *scratch, const char *text, size_t len,
                              unsigned flags, token_buf *out, ryot_error *err);
 
