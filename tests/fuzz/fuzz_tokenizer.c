@@ -17,7 +17,8 @@
  * detokenizer must emit valid UTF-8 only, and for valid UTF-8 input the same
  * bytes as the exact decode.
  *
- *   make build-fuzz/fuzz_tokenizer && build-fuzz/fuzz_tokenizer -max_total_time=60 */
+ *   make fuzz && build-fuzz/fuzz/fuzz_tokenizer -max_total_time=60 tests/fuzz/corpus/tokenizer
+ * Seeds: tests/fuzz/corpus/tokenizer/ (hand-written texts; first byte = selector). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
