@@ -65,8 +65,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(TEST_COMMON) $(BUILD)/libryot.a
 
 # Every test: C unit tests, then CLI-level tests (conformance, malformed files).
 test: $(BUILD)/ryot $(TESTS) $(TOOLS)
-	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
-	@set -e; for t in tests/cli/*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; RYOT=$(BUILD)/ryot BUILD=$(BUILD) bash $$t; done
+	@failed=""; \
+	for t in $(TESTS); do echo "== $$t"; $$t || failed="$$failed $$t"; done; \
+	for t in tests/cli/*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; \
+	    RYOT=$(BUILD)/ryot BUILD=$(BUILD) bash $$t || failed="$$failed $$t"; done; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; echo "all tests passed ($(BUILD))"
 
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 test
