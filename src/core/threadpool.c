@@ -1,24 +1,29 @@
-/* Worker pool: a generation counter wakes the workers, a pending counter
- * joins them.
+/* Worker pool with claimable shares.
  *
- * run():   caller publishes fn/ctx, sets pending = n-1, bumps `gen` (release),
- *          wakes sleepers only if some worker announced it sleeps, runs its own
- *          share as thread 0, then spins until pending == 0 (acquire).
- * worker:  spins on `gen` for a while (the next op usually follows within
- *          microseconds), then announces itself in `n_sleeping` and futex-waits
- *          on `gen`.  The announce/recheck pair (both seq_cst) against the
- *          caller's bump/check (both seq_cst) guarantees no lost wake-up:
- *          either the worker sees the new gen, or the caller sees the sleeper.
- * No allocation, no mutex, no syscall on the hot path (futex only when a
- * worker actually slept). */
+ * One 64-bit word describes the current run: job id (24 bits), share count n
+ * (20 bits) and the next unclaimed share (20 bits).  A thread claims share i
+ * by a CAS from (job, n, i) to (job, n, i+1), runs it, and counts it in
+ * `done`; the caller returns when done == n.  Because the claim is a CAS on
+ * the whole word, a thread that read a stale run can never claim into a newer
+ * one, and a successful claim proves its run is still in progress, so the run
+ * descriptor (fn, ctx) it then reads is that run's: the caller rewrites it
+ * only after done == n, which needs this share.
+ *
+ * run():   caller writes fn/ctx, resets done, publishes the word (release),
+ *          bumps `gen` to wake workers (futex only if one announced it
+ *          sleeps), then claims shares itself and finally spins on `done`.
+ * worker:  spins on `gen` (~2 ms with pause), then announces itself in
+ *          n_sleeping and futex-waits; the announce/recheck pair (seq_cst)
+ *          against the caller's bump/check (seq_cst) loses no wake-up.
+ * No allocation, no mutex, no syscall on the hot path. */
 #include "core/threadpool.h"
 
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdbool.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -32,24 +37,29 @@
  * sched_yield while spinning: next to a niced background job a yield hands it
  * the core for a whole tick (milliseconds per op). */
 #define POOL_SPIN_WORKER (1 << 16)
-/* The caller waiting for a straggler yields only after ~2 ms of spinning
- * (a preempted worker on an oversubscribed machine). */
+/* The caller waiting for a share in progress yields only after ~2 ms of
+ * spinning (its worker was preempted on an oversubscribed machine). */
 #define POOL_SPIN_CALLER (1 << 16)
+
+#define CLAIM_BITS 20
+#define CLAIM_MASK ((1ull << CLAIM_BITS) - 1)
+#define CLAIM_JOB_SHIFT (2 * CLAIM_BITS)
 
 typedef struct pool_worker {
     struct ryot_pool *pool;
-    int ith;
     pthread_t thread;
 } pool_worker;
 
 struct ryot_pool {
     int n;
-    pool_worker *workers; /* n-1 entries; thread 0 is the caller */
-    ryot_pool_fn fn;
+    pool_worker *workers; /* n-1 entries; the caller is the n-th thread */
+    ryot_pool_fn fn;      /* current run; written by the caller between runs */
     void *ctx;
+    uint64_t job;         /* caller-side run counter */
     bool running;         /* caller-side reentrancy check */
+    _Alignas(64) atomic_uint_fast64_t claim;
+    _Alignas(64) atomic_int done;
     _Alignas(64) atomic_uint gen;
-    _Alignas(64) atomic_int pending;
     _Alignas(64) atomic_int n_sleeping;
     atomic_bool stop;
 };
@@ -68,6 +78,20 @@ static void futex_wait(atomic_uint *addr, unsigned expected) {
 
 static void futex_wake_all(atomic_uint *addr) {
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Claims and runs shares of whatever run is current until none is left. */
+static void claim_shares(ryot_pool *p) {
+    for (;;) {
+        uint_fast64_t v = atomic_load_explicit(&p->claim, memory_order_acquire);
+        const int n = (int)((v >> CLAIM_BITS) & CLAIM_MASK), i = (int)(v & CLAIM_MASK);
+        if (i >= n) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->claim, &v, v + 1, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+            continue;
+        p->fn(p->ctx, i, n);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    }
 }
 
 static void *pool_worker_main(void *arg) {
@@ -89,8 +113,7 @@ static void *pool_worker_main(void *arg) {
         }
         seen = g;
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
-        p->fn(p->ctx, w->ith, p->n);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        claim_shares(p);
     }
     return NULL;
 }
@@ -100,8 +123,9 @@ ryot_pool *ryot_pool_new(int n_threads) {
     ryot_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n = n_threads;
+    atomic_init(&p->claim, 0);
+    atomic_init(&p->done, 0);
     atomic_init(&p->gen, 0);
-    atomic_init(&p->pending, 0);
     atomic_init(&p->n_sleeping, 0);
     atomic_init(&p->stop, false);
     if (n_threads > 1) {
@@ -113,7 +137,6 @@ ryot_pool *ryot_pool_new(int n_threads) {
         for (int i = 1; i < n_threads; i++) {
             pool_worker *w = &p->workers[i - 1];
             w->pool = p;
-            w->ith = i;
             if (pthread_create(&w->thread, NULL, pool_worker_main, w) != 0) {
                 p->n = i; /* join the ones that started */
                 ryot_pool_free(p);
@@ -138,21 +161,25 @@ void ryot_pool_free(ryot_pool *p) {
 
 int ryot_pool_size(const ryot_pool *p) { return p->n; }
 
-void ryot_pool_run(ryot_pool *p, ryot_pool_fn fn, void *ctx) {
-    if (p->n == 1) {
-        fn(ctx, 0, 1);
+void ryot_pool_run_n(ryot_pool *p, int n, ryot_pool_fn fn, void *ctx) {
+    RYOT_ASSERT(n >= 1 && n <= RYOT_POOL_MAX_SHARES);
+    if (p->n == 1 || n == 1) {
+        for (int i = 0; i < n; i++) fn(ctx, i, n);
         return;
     }
     RYOT_ASSERT(!p->running); /* not reentrant: fn must not call ryot_pool_run */
     p->running = true;
     p->fn = fn;
     p->ctx = ctx;
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-    atomic_fetch_add(&p->gen, 1); /* seq_cst: publishes fn/ctx/pending */
+    p->job++;
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    const uint_fast64_t word = ((p->job & ((1ull << 24) - 1)) << CLAIM_JOB_SHIFT) | ((uint_fast64_t)n << CLAIM_BITS);
+    atomic_store_explicit(&p->claim, word, memory_order_release);
+    atomic_fetch_add(&p->gen, 1); /* seq_cst: pairs with the sleepers' announce */
     if (atomic_load(&p->n_sleeping) > 0) futex_wake_all(&p->gen);
-    fn(ctx, 0, p->n);
+    claim_shares(p);
     int spins = 0;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0) {
+    while (atomic_load_explicit(&p->done, memory_order_acquire) != n) {
         if (++spins < POOL_SPIN_CALLER) {
             cpu_relax();
         } else {
@@ -162,3 +189,5 @@ void ryot_pool_run(ryot_pool *p, ryot_pool_fn fn, void *ctx) {
     }
     p->running = false;
 }
+
+void ryot_pool_run(ryot_pool *p, ryot_pool_fn fn, void *ctx) { ryot_pool_run_n(p, p->n, fn, ctx); }

@@ -1,6 +1,6 @@
-/* Worker pool: every thread runs every dispatch exactly once with its own
+/* Worker pool: every share of every run executes exactly once with its own
  * index, results are visible to the caller on return, and workers that fell
- * asleep (futex) wake for the next dispatch. */
+ * asleep (futex) wake for the next run. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -61,6 +61,28 @@ static void test_pool_sizes(void **st) {
     }
 }
 
+static void test_pool_run_n(void **st) {
+    (void)st;
+    ryot_pool *p = ryot_pool_new(2);
+    assert_non_null(p);
+    job j;
+    memset(&j, 0, sizeof j);
+    atomic_init(&j.calls, 0);
+    for (int r = 0; r < 500; r++) {
+        const int n = 1 + r % 37;
+        j.round = 0;
+        for (int t = 0; t < 64; t++) j.sum[t] = 0;
+        atomic_store(&j.calls, 0);
+        ryot_pool_run_n(p, n, work, &j);
+        assert_int_equal(atomic_load(&j.calls), n);
+        for (int t = 0; t < n; t++) {
+            assert_int_equal(j.sum[t], t);
+            assert_int_equal(j.nth_seen[t], n);
+        }
+    }
+    ryot_pool_free(p);
+}
+
 static void test_pool_sleep_wake(void **st) {
     (void)st;
     ryot_pool *p = ryot_pool_new(3);
@@ -103,6 +125,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_pool_sizes),
+        cmocka_unit_test(test_pool_run_n),
         cmocka_unit_test(test_pool_sleep_wake),
         cmocka_unit_test(test_pool_free_idle),
     };
