@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define ATTN_TILE_KV 64 /* key/value positions per tile */
-#define ATTN_TILE_Q 16  /* queries per work unit in prompt batches */
+#define ATTN_MAX_ROWS 32 /* query rows (positions x heads of a group) per work unit */
 
 typedef struct attn_desc {
     int head_dim;   /* q and k */
@@ -19,14 +19,19 @@ typedef struct attn_desc {
     int window;     /* 0: full causal; else query at p sees keys p-window+1..p */
 } attn_desc;
 
-/* Floats of scratch attn_flash needs for up to n_q queries. */
-size_t attn_scratch_floats(const attn_desc *d, int n_q);
+/* Floats of scratch attn_flash needs for up to ATTN_MAX_ROWS query rows. */
+size_t attn_scratch_floats(const attn_desc *d);
 
-/* n_q queries at positions pos0..pos0+n_q-1 (row i at q + i*q_stride floats)
- * against keys/values of positions 0..pos0+n_q-1 (k: rows of head_dim F16,
- * v: rows of head_dim_v F16, contiguous).  Writes out rows (o_stride). */
-void attn_flash(const attn_desc *d, const float *q, size_t q_stride, int n_q, int pos0, const uint16_t *k,
-                const uint16_t *v, float *out, size_t o_stride, float *scratch);
+/* Positions per work unit for query heads sharing one KV head. */
+static inline int attn_tile_q(int group) { return group >= ATTN_MAX_ROWS ? 1 : ATTN_MAX_ROWS / group; }
+
+/* n_q positions pos0..pos0+n_q-1 of `group` query heads that share one KV
+ * head (GQA): query (i, g) at q + i*q_stride + g*head_dim floats, output
+ * (i, g) at out + i*o_stride + g*head_dim_v; n_q*group <= ATTN_MAX_ROWS.
+ * Keys/values of positions 0..pos0+n_q-1: k rows of head_dim F16, v rows of
+ * head_dim_v F16, contiguous.  Each K/V tile is loaded once for the group. */
+void attn_flash(const attn_desc *d, const float *q, size_t q_stride, int n_q, int group, int pos0,
+                const uint16_t *k, const uint16_t *v, float *out, size_t o_stride, float *scratch);
 
 /* Reference: full softmax over each query's visible keys, in double (tests). */
 void attn_naive(const attn_desc *d, const float *q, size_t q_stride, int n_q, int pos0, const uint16_t *k,

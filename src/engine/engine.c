@@ -137,7 +137,7 @@ ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ry
         engine_thread *th = &e->th[t];
         th->xn = alloc_aligned(ENGINE_SMALL_BATCH * e->max_in * sizeof(float), &ok);
         for (int s = 0; s < e->n_slots; s++) th->q[s] = alloc_aligned(ENGINE_SMALL_BATCH * e->slot_row_max[s], &ok);
-        th->attn = alloc_aligned(attn_scratch_floats(&ad, ATTN_TILE_Q) * sizeof(float), &ok);
+        th->attn = alloc_aligned(attn_scratch_floats(&ad) * sizeof(float), &ok);
     }
     if (ok) {
         e->pool = ryot_pool_new(p.n_threads);

@@ -3,7 +3,7 @@
  * Steps of one layer, each one ryot_pool_run (the join is the barrier):
  *   [prep]  attn_norm (+ pending residual) and quantize     (prompt batches, post-norm archs)
  *   qkv     Q/K/V rows split by head; bias, QK-norm, RoPE, K/V -> F16 cache
- *   attn    units of (head, query tile) handed out by an atomic counter
+ *   attn    units of (KV head with its query heads, query tile) from an atomic counter
  *   [prep]  quantize attention output                        (prompt batches)
  *   o       output projection rows; residual add (or kept for the post-norm)
  *   [prep]  ffn_norm (+ pending residual) and quantize
@@ -264,8 +264,9 @@ static void phase_attn(void *arg, int ith, int nth) {
     engine *e = f->e;
     const model_hparams *hp = f->hp;
     const int nq = hp->n_head, nkv = hp->n_head_kv, group = nq / nkv;
-    const int n_qt = (f->n + ATTN_TILE_Q - 1) / ATTN_TILE_Q;
-    const int units = nq * n_qt;
+    const int tq = attn_tile_q(group);
+    const int n_qt = (f->n + tq - 1) / tq;
+    const int units = nkv * n_qt;
     const attn_desc d = {
         .head_dim = hp->head_dim,
         .head_dim_v = hp->head_dim_v,
@@ -276,14 +277,14 @@ static void phase_attn(void *arg, int ith, int nth) {
     for (;;) {
         const int u = atomic_fetch_add_explicit(&e->next_unit, 1, memory_order_relaxed);
         if (u >= units) break;
-        const int qt = n_qt - 1 - u / nq; /* longest (latest) query tiles first */
-        const int h = u % nq, kvh = h / group;
-        const int i0 = qt * ATTN_TILE_Q;
-        const int nqi = f->n - i0 < ATTN_TILE_Q ? f->n - i0 : ATTN_TILE_Q;
+        const int qt = n_qt - 1 - u / nkv; /* longest (latest) query tiles first */
+        const int kvh = u % nkv, h0 = kvh * group;
+        const int i0 = qt * tq;
+        const int nqi = f->n - i0 < tq ? f->n - i0 : tq;
         const size_t kv_off = ((size_t)f->il * nkv + kvh) * e->n_ctx;
-        attn_flash(&d, e->q + (size_t)i0 * ldq + (size_t)h * hp->head_dim, ldq, nqi, f->pos + i0,
+        attn_flash(&d, e->q + (size_t)i0 * ldq + (size_t)h0 * hp->head_dim, ldq, nqi, group, f->pos + i0,
                    e->k_cache + kv_off * hp->head_dim, e->v_cache + kv_off * hp->head_dim_v,
-                   e->att + (size_t)i0 * ldo + (size_t)h * hp->head_dim_v, ldo, e->th[ith].attn);
+                   e->att + (size_t)i0 * ldo + (size_t)h0 * hp->head_dim_v, ldo, e->th[ith].attn);
     }
 }
 

@@ -49,19 +49,35 @@ void ops_rope(float *x, int rope_dim, const float *cs, rope_layout layout) {
     }
 }
 
-static inline float silu(float g) { return g / (1.0f + expf(-g)); }
+/* Both activations go through ops_exp_neg (branch-free, inline), so these
+ * loops vectorize; libm's expf/tanhf calls would not. */
+static inline float sigmoid(float x) {
+    const float e = ops_exp_neg(-fabsf(x)); /* exp(-|x|) in (0, 1] */
+    const float r = 1.0f / (1.0f + e);
+    return x >= 0.0f ? r : e * r;
+}
 
 void ops_silu_mul(float *h, const float *g, const float *u, int n) {
-    for (int i = 0; i < n; i++) h[i] = silu(g[i]) * u[i];
+    int n8 = n & ~7, i;
+    for (i = 0; i < n8; i++) h[i] = g[i] * sigmoid(g[i]) * u[i];
+    for (; i < n; i++) h[i] = g[i] * sigmoid(g[i]) * u[i];
+}
+
+static inline float tanh_fast(float y) {
+    const float e = ops_exp_neg(-2.0f * fabsf(y)); /* tanh|y| = (1 - e) / (1 + e) */
+    const float t = (1.0f - e) / (1.0f + e);
+    return y >= 0.0f ? t : -t;
 }
 
 float ops_gelu(float x) {
     const float k = 0.79788456080286535588f; /* sqrt(2/pi) */
-    return 0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x)));
+    return 0.5f * x * (1.0f + tanh_fast(k * x * (1.0f + 0.044715f * x * x)));
 }
 
 void ops_gelu_mul(float *h, const float *g, const float *u, int n) {
-    for (int i = 0; i < n; i++) h[i] = ops_gelu(g[i]) * u[i];
+    int n8 = n & ~7, i;
+    for (i = 0; i < n8; i++) h[i] = ops_gelu(g[i]) * u[i];
+    for (; i < n; i++) h[i] = ops_gelu(g[i]) * u[i];
 }
 
 void ops_add(float *y, const float *x, int n) {

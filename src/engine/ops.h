@@ -41,6 +41,13 @@ void ops_axpy(float *y, float a, const float *x, int n); /* y += a*x */
 /* y = cap * tanh(y / cap) */
 void ops_softcap(float *y, float cap, int n);
 
+/* y += a*x, inline for short rows in inner loops. */
+static inline void ops_axpy_inline(float *restrict y, float a, const float *restrict x, int n) {
+    int n8 = n & ~7, i;
+    for (i = 0; i < n8; i++) y[i] += a * x[i];
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
 /* Sum with 8 independent lanes (deterministic, vectorizable). */
 float ops_dot(const float *a, const float *b, int n);
 

@@ -546,37 +546,45 @@ static void test_activations(void **st) {
 
 /* ---------------------------------------------------------------- attention */
 
-static void attention_case(int dk, int dv, int n_q, int pos0, int window, uint64_t seed) {
+/* group query heads share the K/V head: queries laid out as the engine does
+ * (position-major, heads consecutive) */
+static void attention_case(int dk, int dv, int n_q, int group, int pos0, int window, uint64_t seed) {
     ryot_rng r;
     ryot_rng_seed(&r, seed);
-    const int n_kv = pos0 + n_q;
+    const int n_kv = pos0 + n_q, G = group;
     uint16_t *k = malloc((size_t)n_kv * dk * 2), *v = malloc((size_t)n_kv * dv * 2);
-    float *q = malloc((size_t)n_q * dk * 4), *o1 = malloc((size_t)n_q * dv * 4), *o2 = malloc((size_t)n_q * dv * 4);
+    float *q = malloc((size_t)n_q * G * dk * 4), *o1 = malloc((size_t)n_q * G * dv * 4),
+          *o2 = malloc((size_t)n_q * G * dv * 4);
     for (int i = 0; i < n_kv * dk; i++) k[i] = ryot_fp32_to_fp16((float)ryot_rng_uniform(&r) * 2 - 1);
     for (int i = 0; i < n_kv * dv; i++) v[i] = ryot_fp32_to_fp16((float)ryot_rng_uniform(&r) * 2 - 1);
-    for (int i = 0; i < n_q * dk; i++) q[i] = (float)ryot_rng_uniform(&r) * 4 - 2;
+    for (int i = 0; i < n_q * G * dk; i++) q[i] = (float)ryot_rng_uniform(&r) * 4 - 2;
     attn_desc d = {.head_dim = dk, .head_dim_v = dv, .scale = 1.0f / sqrtf((float)dk), .window = window};
-    float *scratch = malloc(attn_scratch_floats(&d, ATTN_TILE_Q) * sizeof(float));
-    for (int i0 = 0; i0 < n_q; i0 += ATTN_TILE_Q) {
-        int nq = n_q - i0 < ATTN_TILE_Q ? n_q - i0 : ATTN_TILE_Q;
-        attn_flash(&d, q + (size_t)i0 * dk, dk, nq, pos0 + i0, k, v, o1 + (size_t)i0 * dv, dv, scratch);
+    float *scratch = malloc(attn_scratch_floats(&d) * sizeof(float));
+    const int tq = attn_tile_q(G);
+    for (int i0 = 0; i0 < n_q; i0 += tq) {
+        int nq = n_q - i0 < tq ? n_q - i0 : tq;
+        attn_flash(&d, q + (size_t)i0 * G * dk, (size_t)G * dk, nq, G, pos0 + i0, k, v, o1 + (size_t)i0 * G * dv,
+                   (size_t)G * dv, scratch);
     }
-    attn_naive(&d, q, dk, n_q, pos0, k, v, o2, dv);
-    double worst = max_diff(o1, o2, n_q * dv);
+    for (int g = 0; g < G; g++) /* the reference, one head at a time */
+        attn_naive(&d, q + (size_t)g * dk, (size_t)G * dk, n_q, pos0, k, v, o2 + (size_t)g * dv, (size_t)G * dv);
+    double worst = max_diff(o1, o2, n_q * G * dv);
     if (worst > ATTN_TOL)
-        fail_msg("attention dk=%d dv=%d n_q=%d pos0=%d window=%d: max diff %.3g", dk, dv, n_q, pos0, window, worst);
+        fail_msg("attention dk=%d dv=%d n_q=%d group=%d pos0=%d window=%d: max diff %.3g", dk, dv, n_q, G, pos0,
+                 window, worst);
     free(k), free(v), free(q), free(o1), free(o2), free(scratch);
 }
 
 static void test_attention_flash_vs_naive(void **st) {
     (void)st;
-    attention_case(64, 64, 1, 0, 0, 1);      /* first token */
-    attention_case(64, 64, 1, 200, 0, 2);    /* decode over 4 tiles */
-    attention_case(64, 64, 40, 0, 0, 3);     /* prompt, causal inside the batch */
-    attention_case(32, 48, 33, 90, 0, 4);    /* dk != dv, batch after a cache */
-    attention_case(128, 128, 16, 150, 7, 5); /* sliding window inside a tile */
-    attention_case(64, 64, 20, 100, 70, 6);  /* window across tiles */
-    attention_case(256, 256, 3, 500, 512, 7);/* Gemma-sized head */
+    attention_case(64, 64, 1, 1, 0, 0, 1);      /* first token */
+    attention_case(64, 64, 1, 3, 200, 0, 2);    /* decode over 4 tiles, GQA group of 3 */
+    attention_case(64, 64, 40, 1, 0, 0, 3);     /* prompt, causal inside the batch */
+    attention_case(64, 64, 40, 3, 0, 0, 8);     /* prompt, group of 3 (SmolLM2) */
+    attention_case(32, 48, 33, 2, 90, 0, 4);    /* dk != dv, batch after a cache */
+    attention_case(128, 128, 16, 1, 150, 7, 5); /* sliding window inside a tile */
+    attention_case(64, 64, 20, 4, 100, 70, 6);  /* window across tiles */
+    attention_case(256, 256, 3, 4, 500, 512, 7);/* Gemma-sized head and group */
 }
 
 int main(void) {
