@@ -23,6 +23,7 @@ void attn_flash(const attn_desc *d, const float *q, size_t q_stride, int n_q, in
     const int dk = d->head_dim, dv = d->head_dim_v, G = group, rows = n_q * group;
     RYOT_ASSERT(n_q >= 1 && group >= 1 && rows <= ATTN_MAX_ROWS);
     const kernel_traits *f16 = kernels_get(RYOT_TYPE_F16);
+    const ops_table *ops = d->ops ? d->ops : ops_table_ref();
     float *qc = scratch;                                /* row r = i*G + g */
     float *vt = qc + (size_t)ATTN_MAX_ROWS * dk;
     float *sc = vt + (size_t)ATTN_TILE_KV * dv;
@@ -57,26 +58,8 @@ void attn_flash(const attn_desc *d, const float *q, size_t q_stride, int n_q, in
             const int lo = d->window > 0 ? imax(j0, p - d->window + 1) : j0;
             const int hi = imin(j0 + jn, p + 1);
             if (lo >= hi) continue;
-            float *s = sc + (size_t)r * ATTN_TILE_KV;
-            float mx = -INFINITY;
-            for (int j = lo - j0; j < hi - j0; j++) {
-                s[j] *= d->scale;
-                mx = s[j] > mx ? s[j] : mx;
-            }
-            float *a = acc + (size_t)r * dv;
-            if (mx > m[r]) {
-                const float c = ops_exp_neg(m[r] - mx); /* 0 on the first tile */
-                l[r] *= c;
-                ops_scale(a, c, dv);
-                m[r] = mx;
-            }
-            float sum = 0.0f;
-            for (int j = lo - j0; j < hi - j0; j++) {
-                const float e = ops_exp_neg(s[j] - m[r]);
-                sum += e;
-                ops_axpy_inline(a, e, vt + (size_t)j * dv, dv);
-            }
-            l[r] += sum;
+            ops->softmax_pv(sc + (size_t)r * ATTN_TILE_KV + (lo - j0), hi - lo, d->scale, &m[r], &l[r],
+                            acc + (size_t)r * dv, vt + (size_t)(lo - j0) * dv, dv);
         }
     }
     for (int r = 0; r < rows; r++) {

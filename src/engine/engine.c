@@ -86,6 +86,7 @@ ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ry
     e->n_threads = p.n_threads;
     e->n_logits_max = p.n_logits_max;
     atomic_init(&e->next_unit, 0);
+    e->ops = ops_select(kernels_init(KERNEL_ISA_AUTO));
 
     bool ok = true;
     for (int il = 0; il < hp->n_layer && ok; il++) {

@@ -45,6 +45,7 @@ typedef struct engine {
     const model *m;
     int n_ctx, n_batch, n_threads, n_logits_max;
     ryot_pool *pool;
+    const ops_table *ops;        /* element-wise ops for this CPU */
     int n_past;                  /* KV positions filled */
 
     /* activation types: one slot per distinct vec_dot_type */

@@ -272,6 +272,7 @@ static void phase_attn(void *arg, int ith, int nth) {
         .head_dim_v = hp->head_dim_v,
         .scale = hp->attn_scale,
         .window = model_layer_is_swa(hp, f->il) ? hp->sliding_window : 0,
+        .ops = e->ops,
     };
     const size_t ldq = (size_t)nq * hp->head_dim, ldo = (size_t)nq * hp->head_dim_v;
     for (;;) {
@@ -320,9 +321,9 @@ static void phase_up(void *arg, int ith, int nth) {
         float *g = e->gate + (size_t)t * F + r0;
         const float *u = e->up + (size_t)t * F + r0;
         if (f->hp->act == FFN_ACT_SILU)
-            ops_silu_mul(g, g, u, (int)(r1 - r0));
+            e->ops->silu_mul(g, g, u, (int)(r1 - r0));
         else
-            ops_gelu_mul(g, g, u, (int)(r1 - r0));
+            e->ops->gelu_mul(g, g, u, (int)(r1 - r0));
     }
 }
 

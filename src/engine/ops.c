@@ -120,3 +120,40 @@ double ops_logsumexp(const float *x, int n) {
     for (int i = 0; i < n; i++) sum += exp((double)x[i] - mx);
     return (double)mx + log(sum);
 }
+
+static void softmax_pv_ref(float *s, int n, float scale, float *m, float *l, float *acc, const float *v, int dv) {
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) {
+        s[j] *= scale;
+        mx = s[j] > mx ? s[j] : mx;
+    }
+    if (mx > *m) {
+        const float c = ops_exp_neg(*m - mx); /* 0 on the first tile */
+        *l *= c;
+        ops_scale(acc, c, dv);
+        *m = mx;
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < n; j++) {
+        const float e = ops_exp_neg(s[j] - *m);
+        sum += e;
+        ops_axpy_inline(acc, e, v + (size_t)j * dv, dv);
+    }
+    *l += sum;
+}
+
+static const ops_table ref_table = {
+    .silu_mul = ops_silu_mul,
+    .gelu_mul = ops_gelu_mul,
+    .softmax_pv = softmax_pv_ref,
+};
+
+const ops_table *ops_table_ref(void) { return &ref_table; }
+
+const ops_table *ops_select(kernel_isa isa) {
+#if defined(__x86_64__)
+    if (isa == KERNEL_ISA_AVX2 || isa == KERNEL_ISA_AVX512) return ops_table_avx2();
+#endif
+    (void)isa;
+    return &ref_table;
+}

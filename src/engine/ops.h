@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "kernels/kernels.h"
+
 /* y = x / sqrt(mean(x^2) + eps) * w   (w NULL: no weight).  The sum of squares
  * is accumulated in double (as llama.cpp does).  y may alias x. */
 void ops_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
@@ -77,5 +79,22 @@ static inline float ops_exp_neg(float x) {
 /* log of the softmax denominator: returns max + log(sum(exp(x - max))) over
  * x[0..n) in double (perplexity). */
 double ops_logsumexp(const float *x, int n);
+
+/* Hot ops with per-ISA versions: the plain C ones here define the results,
+ * src/kernels/x86/avx2_ops.c has AVX2+FMA ones.  An engine picks a table
+ * once (ops_select) from what kernels_init reported. */
+typedef struct ops_table {
+    void (*silu_mul)(float *h, const float *g, const float *u, int n);
+    void (*gelu_mul)(float *h, const float *g, const float *u, int n);
+    /* Online-softmax step of one attention row over a tile of n keys:
+     * s[0..n) raw scores (overwritten), scaled by `scale`; updates the running
+     * max *m and sum *l, rescales acc[0..dv) when the max grows, and adds
+     * sum_j exp(s_j - m) v_j (v: n rows of dv floats). */
+    void (*softmax_pv)(float *s, int n, float scale, float *m, float *l, float *acc, const float *v, int dv);
+} ops_table;
+
+const ops_table *ops_table_ref(void);
+const ops_table *ops_table_avx2(void); /* callable only on AVX2+FMA CPUs */
+const ops_table *ops_select(kernel_isa isa);
 
 #endif

@@ -544,6 +544,42 @@ static void test_activations(void **st) {
     assert_true(fabsf(h[2] + 2.996363f) < 1e-5f);
 }
 
+/* The selected (fast) ops table against the plain C one. */
+static void test_ops_tables(void **st) {
+    (void)st;
+    const ops_table *ref = ops_table_ref(), *fast = ops_select(kernels_init(KERNEL_ISA_AUTO));
+    if (fast == ref) {
+        print_message("no fast ops table on this CPU\n");
+        return;
+    }
+    ryot_rng r;
+    ryot_rng_seed(&r, 9);
+    enum { N = 203 };
+    float g[N], u[N], h1[N], h2[N];
+    for (int i = 0; i < N; i++) g[i] = (float)(ryot_rng_uniform(&r) * 24 - 12), u[i] = (float)ryot_rng_uniform(&r) - 0.5f;
+    g[0] = 0.0f, g[1] = -90.0f, g[2] = 90.0f;
+    ref->silu_mul(h1, g, u, N);
+    fast->silu_mul(h2, g, u, N);
+    assert_true(max_diff(h1, h2, N) < 1e-5);
+    ref->gelu_mul(h1, g, u, N);
+    fast->gelu_mul(h2, g, u, N);
+    assert_true(max_diff(h1, h2, N) < 1e-5);
+    /* two tiles of softmax_pv: rescaling when the max grows */
+    for (int dv = 8; dv <= 136; dv += 64) {
+        float s1[40], s2[40], v[40 * 136], a1[136] = {0}, a2[136] = {0};
+        float m1 = -INFINITY, m2 = -INFINITY, l1 = 0, l2 = 0;
+        for (int i = 0; i < 40 * dv; i++) v[i] = (float)ryot_rng_uniform(&r) * 2 - 1;
+        for (int t = 0; t < 2; t++) {
+            for (int j = 0; j < 37; j++) s1[j] = s2[j] = (float)(ryot_rng_uniform(&r) * 10 - 5 + 3 * t);
+            ref->softmax_pv(s1, 37 - 10 * t, 0.7f, &m1, &l1, a1, v, dv);
+            fast->softmax_pv(s2, 37 - 10 * t, 0.7f, &m2, &l2, a2, v, dv);
+        }
+        assert_true(m1 == m2);
+        assert_true(fabsf(l1 - l2) < 1e-5f * l1);
+        assert_true(max_diff(a1, a2, dv) < 1e-5 * l1);
+    }
+}
+
 /* ---------------------------------------------------------------- attention */
 
 /* group query heads share the K/V head: queries laid out as the engine does
@@ -558,7 +594,11 @@ static void attention_case(int dk, int dv, int n_q, int group, int pos0, int win
     for (int i = 0; i < n_kv * dk; i++) k[i] = ryot_fp32_to_fp16((float)ryot_rng_uniform(&r) * 2 - 1);
     for (int i = 0; i < n_kv * dv; i++) v[i] = ryot_fp32_to_fp16((float)ryot_rng_uniform(&r) * 2 - 1);
     for (int i = 0; i < n_q * G * dk; i++) q[i] = (float)ryot_rng_uniform(&r) * 4 - 2;
-    attn_desc d = {.head_dim = dk, .head_dim_v = dv, .scale = 1.0f / sqrtf((float)dk), .window = window};
+    attn_desc d = {.head_dim = dk,
+                   .head_dim_v = dv,
+                   .scale = 1.0f / sqrtf((float)dk),
+                   .window = window,
+                   .ops = ops_select(kernels_init(KERNEL_ISA_AUTO))};
     float *scratch = malloc(attn_scratch_floats(&d) * sizeof(float));
     const int tq = attn_tile_q(G);
     for (int i0 = 0; i0 < n_q; i0 += tq) {
@@ -594,6 +634,7 @@ int main(void) {
         cmocka_unit_test(test_rope_known),
         cmocka_unit_test(test_exp_neg),
         cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_ops_tables),
         cmocka_unit_test(test_attention_flash_vs_naive),
         cmocka_unit_test(test_hparams),
         cmocka_unit_test(test_load_errors),
