@@ -299,7 +299,10 @@ void ref_q8_K_from_float(const float *src, void *dst, int64_t n) {
         const float *x = src + ib * QK_K;
         float amax = 0;
         for (int i = 0; i < QK_K; i++) amax = fmaxf(amax, fabsf(x[i]));
-        float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0;
+        /* llama.cpp's quantize_row_q8_K: inverse scale 127 / amax, d = 1 / that
+         * (it stores both negated when the extreme element is positive, which
+         * gives the same products) */
+        float id = amax != 0 ? 127.0f / amax : 0, d = amax != 0 ? 1.0f / id : 0;
         b[ib].d = d;
         for (int i = 0; i < QK_K; i++) b[ib].qs[i] = (int8_t)ref_nearest_int(x[i] * id);
         for (int k = 0; k < 16; k++) {

@@ -207,13 +207,15 @@ void ref_q8_0_to_float(const void *src, float *dst, int64_t n) {
     }
 }
 
-/* Symmetric: d = amax / 127, codes in -127..127.  The fast versions repeat
- * these exact operations (one divide, one reciprocal, multiply, round to
- * nearest even), so they match bitwise. */
+/* Symmetric: d = amax / 127, codes in -127..127, code = x * (127 / amax)
+ * rounded to nearest even: llama.cpp's quantize_row_q8_0/q8_1 (its x86
+ * versions), whose inverse scale is 127 / amax, not 1 / d (they differ in
+ * the last bit, which moves ties).  The fast versions repeat these exact
+ * operations, so they match bitwise. */
 static float q8_quantize(const float *x, int8_t *q) {
     float amax = 0;
     for (int i = 0; i < QK; i++) amax = fmaxf(amax, fabsf(x[i]));
-    float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0;
+    float d = amax / 127.0f, id = amax != 0 ? 127.0f / amax : 0;
     for (int i = 0; i < QK; i++) q[i] = (int8_t)ref_nearest_int(x[i] * id);
     return d;
 }

@@ -188,7 +188,7 @@ static void q8_0_from_float(const float *src, void *dst, int64_t n) {
     block_q8_0 *b = dst;
     for (int64_t ib = 0; ib < n / QK; ib++) {
         const float *x = src + ib * QK;
-        float d = absmax(x, QK) / 127.0f, id = d != 0 ? 1.0f / d : 0;
+        const float amax = absmax(x, QK), d = amax / 127.0f, id = amax != 0 ? 127.0f / amax : 0;
         b[ib].d = ryot_fp32_to_fp16(d);
         quantize32(x, _mm256_set1_ps(id), b[ib].qs, NULL);
     }
@@ -198,7 +198,7 @@ static void q8_1_from_float(const float *src, void *dst, int64_t n) {
     block_q8_1 *b = dst;
     for (int64_t ib = 0; ib < n / QK; ib++) {
         const float *x = src + ib * QK;
-        float d = absmax(x, QK) / 127.0f, id = d != 0 ? 1.0f / d : 0;
+        const float amax = absmax(x, QK), d = amax / 127.0f, id = amax != 0 ? 127.0f / amax : 0;
         __m256i sum;
         quantize32(x, _mm256_set1_ps(id), b[ib].qs, &sum);
         b[ib].d = ryot_fp32_to_fp16(d);
@@ -210,7 +210,7 @@ static void q8_K_from_float(const float *src, void *dst, int64_t n) {
     block_q8_K *b = dst;
     for (int64_t ib = 0; ib < n / QK_K; ib++) {
         const float *x = src + ib * QK_K;
-        float d = absmax(x, QK_K) / 127.0f, id = d != 0 ? 1.0f / d : 0;
+        const float amax = absmax(x, QK_K), id = amax != 0 ? 127.0f / amax : 0, d = amax != 0 ? 1.0f / id : 0;
         b[ib].d = d;
         for (int k = 0; k < QK_K / 32; k++) quantize32(x + 32 * k, _mm256_set1_ps(id), b[ib].qs + 32 * k, NULL);
         /* bsums: byte pairs, then int16 pairs, leave sums of 4; two hadds
