@@ -30,9 +30,14 @@ void attn_flash(const attn_desc *d, const float *q, size_t q_stride, int n_q, in
     float *acc = sc + (size_t)ATTN_MAX_ROWS * ATTN_TILE_KV;
     float *m = acc + (size_t)ATTN_MAX_ROWS * dv;
     float *l = m + ATTN_MAX_ROWS;
+    /* Q rounded to F16: llama.cpp's CPU flash attention converts Q to the F16
+     * of the K cache before the dot products. */
     for (int i = 0; i < n_q; i++)
-        for (int g = 0; g < G; g++)
-            memcpy(qc + ((size_t)i * G + g) * dk, q + (size_t)i * q_stride + (size_t)g * dk, (size_t)dk * sizeof(float));
+        for (int g = 0; g < G; g++) {
+            const float *src = q + (size_t)i * q_stride + (size_t)g * dk;
+            float *dst = qc + ((size_t)i * G + g) * dk;
+            for (int c = 0; c < dk; c++) dst[c] = ops_round_f16(src[c]);
+        }
     for (int r = 0; r < rows; r++) {
         m[r] = -INFINITY;
         l[r] = 0.0f;
@@ -83,8 +88,8 @@ void attn_naive(const attn_desc *d, const float *q, size_t q_stride, int n_q, in
         double mx = -INFINITY;
         for (int j = lo; j <= p; j++) {
             double s = 0.0;
-            for (int c = 0; c < dk; c++)
-                s += (double)q[(size_t)i * q_stride + c] * ryot_fp16_to_fp32(k[(size_t)j * dk + c]);
+            for (int c = 0; c < dk; c++) /* Q in F16, as attn_flash */
+                s += (double)ops_round_f16(q[(size_t)i * q_stride + c]) * ryot_fp16_to_fp32(k[(size_t)j * dk + c]);
             w[j] = s * d->scale;
             if (w[j] > mx) mx = w[j];
         }

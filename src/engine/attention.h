@@ -36,7 +36,8 @@ static inline int attn_tile_q(int group) { return group >= ATTN_MAX_ROWS ? 1 : A
 void attn_flash(const attn_desc *d, const float *q, size_t q_stride, int n_q, int group, int pos0,
                 const uint16_t *k, const uint16_t *v, float *out, size_t o_stride, float *scratch);
 
-/* Reference: full softmax over each query's visible keys, in double (tests). */
+/* Reference: full softmax over each query's visible keys in double, with Q
+ * rounded to F16 as attn_flash does (tests). */
 void attn_naive(const attn_desc *d, const float *q, size_t q_stride, int n_q, int pos0, const uint16_t *k,
                 const uint16_t *v, float *out, size_t o_stride);
 

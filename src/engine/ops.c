@@ -74,10 +74,16 @@ float ops_gelu(float x) {
     return 0.5f * x * (1.0f + tanh_fast(k * x * (1.0f + 0.044715f * x * x)));
 }
 
+/* llama.cpp's GELU: a table of gelu_tanh over F16 inputs, F16 results. */
+static inline float gelu_f16(float x) {
+    const float y = ops_round_f16(ops_gelu(ops_round_f16(x)));
+    return x <= -10.0f ? 0.0f : x >= 10.0f ? x : y;
+}
+
 void ops_gelu_mul(float *h, const float *g, const float *u, int n) {
     int n8 = n & ~7, i;
-    for (i = 0; i < n8; i++) h[i] = ops_gelu(g[i]) * u[i];
-    for (; i < n; i++) h[i] = ops_gelu(g[i]) * u[i];
+    for (i = 0; i < n8; i++) h[i] = gelu_f16(g[i]) * u[i];
+    for (; i < n; i++) h[i] = gelu_f16(g[i]) * u[i];
 }
 
 void ops_add(float *y, const float *x, int n) {
@@ -122,24 +128,26 @@ double ops_logsumexp(const float *x, int n) {
 }
 
 static void softmax_pv_ref(float *s, int n, float scale, float *m, float *l, float *acc, const float *v, int dv) {
-    float mx = -INFINITY;
+    float mx = *m, sum = *l;
     for (int j = 0; j < n; j++) {
-        s[j] *= scale;
-        mx = s[j] > mx ? s[j] : mx;
+        const float x = s[j] * scale;
+        float w = 1.0f;
+        if (x > mx) {
+            const float c = expf(mx - x); /* 0 for the first key */
+            mx = x;
+            sum = fmaf(sum, c, 1.0f);
+            for (int t = 0; t < dv; t++) acc[t] = ops_round_f16(acc[t] * c);
+        } else {
+            w = expf(x - mx);
+            sum += w;
+        }
+        /* the FMA of the fast version: v*w is exact in double, so one
+         * rounding to float (but for double-rounding ties) */
+        const float *vj = v + (size_t)j * dv;
+        for (int t = 0; t < dv; t++) acc[t] = ops_round_f16((float)((double)vj[t] * w + acc[t]));
     }
-    if (mx > *m) {
-        const float c = ops_exp_neg(*m - mx); /* 0 on the first tile */
-        *l *= c;
-        ops_scale(acc, c, dv);
-        *m = mx;
-    }
-    float sum = 0.0f;
-    for (int j = 0; j < n; j++) {
-        const float e = ops_exp_neg(s[j] - *m);
-        sum += e;
-        ops_axpy_inline(acc, e, v + (size_t)j * dv, dv);
-    }
-    *l += sum;
+    *m = mx;
+    *l = sum;
 }
 
 static const ops_table ref_table = {

@@ -33,7 +33,9 @@ void ops_rope(float *x, int rope_dim, const float *cs, rope_layout layout);
 
 /* h = silu(g) * u;  h may alias g. */
 void ops_silu_mul(float *h, const float *g, const float *u, int n);
-/* h = gelu_tanh(g) * u;  h may alias g. */
+/* h = gelu_tanh(g) * u;  h may alias g.  As llama.cpp's CPU backend computes
+ * it (a table over F16 inputs): g is rounded to F16 and gelu_tanh of that is
+ * rounded to F16; g <= -10 gives 0, g >= 10 gives g. */
 void ops_gelu_mul(float *h, const float *g, const float *u, int n);
 float ops_gelu(float x);
 
@@ -76,6 +78,22 @@ static inline float ops_exp_neg(float x) {
     return x < -87.0f ? 0.0f : v;
 }
 
+/* x rounded to the nearest F16 value (ties to even), as a float: equals
+ * ryot_fp16_to_fp32(ryot_fp32_to_fp16(x)) for |x| < 65520.  Branch free so
+ * loops over it vectorize. */
+static inline float ops_round_f16(float x) {
+    union { float f; uint32_t u; } v = {.f = x}, a, sub;
+    const uint32_t sign = v.u & 0x80000000u;
+    a.u = v.u & 0x7fffffffu;
+    /* normal F16 range: keep 10 mantissa bits, round half to even */
+    const uint32_t rn = (a.u + 0xfffu + ((a.u >> 13) & 1u)) & ~0x1fffu;
+    /* below 2^-14 (F16 subnormals, multiples of 2^-24): in [0.5, 1) floats
+     * are 2^-24 apart, so the addition itself rounds */
+    sub.f = (a.f + 0.5f) - 0.5f;
+    v.u = sign | (a.u < 0x38800000u ? sub.u : rn);
+    return v.f;
+}
+
 /* log of the softmax denominator: returns max + log(sum(exp(x - max))) over
  * x[0..n) in double (perplexity). */
 double ops_logsumexp(const float *x, int n);
@@ -86,10 +104,14 @@ double ops_logsumexp(const float *x, int n);
 typedef struct ops_table {
     void (*silu_mul)(float *h, const float *g, const float *u, int n);
     void (*gelu_mul)(float *h, const float *g, const float *u, int n);
-    /* Online-softmax step of one attention row over a tile of n keys:
-     * s[0..n) raw scores (overwritten), scaled by `scale`; updates the running
-     * max *m and sum *l, rescales acc[0..dv) when the max grows, and adds
-     * sum_j exp(s_j - m) v_j (v: n rows of dv floats). */
+    /* Online-softmax step of one attention row over n keys, key by key as
+     * llama.cpp's CPU flash attention does with an F16 V cache: for each raw
+     * score s_j (s[0..n) is overwritten) times `scale`, a new maximum
+     * rescales acc[0..dv) and the sum *l by expf(m_old - m_new) and weighs the
+     * key 1, otherwise the weight is expf(s_j - m); then acc += w v_j (v: n
+     * rows of dv floats) and *l = *l * rescale + w.  acc holds F16 values:
+     * every update of it is rounded to F16 (llama.cpp accumulates in
+     * ggml_fp16_t), so results follow the reference's rounding. */
     void (*softmax_pv)(float *s, int n, float scale, float *m, float *l, float *acc, const float *v, int dv);
 } ops_table;
 

@@ -4,13 +4,17 @@
  * Tolerances, named once:
  *   REF_TOL      engine (F32 weights, F32 activations, F16 KV cache) against a
  *                double-precision forward written here from the architecture
- *                description; both round K/V to F16 the same way, so what is
- *                left is float vs double accumulation (~1e-6 relative per op).
+ *                description; both round where llama.cpp rounds to F16 (K/V,
+ *                Q before Q.K, the attention's P.V accumulator, GELU in and
+ *                out), so what is left is float vs double accumulation plus
+ *                the occasional F16 rounding it flips (~1e-3 of the spread).
  *   BATCH_TOL    one prompt batch vs the same tokens one at a time, with
  *                quantized weights: multi-row kernels may sum in another
  *                order than single-row ones, relative to the logit spread.
- *   ATTN_TOL     tiled online-softmax attention vs a double reference on
- *                random O(1) data.
+ *   ATTN_TOL     online-softmax attention vs a double full-softmax reference
+ *                on random O(1) data: the engine accumulates P.V in F16 (as
+ *                llama.cpp does), one F16 rounding (2^-11 relative) per key,
+ *                so over up to ~500 keys the output may be a few 1e-4 off.
  *   Thread counts must give bitwise identical logits: every output element is
  *   computed by one thread with the same code. */
 #include <math.h>
@@ -34,7 +38,7 @@
 
 #define REF_TOL 2e-3
 #define BATCH_TOL 2e-3
-#define ATTN_TOL 2e-5
+#define ATTN_TOL 1.5e-3
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -185,19 +189,30 @@ static double *ref_forward(const model *m, const int32_t *tok, int n) {
             for (int hh = 0; hh < H; hh++) {
                 const int kh = hh / (H / KV);
                 const int lo = local && t - hp->sliding_window + 1 > 0 ? t - hp->sliding_window + 1 : 0;
-                double mx = -INFINITY, sum = 0;
+                double sum = 0;
                 for (int j = lo; j <= t; j++) {
                     double s = 0;
-                    for (int c = 0; c < D; c++) s += q[(t * H + hh) * D + c] * k[(j * KV + kh) * D + c];
+                    for (int c = 0; c < D; c++) s += f16r(q[(t * H + hh) * D + c]) * k[(j * KV + kh) * D + c];
                     w[j] = s / sqrt((double)D);
-                    mx = fmax(mx, w[j]);
                 }
-                for (int j = lo; j <= t; j++) sum += (w[j] = exp(w[j] - mx));
-                for (int c = 0; c < D; c++) {
-                    double a = 0;
-                    for (int j = lo; j <= t; j++) a += w[j] * v[(j * KV + kh) * D + c];
-                    att[hh * D + c] = a / sum;
+                /* key by key, the weighted sum of V held in F16 (llama.cpp's
+                 * CPU flash attention): a new maximum rescales it */
+                double m = -INFINITY;
+                for (int c = 0; c < D; c++) att[hh * D + c] = 0;
+                for (int j = lo; j <= t; j++) {
+                    double wj = 1;
+                    if (w[j] > m) {
+                        const double r = exp(m - w[j]);
+                        for (int c = 0; c < D; c++) att[hh * D + c] = f16r(att[hh * D + c] * r);
+                        sum = sum * r;
+                        m = w[j];
+                    } else {
+                        wj = exp(w[j] - m);
+                    }
+                    for (int c = 0; c < D; c++) att[hh * D + c] = f16r(att[hh * D + c] + wj * v[(j * KV + kh) * D + c]);
+                    sum += wj;
                 }
+                for (int c = 0; c < D; c++) att[hh * D + c] /= sum;
             }
             matvec(&L->wo, att, o);
             if (gemma) rms(o, o, L->post_attn_norm, E, hp->norm_eps);
@@ -206,9 +221,16 @@ static double *ref_forward(const model *m, const int32_t *tok, int n) {
             matvec(&L->w_gate, h, g);
             matvec(&L->w_up, h, u);
             for (int i = 0; i < F; i++) {
-                double a = g[i];
-                h[i] = (gemma ? 0.5 * a * (1 + tanh(sqrt(2 / M_PI) * (a + 0.044715 * a * a * a))) : a / (1 + exp(-a))) *
-                       u[i];
+                double a = g[i], act;
+                if (!gemma)
+                    act = a / (1 + exp(-a));
+                else if (a <= -10 || a >= 10)
+                    act = a <= -10 ? 0 : a;
+                else { /* F16 in and out, as llama.cpp's GELU table */
+                    a = f16r(a);
+                    act = f16r(0.5 * a * (1 + tanh(sqrt(2 / M_PI) * (a + 0.044715 * a * a * a))));
+                }
+                h[i] = act * u[i];
             }
             matvec(&L->w_down, h, o);
             if (gemma) rms(o, o, L->post_ffn_norm, E, hp->norm_eps);
@@ -539,9 +561,10 @@ static void test_activations(void **st) {
     ops_silu_mul(h, g, u, 3);
     for (int i = 0; i < 3; i++) assert_true(fabsf(h[i] - g[i] / (1 + expf(-g[i])) * u[i]) < 1e-6f);
     ops_gelu_mul(h, g, u, 3);
-    /* gelu_tanh(0.5) = 0.345714, gelu_tanh(3) = 2.996363 */
-    assert_true(fabsf(h[1] - 0.345714f * 2) < 1e-5f);
-    assert_true(fabsf(h[2] + 2.996363f) < 1e-5f);
+    /* gelu_tanh(0.5) = 0.345714, gelu_tanh(3) = 2.996363, rounded to F16
+     * (spacing 2^-12 and 2^-9 there) as llama.cpp's GELU table holds them */
+    assert_true(h[1] == 1416.0f / 4096 * 2);
+    assert_true(h[2] == -1534.0f / 512);
 }
 
 /* The selected (fast) ops table against the plain C one. */

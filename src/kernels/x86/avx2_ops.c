@@ -4,6 +4,7 @@
  * versions in src/engine/ops.c define the results; tests compare the two. */
 #include <immintrin.h>
 #include <math.h>
+#include <stdbool.h>
 
 #include "engine/ops.h"
 
@@ -44,17 +45,25 @@ static void silu_mul(float *h, const float *g, const float *u, int n) {
     if (i < n) ops_table_ref()->silu_mul(h + i, g + i, u + i, n - i);
 }
 
+static inline __m256 round_f16_8(__m256 x) {
+    return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+
+/* F16 input and output, as ops_gelu_mul (llama.cpp's table). */
 static void gelu_mul(float *h, const float *g, const float *u, int n) {
     const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f), k = _mm256_set1_ps(0.79788456080286535588f),
-                 c = _mm256_set1_ps(0.044715f), sign = _mm256_set1_ps(-0.0f);
+                 c = _mm256_set1_ps(0.044715f), sign = _mm256_set1_ps(-0.0f), lo = _mm256_set1_ps(-10.0f),
+                 hi = _mm256_set1_ps(10.0f);
     int i = 0;
     for (; i + 8 <= n; i += 8) {
-        const __m256 x = _mm256_loadu_ps(g + i);
+        const __m256 x0 = _mm256_loadu_ps(g + i), x = round_f16_8(x0);
         const __m256 y = _mm256_mul_ps(_mm256_mul_ps(k, x), _mm256_fmadd_ps(_mm256_mul_ps(c, x), x, one));
         const __m256 e = exp_neg8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), abs8(y)));
         __m256 t = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
         t = _mm256_or_ps(t, _mm256_and_ps(y, sign)); /* tanh is odd */
-        const __m256 gl = _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, t));
+        __m256 gl = round_f16_8(_mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, t)));
+        gl = _mm256_andnot_ps(_mm256_cmp_ps(x0, lo, _CMP_LE_OQ), gl);
+        gl = _mm256_blendv_ps(gl, x0, _mm256_cmp_ps(x0, hi, _CMP_GE_OQ));
         _mm256_storeu_ps(h + i, _mm256_mul_ps(gl, _mm256_loadu_ps(u + i)));
     }
     if (i < n) ops_table_ref()->gelu_mul(h + i, g + i, u + i, n - i);
@@ -74,57 +83,54 @@ static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* One F16 accumulator step: a = f16(a * c) when c >= 0 is a rescale, then
+ * a = f16(a + w v). */
+#define PV_STEP(a, off)                                                                                   \
+    do {                                                                                                  \
+        if (resc) a = round_f16_8(_mm256_mul_ps(a, c));                                                   \
+        a = round_f16_8(_mm256_fmadd_ps(w, _mm256_loadu_ps(vr + (off)), a));                              \
+    } while (0)
+
 static void softmax_pv(float *s, int n, float scale, float *m, float *l, float *acc, const float *v, int dv) {
-    const __m256 vs = _mm256_set1_ps(scale);
-    __m256 vmax = _mm256_set1_ps(-INFINITY);
-    int j = 0;
-    for (; j + 8 <= n; j += 8) {
-        const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(s + j), vs);
-        _mm256_storeu_ps(s + j, x);
-        vmax = _mm256_max_ps(vmax, x);
+    /* Pass 1, scalar as in ops.c: s[j] becomes the key's weight w >= 0, or
+     * -c (sign bit set, c in [0, 1]) where key j is a new maximum: rescale
+     * by c, weight 1. */
+    float mx = *m, sum = *l;
+    for (int j = 0; j < n; j++) {
+        const float x = s[j] * scale;
+        if (x > mx) {
+            const float c = expf(mx - x); /* 0 for the first key */
+            mx = x;
+            sum = fmaf(sum, c, 1.0f);
+            s[j] = -c;
+        } else {
+            const float w = expf(x - mx);
+            sum += w;
+            s[j] = w;
+        }
     }
-    float mx = hmax8(vmax);
-    for (; j < n; j++) {
-        s[j] *= scale;
-        mx = s[j] > mx ? s[j] : mx;
-    }
-    if (mx > *m) {
-        const float c = ops_exp_neg(*m - mx); /* 0 on the first tile */
-        *l *= c;
-        ops_scale(acc, c, dv);
-        *m = mx;
-    }
-    const __m256 vm = _mm256_set1_ps(*m);
-    __m256 vsum = _mm256_setzero_ps();
-    for (j = 0; j + 8 <= n; j += 8) {
-        const __m256 e = exp_neg8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
-        _mm256_storeu_ps(s + j, e);
-        vsum = _mm256_add_ps(vsum, e);
-    }
-    float sum = hsum8(vsum);
-    for (; j < n; j++) {
-        s[j] = ops_exp_neg(s[j] - *m);
-        sum += s[j];
-    }
-    *l += sum;
-    /* acc += sum_j s[j] v_j, 64 columns at a time in registers */
+    *m = mx;
+    *l = sum;
+    /* Pass 2: acc, 64 columns at a time in registers. */
+    const __m256 one = _mm256_set1_ps(1.0f);
     int c0 = 0;
     for (; c0 + 64 <= dv; c0 += 64) {
         __m256 a0 = _mm256_loadu_ps(acc + c0), a1 = _mm256_loadu_ps(acc + c0 + 8), a2 = _mm256_loadu_ps(acc + c0 + 16),
                a3 = _mm256_loadu_ps(acc + c0 + 24), a4 = _mm256_loadu_ps(acc + c0 + 32),
                a5 = _mm256_loadu_ps(acc + c0 + 40), a6 = _mm256_loadu_ps(acc + c0 + 48),
                a7 = _mm256_loadu_ps(acc + c0 + 56);
-        for (j = 0; j < n; j++) {
-            const __m256 e = _mm256_broadcast_ss(s + j);
+        for (int j = 0; j < n; j++) {
+            const bool resc = signbit(s[j]);
+            const __m256 c = _mm256_set1_ps(-s[j]), w = resc ? one : _mm256_set1_ps(s[j]);
             const float *vr = v + (size_t)j * dv + c0;
-            a0 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vr), a0);
-            a1 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vr + 8), a1);
-            a2 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vr + 16), a2);
-            a3 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vr + 24), a3);
-            a4 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vr + 32), a4);
-            a5 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vr + 40), a5);
-            a6 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vr + 48), a6);
-            a7 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vr + 56), a7);
+            PV_STEP(a0, 0);
+            PV_STEP(a1, 8);
+            PV_STEP(a2, 16);
+            PV_STEP(a3, 24);
+            PV_STEP(a4, 32);
+            PV_STEP(a5, 40);
+            PV_STEP(a6, 48);
+            PV_STEP(a7, 56);
         }
         _mm256_storeu_ps(acc + c0, a0);
         _mm256_storeu_ps(acc + c0 + 8, a1);
@@ -137,15 +143,25 @@ static void softmax_pv(float *s, int n, float scale, float *m, float *l, float *
     }
     for (; c0 + 8 <= dv; c0 += 8) {
         __m256 a = _mm256_loadu_ps(acc + c0);
-        for (j = 0; j < n; j++) a = _mm256_fmadd_ps(_mm256_broadcast_ss(s + j), _mm256_loadu_ps(v + (size_t)j * dv + c0), a);
+        for (int j = 0; j < n; j++) {
+            const bool resc = signbit(s[j]);
+            const __m256 c = _mm256_set1_ps(-s[j]), w = resc ? one : _mm256_set1_ps(s[j]);
+            const float *vr = v + (size_t)j * dv + c0;
+            PV_STEP(a, 0);
+        }
         _mm256_storeu_ps(acc + c0, a);
     }
     for (; c0 < dv; c0++) {
         float a = acc[c0];
-        for (j = 0; j < n; j++) a += s[j] * v[(size_t)j * dv + c0];
+        for (int j = 0; j < n; j++) {
+            const bool resc = signbit(s[j]);
+            if (resc) a = ops_round_f16(a * -s[j]);
+            a = ops_round_f16(fmaf(resc ? 1.0f : s[j], v[(size_t)j * dv + c0], a));
+        }
         acc[c0] = a;
     }
 }
+#undef PV_STEP
 
 static const ops_table avx2_table = {
     .silu_mul = silu_mul,
