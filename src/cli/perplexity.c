@@ -44,6 +44,25 @@ static bool parse_long(const char *s, long lo, long hi, long *out) {
     return true;
 }
 
+/* log(sum(exp(x))) over one row of logits: exponentials in float through the
+ * inline exp (relative error ~1e-7) into 8 float partial sums of at most 32
+ * terms each, those summed in double.  Several times faster than libm's exp over a
+ * 262k-entry vocabulary. */
+static double log_sum_exp(const float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0.0;
+    int i = 0;
+    while (i + 8 <= n) { /* blocks of up to 256: each float partial sums <= 32 terms */
+        float part[8] = {0};
+        for (int b = 0; b < 32 && i + 8 <= n; b++, i += 8)
+            for (int k = 0; k < 8; k++) part[k] += ops_exp_neg(x[i + k] - mx);
+        for (int k = 0; k < 8; k++) sum += part[k];
+    }
+    for (; i < n; i++) sum += ops_exp_neg(x[i] - mx);
+    return (double)mx + log(sum);
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -176,7 +195,7 @@ int cmd_perplexity(int argc, char **argv) {
         if (ryot_decode(c, win, (int)n_ctx, 0, n_out, &err)) goto fail;
         for (int i = first; i < n_ctx - 1; i++) {
             const float *lg = ryot_get_logits(c, i - first);
-            nll += ops_logsumexp(lg, n_vocab) - lg[win[i + 1]];
+            nll += log_sum_exp(lg, n_vocab) - lg[win[i + 1]];
             count++;
         }
         printf("[%ld] %.4f\n", w + 1, exp(nll / count));
