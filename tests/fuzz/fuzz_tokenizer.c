@@ -97,7 +97,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t dl;
     unsigned dflags = (special ? DETOK_SPECIAL : 0) | (spm ? DETOK_STRIP_SPACE : 0);
     if (tokenizer_decode(t, ids.ids, ids.n, dflags, &dec, &dl, &err)) abort();
-    if (!(special && spm) && !wpm && (dl != n || memcmp(dec, text, n))) {
+    /* SentencePiece writes spaces as U+2581, so a literal U+2581 in the
+     * input decodes as a space: the round trip is exact only without it. */
+    bool spm_lossy = spm && memmem(text, n, "\xe2\x96\x81", 3);
+    if (!(special && spm) && !wpm && !spm_lossy && (dl != n || memcmp(dec, text, n))) {
         fprintf(stderr, "round trip differs: %zu bytes in, %zu out\n", n, dl);
         abort();
     }
