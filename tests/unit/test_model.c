@@ -135,9 +135,9 @@ static void rms(double *y, const double *x, const float *w, int n, double eps) {
     for (int i = 0; i < n; i++) y[i] = x[i] * sc * (w ? w[i] : 1.0);
 }
 
-static void rope_d(double *x, int d, int pos, double base, bool neox) {
+static void rope_d(double *x, int d, int pos, double base, bool neox, const float *ff, double freq_scale) {
     for (int i = 0; i < d / 2; i++) {
-        double th = pos * pow(base, -2.0 * i / d), c = cos(th), s = sin(th);
+        double th = pos * pow(base, -2.0 * i / d) / (ff ? ff[i] : 1.0) * freq_scale, c = cos(th), s = sin(th);
         int a = neox ? i : 2 * i, b = neox ? i + d / 2 : 2 * i + 1;
         double xa = x[a], xb = x[b];
         x[a] = xa * c - xb * s;
@@ -176,12 +176,12 @@ static double *ref_forward(const model *m, const int32_t *tok, int n) {
             for (int hh = 0; hh < H; hh++) {
                 double *qh = q + (t * H + hh) * D;
                 if (gemma) rms(qh, qh, L->q_norm, D, hp->norm_eps);
-                rope_d(qh, D, t, base, neox);
+                rope_d(qh, D, t, base, neox, m->rope_freqs, local ? 1.0 : hp->rope_freq_scale);
             }
             for (int hh = 0; hh < KV; hh++) {
                 double *kh = k + (t * KV + hh) * D;
                 if (gemma) rms(kh, kh, L->k_norm, D, hp->norm_eps);
-                rope_d(kh, D, t, base, neox);
+                rope_d(kh, D, t, base, neox, m->rope_freqs, local ? 1.0 : hp->rope_freq_scale);
                 for (int c = 0; c < D; c++) kh[c] = f16r(kh[c]), v[(t * KV + hh) * D + c] = f16r(v[(t * KV + hh) * D + c]);
             }
         }
@@ -245,8 +245,8 @@ static double *ref_forward(const model *m, const int32_t *tok, int n) {
     return out;
 }
 
-static void check_against_reference(const char *arch, int n) {
-    tiny_spec s = tiny_spec_default(arch);
+static void check_spec_against_reference(tiny_spec s, int n) {
+    const char *arch = s.arch;
     loaded l = load_ok(&s);
     const int V = l.m->hp.n_vocab;
     int32_t *t = malloc((size_t)n * sizeof *t);
@@ -268,6 +268,8 @@ static void check_against_reference(const char *arch, int n) {
     unload(&l);
 }
 
+static void check_against_reference(const char *arch, int n) { check_spec_against_reference(tiny_spec_default(arch), n); }
+
 /* 80 tokens: two KV tiles of ATTN_TILE_KV, several query tiles */
 static void test_reference_llama(void **st) {
     (void)st;
@@ -277,6 +279,19 @@ static void test_reference_llama(void **st) {
 static void test_reference_qwen2(void **st) {
     (void)st;
     check_against_reference("qwen2", 80);
+}
+
+/* Llama 3.1 style frequency divisors (rope_freqs.weight) and linear scaling */
+static void test_reference_llama_rope_freqs(void **st) {
+    (void)st;
+    tiny_spec s = tiny_spec_default("llama");
+    s.rope_freqs = true;
+    s.rope_scale = 4.0f;
+    loaded l = load_ok(&s);
+    assert_non_null(l.m->rope_freqs);
+    assert_true(fabsf(l.m->hp.rope_freq_scale - 0.25f) < 1e-7f);
+    unload(&l);
+    check_spec_against_reference(s, 80);
 }
 
 static void test_reference_gemma3(void **st) {
@@ -662,6 +677,7 @@ int main(void) {
         cmocka_unit_test(test_hparams),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_reference_llama),
+        cmocka_unit_test(test_reference_llama_rope_freqs),
         cmocka_unit_test(test_reference_qwen2),
         cmocka_unit_test(test_reference_gemma3),
         cmocka_unit_test(test_batch_llama_q4_1),

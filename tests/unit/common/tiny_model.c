@@ -101,6 +101,12 @@ uint8_t *tiny_model_build(const tiny_spec *s, size_t *size) {
     key_f32(w, s, "attention.layer_norm_rms_epsilon", 1e-5f);
     key_f32(w, s, "rope.freq_base", s->rope_base);
     if (gemma) key_u32(w, s, "attention.sliding_window", (uint32_t)s->sliding_window);
+    if (s->rope_scale > 0.0f) {
+        char key[128];
+        snprintf(key, sizeof key, "%s.rope.scaling.type", s->arch);
+        gguf_writer_set_str(w, key, "linear");
+        key_f32(w, s, "rope.scaling.factor", s->rope_scale);
+    }
     if (s->extra_key) gguf_writer_set_u32(w, s->extra_key, s->extra_val);
 
     ryot_rng r;
@@ -108,6 +114,7 @@ uint8_t *tiny_model_build(const tiny_spec *s, size_t *size) {
     const int E = s->n_embd, Q = s->n_head * s->head_dim, K = s->n_head_kv * s->head_dim, F = s->n_ff;
     add(w, s, &r, "token_embd.weight", E, s->n_vocab, 0.0f, gemma ? 0.05f : 0.5f);
     add(w, s, &r, "output_norm.weight", E, 1, 1.0f, 0.1f);
+    if (s->rope_freqs) add(w, s, &r, "rope_freqs.weight", s->head_dim / 2, 1, 4.0f, 2.0f); /* divisors ~1..7.5 */
     if (!s->tied) add(w, s, &r, "output.weight", E, s->n_vocab, 0.0f, s->std);
     char name[96];
     for (int il = 0; il < s->n_layer; il++) {

@@ -22,6 +22,8 @@ typedef struct tiny_spec {
     const char *omit_tensor;   /* leave this tensor out */
     const char *bad_shape;     /* write this matrix with one extra output row */
     const char *omit_key;      /* leave this metadata key out */
+    bool rope_freqs;           /* write rope_freqs.weight (Llama 3.1 style frequency divisors) */
+    float rope_scale;          /* > 0: rope.scaling.type "linear" with this factor */
     const char *extra_key;     /* with extra_val: an extra u32 key (e.g. an inconsistent one) */
     uint32_t extra_val;
 } tiny_spec;
