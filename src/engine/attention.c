@@ -18,18 +18,17 @@ size_t attn_scratch_floats(const attn_desc *d) {
 static inline int imax(int a, int b) { return a > b ? a : b; }
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
-void attn_flash(const attn_desc *d, const float *q, size_t q_stride, int n_q, int group, int pos0,
-                const uint16_t *k, const uint16_t *v, float *out, size_t o_stride, float *scratch) {
-    const int dk = d->head_dim, dv = d->head_dim_v, G = group, rows = n_q * group;
-    RYOT_ASSERT(n_q >= 1 && group >= 1 && rows <= ATTN_MAX_ROWS);
+/* Runs the rows' online softmax over the visible keys in [ka, kb) (ka a
+ * multiple of ATTN_TILE_KV), updating m, l, acc (rows x dv, unnormalized). */
+static void attn_range(const attn_desc *d, const float *q, size_t q_stride, int n_q, int G, int pos0, int ka, int kb,
+                       const uint16_t *k, const uint16_t *v, float *m, float *l, float *acc, float *scratch) {
+    const int dk = d->head_dim, dv = d->head_dim_v, rows = n_q * G;
+    RYOT_ASSERT(n_q >= 1 && G >= 1 && rows <= ATTN_MAX_ROWS && ka % ATTN_TILE_KV == 0);
     const kernel_traits *f16 = kernels_get(RYOT_TYPE_F16);
     const ops_table *ops = d->ops ? d->ops : ops_table_ref();
-    float *qc = scratch;                                /* row r = i*G + g */
+    float *qc = scratch; /* row r = i*G + g */
     float *vt = qc + (size_t)ATTN_MAX_ROWS * dk;
     float *sc = vt + (size_t)ATTN_TILE_KV * dv;
-    float *acc = sc + (size_t)ATTN_MAX_ROWS * ATTN_TILE_KV;
-    float *m = acc + (size_t)ATTN_MAX_ROWS * dv;
-    float *l = m + ATTN_MAX_ROWS;
     /* Q rounded to F16: llama.cpp's CPU flash attention converts Q to the F16
      * of the K cache before the dot products. */
     for (int i = 0; i < n_q; i++)
@@ -38,14 +37,8 @@ void attn_flash(const attn_desc *d, const float *q, size_t q_stride, int n_q, in
             float *dst = qc + ((size_t)i * G + g) * dk;
             for (int c = 0; c < dk; c++) dst[c] = ops_round_f16(src[c]);
         }
-    for (int r = 0; r < rows; r++) {
-        m[r] = -INFINITY;
-        l[r] = 0.0f;
-    }
-    memset(acc, 0, (size_t)rows * dv * sizeof(float));
-    const int kv_end = pos0 + n_q; /* exclusive */
-    const int kv_lo = d->window > 0 ? imax(0, pos0 - d->window + 1) : 0;
-    for (int j0 = kv_lo / ATTN_TILE_KV * ATTN_TILE_KV; j0 < kv_end; j0 += ATTN_TILE_KV) {
+    const int kv_end = imin(kb, pos0 + n_q); /* exclusive */
+    for (int j0 = ka; j0 < kv_end; j0 += ATTN_TILE_KV) {
         const int jn = imin(ATTN_TILE_KV, kv_end - j0);
         /* positions that see part of this tile: i with lo_i < j0 + jn and p_i >= j0 */
         const int i_first = imax(0, j0 - pos0);
@@ -67,11 +60,61 @@ void attn_flash(const attn_desc *d, const float *q, size_t q_stride, int n_q, in
                             acc + (size_t)r * dv, vt + (size_t)(lo - j0) * dv, dv);
         }
     }
+    (void)rows;
+}
+
+static void state_init(int rows, int dv, float *m, float *l, float *acc) {
+    for (int r = 0; r < rows; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+    memset(acc, 0, (size_t)rows * dv * sizeof(float));
+}
+
+void attn_flash(const attn_desc *d, const float *q, size_t q_stride, int n_q, int group, int pos0,
+                const uint16_t *k, const uint16_t *v, float *out, size_t o_stride, float *scratch) {
+    const int dk = d->head_dim, dv = d->head_dim_v, G = group, rows = n_q * group;
+    float *acc = scratch + (size_t)ATTN_MAX_ROWS * dk + (size_t)ATTN_TILE_KV * dv + (size_t)ATTN_MAX_ROWS * ATTN_TILE_KV;
+    float *m = acc + (size_t)ATTN_MAX_ROWS * dv;
+    float *l = m + ATTN_MAX_ROWS;
+    state_init(rows, dv, m, l, acc);
+    const int kv_lo = d->window > 0 ? imax(0, pos0 - d->window + 1) : 0;
+    attn_range(d, q, q_stride, n_q, G, pos0, kv_lo / ATTN_TILE_KV * ATTN_TILE_KV, pos0 + n_q, k, v, m, l, acc, scratch);
     for (int r = 0; r < rows; r++) {
         const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
         float *o = out + (size_t)(r / G) * o_stride + (size_t)(r % G) * dv;
         const float *a = acc + (size_t)r * dv;
         for (int c = 0; c < dv; c++) o[c] = a[c] * inv;
+    }
+}
+
+size_t attn_part_floats(const attn_desc *d) { return (size_t)ATTN_MAX_ROWS * (d->head_dim_v + 2); }
+
+void attn_partial(const attn_desc *d, const float *q, size_t q_stride, int n_q, int group, int pos0, int ka, int kb,
+                  const uint16_t *k, const uint16_t *v, float *part, float *scratch) {
+    const int rows = n_q * group, dv = d->head_dim_v;
+    float *m = part, *l = m + rows, *acc = l + rows;
+    state_init(rows, dv, m, l, acc);
+    attn_range(d, q, q_stride, n_q, group, pos0, ka, kb, k, v, m, l, acc, scratch);
+}
+
+void attn_merge(const attn_desc *d, int n_q, int group, const float *parts, size_t part_stride, int n_parts,
+                float *out, size_t o_stride) {
+    const int rows = n_q * group, dv = d->head_dim_v, G = group;
+    for (int r = 0; r < rows; r++) {
+        float mx = -INFINITY;
+        for (int s = 0; s < n_parts; s++) mx = fmaxf(mx, parts[(size_t)s * part_stride + r]);
+        float *o = out + (size_t)(r / G) * o_stride + (size_t)(r % G) * dv;
+        for (int c = 0; c < dv; c++) o[c] = 0.0f;
+        float sum = 0.0f;
+        for (int s = 0; s < n_parts; s++) {
+            const float *p = parts + (size_t)s * part_stride;
+            if (p[r] == -INFINITY) continue; /* no visible key in this part */
+            const float w = ops_exp_neg(p[r] - mx);
+            sum += w * p[rows + r];
+            ops_axpy(o, w, p + 2 * (size_t)rows + (size_t)r * dv, dv);
+        }
+        ops_scale(o, sum > 0.0f ? 1.0f / sum : 0.0f, dv);
     }
 }
 

@@ -36,6 +36,17 @@ static inline int attn_tile_q(int group) { return group >= ATTN_MAX_ROWS ? 1 : A
 void attn_flash(const attn_desc *d, const float *q, size_t q_stride, int n_q, int group, int pos0,
                 const uint16_t *k, const uint16_t *v, float *out, size_t o_stride, float *scratch);
 
+/* Split-KV form (decode over long contexts): attn_partial runs the same
+ * rows over the keys in [ka, kb) only (ka a multiple of ATTN_TILE_KV) and
+ * leaves their unnormalized state in part (attn_part_floats: m, l, acc);
+ * attn_merge combines n_parts such states (part_stride floats apart) into
+ * the normalized output. */
+size_t attn_part_floats(const attn_desc *d);
+void attn_partial(const attn_desc *d, const float *q, size_t q_stride, int n_q, int group, int pos0, int ka, int kb,
+                  const uint16_t *k, const uint16_t *v, float *part, float *scratch);
+void attn_merge(const attn_desc *d, int n_q, int group, const float *parts, size_t part_stride, int n_parts,
+                float *out, size_t o_stride);
+
 /* Reference: full softmax over each query's visible keys in double, with Q
  * rounded to F16 as attn_flash does (tests). */
 void attn_naive(const attn_desc *d, const float *q, size_t q_stride, int n_q, int pos0, const uint16_t *k,

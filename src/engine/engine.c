@@ -131,6 +131,13 @@ ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ry
         (hp->rope_base_swa != hp->rope_base || hp->rope_freq_scale_swa != hp->rope_freq_scale))
         e->rope_cs_swa = alloc_aligned(B * (size_t)hp->rope_dim * sizeof(float), &ok);
     e->logits = alloc_aligned(lbytes, &ok);
+    {
+        attn_desc ad0 = {.head_dim = hp->head_dim, .head_dim_v = hp->head_dim_v};
+        e->max_split = (p.n_ctx + ENGINE_SPLIT_CHUNK - 1) / ENGINE_SPLIT_CHUNK + 1;
+        e->attn_part = alloc_aligned((size_t)hp->n_head_kv * e->max_split * attn_part_floats(&ad0) * sizeof(float), &ok);
+        e->attn_split_done = calloc((size_t)hp->n_head_kv, sizeof *e->attn_split_done);
+        ok = ok && e->attn_split_done;
+    }
     e->th = calloc((size_t)p.n_threads, sizeof *e->th);
     ok = ok && e->th;
     attn_desc ad = {.head_dim = hp->head_dim, .head_dim_v = hp->head_dim_v};
@@ -181,6 +188,8 @@ void engine_free(engine *e) {
     free(e->rope_cs);
     free(e->rope_cs_swa);
     free(e->logits);
+    free(e->attn_part);
+    free((void *)e->attn_split_done);
     free(e);
 }
 

@@ -27,6 +27,13 @@
 /* batches up to this many tokens are normalized and quantized by every
  * thread for itself, which saves a synchronization per matmul */
 #define ENGINE_SMALL_BATCH 4
+/* Decode attention over more than ENGINE_SPLIT_MIN visible keys is split in
+ * parts of ENGINE_SPLIT_CHUNK keys (aligned to multiples of it from position
+ * 0, so the split does not depend on the thread count) that threads compute
+ * in parallel and the last one merges: a model with few KV heads (Gemma 3:
+ * one) would otherwise attend on one thread. */
+#define ENGINE_SPLIT_MIN 1024
+#define ENGINE_SPLIT_CHUNK 512
 
 typedef struct engine_params {
     int n_ctx;        /* KV positions (default: min(train context, 4096)) */
@@ -73,6 +80,11 @@ typedef struct engine {
     int n_logits;                /* rows valid after the last decode */
     engine_thread *th;           /* (n_threads) */
     atomic_int next_unit;        /* dynamic work counter of the attention step */
+    /* split-KV decode: per KV head, up to max_split partial states and a
+     * counter of finished parts (the last finisher merges) */
+    int max_split;
+    float *attn_part;            /* (n_head_kv, max_split, attn_part_floats) */
+    atomic_int *attn_split_done; /* (n_head_kv) */
 } engine;
 
 engine_params engine_params_default(const model *m);

@@ -258,15 +258,25 @@ static void phase_qkv(void *arg, int ith, int nth) {
     }
 }
 
+/* Split-KV decode: the part range of a unit, or false when the step is not split. */
+static bool attn_split(const fwd *f, int *kv_first, int *n_parts) {
+    const model_hparams *hp = f->hp;
+    const int group = hp->n_head / hp->n_head_kv;
+    const int window = model_layer_is_swa(hp, f->il) ? hp->sliding_window : 0;
+    const int kv_end = f->pos + f->n;
+    const int kv_lo = window > 0 && f->pos - window + 1 > 0 ? f->pos - window + 1 : 0;
+    if (f->n > ENGINE_SMALL_BATCH || f->n * group > ATTN_MAX_ROWS || kv_end - kv_lo <= ENGINE_SPLIT_MIN) return false;
+    *kv_first = kv_lo / ENGINE_SPLIT_CHUNK * ENGINE_SPLIT_CHUNK;
+    *n_parts = (kv_end - *kv_first + ENGINE_SPLIT_CHUNK - 1) / ENGINE_SPLIT_CHUNK;
+    return true;
+}
+
 static void phase_attn(void *arg, int ith, int nth) {
     (void)nth;
     fwd *f = arg;
     engine *e = f->e;
     const model_hparams *hp = f->hp;
     const int nq = hp->n_head, nkv = hp->n_head_kv, group = nq / nkv;
-    const int tq = attn_tile_q(group);
-    const int n_qt = (f->n + tq - 1) / tq;
-    const int units = nkv * n_qt;
     const attn_desc d = {
         .head_dim = hp->head_dim,
         .head_dim_v = hp->head_dim_v,
@@ -275,6 +285,28 @@ static void phase_attn(void *arg, int ith, int nth) {
         .ops = e->ops,
     };
     const size_t ldq = (size_t)nq * hp->head_dim, ldo = (size_t)nq * hp->head_dim_v;
+    int kv_first, n_parts;
+    if (attn_split(f, &kv_first, &n_parts)) {
+        /* units (KV head, part); the last part to finish merges its head */
+        const size_t pf = attn_part_floats(&d);
+        for (;;) {
+            const int u = atomic_fetch_add_explicit(&e->next_unit, 1, memory_order_relaxed);
+            if (u >= nkv * n_parts) break;
+            const int kvh = u % nkv, part = u / nkv, h0 = kvh * group;
+            const int ka = kv_first + part * ENGINE_SPLIT_CHUNK;
+            const size_t kv_off = ((size_t)f->il * nkv + kvh) * e->n_ctx;
+            float *parts = e->attn_part + (size_t)kvh * e->max_split * pf;
+            attn_partial(&d, e->q + (size_t)h0 * hp->head_dim, ldq, f->n, group, f->pos, ka, ka + ENGINE_SPLIT_CHUNK,
+                         e->k_cache + kv_off * hp->head_dim, e->v_cache + kv_off * hp->head_dim_v,
+                         parts + (size_t)part * pf, e->th[ith].attn);
+            if (atomic_fetch_add_explicit(&e->attn_split_done[kvh], 1, memory_order_acq_rel) == n_parts - 1)
+                attn_merge(&d, f->n, group, parts, pf, n_parts, e->att + (size_t)h0 * hp->head_dim_v, ldo);
+        }
+        return;
+    }
+    const int tq = attn_tile_q(group);
+    const int n_qt = (f->n + tq - 1) / tq;
+    const int units = nkv * n_qt;
     for (;;) {
         const int u = atomic_fetch_add_explicit(&e->next_unit, 1, memory_order_relaxed);
         if (u >= units) break;
@@ -359,6 +391,7 @@ static void forward_chunk(engine *e, const int32_t *tokens, int n, int pos, int 
         begin_input(&f, PREP_ATTN_IN, 0, n, qkv, 3);
         ryot_pool_run(e->pool, phase_qkv, &f);
         atomic_store_explicit(&e->next_unit, 0, memory_order_relaxed);
+        for (int h = 0; h < hp->n_head_kv; h++) atomic_store_explicit(&e->attn_split_done[h], 0, memory_order_relaxed);
         ryot_pool_run(e->pool, phase_attn, &f);
         const model_weight *wo = &L->wo;
         begin_input(&f, PREP_ATTN_OUT, 0, n, &wo, 1);
