@@ -9,10 +9,16 @@
 #include "kernels/kernels.h"
 
 /* scratch: q rows (MAX_ROWS x dk) | v tile (TILE_KV x dv) | scores (MAX_ROWS x
- * TILE_KV) | acc (MAX_ROWS x dv) | m, l (MAX_ROWS) */
+ * TILE_KV) | acc (MAX_ROWS x dv) | m, l (MAX_ROWS) | k tile (TILE_KV x dk) */
 size_t attn_scratch_floats(const attn_desc *d) {
     return (size_t)ATTN_MAX_ROWS * d->head_dim + (size_t)ATTN_TILE_KV * d->head_dim_v +
-           (size_t)ATTN_MAX_ROWS * ATTN_TILE_KV + (size_t)ATTN_MAX_ROWS * d->head_dim_v + 2 * ATTN_MAX_ROWS + 16;
+           (size_t)ATTN_MAX_ROWS * ATTN_TILE_KV + (size_t)ATTN_MAX_ROWS * d->head_dim_v + 2 * ATTN_MAX_ROWS +
+           (size_t)ATTN_TILE_KV * d->head_dim + 16;
+}
+
+static float *k_tile_scratch(const attn_desc *d, float *scratch) {
+    return scratch + (size_t)ATTN_MAX_ROWS * d->head_dim + (size_t)ATTN_TILE_KV * d->head_dim_v +
+           (size_t)ATTN_MAX_ROWS * ATTN_TILE_KV + (size_t)ATTN_MAX_ROWS * d->head_dim_v + 2 * ATTN_MAX_ROWS;
 }
 
 static inline int imax(int a, int b) { return a > b ? a : b; }
@@ -29,6 +35,7 @@ static void attn_range(const attn_desc *d, const float *q, size_t q_stride, int 
     float *qc = scratch; /* row r = i*G + g */
     float *vt = qc + (size_t)ATTN_MAX_ROWS * dk;
     float *sc = vt + (size_t)ATTN_TILE_KV * dv;
+    float *kt = k_tile_scratch(d, scratch);
     /* Q rounded to F16: llama.cpp's CPU flash attention converts Q to the F16
      * of the K cache before the dot products. */
     for (int i = 0; i < n_q; i++)
@@ -47,9 +54,8 @@ static void attn_range(const attn_desc *d, const float *q, size_t q_stride, int 
         if (d->window > 0) i_last = imin(n_q, j0 + jn - 1 + d->window - pos0);
         if (i_first >= i_last) continue;
         /* scores[r][j] = q_r . k_(j0+j) for the rows that need this tile */
-        f16->vec_dot_rows(dk, jn, (i_last - i_first) * G, k + (size_t)j0 * dk, (size_t)dk * sizeof(uint16_t),
-                          qc + (size_t)i_first * G * dk, (size_t)dk * sizeof(float),
-                          sc + (size_t)i_first * G * ATTN_TILE_KV, ATTN_TILE_KV);
+        ops->qk_scores(qc + (size_t)i_first * G * dk, (size_t)dk, (i_last - i_first) * G, k + (size_t)j0 * dk, jn, dk,
+                       kt, sc + (size_t)i_first * G * ATTN_TILE_KV, ATTN_TILE_KV);
         f16->to_float(v + (size_t)j0 * dv, vt, (int64_t)jn * dv);
         for (int r = i_first * G; r < i_last * G; r++) {
             const int p = pos0 + r / G;

@@ -150,10 +150,18 @@ static void softmax_pv_ref(float *s, int n, float scale, float *m, float *l, flo
     *l = sum;
 }
 
+static void qk_scores_ref(const float *q, size_t q_stride, int rows, const uint16_t *k, int n, int dk, float *kt,
+                          float *s, size_t s_stride) {
+    (void)kt;
+    kernels_get(RYOT_TYPE_F16)->vec_dot_rows(dk, n, rows, k, (size_t)dk * sizeof(uint16_t), q, q_stride * sizeof(float), s,
+                                             s_stride);
+}
+
 static const ops_table ref_table = {
     .silu_mul = ops_silu_mul,
     .gelu_mul = ops_gelu_mul,
     .softmax_pv = softmax_pv_ref,
+    .qk_scores = qk_scores_ref,
 };
 
 const ops_table *ops_table_ref(void) { return &ref_table; }

@@ -113,6 +113,12 @@ typedef struct ops_table {
      * every update of it is rounded to F16 (llama.cpp accumulates in
      * ggml_fp16_t), so results follow the reference's rounding. */
     void (*softmax_pv)(float *s, int n, float scale, float *m, float *l, float *acc, const float *v, int dv);
+    /* Attention scores of one K tile: s[r*s_stride + j] = q_r . k_j for
+     * r < rows (q rows q_stride floats apart), j < n (k: n rows of dk F16).
+     * kt: scratch of n*dk floats.  Every version gives the same bits as the
+     * F16 vec_dot_rows of the kernel level it is paired with. */
+    void (*qk_scores)(const float *q, size_t q_stride, int rows, const uint16_t *k, int n, int dk, float *kt, float *s,
+                      size_t s_stride);
 } ops_table;
 
 const ops_table *ops_table_ref(void);

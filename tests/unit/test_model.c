@@ -647,6 +647,17 @@ static void test_ops_tables(void **st) {
     ref->gelu_mul(h1, g, u, N);
     fast->gelu_mul(h2, g, u, N);
     assert_true(max_diff(h1, h2, N) < 1e-5);
+    /* attention scores: the same bits as the kernels' F16 vec_dot_rows */
+    for (int dk = 32; dk <= 256; dk *= 2) {
+        enum { NK = 37, NR = 5 };
+        uint16_t k[NK * 256];
+        float q[NR * 256], kt[NK * 256], s1[NR * 64], s2[NR * 64];
+        for (int i = 0; i < NK * dk; i++) k[i] = ryot_fp32_to_fp16((float)ryot_rng_uniform(&r) * 2 - 1);
+        for (int i = 0; i < NR * dk; i++) q[i] = ops_round_f16((float)ryot_rng_uniform(&r) * 4 - 2);
+        ref->qk_scores(q, dk, NR, k, NK, dk, kt, s1, 64);
+        fast->qk_scores(q, dk, NR, k, NK, dk, kt, s2, 64);
+        for (int i = 0; i < NR; i++) assert_memory_equal(s1 + i * 64, s2 + i * 64, NK * sizeof(float));
+    }
     /* two tiles of softmax_pv: rescaling when the max grows */
     for (int dv = 8; dv <= 136; dv += 64) {
         float s1[40], s2[40], v[40 * 136], a1[136] = {0}, a2[136] = {0};

@@ -163,10 +163,68 @@ static void softmax_pv(float *s, int n, float scale, float *m, float *l, float *
 }
 #undef PV_STEP
 
+/* One dot as the AVX2 F16 vec_dot sums it: 4 accumulators over 32-element
+ * chunks, then 8-element chunks into the first, reduced (a0+a1)+(a2+a3) and
+ * across lanes.  Two keys at a time share the q loads; the K tile was
+ * converted to floats once (exact), not once per query row. */
+static void qk_scores(const float *q, size_t q_stride, int rows, const uint16_t *k, int n, int dk, float *kt, float *s,
+                      size_t s_stride) {
+    if (dk % 8) { /* the vec_dot's scalar tail: leave it to the kernel itself */
+        ops_table_ref()->qk_scores(q, q_stride, rows, k, n, dk, kt, s, s_stride);
+        return;
+    }
+    for (int i = 0; i < n * dk; i += 8)
+        _mm256_storeu_ps(kt + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))));
+    const int d32 = dk & ~31;
+    for (int r = 0; r < rows; r++) {
+        const float *qr = q + (size_t)r * q_stride;
+        float *sr = s + (size_t)r * s_stride;
+        int j = 0;
+        for (; j + 2 <= n; j += 2) {
+            const float *k0 = kt + (size_t)j * dk, *k1 = k0 + dk;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            int i = 0;
+            for (; i < d32; i += 32) {
+                const __m256 q0 = _mm256_loadu_ps(qr + i), q1 = _mm256_loadu_ps(qr + i + 8),
+                             q2 = _mm256_loadu_ps(qr + i + 16), q3 = _mm256_loadu_ps(qr + i + 24);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(k0 + i), q0, a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(k0 + i + 8), q1, a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(k0 + i + 16), q2, a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(k0 + i + 24), q3, a3);
+                b0 = _mm256_fmadd_ps(_mm256_loadu_ps(k1 + i), q0, b0);
+                b1 = _mm256_fmadd_ps(_mm256_loadu_ps(k1 + i + 8), q1, b1);
+                b2 = _mm256_fmadd_ps(_mm256_loadu_ps(k1 + i + 16), q2, b2);
+                b3 = _mm256_fmadd_ps(_mm256_loadu_ps(k1 + i + 24), q3, b3);
+            }
+            for (; i < dk; i += 8) {
+                const __m256 qv = _mm256_loadu_ps(qr + i);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(k0 + i), qv, a0);
+                b0 = _mm256_fmadd_ps(_mm256_loadu_ps(k1 + i), qv, b0);
+            }
+            sr[j] = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+            sr[j + 1] = hsum8(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3)));
+        }
+        for (; j < n; j++) {
+            const float *k0 = kt + (size_t)j * dk;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            int i = 0;
+            for (; i < d32; i += 32) {
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(k0 + i), _mm256_loadu_ps(qr + i), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(k0 + i + 8), _mm256_loadu_ps(qr + i + 8), a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(k0 + i + 16), _mm256_loadu_ps(qr + i + 16), a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(k0 + i + 24), _mm256_loadu_ps(qr + i + 24), a3);
+            }
+            for (; i < dk; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(k0 + i), _mm256_loadu_ps(qr + i), a0);
+            sr[j] = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        }
+    }
+}
+
 static const ops_table avx2_table = {
     .silu_mul = silu_mul,
     .gelu_mul = gelu_mul,
     .softmax_pv = softmax_pv,
+    .qk_scores = qk_scores,
 };
 
 const ops_table *ops_table_avx2(void) { return &avx2_table; }
