@@ -16,4 +16,10 @@ int cmd_quantize(int argc, char **argv);
  * buffer, or NULL (with a message on stderr saying how to fetch it). */
 const char *cli_default_model(void);
 
+/* All of a stream / file, NUL-terminated (also counted in *len when len is
+ * not NULL); malloc'd; NULL on a read error or out of memory. */
+#include <stdio.h>
+char *cli_read_stream(FILE *f, size_t *len);
+char *cli_read_file(const char *path, size_t *len);
+
 #endif

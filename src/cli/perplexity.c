@@ -69,34 +69,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = realloc(buf, cap * 2 + 1);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 int cmd_perplexity(int argc, char **argv) {
     const char *model_path = NULL, *text_path = NULL;
     long n_ctx = 512, n_threads = 0, max_chunks = 0;
@@ -147,7 +119,7 @@ int cmd_perplexity(int argc, char **argv) {
     ryot_context *c = NULL;
     ryot_token *ids = NULL, *win = NULL;
     size_t text_len = 0;
-    char *text = read_all(text_path, &text_len);
+    char *text = cli_read_file(text_path, &text_len);
     if (!text) {
         fprintf(stderr, "ryot perplexity: cannot read %s: %s\n", text_path, strerror(errno));
         return 1;

@@ -70,34 +70,6 @@ static bool parse_float(const char *s, float *out) {
     return true;
 }
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (n < cap) break;
-        char *nb = realloc(buf, cap * 2 + 1);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    return buf;
-}
-
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL;
     long n_predict = RUN_DEFAULT_N, n_threads = 0, n_ctx = 0;
@@ -204,7 +176,7 @@ int cmd_run(int argc, char **argv) {
     bool dt_ok = false;
 
     if (prompt_file) {
-        if (!(file_text = read_file(prompt_file))) {
+        if (!(file_text = cli_read_file(prompt_file, NULL))) {
             fprintf(stderr, "ryot run: cannot read %s: %s\n", prompt_file, strerror(errno));
             return 1;
         }

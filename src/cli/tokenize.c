@@ -40,33 +40,6 @@ static void usage(FILE *out) {
             "exit status: 0 ok, 1 missing or malformed file, 2 bad usage\n");
 }
 
-static char *read_all(FILE *f, size_t *n) {
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    if (!buf) return NULL;
-    for (;;) {
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (len < cap) {
-            if (ferror(f)) {
-                free(buf);
-                return NULL;
-            }
-            if (feof(f)) break;
-            continue;
-        }
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            return NULL;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    *n = len;
-    return buf;
-}
-
 /* Length of a valid UTF-8 sequence at s (multi-byte only), else 0. */
 static size_t utf8_seq(const unsigned char *s, size_t n) {
     unsigned char c = s[0];
@@ -142,7 +115,7 @@ int cmd_tokenize(int argc, char **argv) {
     }
 
     size_t n;
-    char *text = read_all(stdin, &n);
+    char *text = cli_read_stream(stdin, &n);
     if (!text) {
         fprintf(stderr, "ryot tokenize: cannot read stdin\n");
         tokenizer_free(tok);
