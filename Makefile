@@ -4,7 +4,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libpcre2-8 jansson
+PKGS    := libpcre2-8 jansson libmicrohttpd libcurl
 OPT     ?= -O2 -march=x86-64-v2 -mtune=native
 CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -g -pthread -Isrc -Iinclude \
                -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS))
