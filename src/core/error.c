@@ -42,6 +42,7 @@ const char *ryot_strerror(ryot_status code) {
     case RYOT_ERR_INVALID: return "invalid argument";
     case RYOT_ERR_NOT_FOUND: return "not found";
     case RYOT_ERR_INTERNAL: return "internal error";
+    case RYOT_ERR_BUSY: return "busy";
     }
     return "unknown error";
 }

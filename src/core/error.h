@@ -17,6 +17,7 @@ typedef enum ryot_status {
     RYOT_ERR_INVALID,     /* bad argument or request */
     RYOT_ERR_NOT_FOUND,   /* missing key, tensor, file */
     RYOT_ERR_INTERNAL,
+    RYOT_ERR_BUSY,        /* no capacity now (queue full); retry later */
 } ryot_status;
 
 #define RYOT_ERROR_MSG_MAX 320
