@@ -1,0 +1,174 @@
+/* OpenAI-style request bodies: parse and validate an HTTP body into a plain C
+ * struct, or fill an srv_error that the HTTP layer turns into the JSON error
+ * body (openai.h: srv_json_error).  No HTTP, no model here.
+ *
+ * Endpoints: POST /v1/chat/completions, POST /v1/completions, and the
+ * llama-server style helpers /tokenize, /detokenize, /apply-template.
+ *
+ * Conventions for every body:
+ *   - The body must be a JSON object (else 400, param "").  Duplicate keys:
+ *     the last one wins (jansson).  "\u0000" inside a string is rejected
+ *     (400), so every parsed string is a plain C string.
+ *   - Unknown fields are ignored.  A known optional field set to null is the
+ *     same as absent (the openai SDK sends explicit nulls for None).
+ *   - Booleans must be true/false; integers may be written 7 or 7.0 but not
+ *     7.5; numbers out of range (1e30 included) are 400, never UB.
+ *   - Every failure is status 400, type "invalid_request_error", param naming
+ *     the field ("temperature", "messages[1].content", "stop[0]",
+ *     "logit_bias[abc]", ...; "" when the body itself is wrong).
+ *
+ * What is NOT checked here (the caller checks it once the model is known):
+ * logit_bias token ids and /detokenize ids against the vocab size, prompt
+ * length + max_tokens against the context size, and that "model" names the
+ * loaded model (any string, or absent, is accepted here). */
+#ifndef RYOT_SERVER_REQUEST_H
+#define RYOT_SERVER_REQUEST_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/sampler.h"
+
+#define SRV_MAX_N 16          /* "n" (choices per prompt) accepted: 1..16 */
+#define SRV_MAX_PROMPTS 64    /* /v1/completions prompt array length */
+#define SRV_MAX_STOP 4        /* stop strings, as OpenAI */
+#define SRV_MAX_COMPLETION_LOGPROBS 5 /* /v1/completions "logprobs": 0..5 */
+#define SRV_MAX_TIMEOUT_S 86400.0     /* "timeout": (0, 1 day] */
+#define SRV_MAX_TOKENS_LIMIT (1 << 30) /* max_tokens above this: 400 */
+
+typedef enum srv_endpoint { SRV_EP_CHAT, SRV_EP_COMPLETIONS } srv_endpoint;
+
+/* An error for the client.  Status -> type/code mapping (srv_error_set), as
+ * OpenAI's API answers them:
+ *   400, 404, 413 -> "invalid_request_error", code null
+ *   401           -> "invalid_request_error", code "invalid_api_key"
+ *   429           -> "requests",              code "rate_limit_exceeded"
+ *   408, 504      -> "timeout",               code "timeout"
+ *   503           -> "server_error",          code "service_unavailable"
+ *   other 5xx     -> "server_error",          code null
+ * The caller may set `code` to another static string afterwards (e.g.
+ * "model_not_found" with a 404).  param "" and code NULL are JSON null. */
+typedef struct srv_error {
+    int status;
+    char message[320];
+    const char *type;  /* static string */
+    char param[64];    /* offending field; "" -> null */
+    const char *code;  /* static string or NULL -> null */
+} srv_error;
+
+/* Fills *e (e may be NULL): status, type/code from the table above, param
+ * (NULL or "" -> none; truncated to fit) and a printf-style message. */
+void srv_error_set(srv_error *e, int status, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void srv_error_setv(srv_error *e, int status, const char *param, const char *fmt, va_list ap);
+
+/* One chat message.  role is normalized: "system", "user", "assistant" or
+ * "tool" ("developer" becomes "system").  content is the string, or the
+ * "text" parts of a content array concatenated with no separator; NULL only
+ * for an assistant message whose content is null/absent (e.g. tool calls).
+ * Other message fields (name, tool_calls, ...) are ignored. */
+typedef struct srv_message {
+    char *role;
+    char *content;
+} srv_message;
+
+typedef struct srv_request {
+    srv_endpoint ep;
+    char *model;                 /* NULL when absent */
+
+    /* chat: at least one message */
+    srv_message *messages;
+    int n_messages;
+
+    /* completions: a string or an array of 1..SRV_MAX_PROMPTS strings; each
+     * prompt is a separate generation with n choices (choice index =
+     * prompt index * n + i).  "" is accepted (the caller decides what an
+     * empty prompt means, e.g. BOS only).  Token-id prompts are rejected. */
+    char **prompts;
+    int n_prompts;
+
+    /* -1 when absent (the caller picks: context left, or OpenAI's 16 for
+     * /v1/completions).  chat: max_completion_tokens is an alias; when both
+     * are given max_completion_tokens wins.  1..SRV_MAX_TOKENS_LIMIT. */
+    int max_tokens;
+
+    /* OpenAI defaults, not llama.cpp's: temperature 1 (0..2; 0 = greedy),
+     * top_p 1 (0..1), top_k 0 (off; extension), min_p 0 (0..1; extension),
+     * repeat_penalty 1 (extension "repetition_penalty" or "repeat_penalty",
+     * (0, 100]), presence/frequency_penalty 0 (-2..2), penalty_last_n -1
+     * (whole history; extension "repeat_last_n" >= -1), seed
+     * SAMPLER_SEED_RANDOM unless "seed" is given (any int64, stored as its
+     * uint64 bit pattern; -1 therefore means random, as in llama.cpp).
+     * logprobs: chat "logprobs": bool + "top_logprobs" 0..20 (needs
+     * logprobs true); completions "logprobs": integer 0..5 -> logprobs true,
+     * top_logprobs = that integer.
+     * sp.logit_bias points into logit_bias below (owned by the request). */
+    sampler_params sp;
+    bool has_seed;
+    sampler_logit_bias *logit_bias; /* (n_logit_bias) ids >= 0, not yet checked against the vocab */
+    int n_logit_bias;               /* -100 maps to -INFINITY (ban); others in [-100, 100] are added as is */
+
+    char **stop;                 /* 0..4 non-empty strings */
+    int n_stop;
+    int n;                       /* 1..SRV_MAX_N, default 1 */
+    bool stream;
+    bool include_usage;          /* stream_options.include_usage (stream_options needs stream) */
+    char *user;                  /* NULL when absent */
+    int priority;                /* sched tier 0..4 (sched_tier), default 2 (normal); "priority":
+                                  * "critical".."background" or an integer 0..4 */
+    double timeout_s;            /* 0: none; else (0, SRV_MAX_TIMEOUT_S] ("timeout", seconds) */
+    bool ignore_eos;             /* extension: keep generating past EOS (benchmarks) */
+} srv_request;
+
+/* Parses body[0..len) for endpoint ep.  Returns 0 and fills *out (free with
+ * srv_request_free), or -1 with *err filled (status 400) and *out zeroed
+ * (srv_request_free on it is a no-op).
+ *
+ * Also rejected (400), because ryot would otherwise silently ignore them:
+ * completions "echo": true, a non-empty "suffix", "best_of" other than n;
+ * chat non-empty "tools", "response_format" other than {"type":"text"}. */
+int srv_request_parse(const char *body, size_t len, srv_endpoint ep, srv_request *out, srv_error *err);
+void srv_request_free(srv_request *r);
+
+/* POST /tokenize: {"content": string} or {"messages": [...]} (the caller
+ * renders the chat template and tokenizes the result), exactly one of the
+ * two; "add_special" (default false), "parse_special" (default true),
+ * "with_pieces" (default false), "add_generation_prompt" (messages only,
+ * default true). */
+typedef struct srv_tokenize_req {
+    char *content;               /* NULL when messages are given */
+    srv_message *messages;
+    int n_messages;
+    bool add_special;
+    bool parse_special;
+    bool with_pieces;
+    bool add_generation_prompt;
+} srv_tokenize_req;
+int srv_tokenize_parse(const char *body, size_t len, srv_tokenize_req *out, srv_error *err);
+void srv_tokenize_free(srv_tokenize_req *r);
+
+/* POST /detokenize: {"tokens": [int, ...]}; ids in [0, INT32_MAX] (vocab
+ * range checked by the caller); an empty array is fine. */
+typedef struct srv_detokenize_req {
+    int32_t *tokens;
+    int n_tokens;
+} srv_detokenize_req;
+int srv_detokenize_parse(const char *body, size_t len, srv_detokenize_req *out, srv_error *err);
+void srv_detokenize_free(srv_detokenize_req *r);
+
+/* POST /apply-template: {"messages": [...], "add_generation_prompt": bool
+ * (default true)} -> the caller renders and answers {"prompt": ...}. */
+typedef struct srv_template_req {
+    srv_message *messages;
+    int n_messages;
+    bool add_generation_prompt;
+} srv_template_req;
+int srv_template_parse(const char *body, size_t len, srv_template_req *out, srv_error *err);
+void srv_template_free(srv_template_req *r);
+
+/* Frees an array of messages as the parsers build them. */
+void srv_messages_free(srv_message *m, int n);
+
+#endif
