@@ -39,7 +39,8 @@ typedef struct kv_seq {
     int n_blocks;      /* entries in use */
     int max_blocks;    /* capacity of the table */
     int n_shared;      /* leading blocks that came from the prefix index (read only) */
-    int n_committed;   /* leading full blocks registered or matched (<= n_blocks) */
+    int n_committed;   /* leading full blocks matched, registered, or found already
+                          registered by another sequence (<= n_blocks) */
     uint64_t last_key; /* key of block n_committed-1 (0 when none) */
 } kv_seq;
 
@@ -60,14 +61,15 @@ int kv_cache_available(const kv_cache *c);
 
 /* Table for up to max_tokens positions (allocates the table only). */
 ryot_status kv_seq_init(kv_seq *s, int max_tokens, int block_size, ryot_error *err);
-void kv_seq_destroy(kv_seq *s); /* frees the table (call kv_seq_release first) */
+void kv_seq_destroy(kv_seq *s); /* frees the table (call kv_seq_release first: asserted) */
 
-/* For an empty sequence: finds the longest chain of cached full blocks
+/* For an empty sequence (n_blocks == 0, asserted): finds the longest chain of cached full blocks
  * equal to tokens[0..n_max) (n_max is the caller's bound, usually
  * n_prompt - 1 so the last prompt token is always computed), appends them
  * to the table with refcount+1 (cached -> in use), marks them shared and
  * committed, and returns the number of positions covered (a multiple of
- * block_size).  Matching refreshes nothing else. */
+ * block_size).  Blocks already in use by another sequence are shared
+ * (refcount+1).  Matching refreshes nothing else. */
 int kv_seq_match_prefix(kv_cache *c, kv_seq *s, const int32_t *tokens, int n_max);
 
 /* Makes the table cover n_tokens positions, taking blocks from the free
@@ -78,12 +80,26 @@ bool kv_seq_reserve(kv_cache *c, kv_seq *s, int n_tokens);
 
 /* The KV of tokens[0..n_filled) of the sequence is now computed: registers
  * each newly full block in the prefix index (if an equal block is already
- * registered, this one stays private and is freed on release). */
+ * registered, this one stays private and is freed on release).  tokens holds
+ * the whole sequence from position 0; n_filled <= n_blocks * block_size
+ * (asserted).  Keys are unique in the index: on a 64-bit key collision with
+ * different content, registration stops at that block (n_committed stays). */
 void kv_seq_commit(kv_cache *c, kv_seq *s, const int32_t *tokens, int n_filled);
 
 /* Drops the sequence's references: each block's refcount-1; a block reaching
  * 0 becomes cached if registered (most recently released = evicted last),
- * else free.  The table is emptied (kept allocated). */
+ * else free.  The table is emptied (kept allocated).  Blocks are released
+ * last first, so a chain's tail is evicted before its head. */
 void kv_seq_release(kv_cache *c, kv_seq *s);
+
+/* Introspection, for tests and metrics. */
+int kv_cache_block_refcount(const kv_cache *c, int32_t block);
+bool kv_cache_block_registered(const kv_cache *c, int32_t block);
+/* Checks every internal invariant (lists, counts, index); O(n_blocks).
+ * RYOT_ERR_INTERNAL with what is wrong. */
+ryot_status kv_cache_validate(const kv_cache *c, ryot_error *err);
+/* Testing only: keeps the low `bits` (1..64) bits of every key so that tests
+ * can force key collisions.  Only before anything is registered. */
+void kv_cache_set_key_bits(kv_cache *c, int bits);
 
 #endif
