@@ -1,0 +1,650 @@
+/* OpenAI request parsing and validation; the contract is in request.h. */
+#include "server/request.h"
+
+#include "sched/sched.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- errors */
+
+static void error_kind(int status, const char **type, const char **code) {
+    *code = NULL;
+    switch (status) {
+    case 401: *type = "invalid_request_error"; *code = "invalid_api_key"; return;
+    case 429: *type = "requests"; *code = "rate_limit_exceeded"; return;
+    case 408:
+    case 504: *type = "timeout"; *code = "timeout"; return;
+    case 503: *type = "server_error"; *code = "service_unavailable"; return;
+    default: *type = status >= 500 ? "server_error" : "invalid_request_error"; return;
+    }
+}
+
+void srv_error_setv(srv_error *e, int status, const char *param, const char *fmt, va_list ap) {
+    if (!e) return;
+    e->status = status;
+    error_kind(status, &e->type, &e->code);
+    snprintf(e->param, sizeof e->param, "%s", param ? param : "");
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+}
+
+void srv_error_set(srv_error *e, int status, const char *param, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    srv_error_setv(e, status, param, fmt, ap);
+    va_end(ap);
+}
+
+/* Every parse helper returns 0, or -1 after filling err through these. */
+static int __attribute__((format(printf, 3, 4))) fail(srv_error *err, const char *param, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    srv_error_setv(err, 400, param, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int nomem(srv_error *err) {
+    srv_error_set(err, 500, NULL, "out of memory while parsing the request");
+    return -1;
+}
+
+/* ---------------------------------------------------------------- values */
+
+/* The field's value, NULL when absent or JSON null (null == absent). */
+static json_t *opt(const json_t *obj, const char *key) {
+    json_t *v = json_object_get(obj, key);
+    return v && !json_is_null(v) ? v : NULL;
+}
+
+static int get_bool(const json_t *obj, const char *key, bool *out, srv_error *err) {
+    json_t *v = opt(obj, key);
+    if (!v) return 0;
+    if (!json_is_boolean(v)) return fail(err, key, "'%s' must be a boolean", key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* A number in [lo, hi]; *given set when present. */
+static int get_number(const json_t *obj, const char *key, double lo, double hi, double *out,
+                      bool *given, srv_error *err) {
+    json_t *v = opt(obj, key);
+    if (given) *given = v != NULL;
+    if (!v) return 0;
+    if (!json_is_number(v)) return fail(err, key, "'%s' must be a number", key);
+    double x = json_number_value(v);
+    if (!(x >= lo && x <= hi)) return fail(err, key, "'%s' must be between %g and %g, got %g", key, lo, hi, x);
+    *out = x;
+    return 0;
+}
+
+/* An integer (7 or 7.0, not 7.5) of v in [lo, hi]; param names it. */
+static int int_value(const json_t *v, const char *param, int64_t lo, int64_t hi, int64_t *out,
+                     srv_error *err) {
+    int64_t x;
+    if (json_is_integer(v)) {
+        x = json_integer_value(v);
+    } else if (json_is_real(v)) {
+        double d = json_real_value(v);
+        /* reals this large are out of every range we use; the bound keeps the cast defined */
+        if (!(fabs(d) < 0x1p62)) goto range;
+        if (d != floor(d)) return fail(err, param, "'%s' must be an integer, got %g", param, d);
+        x = (int64_t)d;
+    } else {
+        return fail(err, param, "'%s' must be an integer", param);
+    }
+    if (x < lo || x > hi) goto range;
+    *out = x;
+    return 0;
+range:
+    return fail(err, param, "'%s' must be an integer between %lld and %lld", param, (long long)lo,
+                (long long)hi);
+}
+
+static int get_int(const json_t *obj, const char *key, int64_t lo, int64_t hi, int64_t *out,
+                   bool *given, srv_error *err) {
+    json_t *v = opt(obj, key);
+    if (given) *given = v != NULL;
+    if (!v) return 0;
+    return int_value(v, key, lo, hi, out, err);
+}
+
+static char *dup_str(const json_t *s) {
+    size_t n = json_string_length(s);
+    char *p = malloc(n + 1);
+    if (p) {
+        memcpy(p, json_string_value(s), n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+/* Optional string field -> malloc'd copy in *out (left NULL when absent). */
+static int get_str(const json_t *obj, const char *key, char **out, srv_error *err) {
+    json_t *v = opt(obj, key);
+    if (!v) return 0;
+    if (!json_is_string(v)) return fail(err, key, "'%s' must be a string", key);
+    if (!(*out = dup_str(v))) return nomem(err);
+    return 0;
+}
+
+static json_t *load_object(const char *body, size_t len, srv_error *err) {
+    json_error_t je;
+    json_t *root = json_loadb(body ? body : "", body ? len : 0, 0, &je);
+    if (!root) {
+        fail(err, NULL, "the body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        fail(err, NULL, "the body must be a JSON object");
+        return NULL;
+    }
+    return root;
+}
+
+/* ---------------------------------------------------------------- messages */
+
+void srv_messages_free(srv_message *m, int n) {
+    if (!m) return;
+    for (int i = 0; i < n; i++) {
+        free(m[i].role);
+        free(m[i].content);
+    }
+    free(m);
+}
+
+static const char *normalize_role(const char *r) {
+    static const char *const roles[] = {"system", "user", "assistant", "tool"};
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+        if (!strcmp(r, roles[i])) return roles[i];
+    if (!strcmp(r, "developer")) return "system";
+    return NULL;
+}
+
+/* content: a string or an array of {"type":"text","text":...} parts. */
+static int parse_content(const json_t *c, int mi, char **out, srv_error *err) {
+    char param[64];
+    snprintf(param, sizeof param, "messages[%d].content", mi);
+    if (json_is_string(c)) {
+        if (!(*out = dup_str(c))) return nomem(err);
+        return 0;
+    }
+    if (!json_is_array(c))
+        return fail(err, param, "'%s' must be a string or an array of text parts", param);
+    size_t total = 0, n = json_array_size(c);
+    for (size_t j = 0; j < n; j++) {
+        const json_t *part = json_array_get(c, j);
+        char pp[64];
+        snprintf(pp, sizeof pp, "messages[%d].content[%zu]", mi, j);
+        const json_t *type = json_object_get(part, "type");
+        const json_t *text = json_object_get(part, "text");
+        if (!json_is_object(part) || !json_is_string(type))
+            return fail(err, pp, "'%s' must be an object with a \"type\"", pp);
+        if (strcmp(json_string_value(type), "text"))
+            return fail(err, pp, "'%s': content parts of type \"%.40s\" are not supported (only \"text\")",
+                        pp, json_string_value(type));
+        if (!json_is_string(text)) return fail(err, pp, "'%s' must have a string \"text\"", pp);
+        total += json_string_length(text);
+    }
+    char *s = malloc(total + 1);
+    if (!s) return nomem(err);
+    size_t at = 0;
+    for (size_t j = 0; j < n; j++) {
+        const json_t *text = json_object_get(json_array_get(c, j), "text");
+        memcpy(s + at, json_string_value(text), json_string_length(text));
+        at += json_string_length(text);
+    }
+    s[at] = '\0';
+    *out = s;
+    return 0;
+}
+
+/* obj["messages"]: a non-empty array of messages. */
+static int parse_messages(const json_t *obj, srv_message **out, int *n_out, srv_error *err) {
+    json_t *arr = opt(obj, "messages");
+    if (!arr) return fail(err, "messages", "'messages' is required");
+    if (!json_is_array(arr)) return fail(err, "messages", "'messages' must be an array");
+    size_t n = json_array_size(arr);
+    if (n == 0) return fail(err, "messages", "'messages' must not be empty");
+    if (n > INT32_MAX / 2) return fail(err, "messages", "too many messages");
+    srv_message *m = calloc(n, sizeof *m);
+    if (!m) return nomem(err);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *msg = json_array_get(arr, i);
+        char param[64];
+        int mi = (int)i;
+        if (!json_is_object(msg)) {
+            snprintf(param, sizeof param, "messages[%d]", mi);
+            fail(err, param, "'%s' must be an object", param);
+            goto fail;
+        }
+        snprintf(param, sizeof param, "messages[%d].role", mi);
+        const json_t *role = json_object_get(msg, "role");
+        const char *r = json_is_string(role) ? normalize_role(json_string_value(role)) : NULL;
+        if (!r) {
+            fail(err, param, "'%s' must be one of system, developer, user, assistant, tool", param);
+            goto fail;
+        }
+        if (!(m[i].role = strdup(r))) {
+            nomem(err);
+            goto fail;
+        }
+        const json_t *content = opt(msg, "content");
+        if (!content) {
+            if (strcmp(r, "assistant")) {
+                snprintf(param, sizeof param, "messages[%d].content", mi);
+                fail(err, param, "'%s' is required for role %s", param, r);
+                goto fail;
+            }
+        } else if (parse_content(content, mi, &m[i].content, err)) {
+            goto fail;
+        }
+    }
+    *out = m;
+    *n_out = (int)n;
+    return 0;
+fail:
+    srv_messages_free(m, (int)n);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- fields */
+
+static int parse_stop(const json_t *obj, srv_request *r, srv_error *err) {
+    json_t *v = opt(obj, "stop");
+    if (!v) return 0;
+    if (json_is_string(v)) {
+        if (json_string_length(v) == 0) return fail(err, "stop", "'stop' must not be an empty string");
+        if (!(r->stop = calloc(1, sizeof *r->stop)) || !(r->stop[0] = dup_str(v))) return nomem(err);
+        r->n_stop = 1;
+        return 0;
+    }
+    if (!json_is_array(v)) return fail(err, "stop", "'stop' must be a string or an array of strings");
+    size_t n = json_array_size(v);
+    if (n > SRV_MAX_STOP) return fail(err, "stop", "'stop' may hold at most %d strings", SRV_MAX_STOP);
+    if (n == 0) return 0;
+    if (!(r->stop = calloc(n, sizeof *r->stop))) return nomem(err);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *s = json_array_get(v, i);
+        char param[32];
+        snprintf(param, sizeof param, "stop[%zu]", i);
+        if (!json_is_string(s)) return fail(err, param, "'%s' must be a string", param);
+        if (json_string_length(s) == 0) return fail(err, param, "'%s' must not be empty", param);
+        if (!(r->stop[i] = dup_str(s))) return nomem(err);
+        r->n_stop = (int)i + 1;
+    }
+    return 0;
+}
+
+/* A token id key: decimal digits only, <= INT32_MAX. */
+static bool parse_token_key(const char *k, int32_t *out) {
+    if (!*k) return false;
+    int64_t x = 0;
+    for (const char *p = k; *p; p++) {
+        if (*p < '0' || *p > '9') return false;
+        x = x * 10 + (*p - '0');
+        if (x > INT32_MAX) return false;
+    }
+    *out = (int32_t)x;
+    return true;
+}
+
+static int parse_logit_bias(const json_t *obj, srv_request *r, srv_error *err) {
+    json_t *v = opt(obj, "logit_bias");
+    if (!v) return 0;
+    if (!json_is_object(v))
+        return fail(err, "logit_bias", "'logit_bias' must be an object mapping token ids to numbers");
+    size_t n = json_object_size(v);
+    if (n == 0) return 0;
+    if (n > INT32_MAX / 2) return fail(err, "logit_bias", "'logit_bias' has too many entries");
+    if (!(r->logit_bias = calloc(n, sizeof *r->logit_bias))) return nomem(err);
+    const char *key;
+    json_t *val;
+    int i = 0;
+    json_object_foreach(v, key, val) {
+        char param[64];
+        snprintf(param, sizeof param, "logit_bias[%.40s]", key);
+        int32_t id;
+        if (!parse_token_key(key, &id))
+            return fail(err, param, "'logit_bias' keys must be token ids (non-negative integers), got \"%.40s\"",
+                        key);
+        if (!json_is_number(val)) return fail(err, param, "'%s' must be a number", param);
+        double b = json_number_value(val);
+        if (!(b >= -100.0 && b <= 100.0))
+            return fail(err, param, "'%s' must be between -100 and 100, got %g", param, b);
+        r->logit_bias[i].token = id;
+        r->logit_bias[i].bias = b <= -100.0 ? -INFINITY : (float)b;
+        r->n_logit_bias = ++i;
+    }
+    return 0;
+}
+
+/* Tier by name ("critical".."background") or digit "0".."4"; -1 unknown.
+ * (sched_tier_parse's contract, kept here so this file needs no sched code.) */
+static int tier_parse(const char *s) {
+    static const char *const names[SCHED_N_TIERS] = {"critical", "high", "normal", "low", "background"};
+    for (int i = 0; i < SCHED_N_TIERS; i++)
+        if (!strcmp(s, names[i])) return i;
+    if (s[0] >= '0' && s[0] < '0' + SCHED_N_TIERS && !s[1]) return s[0] - '0';
+    return -1;
+}
+
+static int parse_priority(const json_t *obj, srv_request *r, srv_error *err) {
+    json_t *v = opt(obj, "priority");
+    if (!v) return 0;
+    if (json_is_string(v)) {
+        int t = tier_parse(json_string_value(v));
+        if (t < 0)
+            return fail(err, "priority",
+                        "'priority' must be critical, high, normal, low, background or 0..4, got \"%.40s\"",
+                        json_string_value(v));
+        r->priority = t;
+        return 0;
+    }
+    if (!json_is_number(v))
+        return fail(err, "priority", "'priority' must be a tier name or an integer 0..4");
+    int64_t t;
+    if (int_value(v, "priority", 0, SCHED_N_TIERS - 1, &t, err)) return -1;
+    r->priority = (int)t;
+    return 0;
+}
+
+static int parse_stream(const json_t *obj, srv_request *r, srv_error *err) {
+    if (get_bool(obj, "stream", &r->stream, err)) return -1;
+    json_t *so = opt(obj, "stream_options");
+    if (!so) return 0;
+    if (!r->stream) return fail(err, "stream_options", "'stream_options' is only allowed when 'stream' is true");
+    if (!json_is_object(so)) return fail(err, "stream_options", "'stream_options' must be an object");
+    json_t *iu = opt(so, "include_usage");
+    if (iu && !json_is_boolean(iu))
+        return fail(err, "stream_options.include_usage", "'stream_options.include_usage' must be a boolean");
+    r->include_usage = iu && json_is_true(iu);
+    return 0;
+}
+
+/* Sampling fields shared by both endpoints. */
+static int parse_sampling(const json_t *obj, srv_request *r, srv_error *err) {
+    sampler_params *sp = &r->sp;
+    double x;
+    int64_t i;
+    bool given;
+
+    if (get_number(obj, "temperature", 0.0, 2.0, &x, &given, err)) return -1;
+    if (given) sp->temperature = (float)x;
+    if (get_number(obj, "top_p", 0.0, 1.0, &x, &given, err)) return -1;
+    if (given) sp->top_p = (float)x;
+    if (get_number(obj, "min_p", 0.0, 1.0, &x, &given, err)) return -1;
+    if (given) sp->min_p = (float)x;
+    if (get_number(obj, "presence_penalty", -2.0, 2.0, &x, &given, err)) return -1;
+    if (given) sp->presence_penalty = (float)x;
+    if (get_number(obj, "frequency_penalty", -2.0, 2.0, &x, &given, err)) return -1;
+    if (given) sp->frequency_penalty = (float)x;
+    static const char *const rep_keys[] = {"repeat_penalty", "repetition_penalty"};
+    for (int k = 0; k < 2; k++) {
+        if (get_number(obj, rep_keys[k], 0.0, 100.0, &x, &given, err)) return -1;
+        if (!given) continue;
+        if (!(x > 0.0)) return fail(err, rep_keys[k], "'%s' must be greater than 0", rep_keys[k]);
+        sp->repeat_penalty = (float)x;
+    }
+    if (get_int(obj, "top_k", -1, INT32_MAX, &i, &given, err)) return -1;
+    if (given) sp->top_k = i < 0 ? 0 : (int32_t)i;
+    if (get_int(obj, "repeat_last_n", -1, INT32_MAX, &i, &given, err)) return -1;
+    if (given) sp->penalty_last_n = (int32_t)i;
+    if (get_int(obj, "seed", INT64_MIN, INT64_MAX, &i, &r->has_seed, err)) return -1;
+    if (r->has_seed) sp->seed = (uint64_t)i;
+    if (parse_logit_bias(obj, r, err)) return -1;
+    sp->logit_bias = r->logit_bias;
+    sp->n_logit_bias = r->n_logit_bias;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- endpoints */
+
+static int parse_chat(const json_t *obj, srv_request *r, srv_error *err) {
+    if (parse_messages(obj, &r->messages, &r->n_messages, err)) return -1;
+    int64_t i;
+    bool given;
+    if (get_int(obj, "max_completion_tokens", 1, SRV_MAX_TOKENS_LIMIT, &i, &given, err)) return -1;
+    if (given) r->max_tokens = (int)i;
+
+    if (get_bool(obj, "logprobs", &r->sp.logprobs, err)) return -1;
+    if (get_int(obj, "top_logprobs", 0, SAMPLER_MAX_TOP_LOGPROBS, &i, &given, err)) return -1;
+    if (given) {
+        if (!r->sp.logprobs)
+            return fail(err, "top_logprobs", "'top_logprobs' requires 'logprobs' to be true");
+        r->sp.top_logprobs = (int32_t)i;
+    }
+
+    json_t *tools = opt(obj, "tools");
+    if (tools && (!json_is_array(tools) || json_array_size(tools) > 0))
+        return fail(err, "tools", "'tools' (function calling) is not supported");
+    json_t *rf = opt(obj, "response_format");
+    if (rf) {
+        const json_t *t = json_object_get(rf, "type");
+        if (!json_is_object(rf) || !json_is_string(t))
+            return fail(err, "response_format", "'response_format' must be an object with a \"type\"");
+        if (strcmp(json_string_value(t), "text"))
+            return fail(err, "response_format", "'response_format' type \"%.40s\" is not supported (only \"text\")",
+                        json_string_value(t));
+    }
+    return 0;
+}
+
+static int parse_completions(const json_t *obj, srv_request *r, srv_error *err) {
+    json_t *p = opt(obj, "prompt");
+    if (!p) return fail(err, "prompt", "'prompt' is required");
+    if (json_is_string(p)) {
+        if (!(r->prompts = calloc(1, sizeof *r->prompts)) || !(r->prompts[0] = dup_str(p))) return nomem(err);
+        r->n_prompts = 1;
+    } else if (json_is_array(p)) {
+        size_t n = json_array_size(p);
+        if (n == 0) return fail(err, "prompt", "'prompt' must not be an empty array");
+        if (n > SRV_MAX_PROMPTS)
+            return fail(err, "prompt", "'prompt' may hold at most %d prompts", SRV_MAX_PROMPTS);
+        if (!(r->prompts = calloc(n, sizeof *r->prompts))) return nomem(err);
+        for (size_t i = 0; i < n; i++) {
+            const json_t *s = json_array_get(p, i);
+            char param[32];
+            snprintf(param, sizeof param, "prompt[%zu]", i);
+            if (!json_is_string(s))
+                return fail(err, param, "'%s' must be a string (token-id prompts are not supported)", param);
+            if (!(r->prompts[i] = dup_str(s))) return nomem(err);
+            r->n_prompts = (int)i + 1;
+        }
+    } else {
+        return fail(err, "prompt", "'prompt' must be a string or an array of strings");
+    }
+
+    int64_t i;
+    bool given;
+    if (get_int(obj, "logprobs", 0, SRV_MAX_COMPLETION_LOGPROBS, &i, &given, err)) return -1;
+    if (given) {
+        r->sp.logprobs = true;
+        r->sp.top_logprobs = (int32_t)i;
+    }
+    bool echo = false;
+    if (get_bool(obj, "echo", &echo, err)) return -1;
+    if (echo) return fail(err, "echo", "'echo' is not supported");
+    json_t *suffix = opt(obj, "suffix");
+    if (suffix && (!json_is_string(suffix) || json_string_length(suffix) > 0))
+        return fail(err, "suffix", "'suffix' (insertion) is not supported");
+    if (get_int(obj, "best_of", 1, SRV_MAX_N, &i, &given, err)) return -1;
+    if (given && i != r->n) return fail(err, "best_of", "'best_of' other than 'n' is not supported");
+    return 0;
+}
+
+static void request_defaults(srv_request *r, srv_endpoint ep) {
+    memset(r, 0, sizeof *r);
+    r->ep = ep;
+    r->max_tokens = -1;
+    r->n = 1;
+    r->priority = SCHED_NORMAL;
+    sampler_params *sp = &r->sp;
+    *sp = sampler_params_default();
+    sp->temperature = 1.0f;
+    sp->top_k = 0;
+    sp->top_p = 1.0f;
+    sp->min_p = 0.0f;
+    sp->repeat_penalty = 1.0f;
+    sp->frequency_penalty = 0.0f;
+    sp->presence_penalty = 0.0f;
+    sp->penalty_last_n = -1;
+    sp->seed = SAMPLER_SEED_RANDOM;
+    sp->logit_bias = NULL;
+    sp->n_logit_bias = 0;
+    sp->logprobs = false;
+    sp->top_logprobs = 0;
+}
+
+static int parse_request(const json_t *obj, srv_endpoint ep, srv_request *r, srv_error *err) {
+    int64_t i;
+    bool given;
+    if (get_str(obj, "model", &r->model, err)) return -1;
+    if (get_int(obj, "n", 1, SRV_MAX_N, &i, &given, err)) return -1;
+    if (given) r->n = (int)i;
+    if (get_int(obj, "max_tokens", 1, SRV_MAX_TOKENS_LIMIT, &i, &given, err)) return -1;
+    if (given) r->max_tokens = (int)i;
+    if (parse_sampling(obj, r, err)) return -1;
+    if (parse_stop(obj, r, err)) return -1;
+    if (parse_stream(obj, r, err)) return -1;
+    if (get_str(obj, "user", &r->user, err)) return -1;
+    if (parse_priority(obj, r, err)) return -1;
+    double t;
+    if (get_number(obj, "timeout", 0.0, SRV_MAX_TIMEOUT_S, &t, &given, err)) return -1;
+    if (given) {
+        if (!(t > 0.0)) return fail(err, "timeout", "'timeout' must be a positive number of seconds");
+        r->timeout_s = t;
+    }
+    if (get_bool(obj, "ignore_eos", &r->ignore_eos, err)) return -1;
+    return ep == SRV_EP_CHAT ? parse_chat(obj, r, err) : parse_completions(obj, r, err);
+}
+
+int srv_request_parse(const char *body, size_t len, srv_endpoint ep, srv_request *out, srv_error *err) {
+    request_defaults(out, ep);
+    json_t *root = load_object(body, len, err);
+    if (!root) return -1;
+    int rc = parse_request(root, ep, out, err);
+    json_decref(root);
+    if (rc) srv_request_free(out);
+    return rc;
+}
+
+void srv_request_free(srv_request *r) {
+    if (!r) return;
+    free(r->model);
+    srv_messages_free(r->messages, r->n_messages);
+    if (r->prompts)
+        for (int i = 0; i < r->n_prompts; i++) free(r->prompts[i]);
+    free(r->prompts);
+    free(r->logit_bias);
+    if (r->stop)
+        for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    free(r->stop);
+    free(r->user);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---------------------------------------------------------------- helper endpoints */
+
+int srv_tokenize_parse(const char *body, size_t len, srv_tokenize_req *out, srv_error *err) {
+    memset(out, 0, sizeof *out);
+    out->parse_special = true;
+    out->add_generation_prompt = true;
+    json_t *root = load_object(body, len, err);
+    if (!root) return -1;
+    int rc = -1;
+    json_t *content = opt(root, "content");
+    json_t *messages = opt(root, "messages");
+    if (content && messages) {
+        fail(err, "messages", "give either 'content' or 'messages', not both");
+    } else if (!content && !messages) {
+        fail(err, "content", "'content' (a string) or 'messages' is required");
+    } else if (content && !json_is_string(content)) {
+        fail(err, "content", "'content' must be a string");
+    } else if (content && !(out->content = dup_str(content))) {
+        nomem(err);
+    } else if (messages && parse_messages(root, &out->messages, &out->n_messages, err)) {
+        /* err filled */
+    } else if (!get_bool(root, "add_special", &out->add_special, err) &&
+               !get_bool(root, "parse_special", &out->parse_special, err) &&
+               !get_bool(root, "with_pieces", &out->with_pieces, err) &&
+               !get_bool(root, "add_generation_prompt", &out->add_generation_prompt, err)) {
+        rc = 0;
+    }
+    json_decref(root);
+    if (rc) srv_tokenize_free(out);
+    return rc;
+}
+
+void srv_tokenize_free(srv_tokenize_req *r) {
+    if (!r) return;
+    free(r->content);
+    srv_messages_free(r->messages, r->n_messages);
+    memset(r, 0, sizeof *r);
+}
+
+int srv_detokenize_parse(const char *body, size_t len, srv_detokenize_req *out, srv_error *err) {
+    memset(out, 0, sizeof *out);
+    json_t *root = load_object(body, len, err);
+    if (!root) return -1;
+    int rc = -1;
+    json_t *toks = opt(root, "tokens");
+    if (!toks) {
+        fail(err, "tokens", "'tokens' is required");
+        goto done;
+    }
+    if (!json_is_array(toks)) {
+        fail(err, "tokens", "'tokens' must be an array of token ids");
+        goto done;
+    }
+    size_t n = json_array_size(toks);
+    if (n > INT32_MAX / 2) {
+        fail(err, "tokens", "too many tokens");
+        goto done;
+    }
+    if (n > 0 && !(out->tokens = malloc(n * sizeof *out->tokens))) {
+        nomem(err);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char param[32];
+        snprintf(param, sizeof param, "tokens[%zu]", i);
+        int64_t id;
+        if (int_value(json_array_get(toks, i), param, 0, INT32_MAX, &id, err)) goto done;
+        out->tokens[i] = (int32_t)id;
+    }
+    out->n_tokens = (int)n;
+    rc = 0;
+done:
+    json_decref(root);
+    if (rc) srv_detokenize_free(out);
+    return rc;
+}
+
+void srv_detokenize_free(srv_detokenize_req *r) {
+    if (!r) return;
+    free(r->tokens);
+    memset(r, 0, sizeof *r);
+}
+
+int srv_template_parse(const char *body, size_t len, srv_template_req *out, srv_error *err) {
+    memset(out, 0, sizeof *out);
+    out->add_generation_prompt = true;
+    json_t *root = load_object(body, len, err);
+    if (!root) return -1;
+    int rc = parse_messages(root, &out->messages, &out->n_messages, err);
+    if (!rc) rc = get_bool(root, "add_generation_prompt", &out->add_generation_prompt, err);
+    json_decref(root);
+    if (rc) srv_template_free(out);
+    return rc;
+}
+
+void srv_template_free(srv_template_req *r) {
+    if (!r) return;
+    srv_messages_free(r->messages, r->n_messages);
+    memset(r, 0, sizeof *r);
+}
