@@ -26,10 +26,17 @@ static inline int imin(int a, int b) { return a < b ? a : b; }
 
 /* Runs the rows' online softmax over the visible keys in [ka, kb) (ka a
  * multiple of ATTN_TILE_KV), updating m, l, acc (rows x dv, unnormalized). */
+static const int32_t zero_block[1] = {0};
+
+attn_kv attn_kv_contig(const uint16_t *k, const uint16_t *v) {
+    attn_kv kv = {.k = k, .v = v, .blocks = zero_block, .block_size = 1 << 30};
+    return kv;
+}
+
 static void attn_range(const attn_desc *d, const float *q, size_t q_stride, int n_q, int G, int pos0, int ka, int kb,
-                       const uint16_t *k, const uint16_t *v, float *m, float *l, float *acc, float *scratch) {
+                       const attn_kv *kv, float *m, float *l, float *acc, float *scratch) {
     const int dk = d->head_dim, dv = d->head_dim_v, rows = n_q * G;
-    RYOT_ASSERT(n_q >= 1 && G >= 1 && rows <= ATTN_MAX_ROWS && ka % ATTN_TILE_KV == 0);
+    RYOT_ASSERT(n_q >= 1 && G >= 1 && rows <= ATTN_MAX_ROWS);
     const kernel_traits *f16 = kernels_get(RYOT_TYPE_F16);
     const ops_table *ops = d->ops ? d->ops : ops_table_ref();
     float *qc = scratch; /* row r = i*G + g */
@@ -45,8 +52,13 @@ static void attn_range(const attn_desc *d, const float *q, size_t q_stride, int 
             for (int c = 0; c < dk; c++) dst[c] = ops_round_f16(src[c]);
         }
     const int kv_end = imin(kb, pos0 + n_q); /* exclusive */
-    for (int j0 = ka; j0 < kv_end; j0 += ATTN_TILE_KV) {
-        const int jn = imin(ATTN_TILE_KV, kv_end - j0);
+    const int bs = kv->block_size, tile = imin(ATTN_TILE_KV, bs);
+    RYOT_ASSERT(ka % tile == 0);
+    for (int j0 = ka; j0 < kv_end; j0 += tile) {
+        const int jn = imin(tile, kv_end - j0);
+        const size_t blk = (size_t)kv->blocks[j0 / bs], off = (size_t)(j0 % bs);
+        const uint16_t *k = kv->k + blk * kv->k_block_stride + off * dk;
+        const uint16_t *v = kv->v + blk * kv->v_block_stride + off * dv;
         /* positions that see part of this tile: i with lo_i < j0 + jn and p_i >= j0 */
         const int i_first = imax(0, j0 - pos0);
         if (i_first >= n_q) break;
@@ -54,9 +66,9 @@ static void attn_range(const attn_desc *d, const float *q, size_t q_stride, int 
         if (d->window > 0) i_last = imin(n_q, j0 + jn - 1 + d->window - pos0);
         if (i_first >= i_last) continue;
         /* scores[r][j] = q_r . k_(j0+j) for the rows that need this tile */
-        ops->qk_scores(qc + (size_t)i_first * G * dk, (size_t)dk, (i_last - i_first) * G, k + (size_t)j0 * dk, jn, dk,
-                       kt, sc + (size_t)i_first * G * ATTN_TILE_KV, ATTN_TILE_KV);
-        f16->to_float(v + (size_t)j0 * dv, vt, (int64_t)jn * dv);
+        ops->qk_scores(qc + (size_t)i_first * G * dk, (size_t)dk, (i_last - i_first) * G, k, jn, dk, kt,
+                       sc + (size_t)i_first * G * ATTN_TILE_KV, ATTN_TILE_KV);
+        f16->to_float(v, vt, (int64_t)jn * dv);
         for (int r = i_first * G; r < i_last * G; r++) {
             const int p = pos0 + r / G;
             const int lo = d->window > 0 ? imax(j0, p - d->window + 1) : j0;
@@ -79,13 +91,20 @@ static void state_init(int rows, int dv, float *m, float *l, float *acc) {
 
 void attn_flash(const attn_desc *d, const float *q, size_t q_stride, int n_q, int group, int pos0,
                 const uint16_t *k, const uint16_t *v, float *out, size_t o_stride, float *scratch) {
+    const attn_kv kv = attn_kv_contig(k, v);
+    attn_flash_kv(d, q, q_stride, n_q, group, pos0, &kv, out, o_stride, scratch);
+}
+
+void attn_flash_kv(const attn_desc *d, const float *q, size_t q_stride, int n_q, int group, int pos0, const attn_kv *kv,
+                   float *out, size_t o_stride, float *scratch) {
     const int dk = d->head_dim, dv = d->head_dim_v, G = group, rows = n_q * group;
     float *acc = scratch + (size_t)ATTN_MAX_ROWS * dk + (size_t)ATTN_TILE_KV * dv + (size_t)ATTN_MAX_ROWS * ATTN_TILE_KV;
     float *m = acc + (size_t)ATTN_MAX_ROWS * dv;
     float *l = m + ATTN_MAX_ROWS;
     state_init(rows, dv, m, l, acc);
     const int kv_lo = d->window > 0 ? imax(0, pos0 - d->window + 1) : 0;
-    attn_range(d, q, q_stride, n_q, G, pos0, kv_lo / ATTN_TILE_KV * ATTN_TILE_KV, pos0 + n_q, k, v, m, l, acc, scratch);
+    const int tile = imin(ATTN_TILE_KV, kv->block_size);
+    attn_range(d, q, q_stride, n_q, G, pos0, kv_lo / tile * tile, pos0 + n_q, kv, m, l, acc, scratch);
     for (int r = 0; r < rows; r++) {
         const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
         float *o = out + (size_t)(r / G) * o_stride + (size_t)(r % G) * dv;
@@ -98,10 +117,16 @@ size_t attn_part_floats(const attn_desc *d) { return (size_t)ATTN_MAX_ROWS * (d-
 
 void attn_partial(const attn_desc *d, const float *q, size_t q_stride, int n_q, int group, int pos0, int ka, int kb,
                   const uint16_t *k, const uint16_t *v, float *part, float *scratch) {
+    const attn_kv kv = attn_kv_contig(k, v);
+    attn_partial_kv(d, q, q_stride, n_q, group, pos0, ka, kb, &kv, part, scratch);
+}
+
+void attn_partial_kv(const attn_desc *d, const float *q, size_t q_stride, int n_q, int group, int pos0, int ka, int kb,
+                     const attn_kv *kv, float *part, float *scratch) {
     const int rows = n_q * group, dv = d->head_dim_v;
     float *m = part, *l = m + rows, *acc = l + rows;
     state_init(rows, dv, m, l, acc);
-    attn_range(d, q, q_stride, n_q, group, pos0, ka, kb, k, v, m, l, acc, scratch);
+    attn_range(d, q, q_stride, n_q, group, pos0, ka, kb, kv, m, l, acc, scratch);
 }
 
 void attn_merge(const attn_desc *d, int n_q, int group, const float *parts, size_t part_stride, int n_parts,

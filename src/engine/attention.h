@@ -22,6 +22,21 @@ typedef struct attn_desc {
     const ops_table *ops; /* NULL: the plain C ops */
 } attn_desc;
 
+/* Keys and values of one (layer, KV head) in a paged cache: position p's key
+ * row (head_dim F16) is at k + blocks[p / block_size] * k_block_stride +
+ * (p % block_size) * head_dim, values likewise.  Tiles are min(ATTN_TILE_KV,
+ * block_size) positions (block_size a power of two >= 16), aligned from
+ * position 0, so they never straddle a block.  attn_kv_contig describes
+ * contiguous rows (one "block" holding every position). */
+typedef struct attn_kv {
+    const uint16_t *k, *v;
+    const int32_t *blocks;
+    size_t k_block_stride, v_block_stride; /* F16 elements between consecutive block ids */
+    int block_size;
+} attn_kv;
+
+attn_kv attn_kv_contig(const uint16_t *k, const uint16_t *v);
+
 /* Floats of scratch attn_flash needs for up to ATTN_MAX_ROWS query rows. */
 size_t attn_scratch_floats(const attn_desc *d);
 
@@ -35,6 +50,12 @@ static inline int attn_tile_q(int group) { return group >= ATTN_MAX_ROWS ? 1 : A
  * head_dim_v F16, contiguous.  Each K/V tile is loaded once for the group. */
 void attn_flash(const attn_desc *d, const float *q, size_t q_stride, int n_q, int group, int pos0,
                 const uint16_t *k, const uint16_t *v, float *out, size_t o_stride, float *scratch);
+
+/* The same over a paged cache. */
+void attn_flash_kv(const attn_desc *d, const float *q, size_t q_stride, int n_q, int group, int pos0, const attn_kv *kv,
+                   float *out, size_t o_stride, float *scratch);
+void attn_partial_kv(const attn_desc *d, const float *q, size_t q_stride, int n_q, int group, int pos0, int ka, int kb,
+                     const attn_kv *kv, float *part, float *scratch);
 
 /* Split-KV form (decode over long contexts): attn_partial runs the same
  * rows over the keys in [ka, kb) only (ka a multiple of ATTN_TILE_KV) and

@@ -16,6 +16,9 @@ engine_params engine_params_default(const model *m) {
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
     p.n_threads = nc > 0 ? (int)nc : 1;
     p.n_logits_max = 1;
+    p.kv_block_size = 64;
+    p.kv_blocks = 0;
+    p.max_seqs = 1;
     return p;
 }
 
@@ -69,6 +72,15 @@ ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ry
     if (p.n_batch <= 0) p.n_batch = d.n_batch;
     if (p.n_threads <= 0) p.n_threads = d.n_threads;
     if (p.n_logits_max <= 0) p.n_logits_max = 1;
+    if (p.kv_block_size <= 0) p.kv_block_size = d.kv_block_size;
+    if (p.max_seqs <= 0) p.max_seqs = 1;
+    if (p.kv_block_size < 16 || p.kv_block_size > 256 || (p.kv_block_size & (p.kv_block_size - 1)))
+        return ryot_fail(err, RYOT_ERR_INVALID, "context: KV block size %d is not a power of two in 16..256",
+                         p.kv_block_size);
+    if (p.kv_blocks <= 0) p.kv_blocks = (p.n_ctx + p.kv_block_size - 1) / p.kv_block_size;
+    if (p.kv_blocks > (1 << 24) || p.max_seqs > 4096)
+        return ryot_fail(err, RYOT_ERR_INVALID, "context: %d KV blocks / %d sequences is too many", p.kv_blocks,
+                         p.max_seqs);
     if (p.n_ctx > (1 << 24)) return ryot_fail(err, RYOT_ERR_INVALID, "context: n_ctx %d is too large", p.n_ctx);
     if (p.n_threads > 512) return ryot_fail(err, RYOT_ERR_INVALID, "context: %d threads is too many", p.n_threads);
     if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
@@ -85,6 +97,9 @@ ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ry
     e->n_batch = p.n_batch;
     e->n_threads = p.n_threads;
     e->n_logits_max = p.n_logits_max;
+    e->bs = p.kv_block_size;
+    e->n_kv_blocks = p.kv_blocks;
+    e->max_seqs = p.max_seqs;
     atomic_init(&e->next_unit, 0);
     e->ops = ops_select(kernels_init(KERNEL_ISA_AUTO));
 
@@ -107,8 +122,9 @@ ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ry
     if (F > e->max_in) e->max_in = F;
 
     size_t kbytes, vbytes, lbytes;
-    ok = mul_size(&kbytes, 2, (size_t)hp->n_layer, (size_t)hp->n_head_kv, (size_t)p.n_ctx, (size_t)hp->head_dim) &&
-         mul_size(&vbytes, 2, (size_t)hp->n_layer, (size_t)hp->n_head_kv, (size_t)p.n_ctx, (size_t)hp->head_dim_v) &&
+    const size_t kv_pos = (size_t)p.kv_blocks * (size_t)p.kv_block_size;
+    ok = mul_size(&kbytes, 2, (size_t)hp->n_layer, (size_t)hp->n_head_kv, kv_pos, (size_t)hp->head_dim) &&
+         mul_size(&vbytes, 2, (size_t)hp->n_layer, (size_t)hp->n_head_kv, kv_pos, (size_t)hp->head_dim_v) &&
          mul_size(&lbytes, sizeof(float), (size_t)p.n_logits_max, (size_t)hp->n_vocab, 1, 1);
     if (!ok) {
         free(e);
@@ -116,6 +132,13 @@ ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ry
     }
     e->k_cache = alloc_aligned(kbytes, &ok);
     e->v_cache = alloc_aligned(vbytes, &ok);
+    e->own_blocks = alloc_aligned((size_t)p.kv_blocks * sizeof(int32_t), &ok);
+    if (e->own_blocks)
+        for (int b = 0; b < p.kv_blocks; b++) e->own_blocks[b] = b;
+    e->tok_pos = alloc_aligned(B * sizeof(int32_t), &ok);
+    e->tok_seq = alloc_aligned(B * sizeof(int32_t), &ok);
+    e->seg_unit = alloc_aligned(((size_t)p.max_seqs + 1) * sizeof(int), &ok);
+    e->out_rows = alloc_aligned((size_t)p.n_logits_max * sizeof(int32_t), &ok);
     e->x = alloc_aligned(B * E * sizeof(float), &ok);
     e->xn = alloc_aligned(B * E * sizeof(float), &ok);
     e->q = alloc_aligned(B * Q * sizeof(float), &ok);
@@ -132,10 +155,14 @@ ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ry
         e->rope_cs_swa = alloc_aligned(B * (size_t)hp->rope_dim * sizeof(float), &ok);
     e->logits = alloc_aligned(lbytes, &ok);
     {
-        attn_desc ad0 = {.head_dim = hp->head_dim, .head_dim_v = hp->head_dim_v};
+        const size_t group = (size_t)(hp->n_head / hp->n_head_kv);
+        e->part_floats = group * ((size_t)hp->head_dim_v + 2);
         e->max_split = (p.n_ctx + ENGINE_SPLIT_CHUNK - 1) / ENGINE_SPLIT_CHUNK + 1;
-        e->attn_part = alloc_aligned((size_t)hp->n_head_kv * e->max_split * attn_part_floats(&ad0) * sizeof(float), &ok);
-        e->attn_split_done = calloc((size_t)hp->n_head_kv, sizeof *e->attn_split_done);
+        size_t pbytes = 0;
+        ok = ok && mul_size(&pbytes, sizeof(float), (size_t)p.max_seqs * hp->n_head_kv, (size_t)e->max_split,
+                            e->part_floats, 1);
+        e->attn_part = alloc_aligned(pbytes, &ok);
+        e->attn_split_done = calloc((size_t)p.max_seqs * hp->n_head_kv, sizeof *e->attn_split_done);
         ok = ok && e->attn_split_done;
     }
     e->th = calloc((size_t)p.n_threads, sizeof *e->th);
@@ -175,6 +202,11 @@ void engine_free(engine *e) {
     free(e->th);
     free(e->k_cache);
     free(e->v_cache);
+    free(e->own_blocks);
+    free(e->tok_pos);
+    free(e->tok_seq);
+    free(e->seg_unit);
+    free(e->out_rows);
     free(e->x);
     free(e->xn);
     free(e->q);

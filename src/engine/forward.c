@@ -42,8 +42,9 @@ typedef struct fwd {
     const model *m;
     const model_hparams *hp;
     const int32_t *tokens;
-    int n;          /* tokens in this chunk */
-    int pos;        /* position of tokens[0] */
+    int n;          /* tokens in this batch */
+    const engine_seq *seqs;
+    int n_seqs;
     int il;
     const model_layer *L;
     const float *pending; /* post-norm weight: x += rmsnorm(delta) * pending before x is read */
@@ -206,7 +207,7 @@ static void phase_embed(void *arg, int ith, int nth) {
         float *x = e->x + (size_t)t * hp->n_embd;
         kt->to_float((const char *)m->tok_embd.data + (size_t)f->tokens[t] * m->tok_embd.row_bytes, x, hp->n_embd);
         if (hp->embd_scale != 1.0f) ops_scale(x, hp->embd_scale, hp->n_embd);
-        const int p = f->pos + (int)t;
+        const int p = e->tok_pos[t];
         ops_rope_cache(e->rope_cs + (size_t)t * hp->rope_dim, p, hp->rope_dim, hp->rope_base, hp->rope_freq_scale,
                        m->rope_freqs);
         if (e->rope_cs_swa)
@@ -238,10 +239,10 @@ static void phase_qkv(void *arg, int ith, int nth) {
             h = (int)u, hd = hp->head_dim, w = &L->wq, bias = L->bq, out = e->q, ld = (size_t)nq * hd;
         } else if (u < nq + nkv) {
             h = (int)u - nq, hd = hp->head_dim, w = &L->wk, bias = L->bk, out = e->k, ld = (size_t)nkv * hd;
-            cache = e->k_cache + (((size_t)f->il * nkv + h) * e->n_ctx + f->pos) * hd;
+            cache = e->k_cache;
         } else {
             h = (int)u - nq - nkv, hd = hp->head_dim_v, w = &L->wv, bias = L->bv, out = e->v, ld = (size_t)nkv * hd;
-            cache = e->v_cache + (((size_t)f->il * nkv + h) * e->n_ctx + f->pos) * hd;
+            cache = e->v_cache;
         }
         matmul(e, w, (long)h * hd, (long)(h + 1) * hd, &in, n, out, ld);
         const bool is_v = u >= nq + nkv;
@@ -253,22 +254,34 @@ static void phase_qkv(void *arg, int ith, int nth) {
                 if (qkn) ops_rmsnorm(y, y, qkn, hd, hp->norm_eps);
                 ops_rope(y, hp->rope_dim, cs + (size_t)t * hp->rope_dim, hp->rope);
             }
-            if (cache) f16->from_float(y, cache + (size_t)t * hd, hd);
+            if (cache) {
+                const int p = e->tok_pos[t];
+                const size_t blk = (size_t)f->seqs[e->tok_seq[t]].blocks[p / e->bs];
+                f16->from_float(y, cache + (((blk * hp->n_layer + f->il) * nkv + h) * e->bs + p % e->bs) * hd, hd);
+            }
         }
     }
 }
 
-/* Split-KV decode: the part range of a unit, or false when the step is not split. */
-static bool attn_split(const fwd *f, int *kv_first, int *n_parts) {
+/* Split-KV decode of a single-token sequence: its part range, or false. */
+static bool attn_split(const fwd *f, const engine_seq *sq, int *kv_first, int *n_parts) {
     const model_hparams *hp = f->hp;
-    const int group = hp->n_head / hp->n_head_kv;
     const int window = model_layer_is_swa(hp, f->il) ? hp->sliding_window : 0;
-    const int kv_end = f->pos + f->n;
-    const int kv_lo = window > 0 && f->pos - window + 1 > 0 ? f->pos - window + 1 : 0;
-    if (f->n > ENGINE_SMALL_BATCH || f->n * group > ATTN_MAX_ROWS || kv_end - kv_lo <= ENGINE_SPLIT_MIN) return false;
+    const int kv_end = sq->pos + sq->n;
+    const int kv_lo = window > 0 && sq->pos - window + 1 > 0 ? sq->pos - window + 1 : 0;
+    if (sq->n != 1 || kv_end - kv_lo <= ENGINE_SPLIT_MIN) return false;
     *kv_first = kv_lo / ENGINE_SPLIT_CHUNK * ENGINE_SPLIT_CHUNK;
     *n_parts = (kv_end - *kv_first + ENGINE_SPLIT_CHUNK - 1) / ENGINE_SPLIT_CHUNK;
     return true;
+}
+
+/* Attention work units of sequence s in layer il (split parts or query tiles, per KV head). */
+static int attn_units(const fwd *f, const engine_seq *sq) {
+    const model_hparams *hp = f->hp;
+    int kv_first, n_parts;
+    if (attn_split(f, sq, &kv_first, &n_parts)) return hp->n_head_kv * n_parts;
+    const int tq = attn_tile_q(hp->n_head / hp->n_head_kv);
+    return hp->n_head_kv * ((sq->n + tq - 1) / tq);
 }
 
 static void phase_attn(void *arg, int ith, int nth) {
@@ -285,39 +298,48 @@ static void phase_attn(void *arg, int ith, int nth) {
         .ops = e->ops,
     };
     const size_t ldq = (size_t)nq * hp->head_dim, ldo = (size_t)nq * hp->head_dim_v;
-    int kv_first, n_parts;
-    if (attn_split(f, &kv_first, &n_parts)) {
-        /* units (KV head, part); the last part to finish merges its head */
-        const size_t pf = attn_part_floats(&d);
-        for (;;) {
-            const int u = atomic_fetch_add_explicit(&e->next_unit, 1, memory_order_relaxed);
-            if (u >= nkv * n_parts) break;
-            const int kvh = u % nkv, part = u / nkv, h0 = kvh * group;
-            const int ka = kv_first + part * ENGINE_SPLIT_CHUNK;
-            const size_t kv_off = ((size_t)f->il * nkv + kvh) * e->n_ctx;
-            float *parts = e->attn_part + (size_t)kvh * e->max_split * pf;
-            attn_partial(&d, e->q + (size_t)h0 * hp->head_dim, ldq, f->n, group, f->pos, ka, ka + ENGINE_SPLIT_CHUNK,
-                         e->k_cache + kv_off * hp->head_dim, e->v_cache + kv_off * hp->head_dim_v,
-                         parts + (size_t)part * pf, e->th[ith].attn);
-            if (atomic_fetch_add_explicit(&e->attn_split_done[kvh], 1, memory_order_acq_rel) == n_parts - 1)
-                attn_merge(&d, f->n, group, parts, pf, n_parts, e->att + (size_t)h0 * hp->head_dim_v, ldo);
-        }
-        return;
-    }
-    const int tq = attn_tile_q(group);
-    const int n_qt = (f->n + tq - 1) / tq;
-    const int units = nkv * n_qt;
+    const size_t kstride = (size_t)hp->n_layer * nkv * e->bs * hp->head_dim;
+    const size_t vstride = (size_t)hp->n_layer * nkv * e->bs * hp->head_dim_v;
+    const int total = e->seg_unit[f->n_seqs];
+    int s = 0, t0 = 0; /* sequence of the unit and its first row */
     for (;;) {
         const int u = atomic_fetch_add_explicit(&e->next_unit, 1, memory_order_relaxed);
-        if (u >= units) break;
-        const int qt = n_qt - 1 - u / nkv; /* longest (latest) query tiles first */
-        const int kvh = u % nkv, h0 = kvh * group;
+        if (u >= total) break;
+        while (u >= e->seg_unit[s + 1]) t0 += f->seqs[s++].n;
+        const engine_seq *sq = &f->seqs[s];
+        const int lu = u - e->seg_unit[s];
+        const int kvh = lu % nkv, h0 = kvh * group;
+        const size_t hoff = ((size_t)f->il * nkv + kvh) * e->bs;
+        const attn_kv kv = {
+            .k = e->k_cache + hoff * hp->head_dim,
+            .v = e->v_cache + hoff * hp->head_dim_v,
+            .blocks = sq->blocks,
+            .k_block_stride = kstride,
+            .v_block_stride = vstride,
+            .block_size = e->bs,
+        };
+        const float *q = e->q + (size_t)t0 * ldq;
+        float *att = e->att + (size_t)t0 * ldo;
+        int kv_first, n_parts;
+        if (attn_split(f, sq, &kv_first, &n_parts)) {
+            /* units (KV head, part); the last part to finish merges its head */
+            const int part = lu / nkv;
+            const int ka = kv_first + part * ENGINE_SPLIT_CHUNK;
+            const size_t slot = (size_t)s * nkv + kvh;
+            float *parts = e->attn_part + slot * e->max_split * e->part_floats;
+            attn_partial_kv(&d, q + (size_t)h0 * hp->head_dim, ldq, 1, group, sq->pos, ka, ka + ENGINE_SPLIT_CHUNK, &kv,
+                            parts + (size_t)part * e->part_floats, e->th[ith].attn);
+            if (atomic_fetch_add_explicit(&e->attn_split_done[slot], 1, memory_order_acq_rel) == n_parts - 1)
+                attn_merge(&d, 1, group, parts, e->part_floats, n_parts, att + (size_t)h0 * hp->head_dim_v, ldo);
+            continue;
+        }
+        const int tq = attn_tile_q(group);
+        const int n_qt = (sq->n + tq - 1) / tq;
+        const int qt = n_qt - 1 - lu / nkv; /* longest (latest) query tiles first */
         const int i0 = qt * tq;
-        const int nqi = f->n - i0 < tq ? f->n - i0 : tq;
-        const size_t kv_off = ((size_t)f->il * nkv + kvh) * e->n_ctx;
-        attn_flash(&d, e->q + (size_t)i0 * ldq + (size_t)h0 * hp->head_dim, ldq, nqi, group, f->pos + i0,
-                   e->k_cache + kv_off * hp->head_dim, e->v_cache + kv_off * hp->head_dim_v,
-                   e->att + (size_t)i0 * ldo + (size_t)h0 * hp->head_dim_v, ldo, e->th[ith].attn);
+        const int nqi = sq->n - i0 < tq ? sq->n - i0 : tq;
+        attn_flash_kv(&d, q + (size_t)i0 * ldq + (size_t)h0 * hp->head_dim, ldq, nqi, group, sq->pos + i0, &kv,
+                      att + (size_t)i0 * ldo + (size_t)h0 * hp->head_dim_v, ldo, e->th[ith].attn);
     }
 }
 
@@ -378,10 +400,30 @@ static void phase_logits(void *arg, int ith, int nth) {
             ops_softcap(e->logits + (size_t)t * nv + r0, f->hp->final_softcap, (int)(r1 - r0));
 }
 
-static void forward_chunk(engine *e, const int32_t *tokens, int n, int pos, int n_out) {
+/* Moves the rows that need logits to the front (rows out_rows[i] -> i;
+ * out_rows ascending, so no source is overwritten before it is read). */
+static void gather_out_rows(engine *e, int k, bool pending) {
+    const size_t E = (size_t)e->m->hp.n_embd;
+    for (int i = 0; i < k; i++) {
+        const int r = e->out_rows[i];
+        if (r == i) continue;
+        memcpy(e->x + i * E, e->x + (size_t)r * E, E * sizeof(float));
+        if (pending) memcpy(e->delta + i * E, e->delta + (size_t)r * E, E * sizeof(float));
+    }
+}
+
+static void forward_batch(engine *e, const int32_t *tokens, int n, const engine_seq *seqs, int n_seqs) {
     const model *m = e->m;
     const model_hparams *hp = &m->hp;
-    fwd f = {.e = e, .m = m, .hp = hp, .tokens = tokens, .n = n, .pos = pos};
+    fwd f = {.e = e, .m = m, .hp = hp, .tokens = tokens, .n = n, .seqs = seqs, .n_seqs = n_seqs};
+    int n_out = 0;
+    for (int s = 0, t = 0; s < n_seqs; s++) {
+        for (int i = 0; i < seqs[s].n; i++, t++) {
+            e->tok_pos[t] = seqs[s].pos + i;
+            e->tok_seq[t] = s;
+            if (i >= seqs[s].n - seqs[s].n_logits) e->out_rows[n_out++] = t;
+        }
+    }
     ryot_pool_run(e->pool, phase_embed, &f);
     for (int il = 0; il < hp->n_layer; il++) {
         const model_layer *L = &m->layers[il];
@@ -391,7 +433,12 @@ static void forward_chunk(engine *e, const int32_t *tokens, int n, int pos, int 
         begin_input(&f, PREP_ATTN_IN, 0, n, qkv, 3);
         ryot_pool_run(e->pool, phase_qkv, &f);
         atomic_store_explicit(&e->next_unit, 0, memory_order_relaxed);
-        for (int h = 0; h < hp->n_head_kv; h++) atomic_store_explicit(&e->attn_split_done[h], 0, memory_order_relaxed);
+        e->seg_unit[0] = 0;
+        for (int s = 0; s < n_seqs; s++) {
+            e->seg_unit[s + 1] = e->seg_unit[s] + attn_units(&f, &seqs[s]);
+            for (int h = 0; h < hp->n_head_kv; h++)
+                atomic_store_explicit(&e->attn_split_done[(size_t)s * hp->n_head_kv + h], 0, memory_order_relaxed);
+        }
         ryot_pool_run(e->pool, phase_attn, &f);
         const model_weight *wo = &L->wo;
         begin_input(&f, PREP_ATTN_OUT, 0, n, &wo, 1);
@@ -407,15 +454,61 @@ static void forward_chunk(engine *e, const int32_t *tokens, int n, int pos, int 
     }
     e->n_logits = 0;
     if (n_out > 0) {
+        gather_out_rows(e, n_out, f.pending != NULL);
         const model_weight *wout = &m->output;
-        begin_input(&f, PREP_OUT_IN, n - n_out, n, &wout, 1);
+        begin_input(&f, PREP_OUT_IN, 0, n_out, &wout, 1);
         ryot_pool_run(e->pool, phase_logits, &f);
         e->n_logits = n_out;
     }
 }
 
+static ryot_status check_tokens(const engine *e, const int32_t *tokens, int n, ryot_error *err) {
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= e->m->hp.n_vocab)
+            return ryot_fail(err, RYOT_ERR_INVALID, "decode: token %d at index %d is outside the vocabulary (%d)",
+                             tokens[i], i, e->m->hp.n_vocab);
+    return RYOT_OK;
+}
+
+ryot_status engine_forward(engine *e, const int32_t *tokens, int n, const engine_seq *seqs, int n_seqs,
+                           ryot_error *err) {
+    if (n <= 0 || n > e->n_batch)
+        return ryot_fail(err, RYOT_ERR_INVALID, "forward: %d tokens (batch holds 1..%d)", n, e->n_batch);
+    if (n_seqs <= 0 || n_seqs > e->max_seqs)
+        return ryot_fail(err, RYOT_ERR_INVALID, "forward: %d sequences (context holds 1..%d)", n_seqs, e->max_seqs);
+    int total = 0, n_out = 0;
+    for (int s = 0; s < n_seqs; s++) {
+        const engine_seq *q = &seqs[s];
+        if (q->n <= 0 || q->pos < 0 || q->n_logits < 0 || q->n_logits > q->n)
+            return ryot_fail(err, RYOT_ERR_INVALID, "forward: sequence %d: bad range (pos %d, n %d, logits %d)", s,
+                             q->pos, q->n, q->n_logits);
+        if ((int64_t)q->pos + q->n > (int64_t)q->n_blocks * e->bs)
+            return ryot_fail(err, RYOT_ERR_INVALID, "forward: sequence %d: positions up to %d need more than %d blocks",
+                             s, q->pos + q->n - 1, q->n_blocks);
+        const int nb = (q->pos + q->n + e->bs - 1) / e->bs;
+        for (int b = 0; b < nb; b++)
+            if (q->blocks[b] < 0 || q->blocks[b] >= e->n_kv_blocks)
+                return ryot_fail(err, RYOT_ERR_INVALID, "forward: sequence %d: block id %d out of range", s,
+                                 q->blocks[b]);
+        total += q->n;
+        n_out += q->n_logits;
+    }
+    if (total != n) return ryot_fail(err, RYOT_ERR_INVALID, "forward: sequences hold %d tokens, batch %d", total, n);
+    if (n_out > e->n_logits_max)
+        return ryot_fail(err, RYOT_ERR_INVALID, "forward: %d logits rows requested, context allows %d", n_out,
+                         e->n_logits_max);
+    ryot_status st = check_tokens(e, tokens, n, err);
+    if (st) return st;
+    forward_batch(e, tokens, n, seqs, n_seqs);
+    return RYOT_OK;
+}
+
+static void forward_chunk(engine *e, const int32_t *tokens, int n, int pos, int n_out) {
+    const engine_seq sq = {.blocks = e->own_blocks, .n_blocks = e->n_kv_blocks, .pos = pos, .n = n, .n_logits = n_out};
+    forward_batch(e, tokens, n, &sq, 1);
+}
+
 ryot_status engine_decode(engine *e, const int32_t *tokens, int n, int pos, int n_logits, ryot_error *err) {
-    const model_hparams *hp = &e->m->hp;
     if (n <= 0) return ryot_fail(err, RYOT_ERR_INVALID, "decode: empty batch");
     if (pos < 0 || pos > e->n_past)
         return ryot_fail(err, RYOT_ERR_INVALID, "decode: position %d is past the %d cached positions", pos, e->n_past);
@@ -425,10 +518,8 @@ ryot_status engine_decode(engine *e, const int32_t *tokens, int n, int pos, int 
     if (n_logits < 0 || n_logits > n || n_logits > e->n_logits_max)
         return ryot_fail(err, RYOT_ERR_INVALID, "decode: %d logits rows requested (batch %d, context allows %d)",
                          n_logits, n, e->n_logits_max);
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
-            return ryot_fail(err, RYOT_ERR_INVALID, "decode: token %d at index %d is outside the vocabulary (%d)",
-                             tokens[i], i, hp->n_vocab);
+    ryot_status st = check_tokens(e, tokens, n, err);
+    if (st) return st;
     /* Chunks of n_batch; the last one holds every row that needs logits. */
     int last = n % e->n_batch ? n % e->n_batch : e->n_batch;
     if (last > n) last = n;
