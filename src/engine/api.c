@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/api_internal.h"
 #include "engine/engine.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -221,3 +222,5 @@ const float *ryot_get_logits(const ryot_context *c, int i) {
     if (i < 0 || i >= c->e->n_logits) return NULL;
     return engine_logits(c->e, i);
 }
+
+const model *ryot_model_internal(const ryot_model *m) { return m->m; }
