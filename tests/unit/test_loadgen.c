@@ -1,0 +1,424 @@
+/* Load generator against a scripted fake SSE server.
+ *
+ * The server (a thread per connection on 127.0.0.1, port 0) answers POSTs by
+ * path:
+ *   /ok       200, text/event-stream: a role-only chunk, then content events
+ *             at 50 ms after the request, then every 20 ms (5 tokens), each
+ *             event split across two TCP writes 5 ms apart; a usage chunk
+ *             (completion_tokens 5); [DONE].  CRLF line ends on odd events.
+ *   /nousage  the same without the usage chunk (tokens counted from events).
+ *   /429, /500  that status with a JSON error body.
+ * The measured TTFT, ITL, TPOT and E2E must match the script within TOL_MS:
+ * the server's sleeps overshoot by scheduling delay (tens of microseconds on
+ * an idle machine, a few ms on a loaded shared one), and the client stamps
+ * bytes when its poll wakes up, so 10 ms is generous yet far below the 20 ms
+ * step that a wrong rule (e.g. TTFT from the role chunk, or ITL counted per
+ * read rather than per event) would show. */
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "benchsuite/loadgen.h"
+#include "benchsuite/sse.h"
+
+#define TOL_MS 10.0
+#define FIRST_MS 50
+#define STEP_MS 20
+#define N_TOK 5
+
+static void sleep_ms(double ms) {
+    struct timespec ts = {(time_t)(ms / 1e3), (long)(fmod(ms, 1e3) * 1e6)};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* Sleep until t0 + ms (absolute schedule, so errors do not accumulate). */
+static void sleep_until(double t0, double ms) {
+    double wait = t0 + ms / 1e3 - lg_now_s();
+    if (wait > 0) sleep_ms(wait * 1e3);
+}
+
+static void send_all(int fd, const char *s) {
+    size_t n = strlen(s);
+    while (n) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        if (w <= 0) return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads headers and a Content-Length body; returns the path (static per
+ * connection buffer) or NULL. */
+static bool read_request(int fd, char *path, size_t path_cap) {
+    char buf[65536];
+    size_t len = 0;
+    char *hdr_end = NULL;
+    while (!hdr_end) {
+        ssize_t r = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (r <= 0) return false;
+        len += (size_t)r;
+        buf[len] = '\0';
+        hdr_end = strstr(buf, "\r\n\r\n");
+        if (!hdr_end && len >= sizeof buf - 1) return false;
+    }
+    size_t body_have = len - (size_t)(hdr_end + 4 - buf);
+    const char *cl = strcasestr(buf, "Content-Length:");
+    size_t body_len = cl ? (size_t)strtoul(cl + 15, NULL, 10) : 0;
+    while (body_have < body_len) {
+        char tmp[4096];
+        ssize_t r = recv(fd, tmp, sizeof tmp, 0);
+        if (r <= 0) return false;
+        body_have += (size_t)r;
+    }
+    if (sscanf(buf, "POST %255s", path) != 1 && sscanf(buf, "GET %255s", path) != 1) return false;
+    (void)path_cap;
+    return true;
+}
+
+static void serve_stream(int fd, double t0, bool usage) {
+    send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n");
+    send_all(fd, "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n");
+    for (int i = 0; i < N_TOK; i++) {
+        double at = FIRST_MS + i * STEP_MS;
+        char ev[256];
+        const char *nl = (i % 2) ? "\r\n" : "\n";
+        snprintf(ev, sizeof ev, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok%d \"}}]}%s%s", i,
+                 nl, nl);
+        size_t half = strlen(ev) / 2;
+        char first[256];
+        memcpy(first, ev, half);
+        first[half] = '\0';
+        sleep_until(t0, at - 5);
+        send_all(fd, first); /* the event is incomplete until the rest */
+        sleep_until(t0, at);
+        send_all(fd, ev + half);
+    }
+    if (usage)
+        send_all(fd, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":5,"
+                     "\"total_tokens\":12}}\n\n");
+    send_all(fd, ": keep-alive comment\n\ndata: [DONE]\n\n");
+}
+
+static void *conn_thread(void *arg) {
+    int fd = (int)(intptr_t)arg;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char path[256];
+    if (read_request(fd, path, sizeof path)) {
+        double t0 = lg_now_s();
+        if (!strcmp(path, "/ok"))
+            serve_stream(fd, t0, true);
+        else if (!strcmp(path, "/nousage"))
+            serve_stream(fd, t0, false);
+        else if (!strcmp(path, "/429"))
+            send_all(fd, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: "
+                         "37\r\nConnection: close\r\n\r\n{\"error\":{\"message\":\"queue is full\"}}");
+        else
+            send_all(fd, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\noops");
+    }
+    shutdown(fd, SHUT_WR);
+    char drain[256];
+    while (recv(fd, drain, sizeof drain, 0) > 0) {
+    }
+    close(fd);
+    return NULL;
+}
+
+typedef struct fake_server {
+    int lfd, port;
+    pthread_t th;
+} fake_server;
+
+static void *accept_thread(void *arg) {
+    fake_server *s = arg;
+    for (;;) {
+        int fd = accept(s->lfd, NULL, NULL);
+        if (fd < 0) return NULL;
+        pthread_t t;
+        if (pthread_create(&t, NULL, conn_thread, (void *)(intptr_t)fd) == 0)
+            pthread_detach(t);
+        else
+            close(fd);
+    }
+}
+
+static fake_server *server_start(void) {
+    fake_server *s = calloc(1, sizeof *s);
+    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s->lfd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
+    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(s->lfd, 64), 0);
+    socklen_t al = sizeof a;
+    getsockname(s->lfd, (struct sockaddr *)&a, &al);
+    s->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&s->th, NULL, accept_thread, s), 0);
+    return s;
+}
+
+static void server_stop(fake_server *s) {
+    shutdown(s->lfd, SHUT_RDWR);
+    close(s->lfd);
+    pthread_join(s->th, NULL);
+    free(s);
+}
+
+/* A source of n identical requests. */
+typedef struct fixed_src {
+    long left;
+    int done_calls;
+} fixed_src;
+
+static ryot_status fixed_next(void *ud, lg_request *req, ryot_error *err) {
+    (void)err;
+    fixed_src *f = ud;
+    if (f->left <= 0) return RYOT_ERR_NOT_FOUND;
+    f->left--;
+    req->body = strdup("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}");
+    req->tier = 2;
+    return RYOT_OK;
+}
+
+static void fixed_done(void *ud, const lg_request *req, const lg_result *res) {
+    (void)req;
+    (void)res;
+    ((fixed_src *)ud)->done_calls++;
+}
+
+static lg_run run_against(fake_server *s, const char *path, int in_flight, long n, double rate, bool keep_text) {
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
+    lg_config cfg = lg_config_default();
+    cfg.url = url;
+    cfg.max_in_flight = in_flight;
+    cfg.num_requests = n;
+    cfg.rate = rate;
+    cfg.timeout_s = 5;
+    cfg.keep_text = keep_text;
+    fixed_src f = {.left = n};
+    lg_source src = {.ud = &f, .next = fixed_next, .done = fixed_done};
+    lg_run run;
+    ryot_error err = {0};
+    ryot_status st = lg_run_load(&cfg, &src, &run, &err);
+    if (st != RYOT_OK) fprintf(stderr, "lg_run_load: %s\n", err.msg);
+    assert_int_equal(st, RYOT_OK);
+    assert_int_equal(run.n_results, (size_t)n);
+    assert_int_equal(f.done_calls, (int)n);
+    return run;
+}
+
+static void check_timing(const lg_result *r) {
+    assert_true(r->ok);
+    assert_int_equal(r->http_status, 200);
+    assert_int_equal(r->n_events, N_TOK);
+    assert_true(fabs(r->ttft_ms - FIRST_MS) <= TOL_MS);
+    assert_int_equal(r->n_itl, N_TOK - 1);
+    for (size_t i = 0; i < r->n_itl; i++) assert_true(fabs(r->itl_ms[i] - STEP_MS) <= TOL_MS);
+    double e2e = FIRST_MS + (N_TOK - 1) * STEP_MS;
+    assert_true(fabs(r->e2e_ms - e2e) <= TOL_MS);
+    assert_true(fabs(r->tpot_ms - STEP_MS) <= TOL_MS);
+    /* the identity that defines TPOT */
+    assert_true(fabs(r->tpot_ms * (double)(r->output_tokens - 1) - (r->e2e_ms - r->ttft_ms)) < 1e-6);
+    assert_true(r->done_seen);
+}
+
+static void test_stream_timing(void **state) {
+    (void)state;
+    fake_server *s = server_start();
+    lg_run run = run_against(s, "/ok", 1, 2, 0, true);
+    for (size_t i = 0; i < run.n_results; i++) {
+        const lg_result *r = &run.results[i];
+        check_timing(r);
+        assert_true(r->usage_seen);
+        assert_int_equal(r->output_tokens, 5);
+        assert_int_equal(r->input_tokens, 7);
+        assert_int_equal(r->tier, 2);
+        assert_string_equal(r->text, "tok0 tok1 tok2 tok3 tok4 ");
+    }
+    /* closed loop, one in flight: the second starts after the first ends */
+    assert_true(run.results[1].start_s >= run.results[0].start_s + run.results[0].e2e_ms / 1e3 - 1e-3);
+    lg_run_free(&run);
+    server_stop(s);
+}
+
+static void test_counted_tokens_without_usage(void **state) {
+    (void)state;
+    fake_server *s = server_start();
+    lg_run run = run_against(s, "/nousage", 1, 1, 0, false);
+    const lg_result *r = &run.results[0];
+    check_timing(r);
+    assert_false(r->usage_seen);
+    assert_int_equal(r->output_tokens, N_TOK);
+    assert_int_equal(r->input_tokens, -1);
+    assert_null(r->text);
+    lg_run_free(&run);
+    server_stop(s);
+}
+
+static void test_concurrency(void **state) {
+    (void)state;
+    fake_server *s = server_start();
+    lg_run run = run_against(s, "/ok", 4, 8, 0, false);
+    for (size_t i = 0; i < run.n_results; i++) check_timing(&run.results[i]);
+    /* 8 requests of ~130 ms, 4 at a time: about 2 rounds, far from 8 */
+    double one = (FIRST_MS + (N_TOK - 1) * STEP_MS) / 1e3;
+    assert_true(run.duration_s >= 2 * one - 0.01);
+    assert_true(run.duration_s < 4 * one);
+    lg_run_free(&run);
+    server_stop(s);
+}
+
+static void test_http_errors_counted(void **state) {
+    (void)state;
+    fake_server *s = server_start();
+    lg_run run = run_against(s, "/429", 2, 3, 0, false);
+    for (size_t i = 0; i < run.n_results; i++) {
+        assert_false(run.results[i].ok);
+        assert_int_equal(run.results[i].http_status, 429);
+        assert_non_null(strstr(run.results[i].error, "queue is full"));
+        assert_true(isnan(run.results[i].ttft_ms));
+    }
+    lg_run_free(&run);
+    run = run_against(s, "/500", 1, 1, 0, false);
+    assert_false(run.results[0].ok);
+    assert_int_equal(run.results[0].http_status, 500);
+    lg_run_free(&run);
+    server_stop(s);
+}
+
+static void test_transport_error(void **state) {
+    (void)state;
+    /* a port with nobody listening: bind, note the port, close */
+    fake_server *s = server_start();
+    int port = s->port;
+    server_stop(s);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/ok", port);
+    lg_config cfg = lg_config_default();
+    cfg.url = url;
+    cfg.num_requests = 2;
+    cfg.timeout_s = 2;
+    fixed_src f = {.left = 2};
+    lg_source src = {.ud = &f, .next = fixed_next};
+    lg_run run;
+    ryot_error err = {0};
+    assert_int_equal(lg_run_load(&cfg, &src, &run, &err), RYOT_OK);
+    assert_int_equal(run.n_results, 2);
+    assert_false(run.results[0].ok);
+    assert_int_equal(run.results[0].http_status, 0);
+    assert_non_null(strstr(run.results[0].error, "transport"));
+    lg_run_free(&run);
+}
+
+static void test_poisson_rate(void **state) {
+    (void)state;
+    fake_server *s = server_start();
+    /* 20 requests at 100/s, open loop: arrivals spread over ~0.2 s, so
+     * several overlap; the start times must follow the seeded schedule. */
+    lg_run run = run_against(s, "/ok", 0, 20, 100.0, false);
+    double first = 1e9, last = 0;
+    for (size_t i = 0; i < run.n_results; i++) {
+        check_timing(&run.results[i]);
+        if (run.results[i].start_s < first) first = run.results[i].start_s;
+        if (run.results[i].start_s > last) last = run.results[i].start_s;
+    }
+    assert_true(first < 0.01);
+    assert_true(last > 0.05 && last < 1.0); /* sum of 19 Exp(100/s) gaps: 0.19 s, sd 0.04 */
+    assert_true(run.duration_s < 1.5);
+    lg_run_free(&run);
+    server_stop(s);
+}
+
+/* SSE parser: every split point of a stream gives the same events. */
+typedef struct collected {
+    char ev[8][128];
+    bool err[8];
+    int n;
+} collected;
+
+static bool collect(void *ud, const char *data, size_t len, bool is_error) {
+    collected *c = ud;
+    assert_true(c->n < 8);
+    snprintf(c->ev[c->n], sizeof c->ev[0], "%.*s", (int)len, data);
+    c->err[c->n++] = is_error;
+    return true;
+}
+
+static void test_sse_splits(void **state) {
+    (void)state;
+    const char *stream = ": hello\r\n\r\ndata: {\"a\":1}\r\n\r\ndata:x\ndata: y\n\nevent: ping\nid: 3\ndata: "
+                         "z\r\n\r\nerror: bad thing\n\ndata: [DONE]\n\n";
+    size_t n = strlen(stream);
+    for (size_t cut1 = 0; cut1 <= n; cut1++) {
+        for (size_t cut2 = cut1; cut2 <= n; cut2 += 7) {
+            sse_parser p;
+            sse_init(&p);
+            collected c = {0};
+            ryot_error err = {0};
+            assert_int_equal(sse_feed(&p, stream, cut1, collect, &c, &err), RYOT_OK);
+            assert_int_equal(sse_feed(&p, stream + cut1, cut2 - cut1, collect, &c, &err), RYOT_OK);
+            assert_int_equal(sse_feed(&p, stream + cut2, n - cut2, collect, &c, &err), RYOT_OK);
+            assert_int_equal(sse_finish(&p, collect, &c, &err), RYOT_OK);
+            assert_int_equal(c.n, 5);
+            assert_string_equal(c.ev[0], "{\"a\":1}");
+            assert_string_equal(c.ev[1], "x\ny");
+            assert_string_equal(c.ev[2], "z");
+            assert_string_equal(c.ev[3], "bad thing");
+            assert_true(c.err[3]);
+            assert_false(c.err[2]);
+            assert_string_equal(c.ev[4], "[DONE]");
+            sse_free(&p);
+        }
+    }
+}
+
+static void test_sse_limits(void **state) {
+    (void)state;
+    sse_parser p;
+    sse_init(&p);
+    p.max_event = 32;
+    collected c = {0};
+    ryot_error err = {0};
+    char big[100];
+    memset(big, 'a', sizeof big);
+    memcpy(big, "data: ", 6);
+    assert_int_equal(sse_feed(&p, big, sizeof big, collect, &c, &err), RYOT_ERR_FORMAT);
+    sse_free(&p);
+    /* an unterminated last event is delivered by sse_finish */
+    sse_init(&p);
+    assert_int_equal(sse_feed(&p, "data: tail", 10, collect, &c, &err), RYOT_OK);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(sse_finish(&p, collect, &c, &err), RYOT_OK);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.ev[0], "tail");
+    sse_free(&p);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sse_splits),
+        cmocka_unit_test(test_sse_limits),
+        cmocka_unit_test(test_stream_timing),
+        cmocka_unit_test(test_counted_tokens_without_usage),
+        cmocka_unit_test(test_concurrency),
+        cmocka_unit_test(test_http_errors_counted),
+        cmocka_unit_test(test_transport_error),
+        cmocka_unit_test(test_poisson_rate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
