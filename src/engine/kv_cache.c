@@ -22,6 +22,8 @@ typedef enum block_state { BLOCK_FREE, BLOCK_CACHED, BLOCK_USED } block_state;
 typedef struct kv_block {
     uint64_t key;       /* valid when registered */
     uint64_t parent;    /* key of the block before it in its chain (0: first) */
+    uint64_t reg;       /* registration serial, unique over the cache's life; 0: unregistered */
+    uint64_t parent_reg;/* reg of the block before it when it was registered (0: first) */
     int32_t refcount;   /* sequences holding it */
     int32_t prev, next; /* free list (next only) or LRU list; NIL at the ends */
     int32_t hnext;      /* next block in the same index bucket */
@@ -39,6 +41,7 @@ struct kv_cache {
     int32_t lru_head, lru_tail; /* least / most recently released cached block */
     int n_free, n_cached, n_used, n_registered;
     uint64_t evictions;
+    uint64_t next_reg;   /* serial of the next registration (from 1) */
     uint64_t key_mask;   /* ~0; fewer bits only in tests (kv_cache_set_key_bits) */
 };
 
@@ -95,20 +98,38 @@ static int32_t index_find(kv_cache *c, uint64_t key) {
     return NIL;
 }
 
-/* The registered block holding exactly (parent, tok), or NIL. */
-static int32_t index_match(kv_cache *c, uint64_t key, uint64_t parent, const int32_t *tok) {
-    int32_t id = index_find(c, key);
-    if (id == NIL) return NIL;
-    if (c->b[id].parent != parent) return NIL;
-    if (memcmp(block_tokens(c, id), tok, (size_t)c->block_size * sizeof *tok) != 0) return NIL;
-    return id;
+/* Whether registered block id holds exactly `tok` after the registration
+ * parent_reg of its predecessor (under key `parent`).
+ *
+ * Why the serials: keys alone would chain by content hash only, so after a
+ * parent is evicted and its key reused by a block of other content (a
+ * collision), the old children would hang under the wrong prefix.  A child
+ * records the registration serial of the exact parent it was computed
+ * after; a serial is never reused, so a chain matched block by block is the
+ * exact token prefix.  Children of an evicted parent become unreachable for
+ * good and age out through the LRU. */
+static bool block_is(const kv_cache *c, int32_t id, uint64_t parent, uint64_t parent_reg, const int32_t *tok) {
+    const kv_block *b = &c->b[id];
+    return b->parent == parent && b->parent_reg == parent_reg &&
+           memcmp(block_tokens(c, id), tok, (size_t)c->block_size * sizeof *tok) == 0;
 }
 
-static void index_insert(kv_cache *c, int32_t id, uint64_t key, uint64_t parent, const int32_t *tok) {
+/* Whether the registration block id was chained after is gone. */
+static bool orphaned(kv_cache *c, int32_t id) {
+    const kv_block *b = &c->b[id];
+    if (b->parent_reg == 0) return false;
+    int32_t p = index_find(c, b->parent);
+    return p == NIL || c->b[p].reg != b->parent_reg;
+}
+
+static void index_insert(kv_cache *c, int32_t id, uint64_t key, uint64_t parent, uint64_t parent_reg,
+                         const int32_t *tok) {
     kv_block *b = &c->b[id];
     RYOT_ASSERT(!b->registered);
     b->key = key;
     b->parent = parent;
+    b->parent_reg = parent_reg;
+    b->reg = c->next_reg++;
     b->registered = true;
     memcpy(c->tokens + (size_t)id * (size_t)c->block_size, tok, (size_t)c->block_size * sizeof *tok);
     int32_t *head = bucket_of(c, key);
@@ -128,7 +149,7 @@ static void index_remove(kv_cache *c, int32_t id) {
     *link = b->hnext;
     b->hnext = NIL;
     b->registered = false;
-    b->key = b->parent = 0;
+    b->key = b->parent = b->reg = b->parent_reg = 0;
     c->n_registered--;
 }
 
@@ -167,12 +188,13 @@ static void free_push(kv_cache *c, int32_t id) {
 
 /* A block for exclusive use (refcount 1, unregistered): from the free list,
  * else the least recently released cached block.  Evicting a block whose
- * children (blocks registered with its key as parent) are still cached
- * leaves them unreachable by matching, since a match walks the chain from
- * the first block; they age out through the LRU like any other.  (If the
- * same content is committed again later, it gets the same key and the
- * children become reachable again, which is still exact.)  The caller has
- * checked that a block is available. */
+ * children are still cached leaves them unreachable by matching (a match
+ * walks the chain from the first block, and a re-registered parent has a
+ * new serial); they age out through the LRU like any other block.  This is
+ * rare: a sequence holds the whole chain up to its last block and releases
+ * it last block first, so a parent is released no earlier than its
+ * children (only a duplicate commit, below, makes a child outlive its
+ * parent's references).  The caller has checked that a block is available. */
 static int32_t take_block(kv_cache *c) {
     int32_t id = c->free_head;
     if (id != NIL) {
@@ -221,6 +243,7 @@ ryot_status kv_cache_new(int n_blocks, int block_size, kv_cache **out, ryot_erro
     }
     c->bucket_mask = n_bucket - 1;
     c->key_mask = ~0ull;
+    c->next_reg = 1;
     for (uint32_t i = 0; i < n_bucket; i++) c->bucket[i] = NIL;
     c->free_head = c->lru_head = c->lru_tail = NIL;
     /* pushed in reverse so that blocks are handed out 0, 1, 2, ... */
@@ -297,13 +320,13 @@ int kv_seq_match_prefix(kv_cache *c, kv_seq *s, const int32_t *tokens, int n_max
     int n_full = n_max > 0 ? n_max / bs : 0;
     if (n_full > s->max_blocks) n_full = s->max_blocks;
 
-    uint64_t parent = 0;
+    uint64_t parent = 0, parent_reg = 0;
     int n = 0;
     for (; n < n_full; n++) {
         const int32_t *tok = tokens + (size_t)n * (size_t)bs;
         uint64_t key = key_of(c, parent, tok);
-        int32_t id = index_match(c, key, parent, tok);
-        if (id == NIL) break;
+        int32_t id = index_find(c, key);
+        if (id == NIL || !block_is(c, id, parent, parent_reg, tok)) break;
         kv_block *b = &c->b[id];
         if (b->refcount == 0) {
             lru_unlink(c, id);
@@ -313,9 +336,11 @@ int kv_seq_match_prefix(kv_cache *c, kv_seq *s, const int32_t *tokens, int n_max
         b->refcount++;
         s->blocks[n] = id;
         parent = key;
+        parent_reg = b->reg;
     }
     s->n_blocks = s->n_shared = s->n_committed = n;
     s->last_key = parent;
+    s->last_reg = parent_reg;
     return n * bs;
 }
 
@@ -339,22 +364,43 @@ void kv_seq_commit(kv_cache *c, kv_seq *s, const int32_t *tokens, int n_filled) 
         kv_block *b = &c->b[id];
         /* past the shared prefix every block is this sequence's own */
         RYOT_ASSERT(i >= s->n_shared && b->refcount == 1 && !b->registered);
+        if (i > 0) {
+            /* The predecessor registration must still be there: it is this
+             * sequence's own block i-1 (in use, so never evicted) unless
+             * block i-1 was a duplicate, whose registered twin other
+             * sequences hold or not.  If the twin was evicted, nothing past
+             * it can be chained any more: stop (n_committed stays put). */
+            int32_t p = index_find(c, s->last_key);
+            if (p == NIL || c->b[p].reg != s->last_reg) return;
+        }
         const int32_t *tok = tokens + (size_t)i * (size_t)bs;
         uint64_t key = key_of(c, s->last_key, tok);
         int32_t other = index_find(c, key);
         if (other == NIL) {
-            index_insert(c, id, key, s->last_key, tok);
-        } else if (c->b[other].parent != s->last_key ||
-                   memcmp(block_tokens(c, other), tok, (size_t)bs * sizeof *tok) != 0) {
-            /* A 64-bit collision with different content: the key is taken,
-             * so neither this block nor any after it can be registered
-             * without making keys ambiguous.  Stop here (a later call
-             * retries and stops again: n_committed stays put). */
-            return;
+            index_insert(c, id, key, s->last_key, s->last_reg, tok);
+            other = id;
+        } else if (!block_is(c, other, s->last_key, s->last_reg, tok)) {
+            if (c->b[other].refcount == 0 && orphaned(c, other)) {
+                /* a cached block nothing can reach any more: drop it */
+                lru_unlink(c, other);
+                index_remove(c, other);
+                free_push(c, other);
+                index_insert(c, id, key, s->last_key, s->last_reg, tok);
+                other = id;
+            } else {
+                /* A key collision with different content (or a reachable
+                 * twin under an older parent registration): the key is
+                 * taken, keys stay unique in the index, so neither this
+                 * block nor any after it can be registered.  Stop here (a
+                 * later call retries: n_committed stays put). */
+                return;
+            }
         }
-        /* else: another sequence registered the same block first; this copy
-         * stays private, and the chain continues under the shared key */
+        /* (other != id: another sequence registered the same block first;
+         * this copy stays private and the chain continues under the
+         * registered twin) */
         s->last_key = key;
+        s->last_reg = c->b[other].reg;
         s->n_committed++;
     }
 }
@@ -372,7 +418,7 @@ void kv_seq_release(kv_cache *c, kv_seq *s) {
         else free_push(c, id);
     }
     s->n_blocks = s->n_shared = s->n_committed = 0;
-    s->last_key = 0;
+    s->last_key = s->last_reg = 0;
 }
 
 /* ---------------------------------------------------------------- checking */
@@ -390,6 +436,9 @@ ryot_status kv_cache_validate(const kv_cache *c, ryot_error *err) {
         if (!ok)
             return ryot_fail(err, RYOT_ERR_INTERNAL, "block %d: state %d with refcount %d, registered %d", id,
                              b->state, b->refcount, b->registered);
+        if (b->registered != (b->reg != 0) || b->reg >= c->next_reg)
+            return ryot_fail(err, RYOT_ERR_INTERNAL, "block %d: registered %d with serial %llu", id, b->registered,
+                             (unsigned long long)b->reg);
         if (b->state == BLOCK_USED && !b->registered && b->refcount != 1)
             return ryot_fail(err, RYOT_ERR_INTERNAL, "block %d: private block with refcount %d", id, b->refcount);
     }

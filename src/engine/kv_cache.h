@@ -18,7 +18,8 @@
  * Prefix index: a full block is keyed by hash(parent block's key, the
  * block_size tokens it holds) (64-bit; the key of the first block uses
  * parent 0).  Keys are compared by hash AND by the stored tokens and parent
- * key, so a hash collision never shares wrong KV.  Only full blocks whose
+ * key, and a block also records which registration of its parent it was
+ * computed after, so a hash collision never shares wrong KV.  Only full blocks whose
  * KV has been computed are registered (kv_seq_commit); a registered block is
  * never written again (a sequence only writes into blocks past its shared
  * prefix, which it owns alone).
@@ -42,6 +43,7 @@ typedef struct kv_seq {
     int n_committed;   /* leading full blocks matched, registered, or found already
                           registered by another sequence (<= n_blocks) */
     uint64_t last_key; /* key of block n_committed-1 (0 when none) */
+    uint64_t last_reg; /* internal: registration serial of the block keyed last_key (0 when none) */
 } kv_seq;
 
 typedef struct kv_cache_stats {
