@@ -10,6 +10,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* The model used when -m is not given: $RYOT_MODEL, else the default model in
  * the cache ($RYOT_MODEL_DIR or ~/.cache/ryot/models).  Returns a static

@@ -27,6 +27,7 @@ WEAK_CMD(cmd_bench)
 WEAK_CMD(cmd_perplexity)
 WEAK_CMD(cmd_gen)
 WEAK_CMD(cmd_quantize)
+WEAK_CMD(cmd_serve)
 
 static const subcommand commands[] = {
     {"info", cmd_info, "describe a GGUF file: architecture, hyperparameters, tokenizer, tensors"},
@@ -36,6 +37,7 @@ static const subcommand commands[] = {
     {"perplexity", cmd_perplexity, "perplexity of a model over a text file"},
     {"gen", cmd_gen, "write a GGUF model with random weights (any architecture and shape)"},
     {"quantize", cmd_quantize, "re-quantize a GGUF model to another tensor type"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -1,0 +1,216 @@
+/* `ryot serve`: the OpenAI-compatible server.  Starts listening first (so
+ * /health can say "loading"), loads the model, then serves until SIGINT or
+ * SIGTERM: new requests get 503 and the listener closes, running and queued
+ * requests get --shutdown-timeout seconds to finish, the rest are cut, and
+ * the process exits 0. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "ryot.h"
+#include "sched/sched.h"
+#include "server/core.h"
+#include "server/http.h"
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static void usage(FILE *out) {
+    srv_core_params d = srv_core_default_params();
+    fprintf(out,
+            "usage: ryot serve [-m FILE] [options]\n"
+            "\n"
+            "Serve the model over an OpenAI-compatible HTTP API: POST /v1/chat/completions,\n"
+            "/v1/completions, /tokenize, /detokenize, /apply-template; GET /v1/models,\n"
+            "/health, /metrics.\n"
+            "\n"
+            "options:\n"
+            "  -m, --model FILE        GGUF model (default: $RYOT_MODEL, else the default model)\n"
+            "      --host ADDR         IPv4 address to listen on (default 127.0.0.1)\n"
+            "      --port N            TCP port (default 8080; 0: any free port, printed)\n"
+            "      --alias NAME        model name clients use (default: the file name without .gguf)\n"
+            "      --api-key KEY       require 'Authorization: Bearer KEY' (default: $RYOT_API_KEY, else none)\n"
+            "  -t, --threads N         engine worker threads (default: online CPUs)\n"
+            "      --ctx N             most tokens of one sequence, prompt + output (default %d,\n"
+            "                          capped at the model's training context)\n"
+            "      --kv-blocks N       KV cache blocks in all (default: max(ctx, 16384) tokens' worth)\n"
+            "      --kv-block-size N   positions per KV block: 16, 32, 64, 128 or 256 (default %d)\n"
+            "      --batch-tokens N    tokens per engine step: decode tokens, then prefill chunks (default %d)\n"
+            "      --max-running N     sequences decoding at once (default %d)\n"
+            "      --max-queue N       waiting sequences before answering 429 (default %d; 0: no limit)\n"
+            "      --max-body BYTES    largest request body (default 8388608); larger: 413\n"
+            "      --tier-targets A,B,C,D,E  time-to-first-token targets in ms of the tiers critical,\n"
+            "                          high, normal, low, background (default %lld,%lld,%lld,%lld,%lld)\n"
+            "      --age-ms MS         a waiting request gains one tier per MS waited (default %lld)\n"
+            "      --shutdown-timeout S  on SIGINT/SIGTERM, seconds running requests get to finish (default 30)\n"
+            "      --quiet             no per-request log lines\n"
+            "  -h, --help              this help\n",
+            d.ctx, d.kv_block_size, d.batch_tokens, d.max_running, d.max_queue, (long long)d.target_ms[0],
+            (long long)d.target_ms[1], (long long)d.target_ms[2], (long long)d.target_ms[3],
+            (long long)d.target_ms[4], (long long)d.age_ms);
+}
+
+static bool parse_int(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+int cmd_serve(int argc, char **argv) {
+    const char *model_path = NULL, *alias = NULL, *api_key = getenv("RYOT_API_KEY");
+    srv_http_params hp = {.host = "127.0.0.1", .port = 8080, .max_body = 8u << 20};
+    srv_core_params cp = srv_core_default_params();
+    double shutdown_timeout = 30.0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n;
+#define NEED_INT(lo, hi)                                                                  \
+    do {                                                                                  \
+        if (!v || !parse_int(v, lo, hi, &n)) {                                            \
+            fprintf(stderr, "ryot serve: %s needs an integer in %ld..%ld\n", a, (long)(lo), (long)(hi)); \
+            return 2;                                                                     \
+        }                                                                                 \
+        i++;                                                                              \
+    } while (0)
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
+            model_path = v, i++;
+        } else if (!strcmp(a, "--host") && v) {
+            hp.host = v, i++;
+        } else if (!strcmp(a, "--port")) {
+            NEED_INT(0, 65535);
+            hp.port = (int)n;
+        } else if (!strcmp(a, "--alias") && v) {
+            alias = v, i++;
+        } else if (!strcmp(a, "--api-key") && v) {
+            api_key = v, i++;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            NEED_INT(1, 512);
+            cp.n_threads = (int)n;
+        } else if (!strcmp(a, "--ctx")) {
+            NEED_INT(16, 1 << 20);
+            cp.ctx = (int)n;
+        } else if (!strcmp(a, "--kv-blocks")) {
+            NEED_INT(1, 1 << 24);
+            cp.kv_blocks = (int)n;
+        } else if (!strcmp(a, "--kv-block-size")) {
+            NEED_INT(16, 256);
+            cp.kv_block_size = (int)n;
+        } else if (!strcmp(a, "--batch-tokens")) {
+            NEED_INT(1, 65536);
+            cp.batch_tokens = (int)n;
+        } else if (!strcmp(a, "--max-running")) {
+            NEED_INT(1, 4096);
+            cp.max_running = (int)n;
+        } else if (!strcmp(a, "--max-queue")) {
+            NEED_INT(0, 1 << 24);
+            cp.max_queue = (int)n;
+        } else if (!strcmp(a, "--max-body")) {
+            NEED_INT(1, 1L << 40);
+            hp.max_body = (size_t)n;
+        } else if (!strcmp(a, "--age-ms")) {
+            NEED_INT(0, 86400000L);
+            cp.age_ms = n;
+        } else if (!strcmp(a, "--tier-targets") && v) {
+            long t[SCHED_N_TIERS];
+            if (sscanf(v, "%ld,%ld,%ld,%ld,%ld", &t[0], &t[1], &t[2], &t[3], &t[4]) != 5) {
+                fprintf(stderr, "ryot serve: --tier-targets needs five comma-separated milliseconds\n");
+                return 2;
+            }
+            for (int k = 0; k < SCHED_N_TIERS; k++) cp.target_ms[k] = t[k];
+            i++;
+        } else if (!strcmp(a, "--shutdown-timeout") && v) {
+            char *end;
+            shutdown_timeout = strtod(v, &end);
+            if (end == v || *end || shutdown_timeout < 0) {
+                fprintf(stderr, "ryot serve: --shutdown-timeout needs seconds >= 0\n");
+                return 2;
+            }
+            i++;
+        } else if (!strcmp(a, "--quiet")) {
+            cp.log_requests = false;
+        } else {
+            fprintf(stderr, "ryot serve: unknown or incomplete option '%s' (see --help)\n", a);
+            return 2;
+        }
+#undef NEED_INT
+    }
+    if (!model_path) model_path = cli_default_model();
+    if (!model_path) return 1;
+    if (api_key && !*api_key) api_key = NULL;
+    hp.api_key = api_key;
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    ryot_error err = {0};
+    srv_http *http;
+    if (srv_http_start(&hp, &http, &err)) {
+        fprintf(stderr, "ryot serve: %s\n", err.msg);
+        return 1;
+    }
+    fprintf(stderr, "ryot serve: listening on http://%s:%d (loading %s)\n", hp.host, srv_http_port(http), model_path);
+    ryot_model *m;
+    if (ryot_model_load(model_path, &m, &err)) {
+        fprintf(stderr, "ryot serve: %s\n", err.msg);
+        srv_http_stop(http);
+        return 1;
+    }
+    srv_core *core;
+    if (srv_core_new(m, &cp, &core, &err)) {
+        fprintf(stderr, "ryot serve: %s\n", err.msg);
+        ryot_model_free(m);
+        srv_http_stop(http);
+        return 1;
+    }
+    /* the model id: --alias, else the file name without directory and .gguf */
+    char id[256];
+    if (alias) {
+        snprintf(id, sizeof id, "%s", alias);
+    } else {
+        const char *base = strrchr(model_path, '/');
+        base = base ? base + 1 : model_path;
+        snprintf(id, sizeof id, "%s", base);
+        size_t l = strlen(id);
+        if (l > 5 && !strcmp(id + l - 5, ".gguf")) id[l - 5] = 0;
+    }
+    ryot_model_info info;
+    ryot_model_get_info(m, &info);
+    const char *aliases[1] = {info.name};
+    srv_http_set_core(http, core, id, aliases, info.name && *info.name ? 1 : 0);
+    const srv_core_params *p = srv_core_get_params(core);
+    fprintf(stderr,
+            "ryot serve: ready: model '%s' (%s, %s), %d threads, ctx %d, %d KV blocks x %d, batch %d tokens, "
+            "%d running, queue %d%s\n",
+            id, info.arch, info.type_name, p->n_threads, p->ctx, p->kv_blocks, p->kv_block_size, p->batch_tokens,
+            p->max_running, p->max_queue, api_key ? ", API key required" : "");
+    while (!g_stop) pause();
+    fprintf(stderr, "ryot serve: shutting down (up to %.0f s for running requests)\n", shutdown_timeout);
+    srv_http_quiesce(http);
+    const int cut = srv_core_drain(core, shutdown_timeout);
+    if (cut) fprintf(stderr, "ryot serve: %d requests cut at shutdown\n", cut);
+    usleep(200000); /* let connection threads send their last bytes */
+    srv_http_stop(http);
+    srv_core_free(core);
+    ryot_model_free(m);
+    fprintf(stderr, "ryot serve: stopped\n");
+    return 0;
+}

@@ -1,0 +1,729 @@
+/* HTTP front of ryot serve (see http.h). */
+#include "server/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/openai.h"
+#include "server/request.h"
+#include "tokenizer/tokenizer.h"
+
+#define WAIT_SLICE_MS 50 /* how often a waiting handler checks its client */
+
+struct srv_http {
+    struct MHD_Daemon *d;
+    srv_http_params p;
+    char *api_key;
+    _Atomic(srv_core *) core;
+    char *model_id;
+    char **aliases;
+    int n_aliases;
+    int port;
+};
+
+typedef struct conn_ctx {
+    srv_buf body;
+    bool too_large;
+} conn_ctx;
+
+/* ------------------------------------------------------------------ replies */
+
+static enum MHD_Result reply(struct MHD_Connection *conn, int status, const char *type, char *body, size_t len) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", type);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result reply_json(struct MHD_Connection *conn, int status, char *json) {
+    if (!json) return MHD_NO;
+    return reply(conn, status, "application/json", json, strlen(json));
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *conn, const srv_error *e) {
+    char *json = srv_json_error(e);
+    if (!json) return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(json), json, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(json);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    if (e->status == 429) MHD_add_response_header(r, "Retry-After", "1");
+    if (e->status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)e->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result reply_err(struct MHD_Connection *conn, int status, const char *param, const char *msg) {
+    srv_error e;
+    srv_error_set(&e, status, param, "%s", msg);
+    return reply_error(conn, &e);
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+/* Constant-time equality for the API key (time depends only on lengths). */
+static bool key_equal(const char *a, size_t na, const char *b, size_t nb) {
+    unsigned char diff = (unsigned char)(na != nb);
+    const size_t n = na > nb ? na : nb;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char x = i < na ? (unsigned char)a[i] : 0, y = i < nb ? (unsigned char)b[i] : 0;
+        diff |= (unsigned char)(x ^ y);
+    }
+    return diff == 0;
+}
+
+static bool authorized(const srv_http *h, struct MHD_Connection *conn) {
+    if (!h->api_key) return true;
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) return false;
+    const char *tok = auth + 7;
+    while (*tok == ' ') tok++;
+    return key_equal(tok, strlen(tok), h->api_key, strlen(h->api_key));
+}
+
+static int conn_fd(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? (int)ci->connect_fd : -1;
+}
+
+/* true when the peer has closed its side (or the socket failed). */
+static bool client_gone(int fd) {
+    if (fd < 0) return false;
+    char c;
+    ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r == 0) return true;
+    return r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
+static bool model_known(const srv_http *h, const char *name) {
+    if (!name) return true;
+    if (strcmp(name, h->model_id) == 0) return true;
+    for (int i = 0; i < h->n_aliases; i++)
+        if (strcmp(name, h->aliases[i]) == 0) return true;
+    return false;
+}
+
+/* Chat messages -> prompt text through the model's template. */
+static int render_chat(const ryot_model *m, const srv_message *msgs, int n, bool add_gen, char **out, size_t *len,
+                       srv_error *e) {
+#ifdef RYOT_CHAT_APPLY_MISSING /* TEMPORARY until ryot_chat_apply lands */
+    (void)add_gen;
+    srv_buf b = {0};
+    for (int i = 0; i < n; i++) {
+        srv_buf_append(&b, "<|im_start|>", 12);
+        srv_buf_append(&b, msgs[i].role, strlen(msgs[i].role));
+        srv_buf_append(&b, "\n", 1);
+        if (msgs[i].content) srv_buf_append(&b, msgs[i].content, strlen(msgs[i].content));
+        srv_buf_append(&b, "<|im_end|>\n", 11);
+    }
+    srv_buf_append(&b, "<|im_start|>assistant\n", 22);
+    (void)m;
+    (void)e;
+    *out = b.data;
+    *len = b.len;
+    return 0;
+#else
+    ryot_chat_message *cm = calloc((size_t)n, sizeof *cm);
+    if (!cm) {
+        srv_error_set(e, 503, NULL, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        cm[i].role = msgs[i].role;
+        cm[i].content = msgs[i].content ? msgs[i].content : "";
+    }
+    ryot_error err = {0};
+    ryot_status st = ryot_chat_apply(m, cm, n, add_gen, out, len, &err);
+    free(cm);
+    if (st) {
+        srv_error_set(e, st == RYOT_ERR_NOMEM ? 503 : 400, "messages", "chat template: %s", err.msg);
+        return -1;
+    }
+    return 0;
+#endif
+}
+
+static int tokenize(const ryot_model *m, const char *text, size_t len, unsigned flags, int32_t **ids, int *n,
+                    srv_error *e) {
+    ryot_error err = {0};
+    if (ryot_tokenize(m, text, len, flags, ids, n, &err)) {
+        srv_error_set(e, 400, "prompt", "tokenize: %s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ streaming */
+
+typedef struct stream_ctx {
+    srv_http *h;
+    srv_job *job;
+    int fd;
+    srv_buf out;          /* formatted bytes not yet handed to MHD */
+    size_t off;
+    bool ended;
+    bool *role_sent;      /* per choice (chat) */
+    bool *fin_sent;
+    int64_t *text_chars;  /* per choice: characters sent (completions logprobs offsets) */
+    int n_fin;
+    srv_take take;
+} stream_ctx;
+
+static void sse(stream_ctx *s, char *json) {
+    if (!json) return;
+    srv_buf_append(&s->out, "data: ", 6);
+    srv_buf_append(&s->out, json, strlen(json));
+    srv_buf_append(&s->out, "\n\n", 2);
+    free(json);
+}
+
+static void stream_meta(const stream_ctx *s, srv_resp_meta *m) {
+    m->id = s->job->id;
+    m->created = s->job->created;
+    m->model = s->h->model_id;
+    m->system_fingerprint = NULL;
+}
+
+/* Formats what choice i produced since the last call. */
+static void stream_choice(stream_ctx *s, int i) {
+    srv_job *j = s->job;
+    srv_take *t = &s->take;
+    srv_take_clear(t);
+    if (!srv_job_take(j, i, t, 0) && s->role_sent[i]) return;
+    srv_resp_meta m;
+    stream_meta(s, &m);
+    const bool usage = j->req.include_usage;
+    const bool lp = j->req.sp.logprobs;
+    if (j->req.ep == SRV_EP_CHAT) {
+        if (!s->role_sent[i]) {
+            srv_chat_delta d = {.index = i, .role = true, .content = "", .content_len = 0};
+            sse(s, srv_json_chat_chunk(&m, &d, 1, usage, NULL));
+            s->role_sent[i] = true;
+        }
+        if (t->text.len || t->n_lp) {
+            srv_chat_delta d = {.index = i,
+                                .content = t->text.data ? t->text.data : "",
+                                .content_len = t->text.len,
+                                .with_logprobs = lp,
+                                .lp = t->lp,
+                                .n_lp = t->n_lp};
+            sse(s, srv_json_chat_chunk(&m, &d, 1, usage, NULL));
+        }
+        if (t->finished && !s->fin_sent[i]) {
+            srv_chat_delta d = {.index = i, .finish = t->finish};
+            sse(s, srv_json_chat_chunk(&m, &d, 1, usage, NULL));
+        }
+    } else {
+        s->role_sent[i] = true;
+        if (t->text.len || t->n_lp) {
+            srv_completion_choice c = {.index = i,
+                                       .text = t->text.data ? t->text.data : "",
+                                       .text_len = t->text.len,
+                                       .with_logprobs = lp,
+                                       .lp = t->lp,
+                                       .n_lp = t->n_lp,
+                                       .text_offset0 = s->text_chars[i]};
+            sse(s, srv_json_completion_chunk(&m, &c, 1, usage, NULL));
+            s->text_chars[i] += srv_utf8_chars(t->text.data, t->text.len);
+        }
+        if (t->finished && !s->fin_sent[i]) {
+            srv_completion_choice c = {.index = i, .text = "", .finish = t->finish};
+            sse(s, srv_json_completion_chunk(&m, &c, 1, usage, NULL));
+        }
+    }
+    if (t->finished && !s->fin_sent[i]) {
+        s->fin_sent[i] = true;
+        s->n_fin++;
+    }
+}
+
+static void stream_end(stream_ctx *s) {
+    srv_job *j = s->job;
+    pthread_mutex_lock(&j->lock);
+    const bool failed = j->failed;
+    srv_error err = j->err;
+    srv_usage u = {j->prompt_tokens, j->completion_tokens, j->cached_tokens};
+    pthread_mutex_unlock(&j->lock);
+    if (failed) {
+        sse(s, srv_json_error(&err));
+    } else if (j->req.include_usage) {
+        srv_resp_meta m;
+        stream_meta(s, &m);
+        sse(s, j->req.ep == SRV_EP_CHAT ? srv_json_chat_chunk(&m, NULL, 0, true, &u)
+                                        : srv_json_completion_chunk(&m, NULL, 0, true, &u));
+    }
+    srv_buf_append(&s->out, "data: [DONE]\n\n", 14);
+    s->ended = true;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    stream_ctx *s = cls;
+    for (;;) {
+        if (s->off < s->out.len) {
+            size_t n = s->out.len - s->off;
+            if (n > max) n = max;
+            memcpy(buf, s->out.data + s->off, n);
+            s->off += n;
+            if (s->off == s->out.len) s->off = s->out.len = 0;
+            return (ssize_t)n;
+        }
+        if (s->ended) return MHD_CONTENT_READER_END_OF_STREAM;
+        for (int i = 0; i < s->job->n_choices; i++)
+            if (!s->fin_sent[i]) stream_choice(s, i);
+        if (s->n_fin == s->job->n_choices || (srv_job_done(s->job) && s->job->failed)) {
+            /* drain what finished choices left, then close the stream */
+            stream_end(s);
+            continue;
+        }
+        if (s->out.len) continue;
+        /* nothing new: wait on the job, then check the client */
+        pthread_mutex_lock(&s->job->lock);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WAIT_SLICE_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->job->cond, &s->job->lock, &ts);
+        pthread_mutex_unlock(&s->job->lock);
+        if (client_gone(s->fd)) {
+            srv_job_cancel(s->job);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+}
+
+static void stream_free(void *cls) {
+    stream_ctx *s = cls;
+    if (!srv_job_done(s->job)) srv_job_cancel(s->job); /* client gone mid-stream */
+    srv_job_unref(s->job);
+    srv_buf_free(&s->out);
+    srv_take_free(&s->take);
+    free(s->role_sent);
+    free(s->fin_sent);
+    free(s->text_chars);
+    free(s);
+}
+
+static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, srv_job *j) {
+    stream_ctx *s = calloc(1, sizeof *s);
+    if (s) {
+        s->role_sent = calloc((size_t)j->n_choices, sizeof *s->role_sent);
+        s->fin_sent = calloc((size_t)j->n_choices, sizeof *s->fin_sent);
+        s->text_chars = calloc((size_t)j->n_choices, sizeof *s->text_chars);
+    }
+    if (!s || !s->role_sent || !s->fin_sent || !s->text_chars) {
+        if (s) {
+            free(s->role_sent);
+            free(s->fin_sent);
+            free(s->text_chars);
+            free(s);
+        }
+        srv_job_cancel(j);
+        srv_job_unref(j);
+        return reply_err(conn, 503, NULL, "out of memory");
+    }
+    s->h = h;
+    s->job = j;
+    s->fd = conn_fd(conn);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
+    if (!r) {
+        stream_free(s);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ generation */
+
+static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn, srv_job *j) {
+    const int fd = conn_fd(conn);
+    while (!srv_job_wait_done(j, WAIT_SLICE_MS)) {
+        if (client_gone(fd)) {
+            srv_job_cancel(j);
+            srv_job_unref(j);
+            return MHD_NO;
+        }
+    }
+    if (j->failed) {
+        srv_error e = j->err;
+        srv_job_unref(j);
+        return reply_error(conn, &e);
+    }
+    const int nc = j->n_choices;
+    srv_take *t = calloc((size_t)nc, sizeof *t);
+    srv_chat_choice *cc = calloc((size_t)nc, sizeof *cc);
+    srv_completion_choice *pc = calloc((size_t)nc, sizeof *pc);
+    char *json = NULL;
+    if (t && cc && pc) {
+        for (int i = 0; i < nc; i++) {
+            srv_job_take(j, i, &t[i], 0);
+            const char *text = t[i].text.data ? t[i].text.data : "";
+            cc[i] = (srv_chat_choice){.index = i,
+                                      .content = text,
+                                      .content_len = t[i].text.len,
+                                      .finish = t[i].finish,
+                                      .with_logprobs = j->req.sp.logprobs,
+                                      .lp = t[i].lp,
+                                      .n_lp = t[i].n_lp};
+            pc[i] = (srv_completion_choice){.index = i,
+                                            .text = text,
+                                            .text_len = t[i].text.len,
+                                            .finish = t[i].finish,
+                                            .with_logprobs = j->req.sp.logprobs,
+                                            .lp = t[i].lp,
+                                            .n_lp = t[i].n_lp};
+        }
+        srv_resp_meta m = {.id = j->id, .created = j->created, .model = h->model_id};
+        srv_usage u = {j->prompt_tokens, j->completion_tokens, j->cached_tokens};
+        json = j->req.ep == SRV_EP_CHAT ? srv_json_chat_completion(&m, cc, nc, &u) : srv_json_completion(&m, pc, nc, &u);
+    }
+    if (t)
+        for (int i = 0; i < nc; i++) srv_take_free(&t[i]);
+    free(t);
+    free(cc);
+    free(pc);
+    srv_job_unref(j);
+    if (!json) return reply_err(conn, 503, NULL, "out of memory");
+    return reply_json(conn, 200, json);
+}
+
+static enum MHD_Result generate(srv_http *h, srv_core *core, struct MHD_Connection *conn, srv_endpoint ep,
+                                const conn_ctx *cx) {
+    srv_request req;
+    srv_error e;
+    if (srv_request_parse(cx->body.data ? cx->body.data : "", cx->body.len, ep, &req, &e)) return reply_error(conn, &e);
+    if (!model_known(h, req.model)) {
+        srv_error_set(&e, 404, "model", "the model '%s' does not exist (this server serves '%s')", req.model,
+                      h->model_id);
+        e.code = "model_not_found";
+        srv_request_free(&req);
+        return reply_error(conn, &e);
+    }
+    const ryot_model *m = srv_core_model(core);
+    const int np = ep == SRV_EP_CHAT ? 1 : req.n_prompts;
+    int32_t **ids = calloc((size_t)np, sizeof *ids);
+    int *n_ids = calloc((size_t)np, sizeof *n_ids);
+    int rc = ids && n_ids ? 0 : -1;
+    if (rc) srv_error_set(&e, 503, NULL, "out of memory");
+    if (!rc && ep == SRV_EP_CHAT) {
+        char *text = NULL;
+        size_t len = 0;
+        rc = render_chat(m, req.messages, req.n_messages, true, &text, &len, &e);
+        if (!rc) rc = tokenize(m, text, len, RYOT_TOK_ADD_BOS | RYOT_TOK_SPECIAL, &ids[0], &n_ids[0], &e);
+        free(text);
+    } else if (!rc) {
+        for (int i = 0; i < np && !rc; i++)
+            rc = tokenize(m, req.prompts[i], strlen(req.prompts[i]), RYOT_TOK_ADD_BOS | RYOT_TOK_SPECIAL, &ids[i],
+                          &n_ids[i], &e);
+    }
+    srv_job *j = NULL;
+    if (!rc) j = srv_job_new(core, &req, ids, n_ids, &e);
+    for (int i = 0; ids && i < np; i++) free(ids[i]);
+    free(ids);
+    free(n_ids);
+    srv_request_free(&req); /* no-op when the job took it */
+    if (!j) return reply_error(conn, &e);
+    if (srv_core_submit(core, j, &e)) {
+        srv_job_unref(j);
+        return reply_error(conn, &e);
+    }
+    if (j->req.stream) return start_stream(h, conn, j);
+    return finish_blocking(h, conn, j);
+}
+
+/* ------------------------------------------------------------------ small endpoints */
+
+static enum MHD_Result do_tokenize(srv_core *core, struct MHD_Connection *conn, const conn_ctx *cx) {
+    srv_tokenize_req tr;
+    srv_error e;
+    if (srv_tokenize_parse(cx->body.data ? cx->body.data : "", cx->body.len, &tr, &e)) return reply_error(conn, &e);
+    const ryot_model *m = srv_core_model(core);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = 0;
+    if (tr.content) {
+        text = strdup(tr.content);
+        len = strlen(tr.content);
+        if (!text) rc = -1, srv_error_set(&e, 503, NULL, "out of memory");
+    } else {
+        rc = render_chat(m, tr.messages, tr.n_messages, tr.add_generation_prompt, &text, &len, &e);
+    }
+    int32_t *ids = NULL;
+    int n = 0;
+    unsigned fl = (tr.add_special ? RYOT_TOK_ADD_BOS : 0) | (tr.parse_special ? RYOT_TOK_SPECIAL : 0);
+    if (!rc) rc = tokenize(m, text, len, fl, &ids, &n, &e);
+    char *json = NULL;
+    if (!rc) {
+        srv_piece *pieces = NULL;
+        if (tr.with_pieces) {
+            pieces = calloc((size_t)n + 1, sizeof *pieces);
+            for (int i = 0; pieces && i < n; i++)
+                pieces[i].text = tokenizer_token_bytes(ryot_model_tokenizer(m), ids[i], &pieces[i].len);
+        }
+        json = srv_json_tokenize(ids, n, pieces);
+        free(pieces);
+    }
+    free(ids);
+    free(text);
+    srv_tokenize_free(&tr);
+    if (rc) return reply_error(conn, &e);
+    return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
+}
+
+static enum MHD_Result do_detokenize(srv_core *core, struct MHD_Connection *conn, const conn_ctx *cx) {
+    srv_detokenize_req dr;
+    srv_error e;
+    if (srv_detokenize_parse(cx->body.data ? cx->body.data : "", cx->body.len, &dr, &e)) return reply_error(conn, &e);
+    const ryot_model *m = srv_core_model(core);
+    for (int i = 0; i < dr.n_tokens; i++)
+        if (dr.tokens[i] >= ryot_n_vocab(m)) {
+            srv_error_set(&e, 400, "tokens", "token %d is outside the vocabulary (%d tokens)", (int)dr.tokens[i],
+                          ryot_n_vocab(m));
+            srv_detokenize_free(&dr);
+            return reply_error(conn, &e);
+        }
+    char *text = NULL;
+    size_t len = 0;
+    ryot_error err = {0};
+    ryot_status st = ryot_detokenize(m, dr.tokens, dr.n_tokens, true, &text, &len, &err);
+    srv_detokenize_free(&dr);
+    if (st) return reply_err(conn, 400, "tokens", err.msg);
+    char *json = srv_json_detokenize(text, len);
+    free(text);
+    return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
+}
+
+static enum MHD_Result do_template(srv_core *core, struct MHD_Connection *conn, const conn_ctx *cx) {
+    srv_template_req tr;
+    srv_error e;
+    if (srv_template_parse(cx->body.data ? cx->body.data : "", cx->body.len, &tr, &e)) return reply_error(conn, &e);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = render_chat(srv_core_model(core), tr.messages, tr.n_messages, tr.add_generation_prompt, &text, &len, &e);
+    srv_template_free(&tr);
+    if (rc) return reply_error(conn, &e);
+    char *json = srv_json_apply_template(text, len);
+    free(text);
+    return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
+}
+
+/* ------------------------------------------------------------------ routing */
+
+typedef enum route {
+    R_NONE,
+    R_HEALTH,
+    R_METRICS,
+    R_MODELS,
+    R_CHAT,
+    R_COMPLETIONS,
+    R_TOKENIZE,
+    R_DETOKENIZE,
+    R_TEMPLATE
+} route;
+
+static route find_route(const char *url, const char **method_needed) {
+    static const struct {
+        const char *path;
+        const char *method;
+        route r;
+    } routes[] = {
+        {"/health", "GET", R_HEALTH},
+        {"/metrics", "GET", R_METRICS},
+        {"/v1/models", "GET", R_MODELS},
+        {"/v1/chat/completions", "POST", R_CHAT},
+        {"/v1/completions", "POST", R_COMPLETIONS},
+        {"/tokenize", "POST", R_TOKENIZE},
+        {"/detokenize", "POST", R_DETOKENIZE},
+        {"/apply-template", "POST", R_TEMPLATE},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (strcmp(url, routes[i].path) == 0) {
+            *method_needed = routes[i].method;
+            return routes[i].r;
+        }
+    return R_NONE;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                              const char *version, const char *upload, size_t *upload_size, void **con_cls) {
+    (void)version;
+    srv_http *h = cls;
+    conn_ctx *cx = *con_cls;
+    if (!cx) {
+        cx = calloc(1, sizeof *cx);
+        if (!cx) return MHD_NO;
+        *con_cls = cx;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > h->p.max_body) cx->too_large = true;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!cx->too_large) {
+            if (cx->body.len + *upload_size > h->p.max_body) {
+                cx->too_large = true;
+                srv_buf_free(&cx->body);
+            } else if (!srv_buf_append(&cx->body, upload, *upload_size)) {
+                return MHD_NO;
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (cx->too_large) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "the request body exceeds the limit of %zu bytes", h->p.max_body);
+        return reply_err(conn, 413, NULL, msg);
+    }
+    const char *need = NULL;
+    const route r = find_route(url, &need);
+    if (r == R_NONE) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "unknown route %.120s %.16s", url, method);
+        srv_error e;
+        srv_error_set(&e, 404, NULL, "%s", msg);
+        e.code = "not_found";
+        return reply_error(conn, &e);
+    }
+    if (strcmp(method, need) != 0 && !(r == R_HEALTH && strcmp(method, "HEAD") == 0)) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%.16s is not allowed on %.40s (use %s)", method, url, need);
+        srv_error e;
+        srv_error_set(&e, 405, NULL, "%s", msg);
+        char *json = srv_json_error(&e);
+        if (!json) return MHD_NO;
+        struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(json), json, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+            free(json);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", "application/json");
+        MHD_add_response_header(resp, "Allow", need);
+        enum MHD_Result ret = MHD_queue_response(conn, 405, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
+    srv_core *core = atomic_load(&h->core);
+    if (r == R_HEALTH) {
+        if (!core) return reply_err(conn, 503, NULL, "the model is loading");
+        return reply_json(conn, 200, strdup("{\"status\":\"ok\"}"));
+    }
+    if (r == R_METRICS) {
+        srv_buf b = {0};
+        if (core) srv_core_metrics(core, &b);
+        if (!b.data) srv_buf_append(&b, "", 0);
+        if (!b.data) return MHD_NO;
+        return reply(conn, 200, "text/plain; version=0.0.4", b.data, b.len);
+    }
+    if (!authorized(h, conn)) return reply_err(conn, 401, NULL, "missing or invalid API key (Authorization: Bearer ...)");
+    if (!core) return reply_err(conn, 503, NULL, "the model is loading");
+    switch (r) {
+    case R_MODELS: {
+        const char *ids[1] = {h->model_id};
+        return reply_json(conn, 200, srv_json_models(ids, 1, (int64_t)time(NULL)));
+    }
+    case R_CHAT: return generate(h, core, conn, SRV_EP_CHAT, cx);
+    case R_COMPLETIONS: return generate(h, core, conn, SRV_EP_COMPLETIONS, cx);
+    case R_TOKENIZE: return do_tokenize(core, conn, cx);
+    case R_DETOKENIZE: return do_detokenize(core, conn, cx);
+    case R_TEMPLATE: return do_template(core, conn, cx);
+    default: return reply_err(conn, 404, NULL, "unknown route");
+    }
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    conn_ctx *cx = *con_cls;
+    if (!cx) return;
+    srv_buf_free(&cx->body);
+    free(cx);
+    *con_cls = NULL;
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error *err) {
+    *out = NULL;
+    srv_http *h = calloc(1, sizeof *h);
+    if (!h) return ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
+    h->p = *pp;
+    if (!h->p.host) h->p.host = "127.0.0.1";
+    if (!h->p.max_body) h->p.max_body = 8u << 20;
+    if (h->p.max_connections <= 0) h->p.max_connections = 1024;
+    if (pp->api_key && *pp->api_key) h->api_key = strdup(pp->api_key);
+    atomic_init(&h->core, NULL);
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)h->p.port);
+    if (inet_pton(AF_INET, h->p.host, &addr.sin_addr) != 1) {
+        free(h->api_key);
+        free(h);
+        return ryot_fail(err, RYOT_ERR_INVALID, "--host %s is not an IPv4 address", pp->host);
+    }
+    h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                                MHD_USE_ITC,
+                            (uint16_t)h->p.port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &addr,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->p.max_connections,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+    if (!h->d) {
+        free(h->api_key);
+        free(h);
+        return ryot_fail(err, RYOT_ERR_IO, "cannot listen on %s:%d (%s)", pp->host ? pp->host : "127.0.0.1",
+                         pp->port, strerror(errno));
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : pp->port;
+    *out = h;
+    return RYOT_OK;
+}
+
+int srv_http_port(const srv_http *h) { return h->port; }
+
+void srv_http_set_core(srv_http *h, srv_core *core, const char *model_id, const char *const *aliases, int n_aliases) {
+    h->model_id = strdup(model_id);
+    h->aliases = calloc((size_t)(n_aliases > 0 ? n_aliases : 1), sizeof *h->aliases);
+    for (int i = 0; h->aliases && i < n_aliases; i++)
+        if (aliases[i] && (h->aliases[h->n_aliases] = strdup(aliases[i]))) h->n_aliases++;
+    atomic_store(&h->core, core);
+}
+
+void srv_http_quiesce(srv_http *h) {
+    MHD_socket s = MHD_quiesce_daemon(h->d);
+    if (s != MHD_INVALID_SOCKET) close(s);
+}
+
+void srv_http_stop(srv_http *h) {
+    if (!h) return;
+    MHD_stop_daemon(h->d);
+    for (int i = 0; i < h->n_aliases; i++) free(h->aliases[i]);
+    free(h->aliases);
+    free(h->model_id);
+    free(h->api_key);
+    free(h);
+}
