@@ -18,11 +18,15 @@
  * Prefix index: a full block is keyed by hash(parent block's key, the
  * block_size tokens it holds) (64-bit; the key of the first block uses
  * parent 0).  Keys are compared by hash AND by the stored tokens and parent
- * key, and a block also records which registration of its parent it was
- * computed after, so a hash collision never shares wrong KV.  Only full blocks whose
- * KV has been computed are registered (kv_seq_commit); a registered block is
- * never written again (a sequence only writes into blocks past its shared
- * prefix, which it owns alone).
+ * key, and each block also records which registration of its parent it was
+ * computed after (a serial never reused), so a hash collision never shares
+ * wrong KV, even after an evicted parent's key is taken by other content.
+ * Keys are unique in the index.  Only full blocks whose KV has been computed
+ * are registered (kv_seq_commit); a registered block is never written again
+ * (a sequence only writes into blocks past its committed prefix, which it
+ * owns alone until it registers them).  Evicting a parent leaves its cached
+ * children unreachable; they age out through the LRU (rare: release order
+ * makes a chain's tail older than its head).
  *
  * Not thread-safe: the engine thread owns it. */
 #ifndef RYOT_ENGINE_KV_CACHE_H
@@ -65,8 +69,8 @@ int kv_cache_available(const kv_cache *c);
 ryot_status kv_seq_init(kv_seq *s, int max_tokens, int block_size, ryot_error *err);
 void kv_seq_destroy(kv_seq *s); /* frees the table (call kv_seq_release first: asserted) */
 
-/* For an empty sequence (n_blocks == 0, asserted): finds the longest chain of cached full blocks
- * equal to tokens[0..n_max) (n_max is the caller's bound, usually
+/* For an empty sequence (n_blocks == 0, asserted): finds the longest chain
+ * of registered full blocks (cached or in use) equal to tokens[0..n_max) (n_max is the caller's bound, usually
  * n_prompt - 1 so the last prompt token is always computed), appends them
  * to the table with refcount+1 (cached -> in use), marks them shared and
  * committed, and returns the number of positions covered (a multiple of
@@ -82,10 +86,13 @@ bool kv_seq_reserve(kv_cache *c, kv_seq *s, int n_tokens);
 
 /* The KV of tokens[0..n_filled) of the sequence is now computed: registers
  * each newly full block in the prefix index (if an equal block is already
- * registered, this one stays private and is freed on release).  tokens holds
- * the whole sequence from position 0; n_filled <= n_blocks * block_size
- * (asserted).  Keys are unique in the index: on a 64-bit key collision with
- * different content, registration stops at that block (n_committed stays). */
+ * registered, this one stays private and is freed on release, and the chain
+ * continues under the registered twin).  tokens holds the whole sequence from
+ * position 0; n_filled <= n_blocks * block_size (asserted).  Registration
+ * stops (n_committed stays; later calls retry) where the key is taken by
+ * other content (a 64-bit collision), or when the twin a private block
+ * chained to has been evicted since.  A cached block that nothing can reach
+ * any more and that holds the key is dropped in favour of this one. */
 void kv_seq_commit(kv_cache *c, kv_seq *s, const int32_t *tokens, int n_filled);
 
 /* Drops the sequence's references: each block's refcount-1; a block reaching
