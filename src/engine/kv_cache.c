@@ -346,8 +346,8 @@ int kv_seq_match_prefix(kv_cache *c, kv_seq *s, const int32_t *tokens, int n_max
 
 bool kv_seq_reserve(kv_cache *c, kv_seq *s, int n_tokens) {
     const int bs = c->block_size;
-    if (n_tokens < 0 || n_tokens > s->max_blocks * bs) return false;
-    int need = (n_tokens + bs - 1) / bs - s->n_blocks;
+    if (n_tokens < 0 || n_tokens > (int64_t)s->max_blocks * bs) return false;
+    int need = (int)(((int64_t)n_tokens + bs - 1) / bs) - s->n_blocks;
     if (need <= 0) return true;
     if (need > c->n_free + c->n_cached) return false;
     for (int i = 0; i < need; i++) s->blocks[s->n_blocks++] = take_block(c);
@@ -356,7 +356,7 @@ bool kv_seq_reserve(kv_cache *c, kv_seq *s, int n_tokens) {
 
 void kv_seq_commit(kv_cache *c, kv_seq *s, const int32_t *tokens, int n_filled) {
     const int bs = c->block_size;
-    RYOT_ASSERT(n_filled >= 0 && n_filled <= s->n_blocks * bs);
+    RYOT_ASSERT(n_filled >= 0 && n_filled <= (int64_t)s->n_blocks * bs);
     int n_full = n_filled / bs;
     while (s->n_committed < n_full) {
         int i = s->n_committed;

@@ -79,6 +79,15 @@ static void test_invalid_args(void **state) {
     assert_int_equal(kv_seq_init(&s, 0, 16, &err), RYOT_ERR_INVALID);
     assert_null(s.blocks);
     assert_int_equal(kv_seq_init(&s, 16, -1, &err), RYOT_ERR_INVALID);
+    /* a table for the largest int: positions past it are refused, not wrapped */
+    assert_int_equal(kv_seq_init(&s, INT32_MAX, 16, &err), RYOT_OK);
+    assert_int_equal(s.max_blocks, (int)(((int64_t)INT32_MAX + 15) / 16));
+    kv_cache *small = make_cache(2, 16);
+    assert_false(kv_seq_reserve(small, &s, INT32_MAX)); /* not enough blocks */
+    assert_true(kv_seq_reserve(small, &s, 32));
+    kv_seq_release(small, &s);
+    kv_seq_destroy(&s);
+    kv_cache_free(small);
     kv_cache_free(NULL);
 }
 
