@@ -24,6 +24,7 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: ryot bench [-m FILE] [-p N] [-n N] [-r N] [-t N] [--json]\n"
+            "       ryot bench serve|compare|plot ...   (serving benchmark; see --help of each)\n"
             "\n"
             "Measure prompt processing (one batch of -p random tokens) and generation\n"
             "(-n tokens one at a time), each from an empty context: one warm-up run,\n"
@@ -85,6 +86,10 @@ static void json_str(const char *s) {
 }
 
 int cmd_bench(int argc, char **argv) {
+    /* Other benchmarks behind the same command (src/cli/bench_serve.c). */
+    if (argc > 1 && !strcmp(argv[1], "serve")) return cmd_bench_serve(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "compare")) return cmd_bench_compare(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "plot")) return cmd_bench_plot(argc - 1, argv + 1);
     const char *model_path = NULL;
     long n_prompt = 512, n_gen = 128, reps = 5, n_threads = 0;
     bool json = false;
