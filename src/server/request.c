@@ -323,21 +323,11 @@ static int parse_logit_bias(const json_t *obj, srv_request *r, srv_error *err) {
     return 0;
 }
 
-/* Tier by name ("critical".."background") or digit "0".."4"; -1 unknown.
- * (sched_tier_parse's contract, kept here so this file needs no sched code.) */
-static int tier_parse(const char *s) {
-    static const char *const names[SCHED_N_TIERS] = {"critical", "high", "normal", "low", "background"};
-    for (int i = 0; i < SCHED_N_TIERS; i++)
-        if (!strcmp(s, names[i])) return i;
-    if (s[0] >= '0' && s[0] < '0' + SCHED_N_TIERS && !s[1]) return s[0] - '0';
-    return -1;
-}
-
 static int parse_priority(const json_t *obj, srv_request *r, srv_error *err) {
     json_t *v = opt(obj, "priority");
     if (!v) return 0;
     if (json_is_string(v)) {
-        int t = tier_parse(json_string_value(v));
+        int t = sched_tier_parse(json_string_value(v));
         if (t < 0)
             return fail(err, "priority",
                         "'priority' must be critical, high, normal, low, background or 0..4, got \"%.40s\"",
