@@ -5,6 +5,7 @@
 #include <libgen.h>
 #include <math.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,8 +196,20 @@ ryot_status plot_results(const char *const *paths, size_t n, const char *outdir,
     }
     fprintf(gp, "set output\n");
     (void)n_curves;
-    fclose(gp);
-    gp = NULL;
+    /* everything on disk before gnuplot reads it */
+    bool write_err = false;
+    for (int k = 0; k < 3; k++) {
+        write_err |= fclose(cdf[k]) != 0;
+        cdf[k] = NULL;
+    }
+    write_err |= fclose(sweep) != 0;
+    write_err |= fclose(tl) != 0;
+    write_err |= fclose(gp) != 0;
+    sweep = tl = gp = NULL;
+    if (write_err) {
+        st = ryot_fail(err, RYOT_ERR_IO, "writing the plot files in %s failed", outdir);
+        goto out;
+    }
     if (run_gnuplot) {
         char script[1024];
         snprintf(script, sizeof script, "%s/plots.gp", outdir);

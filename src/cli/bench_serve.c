@@ -725,13 +725,14 @@ int cmd_bench_compare(int argc, char **argv) {
                          "-----------|----------:|------------");
         for (size_t k = 0; k < n_rows; k++) {
             compare_row *w = &rows[k];
-            char ci[40] = "n/a", thr[16] = "", verdict[16] = "";
+            char ci[40] = "n/a", thr[16] = "", verdict[16] = "", change[16] = "n/a";
+            if (!isnan(w->change_pct)) snprintf(change, sizeof change, "%+.1f%%", w->change_pct);
             if (!isnan(w->lo_pct)) snprintf(ci, sizeof ci, "[%+.1f%%, %+.1f%%]", w->lo_pct, w->hi_pct);
             if (w->has_threshold)
                 snprintf(thr, sizeof thr, "%s%g%%", strcmp(w->metric, "error_rate") ? "" : "> ", w->threshold);
             snprintf(verdict, sizeof verdict, "%s", w->regression ? "REGRESSION" : w->significant ? "changed" : "");
-            printf("| %-22s | %12.3f | %12.3f | %+8.1f%% | %-21s | %-9s | %9s | %-10s |\n", w->metric, w->a, w->b,
-                   w->change_pct, ci, w->method, thr, verdict);
+            printf("| %-22s | %12.3f | %12.3f | %9s | %-21s | %-9s | %9s | %-10s |\n", w->metric, w->a, w->b, change,
+                   ci, w->method, thr, verdict);
             regressions += w->regression;
         }
         free(rows);

@@ -73,6 +73,8 @@ struct srv_core {
     engine_seq *bseq;
     srv_choice **bwho;
     float *logits;         /* scratch row for sampling */
+    int32_t *eog;          /* end-of-generation ids (ignore_eos bans them) */
+    int n_eog;
 
     srv_metrics met;       /* own lock */
 };
@@ -611,8 +613,7 @@ static void after_token(srv_core *core, srv_choice *c, const float *row, int64_t
     srv_job *j = c->job;
     memcpy(core->logits, row, (size_t)core->n_vocab * sizeof(float));
     if (j->req.ignore_eos)
-        for (int32_t t = 0; t < core->n_vocab; t++)
-            if (tokenizer_is_eog(core->tok, t)) core->logits[t] = -INFINITY;
+        for (int i = 0; i < core->n_eog; i++) core->logits[core->eog[i]] = -INFINITY;
     const int32_t tok = sampler_sample(c->smp, core->logits);
     if (tok < 0) {
         finish_choice(core, c, SRV_FINISH_STOP, SRV_END_STOP);
@@ -829,7 +830,12 @@ ryot_status srv_core_new(const ryot_model *rm, const srv_core_params *pp, srv_co
         c->bseq = calloc((size_t)p.max_running, sizeof *c->bseq);
         c->bwho = calloc((size_t)p.max_running, sizeof *c->bwho);
         c->logits = malloc((size_t)c->n_vocab * sizeof *c->logits);
-        if (!c->running || !c->snap || !c->btoks || !c->bseq || !c->bwho || !c->logits)
+        for (int32_t t = 0; c->logits && t < c->n_vocab; t++)
+            if (tokenizer_is_eog(c->tok, t)) c->n_eog++;
+        c->eog = malloc((size_t)(c->n_eog + 1) * sizeof *c->eog);
+        for (int32_t t = 0, k = 0; c->eog && t < c->n_vocab; t++)
+            if (tokenizer_is_eog(c->tok, t)) c->eog[k++] = t;
+        if (!c->eog || !c->running || !c->snap || !c->btoks || !c->bseq || !c->bwho || !c->logits)
             st = ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
     }
     if (!st && pthread_create(&c->thread, NULL, engine_main, c) != 0)
@@ -891,6 +897,7 @@ void srv_core_free(srv_core *c) {
     free(c->bseq);
     free(c->bwho);
     free(c->logits);
+    free(c->eog);
     sched_free(c->sq);
     kv_cache_free(c->kv);
     engine_free(c->e);
