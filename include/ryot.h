@@ -99,6 +99,16 @@ const char *ryot_chat_format_name(ryot_chat_format f);
  * RYOT_ERR_UNSUPPORTED when the format is unknown. */
 ryot_status ryot_chat_wrap_user(const ryot_model *m, const char *message, char **out, ryot_error *err);
 
+typedef struct ryot_chat_message { const char *role; const char *content; } ryot_chat_message;
+/* Renders messages with the model's tokenizer.chat_template (jinja subset, bos/eos tokens from the vocab,
+ * add_generation_prompt as given); when the GGUF has no template, falls back to the detected built-in
+ * format (ryot_model_chat_format: ChatML, Gemma, Llama 3). *out malloc'd, NUL-terminated.
+ * Tokenize the result with RYOT_TOK_ADD_BOS | RYOT_TOK_SPECIAL: when the vocab adds BOS itself, a BOS
+ * text the template put first is removed, so there is never a double BOS.  A template that does not
+ * parse falls back like a missing one.  raise_exception() in the template and other render errors give
+ * RYOT_ERR_INVALID with the message (a client error); RYOT_ERR_UNSUPPORTED when there is no format. */
+ryot_status ryot_chat_apply(const ryot_model *m, const ryot_chat_message *msgs, int n, bool add_generation_prompt, char **out, size_t *out_len, ryot_error *err);
+
 /* ---------------------------------------------------------------- context */
 
 typedef struct ryot_context_params {
