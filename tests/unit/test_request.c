@@ -335,6 +335,15 @@ static void test_nulls_are_absent(void **state) {
     srv_request_free(&r);
 }
 
+static void test_duplicate_keys(void **state) {
+    (void)state;
+    srv_request r;
+    parse_ok(CHAT, "{\"n\":2,\"n\":3,\"temperature\":5,\"temperature\":0.5," MSGS "}", &r);
+    assert_int_equal(r.n, 3); /* the last one wins */
+    assert_true(r.sp.temperature == 0.5f);
+    srv_request_free(&r);
+}
+
 static void test_content_parts(void **state) {
     (void)state;
     srv_request r;
@@ -700,6 +709,7 @@ int main(void) {
         cmocka_unit_test(test_all_fields_chat),
         cmocka_unit_test(test_max_tokens_alias),
         cmocka_unit_test(test_nulls_are_absent),
+        cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_content_parts),
         cmocka_unit_test(test_stop_forms),
         cmocka_unit_test(test_logit_bias),
