@@ -505,6 +505,7 @@ int cmd_bench_serve(int argc, char **argv) {
         cfg.stop = &g_stop;
         cfg.on_tick = on_tick;
         cfg.tick_ud = &ts;
+        if (pid > 0 && sample_interval < cfg.tick_s) cfg.tick_s = sample_interval;
         char point[64];
         if (by_rate)
             snprintf(point, sizeof point, "rate %g/s", rates[p]);
