@@ -107,7 +107,7 @@ static const char *op_name(int op) {
 static bool repeat(ct_render *r, const ct_value *seq, int64_t times, ct_value *out) {
     if (times < 0) times = 0;
     if (seq->kind == CT_STR) {
-        if (seq->s.n && (uint64_t)times > CHAT_TEMPLATE_MAX_MEMORY / seq->s.n) return ct_nomem(r);
+        if (seq->s.n && (uint64_t)times > CHAT_TEMPLATE_MAX_MEMORY / seq->s.n) return ct_too_big(r);
         size_t n = seq->s.n * (size_t)times;
         char *p = ct_ralloc(r, n + 1);
         if (!p || !ct_charge(r, n / 64)) return false;
@@ -116,7 +116,7 @@ static bool repeat(ct_render *r, const ct_value *seq, int64_t times, ct_value *o
         return true;
     }
     size_t m = seq->l->n;
-    if (m && (uint64_t)times > CHAT_TEMPLATE_MAX_MEMORY / sizeof(ct_value) / m) return ct_nomem(r);
+    if (m && (uint64_t)times > CHAT_TEMPLATE_MAX_MEMORY / sizeof(ct_value) / m) return ct_too_big(r);
     ct_list *l = ct_list_new(r, m * (size_t)times);
     if (!l) return false;
     for (int64_t i = 0; i < times; i++)

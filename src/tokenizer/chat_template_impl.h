@@ -210,6 +210,7 @@ typedef struct ct_render {
     int depth;
     int line;            /* of the node being evaluated, for messages */
     bool raised;         /* the error came from raise_exception */
+    bool too_big;        /* a value would pass CHAT_TEMPLATE_MAX_MEMORY by itself */
     ryot_error *err;
     ryot_error local_err;
 } ct_render;
@@ -217,6 +218,11 @@ typedef struct ct_render {
 /* Records a render error ("chat template line N: ...") and returns false. */
 bool ct_error(ct_render *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool ct_nomem(ct_render *r);
+/* A value larger than the memory limit was asked for. */
+static inline bool ct_too_big(ct_render *r) {
+    r->too_big = true;
+    return ct_nomem(r);
+}
 /* Counts n units of work against CHAT_TEMPLATE_MAX_STEPS. */
 bool ct_charge(ct_render *r, uint64_t n);
 void *ct_ralloc(ct_render *r, size_t n); /* NULL after recording the error */

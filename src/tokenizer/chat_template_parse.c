@@ -740,8 +740,10 @@ static ct_node *parse_body(parser *P, const char *const *ends, int *end) {
         const ct_token *t = cur(P);
         if (t->type == T_EOF) {
             if (ends) {
+                int e = 0;
+                while (ends[e + 1] && strncmp(ends[e], "end", 3) != 0) e++;
                 char buf[96];
-                snprintf(buf, sizeof buf, "missing {%% %s %%}", ends[0]);
+                snprintf(buf, sizeof buf, "missing {%% %s %%}", ends[e]);
                 return fail(P, buf);
             }
             break;

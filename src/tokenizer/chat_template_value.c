@@ -80,7 +80,7 @@ bool ct_error(ct_render *r, const char *fmt, ...) {
 }
 
 bool ct_nomem(ct_render *r) {
-    if (r->arena.over) return ct_error(r, "the render needs more than %u MiB of memory", CHAT_TEMPLATE_MAX_MEMORY >> 20);
+    if (r->arena.over || r->too_big) return ct_error(r, "the render needs more than %u MiB of memory", CHAT_TEMPLATE_MAX_MEMORY >> 20);
     if (!r->err->code) ryot_fail(r->err, RYOT_ERR_NOMEM, "chat template: out of memory");
     return false;
 }
@@ -227,7 +227,7 @@ bool ct_buf_put(ct_render *r, ct_buf *b, const char *s, size_t n) {
     if (b->cap - b->n < n + 1) {
         size_t cap = b->cap ? b->cap * 2 : 64;
         while (cap - b->n < n + 1) {
-            if (cap > CHAT_TEMPLATE_MAX_MEMORY) return ct_nomem(r);
+            if (cap > CHAT_TEMPLATE_MAX_MEMORY) return ct_too_big(r);
             cap *= 2;
         }
         char *p = ct_alloc(&r->arena, cap);
@@ -624,7 +624,7 @@ bool ct_less(ct_render *r, const ct_value *a, const ct_value *b, bool *res, int 
 
 ct_list *ct_list_new(ct_render *r, size_t n) {
     if (n > CHAT_TEMPLATE_MAX_MEMORY / sizeof(ct_value)) {
-        ct_nomem(r);
+        ct_too_big(r);
         return NULL;
     }
     ct_list *l = ct_ralloc(r, sizeof *l);
