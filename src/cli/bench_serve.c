@@ -6,6 +6,7 @@
  *            optionally sample a process for a soak test (--pid).
  *   compare  B against A, per metric with 95% intervals; exit 1 on regression.
  *   plot     gnuplot figures (PNG + SVG) from result files.
+ *   kernels, tokenizer   micro benchmarks (src/benchsuite/micro.c).
  * Exit status: 0 ok, 1 failure (or regression for compare), 2 bad usage. */
 #include <errno.h>
 #include <math.h>
@@ -13,11 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "benchsuite/compare.h"
 #include "benchsuite/loadgen.h"
+#include "benchsuite/micro.h"
 #include "benchsuite/plot.h"
 #include "benchsuite/results.h"
 #include "benchsuite/soak.h"
@@ -793,4 +796,131 @@ int cmd_bench_plot(int argc, char **argv) {
     }
     free(files);
     return rc;
+}
+
+/* ---- micro benchmarks ---- */
+
+int cmd_bench_kernels(int argc, char **argv) {
+    const char *only_type = NULL, *only_isa = NULL;
+    double mib = 512, d;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: ryot bench kernels [-t TYPE] [-i ref|avx2|avx512] [--membw-mib N]\n"
+                   "\nSingle-thread dot-product kernels per type: vec_dot GB/s of weight bytes over a\n"
+                   "2048 x 2048 matrix (one activation row, as in decode) and over 64 rows (cache\n"
+                   "resident), vec_dot_rows GFLOP/s on a 256 x 2048 x 64 tile (prefill); and the\n"
+                   "measured 1-thread memory read bandwidth, with each dot's share of it.\n"
+                   "Best of several repetitions in thread CPU time.\n");
+            return 0;
+        } else if (!strcmp(a, "-t") && v) {
+            only_type = v, i++;
+        } else if (!strcmp(a, "-i") && v) {
+            only_isa = v, i++;
+        } else if (!strcmp(a, "--membw-mib") && v && parse_double(v, 1, 65536, &d)) {
+            mib = d, i++;
+        } else {
+            fprintf(stderr, "ryot bench kernels: bad option '%s'\n", a);
+            return 2;
+        }
+    }
+    ryot_error err = {0};
+    double bw1 = 0;
+    if (micro_membw((size_t)(mib * 1048576), 1, 3, &bw1, &err) != RYOT_OK) {
+        fprintf(stderr, "ryot bench kernels: %s\n", err.msg);
+        return 1;
+    }
+    kernels_init(KERNEL_ISA_AUTO);
+    printf("memory read bandwidth (1 thread, %.0f MiB): %.2f GB/s; best ISA %s\n", mib, bw1,
+           kernel_isa_name(kernels_best_isa()));
+    printf("| %-6s | %-6s | %14s | %10s | %14s | %16s |\n", "type", "isa", "dot GB/s 2048²", "% of mem", "dot GB/s 64row",
+           "rows GFLOP/s");
+    printf("|--------|--------|---------------:|-----------:|---------------:|-----------------:|\n");
+    static const ryot_type types[] = {RYOT_TYPE_F32,  RYOT_TYPE_F16,  RYOT_TYPE_BF16, RYOT_TYPE_Q8_0,
+                                      RYOT_TYPE_Q4_0, RYOT_TYPE_Q4_1, RYOT_TYPE_Q5_0, RYOT_TYPE_Q5_1,
+                                      RYOT_TYPE_Q4_K, RYOT_TYPE_Q5_K, RYOT_TYPE_Q6_K};
+    int shown = 0;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        if (only_type && strcasecmp(only_type, ryot_type_name(types[ti]))) continue;
+        for (kernel_isa isa = KERNEL_ISA_REF; isa <= KERNEL_ISA_AVX512; isa++) {
+            if (isa > kernels_best_isa()) break;
+            if (only_isa ? strcmp(only_isa, kernel_isa_name(isa)) : isa != kernels_best_isa()) continue;
+            micro_kernel_result r;
+            ryot_status st = micro_kernel(types[ti], isa, 2048, 2048, &r, &err);
+            if (st == RYOT_ERR_UNSUPPORTED) continue;
+            if (st != RYOT_OK) {
+                fprintf(stderr, "ryot bench kernels: %s\n", err.msg);
+                return 1;
+            }
+            printf("| %-6s | %-6s | %14.2f | %9.0f%% | %14.2f | %16.2f |\n", ryot_type_name(types[ti]),
+                   kernel_isa_name(isa), r.dot_gbps, 100 * r.dot_gbps / bw1, r.dot_l2_gbps, r.rows_gflops);
+            fflush(stdout);
+            shown++;
+        }
+    }
+    if (!shown) {
+        fprintf(stderr, "ryot bench kernels: nothing matched -t/-i\n");
+        return 2;
+    }
+    return 0;
+}
+
+int cmd_bench_tokenizer(int argc, char **argv) {
+    const char *model = NULL, *text_path = "README.md";
+    double reps = 3, min_mb = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: ryot bench tokenizer [-m MODEL.gguf] [-f TEXT] [-r REPS] [--min-mb N]\n"
+                   "\nEncode throughput of the model's tokenizer in MB/s (10^6 bytes/s) of thread CPU\n"
+                   "time, best of REPS (default 3): with a fresh scratch (its word cache fills during\n"
+                   "the run) and without one; the wall-clock figure of the cached run for reference.\n"
+                   "TEXT (default README.md) is repeated up to --min-mb MB (default 1).\n");
+            return 0;
+        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
+            model = v, i++;
+        } else if (!strcmp(a, "-f") && v) {
+            text_path = v, i++;
+        } else if (!strcmp(a, "-r") && v && parse_double(v, 1, 1000, &reps)) {
+            i++;
+        } else if (!strcmp(a, "--min-mb") && v && parse_double(v, 0, 4096, &min_mb)) {
+            i++;
+        } else {
+            fprintf(stderr, "ryot bench tokenizer: bad option '%s'\n", a);
+            return 2;
+        }
+    }
+    if (!model && !(model = cli_default_model())) return 1;
+    size_t n = 0;
+    char *text = cli_read_file(text_path, &n);
+    if (!text || n == 0) {
+        fprintf(stderr, "ryot bench tokenizer: cannot read %s\n", text_path);
+        free(text);
+        return 1;
+    }
+    size_t want = (size_t)(min_mb * 1e6), total = n;
+    while (total < want) total += n;
+    char *big = malloc(total + 1);
+    if (!big) {
+        free(text);
+        return 1;
+    }
+    for (size_t off = 0; off < total; off += n) memcpy(big + off, text, n);
+    big[total] = '\0';
+    free(text);
+    micro_tok_result r;
+    ryot_error err = {0};
+    if (micro_tokenizer(model, big, total, (int)reps, &r, &err) != RYOT_OK) {
+        fprintf(stderr, "ryot bench tokenizer: %s\n", err.msg);
+        free(big);
+        return 1;
+    }
+    free(big);
+    const char *name = strrchr(model, '/');
+    printf("| %-32s | %9s | %9s | %6s | %9s | %9s | %9s |\n", "model", "bytes", "tokens", "B/tok", "cached", "no-cache",
+           "wall");
+    printf("|----------------------------------|----------:|----------:|-------:|----------:|----------:|----------:|\n");
+    printf("| %-32s | %9zu | %9zu | %6.2f | %9.1f | %9.1f | %9.1f |\n", name ? name + 1 : model, r.bytes, r.tokens,
+           (double)r.bytes / (double)r.tokens, r.cached_mbps, r.nocache_mbps, r.wall_mbps);
+    return 0;
 }

@@ -10,10 +10,13 @@ int cmd_bench(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
-/* `ryot bench serve|compare|plot` (src/cli/bench_serve.c), dispatched by cmd_bench. */
+/* `ryot bench serve|compare|plot|kernels|tokenizer` (src/cli/bench_serve.c),
+ * dispatched by cmd_bench. */
 int cmd_bench_serve(int argc, char **argv);
 int cmd_bench_compare(int argc, char **argv);
 int cmd_bench_plot(int argc, char **argv);
+int cmd_bench_kernels(int argc, char **argv);
+int cmd_bench_tokenizer(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 /* The model used when -m is not given: $RYOT_MODEL, else the default model in
