@@ -1,6 +1,7 @@
 /* Benchmark statistics: percentiles (linear interpolation rule), mean/sd,
  * Student t, Welch intervals, bootstrap reproducibility, least squares,
- * goodput counting. */
+ * goodput counting; and what builds on them: the soak leak rule, /proc
+ * sampling, Prometheus text sums, compare verdicts. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,9 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "benchsuite/compare.h"
+#include "benchsuite/results.h"
+#include "benchsuite/soak.h"
 #include "benchsuite/stats.h"
 #include "core/rng.h"
 
@@ -204,6 +210,182 @@ static void test_goodput(void **state) {
     assert_int_equal(stats_goodput_count(ttft, tpot, ok, 6, 250, 10), 2); /* #1 and #4 */
 }
 
+/* Samples every 5 s for an hour around a base RSS, with a trend and noise. */
+static size_t soak_series(soak_sample *s, double kib_per_hour, double noise_kib, double fds_per_hour, uint64_t seed) {
+    ryot_rng r;
+    ryot_rng_seed(&r, seed);
+    size_t n = 0;
+    for (double t = 0; t <= 3600; t += 5, n++) {
+        float z[2];
+        ryot_rng_normal2(&r, z);
+        s[n].t_s = t;
+        s[n].rss_kib = (int64_t)llround(200000 + kib_per_hour * t / 3600 + noise_kib * z[0]);
+        s[n].fds = 20 + (int64_t)floor(fds_per_hour * t / 3600);
+    }
+    return n;
+}
+
+static void test_soak_rule(void **state) {
+    (void)state;
+    static soak_sample s[800];
+    soak_verdict v;
+    /* flat with noise */
+    size_t n = soak_series(s, 0, 500, 0, 1);
+    soak_analyze(s, n, &v);
+    assert_string_equal(v.verdict, "no-leak");
+    /* 10 MiB/hour on 200 MB: significant, > 1 MiB/h and > 1% (2000 KiB/h) */
+    n = soak_series(s, 10240, 500, 0, 2);
+    soak_analyze(s, n, &v);
+    assert_true(v.rss_leak);
+    assert_string_equal(v.verdict, "leak");
+    near(v.rss.slope, 10240.0 / 60, 10); /* KiB per minute */
+    assert_true(v.rss.slope_lo > 0);
+    /* 1.5 MiB/hour, no noise: significant and over 1 MiB/h but under 1% of RSS */
+    n = soak_series(s, 1536, 0, 0, 3);
+    soak_analyze(s, n, &v);
+    assert_true(v.rss.slope_lo > 0);
+    assert_false(v.rss_leak);
+    /* descriptors: 30 per hour leak, memory flat */
+    n = soak_series(s, 0, 100, 30, 4);
+    soak_analyze(s, n, &v);
+    assert_false(v.rss_leak);
+    assert_true(v.fd_leak);
+    assert_string_equal(v.verdict, "leak");
+    /* too few samples */
+    soak_analyze(s, 5, &v);
+    assert_string_equal(v.verdict, "insufficient-data");
+}
+
+static void test_soak_read(void **state) {
+    (void)state;
+    char dir[] = "/tmp/ryot_soak_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char p[256];
+    snprintf(p, sizeof p, "%s/status", dir);
+    FILE *f = fopen(p, "w");
+    fprintf(f, "Name:\tx\nVmPeak:\t  9999 kB\nVmRSS:\t   51234 kB\nThreads:\t3\n");
+    fclose(f);
+    snprintf(p, sizeof p, "%s/fd", dir);
+    mkdir(p, 0700);
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/fd/%d", dir, i);
+        fclose(fopen(p, "w"));
+    }
+    soak_sample smp;
+    ryot_error err = {0};
+    assert_int_equal(soak_read_dir(dir, &smp, &err), RYOT_OK);
+    assert_int_equal(smp.rss_kib, 51234);
+    assert_int_equal(smp.fds, 3);
+    /* this process, through /proc */
+    assert_int_equal(soak_read(getpid(), &smp, &err), RYOT_OK);
+    assert_true(smp.rss_kib > 0 && smp.fds >= 3);
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/fd/%d", dir, i);
+        unlink(p);
+    }
+    snprintf(p, sizeof p, "%s/fd", dir);
+    rmdir(p);
+    snprintf(p, sizeof p, "%s/status", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+static void test_prom_sum(void **state) {
+    (void)state;
+    const char *text = "# HELP ryot_prefix_cache_hits_total hits\n"
+                       "# TYPE ryot_prefix_cache_hits_total counter\n"
+                       "ryot_prefix_cache_hits_total{tier=\"a}b\"} 30\n"
+                       "ryot_prefix_cache_hits_total{tier=\"c\"} 12\n"
+                       "ryot_prefix_cache_hits_created 1.7e9\n"
+                       "ryot_prefix_cache_queries_total 100\n"
+                       "llamacpp:kv_cache_usage_ratio 0.25\n";
+    double v = 0;
+    assert_true(prom_sum(text, "prefix_cache_hits", &v));
+    near(v, 42, 0);
+    assert_true(prom_sum(text, "prefix_cache_queries", &v));
+    near(v, 100, 0);
+    assert_true(prom_sum(text, "kv_cache_usage", &v));
+    near(v, 0.25, 0);
+    assert_false(prom_sum(text, "nothing_like_this", &v));
+}
+
+/* A run object with n requests whose ttft is base + i % 10 (ms). */
+static json_t *fake_run(int n, double ttft_base, double out_tp, int failed) {
+    json_t *run = json_object(), *m = json_object(), *reqs = json_array();
+    json_object_set_new(m, "output_throughput", json_real(out_tp));
+    json_object_set_new(m, "request_throughput", json_real(out_tp / 100));
+    json_object_set_new(m, "error_rate", json_real(100.0 * failed / n));
+    for (int i = 0; i < n; i++) {
+        json_t *r = json_object();
+        json_object_set_new(r, "ok", json_boolean(i >= failed));
+        json_object_set_new(r, "ttft_ms", json_real(ttft_base + i % 10));
+        json_object_set_new(r, "tpot_ms", json_real(20 + (i % 3)));
+        json_object_set_new(r, "e2e_ms", json_real(ttft_base + 2000 + i % 7));
+        json_t *itl = json_array();
+        for (int k = 0; k < 5; k++) json_array_append_new(itl, json_real(20 + (i + k) % 4));
+        json_object_set_new(r, "itl_ms", itl);
+        json_array_append_new(reqs, r);
+    }
+    json_object_set_new(run, "metrics", m);
+    json_object_set_new(run, "requests", reqs);
+    return run;
+}
+
+static const compare_row *row_of(const compare_row *rows, size_t n, const char *m) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(rows[i].metric, m)) return &rows[i];
+    fail_msg("no row %s", m);
+    return NULL;
+}
+
+static void test_compare_verdicts(void **state) {
+    (void)state;
+    compare_threshold th[COMPARE_MAX_THRESHOLDS];
+    size_t n_th;
+    ryot_error err = {0};
+    assert_int_equal(compare_parse_thresholds(NULL, th, &n_th, &err), RYOT_OK);
+    assert_int_equal(n_th, 3);
+    json_t *a = fake_run(200, 100, 1000, 0);
+    /* B: same latencies, throughput -10%: a regression (point metric) */
+    json_t *b = fake_run(200, 100, 900, 0);
+    compare_row *rows;
+    size_t n;
+    assert_int_equal(compare_runs(a, b, th, n_th, 1, &rows, &n, &err), RYOT_OK);
+    assert_true(row_of(rows, n, "output_throughput")->regression);
+    near(row_of(rows, n, "output_throughput")->change_pct, -10, 1e-9);
+    assert_false(row_of(rows, n, "ttft_p99")->regression);
+    near(row_of(rows, n, "ttft_mean")->change_pct, 0, 1e-9);
+    free(rows);
+    json_decref(b);
+    /* B: TTFT +50 ms on ~105 ms (+48%): significant p99 regression */
+    b = fake_run(200, 150, 1000, 0);
+    assert_int_equal(compare_runs(a, b, th, n_th, 1, &rows, &n, &err), RYOT_OK);
+    const compare_row *r = row_of(rows, n, "ttft_p99");
+    assert_true(r->regression);
+    assert_true(r->lo_pct > 10);
+    assert_string_equal(r->method, "bootstrap");
+    r = row_of(rows, n, "ttft_mean");
+    assert_string_equal(r->method, "welch");
+    assert_true(r->significant);
+    assert_false(row_of(rows, n, "output_throughput")->regression);
+    free(rows);
+    json_decref(b);
+    /* B: 2% of requests failed; an override of the throughput threshold */
+    b = fake_run(200, 100, 960, 4);
+    assert_int_equal(compare_parse_thresholds("throughput=-3,errors=5", th, &n_th, &err), RYOT_OK);
+    assert_int_equal(compare_runs(a, b, th, n_th, 1, &rows, &n, &err), RYOT_OK);
+    assert_false(row_of(rows, n, "error_rate")->regression); /* 2% <= 5% */
+    assert_true(row_of(rows, n, "output_throughput")->regression); /* -4% < -3% */
+    free(rows);
+    assert_int_equal(compare_parse_thresholds("errors=1", th, &n_th, &err), RYOT_OK);
+    assert_int_equal(compare_runs(a, b, th, n_th, 1, &rows, &n, &err), RYOT_OK);
+    assert_true(row_of(rows, n, "error_rate")->regression); /* 2% > 1% */
+    free(rows);
+    json_decref(b);
+    assert_int_equal(compare_parse_thresholds("bogus=3", th, &n_th, &err), RYOT_ERR_INVALID);
+    json_decref(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_percentile_rule),
@@ -214,6 +396,10 @@ int main(void) {
         cmocka_unit_test(test_bootstrap),
         cmocka_unit_test(test_linreg),
         cmocka_unit_test(test_goodput),
+        cmocka_unit_test(test_soak_rule),
+        cmocka_unit_test(test_soak_read),
+        cmocka_unit_test(test_prom_sum),
+        cmocka_unit_test(test_compare_verdicts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
