@@ -8,6 +8,8 @@
  *             (completion_tokens 5); [DONE].  CRLF line ends on odd events.
  *   /nousage  the same without the usage chunk (tokens counted from events).
  *   /429, /500  that status with a JSON error body.
+ * Also: the SSE parser at every split point, and the workloads' request
+ * bodies (synthetic, shared-prefix conversations, tier mix, JSONL replay).
  *
  * Two checks per request:
  *  - against what the server really did: it records (CLOCK_MONOTONIC, the
@@ -44,6 +46,9 @@
 
 #include "benchsuite/loadgen.h"
 #include "benchsuite/sse.h"
+#include "benchsuite/workload.h"
+
+#include <jansson.h>
 
 #define TOL_MS 15.0
 #define FIRST_MS 50
@@ -459,6 +464,206 @@ static void test_sse_limits(void **state) {
     sse_free(&p);
 }
 
+/* ---- workloads ---- */
+
+static json_t *next_body(lg_source *src, lg_request *req) {
+    ryot_error err = {0};
+    *req = (lg_request){.tier = LG_TIER_NONE, .user = -1, .turn = -1, .input_tokens_est = -1};
+    assert_int_equal(src->next(src->ud, req, &err), RYOT_OK);
+    json_t *j = json_loads(req->body, 0, NULL);
+    assert_non_null(j);
+    return j;
+}
+
+static int count_words(const char *s) {
+    int n = 0;
+    for (const char *p = s; *p; p++)
+        if (*p != ' ' && (p == s || p[-1] == ' ')) n++;
+    return n;
+}
+
+static void test_workload_synthetic(void **state) {
+    (void)state;
+    workload_config c = workload_config_default();
+    c.input_len = 37;
+    c.output_len = 9;
+    c.model = "m1";
+    workload *w;
+    ryot_error err = {0};
+    assert_int_equal(workload_new(&c, &w, &err), RYOT_OK);
+    lg_source src = workload_source(w);
+    lg_request req;
+    json_t *j = next_body(&src, &req);
+    assert_string_equal(json_string_value(json_object_get(j, "model")), "m1");
+    assert_int_equal(json_integer_value(json_object_get(j, "max_tokens")), 9);
+    assert_true(json_is_true(json_object_get(j, "ignore_eos")));
+    assert_true(json_is_true(json_object_get(j, "stream")));
+    assert_true(json_is_true(json_object_get(json_object_get(j, "stream_options"), "include_usage")));
+    const char *content = json_string_value(json_object_get(json_array_get(json_object_get(j, "messages"), 0), "content"));
+    assert_int_equal(count_words(content), 37);
+    assert_int_equal(req.input_tokens_est, 37);
+    assert_int_equal(req.tier, LG_TIER_NONE);
+    json_decref(j);
+    free(req.body);
+    workload_free(w);
+    /* completions endpoint, no ignore_eos, uniform input lengths */
+    c.chat = false;
+    c.ignore_eos = false;
+    assert_int_equal(workload_parse_dist("uniform:5,8", &c.input_dist, &err), RYOT_OK);
+    assert_int_equal(workload_new(&c, &w, &err), RYOT_OK);
+    src = workload_source(w);
+    int seen[9] = {0};
+    for (int i = 0; i < 200; i++) {
+        j = next_body(&src, &req);
+        assert_null(json_object_get(j, "ignore_eos"));
+        int n = count_words(json_string_value(json_object_get(j, "prompt")));
+        assert_true(n >= 5 && n <= 8);
+        seen[n]++;
+        json_decref(j);
+        free(req.body);
+    }
+    for (int n = 5; n <= 8; n++) assert_true(seen[n] > 20);
+    workload_free(w);
+    assert_int_equal(workload_parse_dist("uniform:8,5", &c.input_dist, &err), RYOT_ERR_INVALID);
+    assert_int_equal(workload_parse_dist("normal:100", &c.input_dist, &err), RYOT_ERR_INVALID);
+    assert_int_equal(workload_parse_dist("normal:100,10", &c.input_dist, &err), RYOT_OK);
+}
+
+static void test_workload_shared_prefix(void **state) {
+    (void)state;
+    workload_config c = workload_config_default();
+    c.kind = WORKLOAD_SHARED_PREFIX;
+    c.users = 2;
+    c.turns = 2;
+    c.prefix_len = 50;
+    c.input_len = 4;
+    workload *w;
+    ryot_error err = {0};
+    assert_int_equal(workload_new(&c, &w, &err), RYOT_OK);
+    assert_true(workload_needs_text(w));
+    assert_int_equal(workload_default_requests(w), 4);
+    lg_source src = workload_source(w);
+    lg_request r0, r1, r2;
+    json_t *j0 = next_body(&src, &r0), *j1 = next_body(&src, &r1);
+    assert_int_equal(r0.user, 0);
+    assert_int_equal(r1.user, 1);
+    assert_int_equal(r0.turn, 0);
+    json_t *m0 = json_object_get(j0, "messages"), *m1 = json_object_get(j1, "messages");
+    /* one shared system prompt */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(m0, 0), "role")), "system");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(m0, 0), "content")),
+                        json_string_value(json_object_get(json_array_get(m1, 0), "content")));
+    assert_int_equal(count_words(json_string_value(json_object_get(json_array_get(m0, 0), "content"))), 50);
+    /* both users busy: nothing to send */
+    lg_request rb = {0};
+    assert_int_equal(src.next(src.ud, &rb, &err), RYOT_ERR_BUSY);
+    /* user 0's answer arrives: its next turn carries it */
+    lg_result res = {.ok = true, .text = "THE-ANSWER"};
+    src.done(src.ud, &r0, &res);
+    json_t *j2 = next_body(&src, &r2);
+    assert_int_equal(r2.user, 0);
+    assert_int_equal(r2.turn, 1);
+    json_t *m2 = json_object_get(j2, "messages");
+    assert_int_equal(json_array_size(m2), 4); /* system, user, assistant, user */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(m2, 2), "role")), "assistant");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(m2, 2), "content")), "THE-ANSWER");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(m2, 1), "content")),
+                        json_string_value(json_object_get(json_array_get(m0, 1), "content")));
+    /* after its last turn, user 0 starts a new conversation */
+    src.done(src.ud, &r2, &res);
+    lg_request r3;
+    json_t *j3 = next_body(&src, &r3);
+    assert_int_equal(r3.user, 0);
+    assert_int_equal(r3.turn, 0);
+    assert_int_equal(json_array_size(json_object_get(j3, "messages")), 2);
+    json_decref(j0);
+    json_decref(j1);
+    json_decref(j2);
+    json_decref(j3);
+    free(r0.body);
+    free(r1.body);
+    free(r2.body);
+    free(r3.body);
+    workload_free(w);
+}
+
+static void test_workload_mixed_priority(void **state) {
+    (void)state;
+    workload_config c = workload_config_default();
+    c.kind = WORKLOAD_MIXED_PRIORITY;
+    ryot_error err = {0};
+    assert_int_equal(workload_parse_mix("high=1,low=3", c.tier_mix, &err), RYOT_OK);
+    c.input_len = 2;
+    c.output_len = 2;
+    workload *w;
+    assert_int_equal(workload_new(&c, &w, &err), RYOT_OK);
+    lg_source src = workload_source(w);
+    int count[LG_N_TIERS] = {0};
+    for (int i = 0; i < 4000; i++) {
+        lg_request req;
+        json_t *j = next_body(&src, &req);
+        assert_true(req.tier >= 0 && req.tier < LG_N_TIERS);
+        assert_string_equal(json_string_value(json_object_get(j, "priority")), workload_tier_name(req.tier));
+        count[req.tier]++;
+        json_decref(j);
+        free(req.body);
+    }
+    assert_int_equal(count[0] + count[2] + count[4], 0);
+    /* expected 1000 high: binomial sd 27 */
+    assert_true(count[1] > 850 && count[1] < 1150);
+    workload_free(w);
+    double mix[LG_N_TIERS];
+    assert_int_equal(workload_parse_mix("1,2,4,2,1", mix, &err), RYOT_OK);
+    assert_true(mix[2] == 4);
+    assert_int_equal(workload_parse_mix("1,2", mix, &err), RYOT_ERR_INVALID);
+    assert_int_equal(workload_parse_mix("urgent=1", mix, &err), RYOT_ERR_INVALID);
+    assert_int_equal(workload_parse_mix("high=0", mix, &err), RYOT_ERR_INVALID);
+}
+
+static void test_workload_file(void **state) {
+    (void)state;
+    char path[] = "/tmp/ryot_wl_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *lines = "{\"prompt\":\"a\",\"max_tokens\":3,\"priority\":\"low\",\"stream\":false}\n"
+                        "\n"
+                        "{\"model\":\"keep\",\"messages\":[{\"role\":\"user\",\"content\":\"b\"}]}\n";
+    assert_int_equal(write(fd, lines, strlen(lines)), (ssize_t)strlen(lines));
+    close(fd);
+    workload_config c = workload_config_default();
+    char spec[64];
+    snprintf(spec, sizeof spec, "file:%s", path);
+    ryot_error err = {0};
+    assert_int_equal(workload_parse_kind(spec, &c, &err), RYOT_OK);
+    c.model = "dflt";
+    workload *w;
+    assert_int_equal(workload_new(&c, &w, &err), RYOT_OK);
+    assert_int_equal(workload_default_requests(w), 2);
+    lg_source src = workload_source(w);
+    for (int round = 0; round < 2; round++) { /* replayed in order, cycling */
+        lg_request r;
+        json_t *j = next_body(&src, &r);
+        assert_string_equal(json_string_value(json_object_get(j, "prompt")), "a");
+        assert_true(json_is_true(json_object_get(j, "stream"))); /* forced */
+        assert_string_equal(json_string_value(json_object_get(j, "model")), "dflt");
+        assert_int_equal(r.tier, 3);
+        json_decref(j);
+        free(r.body);
+        j = next_body(&src, &r);
+        assert_string_equal(json_string_value(json_object_get(j, "model")), "keep");
+        assert_int_equal(r.tier, LG_TIER_NONE);
+        json_decref(j);
+        free(r.body);
+    }
+    workload_free(w);
+    FILE *f = fopen(path, "w");
+    fputs("{\"ok\":1}\nnot json\n", f);
+    fclose(f);
+    assert_int_equal(workload_new(&c, &w, &err), RYOT_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, ":2:"));
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sse_splits),
@@ -469,6 +674,10 @@ int main(void) {
         cmocka_unit_test(test_http_errors_counted),
         cmocka_unit_test(test_transport_error),
         cmocka_unit_test(test_poisson_rate),
+        cmocka_unit_test(test_workload_synthetic),
+        cmocka_unit_test(test_workload_shared_prefix),
+        cmocka_unit_test(test_workload_mixed_priority),
+        cmocka_unit_test(test_workload_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
