@@ -29,7 +29,7 @@ static bool emit(ct_render *r, ct_buf *cap, const char *s, size_t n) {
         r->out = p;
         r->out_cap = cap;
     }
-    memcpy(r->out + r->out_len, s, n);
+    if (n) memcpy(r->out + r->out_len, s, n);
     r->out_len += n;
     r->out[r->out_len] = 0;
     return ct_charge(r, 1 + n / 64);
