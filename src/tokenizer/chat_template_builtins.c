@@ -674,7 +674,8 @@ bool ct_call_test(ct_render *r, ct_str name, const ct_value *x, const ct_args *a
 static const char *const filter_names[] = {
     "trim", "upper", "lower", "capitalize", "title", "length", "count", "default", "d", "first", "last", "join",
     "replace", "tojson", "string", "int", "float", "list", "abs", "reverse", "sort", "items", "map", "select",
-    "reject", "selectattr", "rejectattr", "indent", "safe", "escape", "e", "unique", "min", "max", "sum", NULL,
+    "reject", "selectattr", "rejectattr", "indent", "safe", "escape", "e", "unique", "min", "max", "sum", "dictsort",
+    NULL,
 };
 
 bool ct_filter_known(ct_str name) { return in_list(filter_names, name); }
@@ -814,26 +815,38 @@ static bool do_indent(ct_render *r, ct_str s, const ct_args *a, ct_value *out) {
         memset(spaces, ' ', (size_t)n);
         ind = (ct_str){spaces, (size_t)n};
     }
+    /* jinja2 indents the lines of s + "\n" (Python's splitlines): every piece of s
+     * between line terminators, an empty last one included; the first is kept as
+     * it is, the others are indented unless empty (blank=true: all of them) */
     ct_buf b = {0};
     if (!ct_buf_put(r, &b, "", 0)) return false;
     if (first && ct_truthy(first) && !ct_buf_put(r, &b, ind.p, ind.n)) return false;
-    /* lines split at \n, \r\n and \r; every line after the first is indented
-     * (empty ones only with blank=true); the result has no trailing newline
-     * unless the text ended with an empty line */
+    bool all = blank && ct_truthy(blank);
     size_t i = 0;
-    bool line0 = true;
-    while (i <= s.n) {
-        size_t j = i;
-        while (j < s.n && s.p[j] != '\n' && s.p[j] != '\r') j++;
-        if (j == s.n && i == s.n && !line0) break;
+    for (bool line0 = true;; line0 = false) {
+        /* the line s[i..j) and its terminator s[j..k) */
+        size_t j = i, k;
+        uint32_t cp = 0;
+        for (;;) {
+            if (j >= s.n) {
+                k = j;
+                break;
+            }
+            k = j + ct_utf8_next(s.p + j, s.n - j, &cp);
+            if (cp == '\n' || cp == '\r' || cp == 0x0B || cp == 0x0C || (cp >= 0x1C && cp <= 0x1E) || cp == 0x85 ||
+                cp == 0x2028 || cp == 0x2029) {
+                if (cp == '\r' && k < s.n && s.p[k] == '\n') k++;
+                break;
+            }
+            j = k;
+        }
         if (!line0) {
             if (!ct_buf_put(r, &b, "\n", 1)) return false;
-            if ((j > i || (blank && ct_truthy(blank))) && !ct_buf_put(r, &b, ind.p, ind.n)) return false;
+            if ((all || j > i) && !ct_buf_put(r, &b, ind.p, ind.n)) return false;
         }
         if (!ct_buf_put(r, &b, s.p + i, j - i)) return false;
-        line0 = false;
-        if (j == s.n) break;
-        i = j + (s.p[j] == '\r' && j + 1 < s.n && s.p[j + 1] == '\n' ? 2 : 1);
+        if (j >= s.n) break; /* no terminator: that was the last line */
+        i = k;
     }
     *out = ct_string(b.p, b.n);
     return true;
@@ -959,6 +972,19 @@ bool ct_call_filter(ct_render *r, ct_str name, const ct_value *x, const ct_args 
         return true;
     }
     if (ct_str_eq(name, "sort")) return do_sort(r, x, a, out);
+    if (ct_str_eq(name, "dictsort")) {
+        /* (key, value) pairs sorted by key, or by value with by='value' */
+        static const char *const kw[] = {"case_sensitive", "by", "reverse", NULL};
+        if (!check_args(r, fn, a, 3, kw)) return false;
+        const ct_value *cs = arg(a, 0, "case_sensitive"), *by = arg(a, 1, "by"), *rev = arg(a, 2, "reverse");
+        if (x->kind != CT_DICT) return ct_error(r, "dictsort: expected a dict, got %s", ct_kind_name(x));
+        bool by_value = by && by->kind == CT_STR && ct_str_eq(by->s, "value");
+        if (by && !by_value && !(by->kind == CT_STR && ct_str_eq(by->s, "key")))
+            return ct_error(r, "dictsort: 'by' must be 'key' or 'value'");
+        ct_value items, kwv[3] = {ct_bool(rev && ct_truthy(rev)), ct_bool(cs && ct_truthy(cs)), ct_int(by_value)};
+        ct_args none = {0}, sa = {kwv, 3, NULL, NULL, 0};
+        return dict_method(r, x->d, ct_cstr("items"), &none, &items) && do_sort(r, &items, &sa, out);
+    }
     if (ct_str_eq(name, "unique")) {
         const ct_value *items;
         size_t n;
