@@ -123,23 +123,6 @@ static bool model_known(const srv_http *h, const char *name) {
 /* Chat messages -> prompt text through the model's template. */
 static int render_chat(const ryot_model *m, const srv_message *msgs, int n, bool add_gen, char **out, size_t *len,
                        srv_error *e) {
-#ifdef RYOT_CHAT_APPLY_MISSING /* TEMPORARY until ryot_chat_apply lands */
-    (void)add_gen;
-    srv_buf b = {0};
-    for (int i = 0; i < n; i++) {
-        srv_buf_append(&b, "<|im_start|>", 12);
-        srv_buf_append(&b, msgs[i].role, strlen(msgs[i].role));
-        srv_buf_append(&b, "\n", 1);
-        if (msgs[i].content) srv_buf_append(&b, msgs[i].content, strlen(msgs[i].content));
-        srv_buf_append(&b, "<|im_end|>\n", 11);
-    }
-    srv_buf_append(&b, "<|im_start|>assistant\n", 22);
-    (void)m;
-    (void)e;
-    *out = b.data;
-    *len = b.len;
-    return 0;
-#else
     ryot_chat_message *cm = calloc((size_t)n, sizeof *cm);
     if (!cm) {
         srv_error_set(e, 503, NULL, "out of memory");
@@ -157,7 +140,6 @@ static int render_chat(const ryot_model *m, const srv_message *msgs, int n, bool
         return -1;
     }
     return 0;
-#endif
 }
 
 static int tokenize(const ryot_model *m, const char *text, size_t len, unsigned flags, int32_t **ids, int *n,
