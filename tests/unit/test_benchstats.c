@@ -386,6 +386,46 @@ static void test_compare_verdicts(void **state) {
     json_decref(a);
 }
 
+static void test_serve_metrics(void **state) {
+    (void)state;
+    double itl_a[] = {10, 30}, itl_b[] = {20, 20, 20};
+    lg_result r[4] = {
+        {.ok = true, .ttft_ms = 100, .tpot_ms = 20, .e2e_ms = 140, .itl_ms = itl_a, .n_itl = 2, .input_tokens = 10,
+         .output_tokens = 3, .http_status = 200, .tier = 0},
+        {.ok = true, .ttft_ms = 300, .tpot_ms = 20, .e2e_ms = 360, .itl_ms = itl_b, .n_itl = 3, .input_tokens = 20,
+         .output_tokens = 4, .http_status = 200, .tier = 1},
+        {.ok = false, .ttft_ms = NAN, .tpot_ms = NAN, .e2e_ms = 5, .http_status = 500, .tier = 1},
+        {.ok = false, .ttft_ms = NAN, .tpot_ms = NAN, .e2e_ms = 5, .http_status = 0, .tier = 0},
+    };
+    serve_metrics m;
+    ryot_error err = {0};
+    serve_slo slo = {.ttft_ms = 200, .tpot_ms = 0};
+    assert_int_equal(serve_metrics_compute(r, 4, 2.0, slo, RESULTS_ALL_TIERS, &m, &err), RYOT_OK);
+    assert_int_equal(m.n_ok, 2);
+    assert_int_equal(m.n_failed, 2);
+    assert_int_equal(m.output_tokens, 7);
+    assert_int_equal(m.input_tokens, 30);
+    near(m.request_throughput, 1.0, EPS);
+    near(m.output_throughput, 3.5, EPS);
+    near(m.total_token_throughput, 18.5, EPS);
+    near(m.goodput, 0.5, EPS); /* only the first meets TTFT <= 200 */
+    near(m.ttft.mean, 200, EPS);
+    near(m.ttft.p50, 200, EPS);
+    assert_int_equal(m.itl.n, 5); /* pooled over requests */
+    near(m.itl.mean, 20, EPS);
+    near(m.e2e.p99, 140 + 0.99 * 220, 1e-9);
+    near(serve_metrics_get(&m, "error_rate"), 50, EPS);
+    near(serve_metrics_get(&m, "ttft_p50"), 200, EPS);
+    assert_int_equal(m.n_error_kinds, 2);
+    /* one tier */
+    assert_int_equal(serve_metrics_compute(r, 4, 2.0, slo, 1, &m, &err), RYOT_OK);
+    assert_int_equal(m.n_total, 2);
+    assert_int_equal(m.n_ok, 1);
+    near(m.ttft.mean, 300, EPS);
+    assert_int_equal(m.n_good, 0);
+    assert_int_equal(m.errors[0].status, 500);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_percentile_rule),
@@ -400,6 +440,7 @@ int main(void) {
         cmocka_unit_test(test_soak_read),
         cmocka_unit_test(test_prom_sum),
         cmocka_unit_test(test_compare_verdicts),
+        cmocka_unit_test(test_serve_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

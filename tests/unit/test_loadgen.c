@@ -45,6 +45,7 @@
 #include <cmocka.h>
 
 #include "benchsuite/loadgen.h"
+#include "benchsuite/results.h"
 #include "benchsuite/sse.h"
 #include "benchsuite/workload.h"
 
@@ -348,6 +349,18 @@ static void test_http_errors_counted(void **state) {
         assert_non_null(strstr(run.results[i].error, "queue is full"));
         assert_true(isnan(run.results[i].ttft_ms));
     }
+    /* the aggregate counts them by status */
+    serve_metrics m;
+    ryot_error err = {0};
+    serve_slo slo = {0, 0};
+    assert_int_equal(serve_metrics_compute(run.results, run.n_results, run.duration_s, slo, RESULTS_ALL_TIERS, &m, &err),
+                     RYOT_OK);
+    assert_int_equal(m.n_failed, 3);
+    assert_int_equal(m.n_ok, 0);
+    assert_int_equal(m.n_error_kinds, 1);
+    assert_int_equal(m.errors[0].status, 429);
+    assert_int_equal(m.errors[0].count, 3);
+    assert_true(serve_metrics_get(&m, "error_rate") == 100.0);
     lg_run_free(&run);
     run = run_against(s, "/500", 1, 1, 0, false);
     assert_false(run.results[0].ok);
