@@ -40,7 +40,7 @@
 #include "core/error.h"
 
 #define CHAT_TEMPLATE_MAX_SOURCE (4u << 20)      /* template bytes */
-#define CHAT_TEMPLATE_MAX_DEPTH 96               /* nesting of blocks and expressions */
+#define CHAT_TEMPLATE_MAX_DEPTH 128              /* nesting of blocks and expressions (render stack: < 1 MiB) */
 #define CHAT_TEMPLATE_MAX_ITERATIONS 1000000     /* loop iterations per render, all loops together */
 #define CHAT_TEMPLATE_MAX_STEPS 50000000         /* evaluation steps per render (work on big values counts) */
 #define CHAT_TEMPLATE_MAX_OUTPUT (16u << 20)     /* bytes of output */

@@ -646,7 +646,6 @@ bool ct_call_test(ct_render *r, ct_str name, const ct_value *x, const ct_args *a
             break;
         }
         default: {
-            ct_value res;
             bool found = false;
             if (y->kind == CT_STR) {
                 if (x->kind != CT_STR) return ct_error(r, "'in <string>' requires string as left operand");
@@ -661,7 +660,6 @@ bool ct_call_test(ct_render *r, ct_str name, const ct_value *x, const ct_args *a
             }
             if (!ct_iterate(r, y, &items, &n)) return false;
             for (size_t i = 0; i < n && !found; i++) found = ct_equal(r, x, &items[i], 0);
-            (void)res;
             *out = found;
         }
         }
@@ -697,7 +695,6 @@ static bool seq_len(ct_render *r, const ct_value *x, int64_t *n) {
 typedef struct sort_ctx {
     ct_render *r;
     bool case_sensitive, reverse;
-    ct_value *keys; /* parallel to the items */
 } sort_ctx;
 
 static bool sort_key(ct_render *r, const ct_value *v, const ct_value *attr, bool case_sensitive, ct_value *out) {
@@ -740,7 +737,7 @@ static bool do_sort(ct_render *r, const ct_value *x, const ct_args *a, ct_value 
     ct_value *keys = ct_ralloc(r, (n + 1) * sizeof *keys), *ti = ct_ralloc(r, (n + 1) * sizeof *ti),
              *tk = ct_ralloc(r, (n + 1) * sizeof *tk);
     if (!keys || !ti || !tk) return false;
-    sort_ctx s = {r, cs && ct_truthy(cs), rev && ct_truthy(rev), keys};
+    sort_ctx s = {r, cs && ct_truthy(cs), rev && ct_truthy(rev)};
     for (size_t i = 0; i < n; i++) {
         l->v[i] = items[i];
         if (!sort_key(r, &items[i], attr, s.case_sensitive, &keys[i])) return false;
