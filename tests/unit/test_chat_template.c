@@ -234,6 +234,9 @@ static void test_render_errors(void **state) {
     assert_int_equal(render("x{{ raise_exception('bad: ' ~ messages|length) }}", NULL, 0, &out, &len, &err),
                      RYOT_ERR_INVALID);
     assert_string_equal(err.msg, "bad: 0");
+    assert_int_equal(render("{{ raise_exception('') }}", NULL, 0, &out, &len, &err), RYOT_ERR_INVALID);
+    assert_string_equal(err.msg, "");
+    assert_null(out);
     expect_error("{{ nothing.attr }}", RYOT_ERR_INVALID, "'nothing' is undefined");
     expect_error("\n{{ 'a' + 1 }}", RYOT_ERR_INVALID, "line 2: can only concatenate str (not \"int\") to str");
     expect_error("{{ 1 / 0 }}", RYOT_ERR_INVALID, "division by zero");
