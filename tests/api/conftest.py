@@ -27,6 +27,17 @@ RYOT = os.environ.get("RYOT", "build/ryot")
 if "/" in RYOT and not os.path.isabs(RYOT):
     RYOT = os.path.join(REPO, RYOT)
 
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def model_path():
+    """The model `ryot serve` loads without -m (as src/cli/main.c finds it)."""
+    if os.environ.get("RYOT_MODEL"):
+        return os.environ["RYOT_MODEL"]
+    d = os.environ.get("RYOT_MODEL_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "ryot", "models")
+    return os.path.join(d, DEFAULT_MODEL_FILE)
+
+
 # Settings of the shared server: small enough for a 2-core machine.
 SESSION_ARGS = ["--ctx", "2048", "--max-running", "32", "--threads", "2"]
 START_TIMEOUT_S = 60

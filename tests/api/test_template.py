@@ -5,24 +5,14 @@ loop controls, raise_exception, tojson), and chat requests tokenize that
 text."""
 
 import json
-import os
 
 import jinja2
 import jinja2.ext
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from conftest import model_path
 from gguf_meta import read_metadata
-
-DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def model_path():
-    """The model `ryot serve` loads without -m (see cli_default_model)."""
-    if os.environ.get("RYOT_MODEL"):
-        return os.environ["RYOT_MODEL"]
-    d = os.environ.get("RYOT_MODEL_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "ryot", "models")
-    return os.path.join(d, DEFAULT_MODEL_FILE)
 
 
 @pytest.fixture(scope="module")
