@@ -582,9 +582,16 @@ int cmd_bench_serve(int argc, char **argv) {
             json_object_set_new(sm, "after", scrape_json(&after));
             if (before.has_hits && after.has_hits && before.has_queries && after.has_queries) {
                 double dq = after.queries - before.queries, dh = after.hits - before.hits;
-                double rate = dq > 0 ? dh / dq : NAN;
+                /* Only a rate when hits are a subset of queries; other
+                 * servers' counters (llama.cpp's) mean other things. */
+                double rate = dq > 0 && dh >= 0 && dh <= dq ? dh / dq : NAN;
+                json_object_set_new(sm, "prefix_cache_hits_delta", json_real(dh));
+                json_object_set_new(sm, "prefix_cache_queries_delta", json_real(dq));
                 json_object_set_new(sm, "prefix_cache_hit_rate", isfinite(rate) ? json_real(rate) : json_null());
-                if (isfinite(rate)) printf("%-34s %10.4f\n", "Prefix cache hit rate:", rate);
+                if (isfinite(rate))
+                    printf("%-34s %10.4f\n", "Prefix cache hit rate:", rate);
+                else
+                    printf("%-34s %10s (hits +%.0f, queries +%.0f)\n", "Prefix cache hit rate:", "n/a", dh, dq);
             }
             if (after.has_kv) {
                 json_object_set_new(sm, "kv_cache_usage_after", json_real(after.kv));

@@ -516,6 +516,13 @@ static void test_workload_synthetic(void **state) {
     assert_int_equal(count_words(content), 37);
     assert_int_equal(req.input_tokens_est, 37);
     assert_int_equal(req.tier, LG_TIER_NONE);
+    /* the next prompt is different (no accidental prefix sharing) */
+    lg_request req2;
+    json_t *j2 = next_body(&src, &req2);
+    const char *content2 = json_string_value(json_object_get(json_array_get(json_object_get(j2, "messages"), 0), "content"));
+    assert_true(strncmp(content, content2, 12) != 0);
+    json_decref(j2);
+    free(req2.body);
     json_decref(j);
     free(req.body);
     workload_free(w);
