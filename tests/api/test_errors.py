@@ -2,6 +2,7 @@
 {"error": {"message", "type", "param", "code"}}, and the openai SDK's
 matching exception class."""
 
+import json
 import time
 
 import httpx
@@ -311,3 +312,24 @@ def test_429_queue_full(tiny_queue):
 
 def _model(server):
     return httpx.get(server.url("/v1/models"), timeout=30).json()["data"][0]["id"]
+
+
+# ---------------------------------------------------------------- 408 (the request's own "timeout")
+
+def test_408_request_timeout(client, model_id, http):
+    body = {"prompt": "Once upon a time", "max_tokens": 1500, "ignore_eos": True, "timeout": 0.3}
+    t0 = time.monotonic()
+    e = assert_openai_error(http.post("/v1/completions", json=body), 408, code="timeout")
+    assert e["type"] == "timeout"
+    assert time.monotonic() - t0 < 20
+    # streamed: an error event, then [DONE]
+    with http.stream("POST", "/v1/completions", json={**body, "stream": True}) as r:
+        assert r.status_code == 200
+        events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    err = json.loads(events[-2])
+    assert err["error"]["code"] == "timeout"
+    with pytest.raises(openai.APIError):
+        for _ in client.completions.create(model=model_id, prompt="Once upon a time", max_tokens=1500, stream=True,
+                                           extra_body={"ignore_eos": True, "timeout": 0.3}):
+            pass

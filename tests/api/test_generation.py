@@ -284,3 +284,50 @@ def test_greedy_matches_ryot_run(client, model_id):
     text = r.choices[0].text
     ran = out.stdout.decode()
     assert ran.rstrip("\n") == text.rstrip("\n") or (r.choices[0].finish_reason == "stop" and ran.startswith(text))
+
+
+def test_max_completion_tokens_alias(client, model_id):
+    r = client.chat.completions.create(model=model_id, messages=STORY, max_completion_tokens=4, temperature=0)
+    assert r.usage.completion_tokens == 4
+    assert r.choices[0].finish_reason == "length"
+
+
+def test_logit_bias_bans_token(client, model_id, http):
+    kw = dict(model=model_id, prompt="The capital of France is", max_tokens=1, temperature=0)
+    first = client.completions.create(**kw).choices[0].text
+    ids = http.post("/tokenize", json={"content": first}).json()["tokens"]
+    assert len(ids) == 1
+    other = client.completions.create(logit_bias={str(ids[0]): -100}, **kw).choices[0].text
+    assert other != first
+    forced = client.completions.create(logit_bias={str(ids[0]): -100, "28": 100}, **kw).choices[0].text
+    assert forced == http.post("/detokenize", json={"tokens": [28]}).json()["content"]
+
+
+def _completion_offsets(client, model_id, prompt):
+    kw = dict(model=model_id, prompt=prompt, max_tokens=16, temperature=0, logprobs=1,
+              extra_body={"ignore_eos": True})
+    plain = client.completions.create(**kw).choices[0]
+    toks, offs, text = [], [], ""
+    for ch in client.completions.create(stream=True, **kw):
+        for c in ch.choices:
+            text += c.text
+            if c.logprobs:
+                toks += c.logprobs.tokens
+                offs += c.logprobs.text_offset
+    assert text == plain.text
+    assert toks == plain.logprobs.tokens
+    return plain.text, plain.logprobs.text_offset, offs
+
+
+def test_completion_logprobs_stream_offsets(client, model_id):
+    text, plain, streamed = _completion_offsets(client, model_id, "Count: one, two, three,")
+    assert streamed == plain
+    assert plain == sorted(plain) and plain[-1] <= len(text)
+
+
+@pytest.mark.xfail(strict=True, reason="text_offset counts one character per partial-UTF-8 token in a non-stream "
+                                       "response (offsets run past the text) but not in a stream (openai.c)")
+def test_completion_logprobs_offsets_multibyte(client, model_id):
+    text, plain, streamed = _completion_offsets(client, model_id, "Emoji time: \U0001F642 and \u65e5\u672c")
+    assert all(0 <= o <= len(text) for o in plain), (plain, len(text))
+    assert streamed == plain

@@ -252,3 +252,59 @@ def test_priority_field_validation(four_slots):
     r = httpx.post(four_slots.url("/v1/chat/completions"), timeout=30,
                    json={"messages": [{"role": "user", "content": "Hi"}], "priority": 5})
     assert r.status_code == 400
+
+
+def test_cancel_while_queued(server):
+    """Requests that give up while waiting for a slot leave the queue."""
+    s = start_server("--max-running", "1", "--ctx", "512", "--threads", "2")
+    try:
+        long = {"prompt": "Once upon a time", "max_tokens": 300, "ignore_eos": True, "stream": True}
+        with httpx.stream("POST", s.url("/v1/completions"), json=long, timeout=60) as r:
+            lines = r.iter_lines()
+            next(lines)
+            for stream in (True, False):
+                with pytest.raises(httpx.TimeoutException):
+                    httpx.post(s.url("/v1/completions"), json={"prompt": "Hi", "max_tokens": 5, "stream": stream},
+                               timeout=0.5)
+            end = time.monotonic() + 5
+            while metric_sum(s.metrics(), "ryot_requests_waiting") != 0:
+                assert time.monotonic() < end, "the abandoned requests stayed in the queue"
+                time.sleep(0.05)
+            assert metric_sum(s.metrics(), "ryot_requests_running") == 1
+            del lines
+        m = wait_idle(s, timeout=5.0)
+        assert ended(m, "cancelled") == 3
+    finally:
+        s.stop_and_check()
+
+
+def test_preemption_keeps_outputs(server):
+    """With too few KV blocks for everyone, sequences are preempted and
+    recomputed, and each greedy text is still what it is alone."""
+    s = start_server("--kv-blocks", "12", "--kv-block-size", "16", "--ctx", "128", "--threads", "2",
+                     "--max-running", "8")
+    try:
+        c = s.client()
+        mid = c.models.list().data[0].id
+        topics = ["cats", "the sea", "space", "trains", "bread", "music"]
+
+        def req(t):
+            return dict(model=mid, prompt=f"A story about {t}:", max_tokens=48, temperature=0,
+                        extra_body={"ignore_eos": True})
+
+        solo = {t: c.completions.create(**req(t)).choices[0].text for t in topics}
+
+        def streamed(t):
+            with c.completions.create(stream=True, **req(t)) as st:
+                return "".join(x.text for ch in st for x in ch.choices)
+
+        th = Threads()
+        for t in topics:
+            th.start(t, streamed, t)
+        res = th.join(timeout=300)
+        m = wait_idle(s, timeout=10)
+        assert m[("ryot_preemptions_total", "")] >= 1, "the test did not cause a preemption"
+        diff = {t: (solo[t], res[t]) for t in topics if res[t] != solo[t]}
+        assert not diff, diff
+    finally:
+        s.stop_and_check()
