@@ -208,7 +208,7 @@ static void stream_choice(stream_ctx *s, int i) {
                                 .n_lp = t->n_lp};
             sse(s, srv_json_chat_chunk(&m, &d, 1, usage, NULL));
         }
-        if (t->finished && !s->fin_sent[i]) {
+        if (t->finished && !s->fin_sent[i] && t->finish != SRV_FINISH_NONE) { /* NONE: failed, error event follows */
             srv_chat_delta d = {.index = i, .finish = t->finish};
             sse(s, srv_json_chat_chunk(&m, &d, 1, usage, NULL));
         }
@@ -225,7 +225,7 @@ static void stream_choice(stream_ctx *s, int i) {
             sse(s, srv_json_completion_chunk(&m, &c, 1, usage, NULL));
             s->text_chars[i] += srv_utf8_chars(t->text.data, t->text.len);
         }
-        if (t->finished && !s->fin_sent[i]) {
+        if (t->finished && !s->fin_sent[i] && t->finish != SRV_FINISH_NONE) {
             srv_completion_choice c = {.index = i, .text = "", .finish = t->finish};
             sse(s, srv_json_completion_chunk(&m, &c, 1, usage, NULL));
         }
