@@ -329,6 +329,10 @@ def test_408_request_timeout(client, model_id, http):
     assert events[-1] == "[DONE]"
     err = json.loads(events[-2])
     assert err["error"]["code"] == "timeout"
+    # no empty chunk (no text, no finish_reason) announces the failure before the error event
+    for ev in events[:-2]:
+        c = json.loads(ev)["choices"][0]
+        assert c["text"] or c["finish_reason"], ev
     with pytest.raises(openai.APIError):
         for _ in client.completions.create(model=model_id, prompt="Once upon a time", max_tokens=1500, stream=True,
                                            extra_body={"ignore_eos": True, "timeout": 0.3}):
