@@ -74,6 +74,7 @@ static void serve_usage(FILE *out) {
             "                         kv_cache_usage)\n"
             "  --pid PID              soak: sample VmRSS and open fds of PID during the run\n"
             "  --sample-interval S    soak sampling period (default 5)\n"
+            "  --soak-skip S          leave the first S seconds (warm-up, caches filling) out of the fit\n"
             "  --progress, --no-progress   progress bar on stderr (default: when a tty)\n"
             "  -h, --help\n");
 }
@@ -335,7 +336,7 @@ int cmd_bench_serve(int argc, char **argv) {
     int progress = -1;
     double conc[MAX_SWEEP] = {1}, rates[MAX_SWEEP];
     int n_conc = 1, n_rates = 0;
-    double max_conc = 0, duration = 0, timeout = 600, sample_interval = 5, d;
+    double max_conc = 0, duration = 0, timeout = 600, sample_interval = 5, soak_skip = 0, d;
     long num_requests = 0, warmup = 0, pid = 0;
     serve_slo slo = {0, 0};
     workload_config wc = workload_config_default();
@@ -400,6 +401,7 @@ int cmd_bench_serve(int argc, char **argv) {
         else if (!strcmp(a, "--metric-kv")) mn.kv = v;
         else if (!strcmp(a, "--pid")) ok = parse_double(v, 1, 4194304, &d), pid = (long)d;
         else if (!strcmp(a, "--sample-interval")) ok = parse_double(v, 0.01, 86400, &sample_interval);
+        else if (!strcmp(a, "--soak-skip")) ok = parse_double(v, 0, 1e7, &soak_skip);
         else {
             fprintf(stderr, "ryot bench serve: unknown option '%s'\n", a);
             serve_usage(stderr);
@@ -628,9 +630,13 @@ int cmd_bench_serve(int argc, char **argv) {
     if (pid > 0) {
         take_sample(&ts, lg_now_s() - soak_t0);
         soak_verdict v;
-        soak_analyze(ts.samples, ts.n_samples, &v);
-        json_object_set_new(doc, "soak", results_soak_json((int)pid, sample_interval, ts.samples, ts.n_samples, &v));
-        printf("============ Soak (pid %ld, %zu samples) ============\n", pid, ts.n_samples);
+        size_t first = 0;
+        while (first < ts.n_samples && ts.samples[first].t_s < soak_skip) first++;
+        soak_analyze(ts.samples + first, ts.n_samples - first, &v);
+        json_t *soak = results_soak_json((int)pid, sample_interval, ts.samples, ts.n_samples, &v);
+        json_object_set_new(soak, "skip_s", json_real(soak_skip));
+        json_object_set_new(doc, "soak", soak);
+        printf("============ Soak (pid %ld, %zu samples, %zu fitted) ============\n", pid, ts.n_samples, v.n);
         printf("RSS: mean %.0f KiB, slope %.2f KiB/min (95%% CI %.2f .. %.2f)\n", v.mean_rss_kib, v.rss.slope,
                v.rss.slope_lo, v.rss.slope_hi);
         printf("fds: slope %.3f /min (95%% CI %.3f .. %.3f)\n", v.fds.slope, v.fds.slope_lo, v.fds.slope_hi);
