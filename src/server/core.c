@@ -242,6 +242,12 @@ int srv_core_submit(srv_core *c, srv_job *j, srv_error *e) {
         srv_error_set(e, 503, NULL, "the server is shutting down");
         return -1;
     }
+    if (c->p.max_queue > 0 && j->n_choices > c->p.max_queue) {
+        pthread_mutex_unlock(&c->lock);
+        srv_error_set(e, 400, "n", "the request needs %d sequences (prompts x n) but the queue holds %d",
+                      j->n_choices, c->p.max_queue);
+        return -1;
+    }
     if (c->p.max_queue > 0 && c->n_waiting_total + j->n_choices > c->p.max_queue) {
         pthread_mutex_unlock(&c->lock);
         srv_error_set(e, 429, NULL, "the request queue is full (%d waiting); retry later", c->p.max_queue);

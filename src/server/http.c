@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -163,7 +164,7 @@ typedef struct stream_ctx {
     bool ended;
     bool *role_sent;      /* per choice (chat) */
     bool *fin_sent;
-    int64_t *text_chars;  /* per choice: characters sent (completions logprobs offsets) */
+    int64_t *text_chars;  /* per choice: text_offset of the next token (completions logprobs) */
     int n_fin;
     srv_take take;
 } stream_ctx;
@@ -223,7 +224,7 @@ static void stream_choice(stream_ctx *s, int i) {
                                        .n_lp = t->n_lp,
                                        .text_offset0 = s->text_chars[i]};
             sse(s, srv_json_completion_chunk(&m, &c, 1, usage, NULL));
-            s->text_chars[i] += srv_utf8_chars(t->text.data, t->text.len);
+            for (int k = 0; k < t->n_lp; k++) s->text_chars[i] += srv_utf8_leads(t->lp[k].text, t->lp[k].len);
         }
         if (t->finished && !s->fin_sent[i] && t->finish != SRV_FINISH_NONE) {
             srv_completion_choice c = {.index = i, .text = "", .finish = t->finish};
@@ -520,6 +521,7 @@ typedef enum route {
     R_HEALTH,
     R_METRICS,
     R_MODELS,
+    R_MODEL_ONE,
     R_CHAT,
     R_COMPLETIONS,
     R_TOKENIZE,
@@ -547,6 +549,10 @@ static route find_route(const char *url, const char **method_needed) {
             *method_needed = routes[i].method;
             return routes[i].r;
         }
+    if (strncmp(url, "/v1/models/", 11) == 0 && url[11]) {
+        *method_needed = "GET";
+        return R_MODEL_ONE;
+    }
     return R_NONE;
 }
 
@@ -626,6 +632,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     case R_MODELS: {
         const char *ids[1] = {h->model_id};
         return reply_json(conn, 200, srv_json_models(ids, 1, (int64_t)time(NULL)));
+    }
+    case R_MODEL_ONE: {
+        const char *id = url + 11;
+        if (!model_known(h, id)) {
+            srv_error e;
+            srv_error_set(&e, 404, "model", "the model '%.200s' does not exist", id);
+            e.code = "model_not_found";
+            return reply_error(conn, &e);
+        }
+        json_t *o = json_pack("{s:s,s:s,s:I,s:s}", "id", h->model_id, "object", "model", "created",
+                              (json_int_t)time(NULL), "owned_by", "ryot");
+        char *json = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        return json ? reply_json(conn, 200, json) : MHD_NO;
     }
     case R_CHAT: return generate(h, core, conn, SRV_EP_CHAT, cx);
     case R_COMPLETIONS: return generate(h, core, conn, SRV_EP_COMPLETIONS, cx);

@@ -100,6 +100,12 @@ int64_t srv_utf8_chars(const char *text, size_t len) {
     return chars;
 }
 
+int64_t srv_utf8_leads(const char *text, size_t len) {
+    int64_t n = 0;
+    for (size_t i = 0; i < len; i++) n += ((unsigned char)text[i] & 0xC0) != 0x80;
+    return n;
+}
+
 /* ---------------------------------------------------------------- jansson helpers */
 
 /* A JSON string of any bytes (invalid UTF-8 -> U+FFFD); NULL when out of memory. */
@@ -251,7 +257,7 @@ static json_t *jcompletion_logprobs(const srv_completion_choice *c, bool *ok) {
         append(tokens, jstr(t->text, t->len), ok);
         append(lps, jlogprob(t->logprob), ok);
         append(offs, json_integer(off), ok);
-        off += srv_utf8_chars(t->text, t->len);
+        off += srv_utf8_leads(t->text, t->len);
         json_t *d = jobj(ok);
         int n_top = t->n_top < 0 ? 0 : t->n_top > SAMPLER_MAX_TOP_LOGPROBS ? SAMPLER_MAX_TOP_LOGPROBS : t->n_top;
         for (int j = 0; j < n_top && d; j++) {

@@ -127,11 +127,14 @@ char *srv_json_chat_chunk(const srv_resp_meta *m, const srv_chat_delta *c, int n
 
 /* A choice of a text_completion.  Logprobs object (with_logprobs):
  * {"tokens":[str],"token_logprobs":[num],"top_logprobs":[{tok:lp,...}],
- *  "text_offset":[int]}; text_offset counts Unicode characters (after
- * U+FFFD replacement, i.e. Python str indices) from the start of the whole
- * completion text: the first token of this choice is at text_offset0 (0 in
- * a non-stream response; in stream chunks the characters sent before, see
- * srv_utf8_chars).  Tokens with the same text collapse in a top_logprobs
+ *  "text_offset":[int]}; text_offset counts characters from the start of
+ * the whole completion text, computed from the tokens' own bytes: a token's
+ * offset is the number of UTF-8 lead bytes (bytes that start a character)
+ * in the tokens before it, so a token that starts inside a multi-byte
+ * character points just past that character's start, offsets never
+ * decrease, and streamed and non-streamed answers agree.  The first token
+ * of this choice is at text_offset0 (0 in a non-stream response; in stream
+ * chunks the sum of srv_utf8_leads over the tokens sent before).  Tokens with the same text collapse in a top_logprobs
  * dict (the first, i.e. most likely, kept). */
 typedef struct srv_completion_choice {
     int index;
@@ -157,6 +160,8 @@ char *srv_json_completion_chunk(const srv_resp_meta *m, const srv_completion_cho
 /* Characters text[0..len) counts as in JSON output (after U+FFFD
  * replacement): what to add to text_offset0 between stream chunks. */
 int64_t srv_utf8_chars(const char *text, size_t len);
+/* UTF-8 lead bytes (any byte but 10xxxxxx) in text[0..len): text_offset steps. */
+int64_t srv_utf8_leads(const char *text, size_t len);
 
 /* ------------------------------------------------------------ other endpoints */
 

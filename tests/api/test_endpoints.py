@@ -6,11 +6,21 @@ import re
 import subprocess
 
 import httpx
+import openai
+import pytest
 
 from conftest import REPO, RYOT, model_path, parse_metrics
 
 TEXTS = ["Hello world", "Grüße aus Köln! 日本語のテキスト 🙂🚀", "  spaces\tand\nnewlines\n\n",
          "<|im_start|>user\nhi<|im_end|>", "x", "1234567890 + 0.5 = ?"]
+
+
+def test_models_retrieve(client):
+    mid = client.models.list().data[0].id
+    m = client.models.retrieve(mid)
+    assert m.id == mid and m.object == "model"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")
 
 
 def test_models(client, server):

@@ -308,6 +308,9 @@ def test_429_queue_full(tiny_queue):
     # with the queue drained, requests are accepted again
     r = httpx.post(tiny_queue.url("/v1/chat/completions"), json=short, timeout=60)
     assert r.status_code == 200, r.text
+    # a request that can never fit the queue is a client error, not a retry
+    r = httpx.post(tiny_queue.url("/v1/chat/completions"), json={**short, "n": 2}, timeout=60)
+    assert_openai_error(r, 400, param="n")
 
 
 def _model(server):

@@ -325,8 +325,6 @@ def test_completion_logprobs_stream_offsets(client, model_id):
     assert plain == sorted(plain) and plain[-1] <= len(text)
 
 
-@pytest.mark.xfail(strict=True, reason="text_offset counts one character per partial-UTF-8 token in a non-stream "
-                                       "response (offsets run past the text) but not in a stream (openai.c)")
 def test_completion_logprobs_offsets_multibyte(client, model_id):
     text, plain, streamed = _completion_offsets(client, model_id, "Emoji time: \U0001F642 and \u65e5\u672c")
     assert all(0 <= o <= len(text) for o in plain), (plain, len(text))
