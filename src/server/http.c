@@ -692,7 +692,8 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
                             (uint16_t)h->p.port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &addr,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->p.max_connections,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_THREAD_STACK_SIZE,
+                            (size_t)(512 * 1024), MHD_OPTION_END);
     if (!h->d) {
         free(h->api_key);
         free(h);
