@@ -158,6 +158,9 @@ int cmd_serve(int argc, char **argv) {
     /* one malloc arena per connection thread would keep freed request
      * memory resident in each; two arenas bound the server's RSS overhead */
     mallopt(M_ARENA_MAX, 2);
+    /* a fixed threshold keeps large per-request buffers (sampler penalty
+     * counts over the vocab) in fresh zero pages, resident only where written */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;

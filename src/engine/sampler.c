@@ -23,13 +23,15 @@ struct sampler {
     int32_t n_vocab;
     sampler_logit_bias *bias;/* (n_logit_bias) */
     cand *cand;              /* (n_vocab) scratch */
+    bool cand_shared;        /* cand belongs to the caller (sampler_share_scratch) */
 
     /* penalty history: counts per token in the window, the set of tokens with
      * count > 0 (so that penalties cost O(window), not O(n_vocab)), and a ring
      * of the window's tokens to know what leaves it */
     int32_t *count;          /* (n_vocab) */
     int32_t *active;         /* (n_vocab) ids with count > 0, first n_active valid */
-    int32_t *active_pos;     /* (n_vocab) index into active, -1 when absent */
+    int32_t *active_pos;     /* (n_vocab) index into active; read only where count > 0, so never initialized
+                              * in full (its pages stay untouched until used) */
     int32_t n_active;
     int32_t *ring;           /* (ring_cap) last penalty_last_n tokens; NULL when the window is 0 or -1 */
     int32_t ring_cap, ring_len, ring_head; /* head: oldest entry */
@@ -208,16 +210,23 @@ ryot_status sampler_init(sampler **out, const sampler_params *p, int32_t n_vocab
     }
     if (p->n_logit_bias > 0) memcpy(s->bias, p->logit_bias, (size_t)p->n_logit_bias * sizeof *s->bias);
     s->p.logit_bias = s->bias;
-    for (size_t i = 0; i < nv; i++) s->active_pos[i] = -1;
     s->seed = p->seed == SAMPLER_SEED_RANDOM ? draw_seed(s) : p->seed;
     rng_seed(s);
     *out = s;
     return RYOT_OK;
 }
 
+size_t sampler_scratch_size(int32_t n_vocab) { return (size_t)(n_vocab > 0 ? n_vocab : 1) * sizeof(cand); }
+
+void sampler_share_scratch(sampler *s, void *scratch) {
+    if (!s->cand_shared) free(s->cand);
+    s->cand = scratch;
+    s->cand_shared = true;
+}
+
 void sampler_free(sampler *s) {
     if (!s) return;
-    free(s->cand);
+    if (!s->cand_shared) free(s->cand);
     free(s->count);
     free(s->active);
     free(s->active_pos);

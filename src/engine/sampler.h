@@ -39,6 +39,7 @@
 #define RYOT_ENGINE_SAMPLER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/error.h"
@@ -112,6 +113,13 @@ void sampler_accept(sampler *s, int32_t token);
 /* Clears the history and restarts the RNG from the seed it was given (or
  * drew) at init, so a reset sampler repeats its earlier output. */
 void sampler_reset(sampler *s);
+
+/* Many samplers used by one thread may share their candidate scratch (the
+ * largest buffer, n_vocab entries, rewritten by every sampler_sample): after
+ * sampler_share_scratch(s, buf) s uses buf (sampler_scratch_size bytes, owned
+ * by the caller, outliving s) instead of its own. */
+size_t sampler_scratch_size(int32_t n_vocab);
+void sampler_share_scratch(sampler *s, void *scratch);
 
 /* The seed in use (the drawn one when SAMPLER_SEED_RANDOM was asked). */
 uint64_t sampler_seed(const sampler *s);

@@ -73,6 +73,7 @@ struct srv_core {
     engine_seq *bseq;
     srv_choice **bwho;
     float *logits;         /* scratch row for sampling */
+    void *cand;            /* candidate scratch shared by every sampler (engine thread) */
     int32_t *eog;          /* end-of-generation ids (ignore_eos bans them) */
     int n_eog;
 
@@ -222,6 +223,7 @@ srv_job *srv_job_new(srv_core *c, srv_request *req, int32_t *const *prompts, con
             srv_error_set(e, 400, NULL, "%s", err.msg[0] ? err.msg : "out of memory");
             return NULL;
         }
+        sampler_share_scratch(ch->smp, c->cand);
         memcpy(ch->toks, prompts[pi], (size_t)n_prompt[pi] * sizeof *ch->toks);
         ch->n_toks = n_prompt[pi];
         ch->item.tier = j->req.priority;
@@ -836,12 +838,13 @@ ryot_status srv_core_new(const ryot_model *rm, const srv_core_params *pp, srv_co
         c->bseq = calloc((size_t)p.max_running, sizeof *c->bseq);
         c->bwho = calloc((size_t)p.max_running, sizeof *c->bwho);
         c->logits = malloc((size_t)c->n_vocab * sizeof *c->logits);
+        c->cand = malloc(sampler_scratch_size(c->n_vocab));
         for (int32_t t = 0; c->logits && t < c->n_vocab; t++)
             if (tokenizer_is_eog(c->tok, t)) c->n_eog++;
         c->eog = malloc((size_t)(c->n_eog + 1) * sizeof *c->eog);
         for (int32_t t = 0, k = 0; c->eog && t < c->n_vocab; t++)
             if (tokenizer_is_eog(c->tok, t)) c->eog[k++] = t;
-        if (!c->eog || !c->running || !c->snap || !c->btoks || !c->bseq || !c->bwho || !c->logits)
+        if (!c->cand || !c->eog || !c->running || !c->snap || !c->btoks || !c->bseq || !c->bwho || !c->logits)
             st = ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
     }
     if (!st && pthread_create(&c->thread, NULL, engine_main, c) != 0)
@@ -903,6 +906,7 @@ void srv_core_free(srv_core *c) {
     free(c->bseq);
     free(c->bwho);
     free(c->logits);
+    free(c->cand);
     free(c->eog);
     sched_free(c->sq);
     kv_cache_free(c->kv);

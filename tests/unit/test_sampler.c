@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -137,6 +138,43 @@ static void test_seed_determinism(void **state) {
     sampler_free(a);
     sampler_free(b);
     sampler_free(c);
+}
+
+/* Samplers sharing one candidate scratch (as the server's engine thread
+ * does) draw exactly what samplers with their own scratch draw, with
+ * top-k/top-p/min-p and penalties in play and their calls interleaved. */
+static void test_shared_scratch(void **state) {
+    (void)state;
+    enum { NV = 300, DRAWS = 400 };
+    void *scratch = malloc(sampler_scratch_size(NV));
+    assert_non_null(scratch);
+    sampler *own[2], *shared[2];
+    for (int k = 0; k < 2; k++) {
+        sampler_params p = plain(0.9f, 77 + (uint64_t)k);
+        p.top_k = 50;
+        p.top_p = 0.9f;
+        p.min_p = 0.02f;
+        p.repeat_penalty = 1.3f;
+        p.penalty_last_n = 16;
+        own[k] = make(&p, NV);
+        shared[k] = make(&p, NV);
+        sampler_share_scratch(shared[k], scratch);
+    }
+    for (int i = 0; i < DRAWS; i++)
+        for (int k = 0; k < 2; k++) {
+            float la[NV], lb[NV];
+            fill_random(la, NV, (uint32_t)(i * 2 + k + 1));
+            memcpy(lb, la, sizeof lb);
+            const int32_t ta = sampler_sample(own[k], la), tb = sampler_sample(shared[k], lb);
+            assert_int_equal(ta, tb);
+            sampler_accept(own[k], ta);
+            sampler_accept(shared[k], tb);
+        }
+    for (int k = 0; k < 2; k++) {
+        sampler_free(own[k]);
+        sampler_free(shared[k]);
+    }
+    free(scratch);
 }
 
 /* Pins the generator: xoshiro256** seeded by splitmix64 must give the same
@@ -575,6 +613,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_argmax),
         cmocka_unit_test(test_seed_determinism),
+        cmocka_unit_test(test_shared_scratch),
         cmocka_unit_test(test_seed_stream_pinned),
         cmocka_unit_test(test_top_k1_is_greedy),
         cmocka_unit_test(test_top_p_tiny_is_greedy),
