@@ -3,6 +3,8 @@
 result files (bench/serve_vs_llamaserver.sh writes DIR/{llama-server,ryot}-cN.json).
 
     python3 bench/serve_table.py bench/results/serve-2026-11-22
+    python3 bench/serve_table.py --merge DIR   # also writes DIR/{ryot,llama-server}-sweep.json
+                                               # (every point as one file, for `ryot bench plot`)
 """
 import glob
 import json
@@ -39,5 +41,26 @@ def main(d):
           f"workload: {s.get('workload', '')}, input {s.get('input_len', '')} words, output {s.get('output_len', '')} tokens (ignore_eos)")
 
 
+def merge(d):
+    for s in ("llama-server", "ryot"):
+        files = sorted(glob.glob(os.path.join(d, f"{s}-c*.json")),
+                       key=lambda p: int(re.search(r"-c(\d+)\.json$", p).group(1)))
+        if not files:
+            continue
+        with open(files[0]) as f:
+            base = json.load(f)
+        base["runs"] = []
+        for p in files:
+            with open(p) as f:
+                base["runs"].append(json.load(f)["runs"][0])
+        base["label"] = f"{s} sweep"
+        with open(os.path.join(d, f"{s}-sweep.json"), "w") as f:
+            json.dump(base, f)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "bench/results/serve-2026-11-22")
+    args = sys.argv[1:]
+    if args and args[0] == "--merge":
+        merge(args[1])
+        args = args[1:]
+    main(args[0] if args else "bench/results/serve-2026-11-22")
