@@ -24,4 +24,4 @@ $PY bench/compare_llamacpp.py -m "$M/SmolLM2-135M-Instruct.Q8_0.gguf" -t 1,2 -p 
 # the 1B model is ~10x the work: shorter runs
 $PY bench/compare_llamacpp.py -m "$B/llama3-1b-q4_0.gguf" -t 1,2 -p 64 -n 16 -r 2
 $PY bench/compare_llamacpp.py -m "$B/llama3-1b-q8_0.gguf" -t 1,2 -p 64 -n 16 -r 2
-cc -O2 -march=native -pthread -o build/membw bench/membw.c && build/membw 1024 5
+build/ryot bench membw --mib 1024 -t 1,2 -r 5

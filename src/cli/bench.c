@@ -25,7 +25,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: ryot bench [-m FILE] [-p N] [-n N] [-r N] [-t N] [--json]\n"
             "       ryot bench serve|compare|plot ...   (serving benchmark; see --help of each)\n"
-            "       ryot bench kernels|tokenizer ...    (micro benchmarks)\n"
+            "       ryot bench kernels|tokenizer|membw ...  (micro benchmarks)\n"
             "\n"
             "Measure prompt processing (one batch of -p random tokens) and generation\n"
             "(-n tokens one at a time), each from an empty context: one warm-up run,\n"
@@ -93,6 +93,7 @@ int cmd_bench(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "plot")) return cmd_bench_plot(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "kernels")) return cmd_bench_kernels(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "tokenizer")) return cmd_bench_tokenizer(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "membw")) return cmd_bench_membw(argc - 1, argv + 1);
     const char *model_path = NULL;
     long n_prompt = 512, n_gen = 128, reps = 5, n_threads = 0;
     bool json = false;

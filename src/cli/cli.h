@@ -17,6 +17,7 @@ int cmd_bench_compare(int argc, char **argv);
 int cmd_bench_plot(int argc, char **argv);
 int cmd_bench_kernels(int argc, char **argv);
 int cmd_bench_tokenizer(int argc, char **argv);
+int cmd_bench_membw(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 /* The model used when -m is not given: $RYOT_MODEL, else the default model in
