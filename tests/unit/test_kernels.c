@@ -93,11 +93,11 @@ static int64_t block_of(ryot_type t) {
  * for the float types, to exercise tails). */
 static int sizes_for(ryot_type t, const int64_t **out) {
     static const int64_t s1[] = {1, 7, 33, 100, 257, 1000};
-    static const int64_t s32[] = {32, 64, 96, 288, 1024};
+    static const int64_t s32[] = {32, 64, 96, 288, 576, 1024};
     static const int64_t s256[] = {256, 512, 768, 2816};
     switch (block_of(t)) {
     case 1: *out = s1; return 6;
-    case 32: *out = s32; return 5;
+    case 32: *out = s32; return 6;
     default: *out = s256; return 4;
     }
 }
@@ -658,6 +658,52 @@ static void check_model(const char *name) {
     gguf_close(f);
 }
 
+/* Batch invariance at the kernel level: a (weight row, activation row)
+ * pair's result is bitwise the same whether vec_dot_rows computes it in a
+ * 7 x 9 call (all tile shapes and edges), alone (1 x 1), with its weight
+ * rows only (7 x 1, the decode path) or with its activation rows only
+ * (1 x 9); the engine's batched forward relies on it. */
+static void test_rows_pair_invariance(void **state) {
+    (void)state;
+    enum { NRX = 7, NRY = 9 };
+    for (size_t a = 0; a < sizeof fast_isas / sizeof fast_isas[0]; a++) {
+        kernel_isa isa = fast_isas[a];
+        if (!kernels_get_isa(isa, RYOT_TYPE_F32)) continue;
+        for (size_t c = 0; c < N_CASES; c++) {
+            ryot_type t = cases[c].t;
+            kernel_vec_dot_rows_fn rows = kernels_get_isa(isa, t)->vec_dot_rows;
+            const int64_t *sizes;
+            int ns = sizes_for(t, &sizes);
+            for (int k = 0; k < ns; k++) {
+                dot_data d;
+                dot_data_make(&d, t, sizes[k], NRX, NRY);
+                float all[NRY][NRX], one, col[NRX], row[NRY];
+                rows(d.n, NRX, NRY, d.x, d.bx, d.y, d.by, &all[0][0], NRX);
+                for (int j = 0; j < NRY; j++) {
+                    const uint8_t *yj = d.y + (size_t)j * d.by;
+                    rows(d.n, NRX, 1, d.x, d.bx, yj, d.by, col, NRX);
+                    for (int i = 0; i < NRX; i++) {
+                        const uint8_t *xi = d.x + (size_t)i * d.bx;
+                        rows(d.n, 1, 1, xi, d.bx, yj, d.by, &one, 1);
+                        if (j == 0) {
+                            rows(d.n, 1, NRY, xi, d.bx, d.y, d.by, row, 1);
+                            for (int jj = 0; jj < NRY; jj++)
+                                if (memcmp(&row[jj], &all[jj][i], sizeof(float)))
+                                    fail_msg("%s %s n=%lld pair (%d,%d): 1x%d %.9g vs %dx%d %.9g", kernel_isa_name(isa),
+                                             ryot_type_name(t), (long long)d.n, i, jj, NRY, row[jj], NRX, NRY,
+                                             all[jj][i]);
+                        }
+                        if (memcmp(&one, &all[j][i], sizeof(float)) || memcmp(&col[i], &all[j][i], sizeof(float)))
+                            fail_msg("%s %s n=%lld pair (%d,%d): 1x1 %.9g, %dx1 %.9g, %dx%d %.9g", kernel_isa_name(isa),
+                                     ryot_type_name(t), (long long)d.n, i, j, one, NRX, col[i], NRX, NRY, all[j][i]);
+                    }
+                }
+                dot_data_free(&d);
+            }
+        }
+    }
+}
+
 static void test_real_models(void **state) {
     (void)state;
     check_model("gemma-3-270m-q4_k_m.gguf");
@@ -674,6 +720,7 @@ int main(void) {
         cmocka_unit_test(test_ref_dot_matches_dequant),
         cmocka_unit_test(test_ref_rows),
         cmocka_unit_test(test_fast_vs_ref),
+        cmocka_unit_test(test_rows_pair_invariance),
         cmocka_unit_test(test_checks_catch_broken_kernels),
         cmocka_unit_test(test_real_models),
     };

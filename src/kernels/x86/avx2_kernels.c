@@ -311,6 +311,22 @@ static ALWAYS_INLINE __m256i q32_abs(enum q32_kind k, __m256i codes) {
     return q32_has_min(k) ? codes : _mm256_abs_epi8(codes);
 }
 
+/* The arithmetic of one (weight row, activation row) pair is the same in
+ * vec_dot and in every tile shape, so a pair's result is bitwise the same
+ * whichever path computes it (the engine's batch invariance rests on it).
+ * Per group of 4 blocks:
+ *   prod = [dx0*dy0, mx0*sy0, dx1*dy1, mx1*sy1 | dx2*dy2, ..., mx3*sy3]
+ *          (the fp16 header pairs of both sides, one vcvtph2ps each);
+ *   h    = the 4 integer block dots, each split into two partial sums:
+ *          [b0' b0'' b1' b1'' | b2' b2'' b3' b3''] (exact integers);
+ *   acc  = fma(moveldup(prod), float(h), acc), and, for the formats with a
+ *          min, accm += prod (its odd lanes are the min terms).
+ * Then, if 2 or 3 blocks are left, a group of 2 the same way with the upper
+ * half zero; a last single block: acc = fma(broadcast(dx*dy), float(8 lane
+ * dot), acc), accm += [dx*dy, m*s, 0...].  Result: hsum(acc + odd
+ * lanes of accm).  The even lanes of accm and, for the formats without a
+ * min, the odd lanes of prod (whatever follows the scale) are never used. */
+
 /* The first two fp16 of 4 blocks `stride` bytes apart, as 8 floats. */
 static inline __m256 half_pairs4(const uint8_t *p, size_t stride) {
     __m128i v = _mm_setr_epi32((int)load32(p), (int)load32(p + stride), (int)load32(p + 2 * stride),
@@ -322,35 +338,87 @@ static inline __m256 half_pair1(const uint8_t *p) {
     return _mm256_cvtph_ps(_mm_cvtsi32_si128((int)load32(p)));
 }
 
+/* 8 int32 lanes -> 4: each pair of adjacent lanes' sum stays in its half */
+static inline __m128i fold_epi32(__m256i p) {
+    return _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+}
+
+/* One group of 4 blocks of a pair: codes cx/ax of the weight blocks, the
+ * activation group at yb, prod as above. */
+static ALWAYS_INLINE void q32_group(enum q32_kind k, const __m256i cx[4], const __m256i ax[4], const uint8_t *yb,
+                                    __m256 prod, __m256 *acc, __m256 *accm) {
+    const size_t ys = q32_y_size(k);
+    __m128i f[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) f[j] = fold_epi32(q32_dot(k, cx[j], ax[j], q32_y_qs(k, yb + j * ys)));
+    __m256i h = _mm256_set_m128i(_mm_hadd_epi32(f[2], f[3]), _mm_hadd_epi32(f[0], f[1]));
+    *acc = _mm256_fmadd_ps(_mm256_moveldup_ps(prod), _mm256_cvtepi32_ps(h), *acc);
+    if (q32_has_min(k)) *accm = _mm256_add_ps(*accm, prod);
+}
+
+/* One single block of a pair; prod = half_pair1(x) * half_pair1(y). */
+static ALWAYS_INLINE void q32_single(enum q32_kind k, __m256i cx, __m256i ax, const uint8_t *yb, __m256 prod,
+                                     __m256 *acc, __m256 *accm) {
+    __m256i p = q32_dot(k, cx, ax, q32_y_qs(k, yb));
+    *acc = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(prod, _mm256_setzero_si256()), _mm256_cvtepi32_ps(p), *acc);
+    if (q32_has_min(k)) *accm = _mm256_add_ps(*accm, prod);
+}
+
+/* The first two fp16 of 2 blocks `stride` bytes apart: [a0 a1 b0 b1 0 0 0 0]. */
+static inline __m256 half_pairs2(const uint8_t *p, size_t stride) {
+    return _mm256_cvtph_ps(_mm_setr_epi32((int)load32(p), (int)load32(p + stride), 0, 0));
+}
+
+/* A group of 2 blocks (the tail of a row whose block count is 2 mod 4, such
+ * as 576 = 18 blocks): as a group of 4 with the upper half zero. */
+static ALWAYS_INLINE void q32_group2(enum q32_kind k, const __m256i cx[2], const __m256i ax[2], const uint8_t *yb,
+                                     __m256 prod, __m256 *acc, __m256 *accm) {
+    const size_t ys = q32_y_size(k);
+    __m128i f0 = fold_epi32(q32_dot(k, cx[0], ax[0], q32_y_qs(k, yb)));
+    __m128i f1 = fold_epi32(q32_dot(k, cx[1], ax[1], q32_y_qs(k, yb + ys)));
+    __m256i h = _mm256_zextsi128_si256(_mm_hadd_epi32(f0, f1));
+    *acc = _mm256_fmadd_ps(_mm256_moveldup_ps(prod), _mm256_cvtepi32_ps(h), *acc);
+    if (q32_has_min(k)) *accm = _mm256_add_ps(*accm, prod);
+}
+
+static inline float q32_result(__m256 acc, __m256 accm) {
+    const __m256 odd = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
+    return hsum_ps(_mm256_add_ps(acc, _mm256_and_ps(accm, odd)));
+}
+
+static ALWAYS_INLINE void q32_codes4(enum q32_kind k, const uint8_t *xb, __m256i cx[4], __m256i ax[4]) {
+    const size_t xs = q32_x_size(k);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        cx[j] = q32_codes(k, xb + j * xs);
+        ax[j] = q32_abs(k, cx[j]);
+    }
+}
+
 static ALWAYS_INLINE float q32_vec_dot(enum q32_kind k, int64_t n, const uint8_t *x, const uint8_t *y) {
     const size_t xs = q32_x_size(k), ys = q32_y_size(k);
-    const __m256 odd = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    __m256 acc = _mm256_setzero_ps(), accm = acc;
     int64_t nb = n / QK, ib = 0;
     for (; ib + 4 <= nb; ib += 4) {
         const uint8_t *xb = x + ib * xs, *yb = y + ib * ys;
-        __m256 prod = _mm256_mul_ps(half_pairs4(xb, xs), half_pairs4(yb, ys));
-        if (q32_has_min(k)) acc1 = _mm256_add_ps(acc1, _mm256_and_ps(prod, odd));
-        __m256i p[4];
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
-            __m256i c = q32_codes(k, xb + j * xs);
-            p[j] = q32_dot(k, c, q32_abs(k, c), q32_y_qs(k, yb + j * ys));
-        }
-        /* transpose-add: lanes [b0 b1 b2 b3 | b0 b1 b2 b3] (half sums of each block) */
-        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-        __m256 scale = _mm256_permutevar8x32_ps(prod, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6));
-        acc0 = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(h), acc0);
+        __m256i cx[4], ax[4];
+        q32_codes4(k, xb, cx, ax);
+        q32_group(k, cx, ax, yb, _mm256_mul_ps(half_pairs4(xb, xs), half_pairs4(yb, ys)), &acc, &accm);
+    }
+    if (ib + 2 <= nb) {
+        const uint8_t *xb = x + ib * xs, *yb = y + ib * ys;
+        __m256i cx[2], ax[2];
+        cx[0] = q32_codes(k, xb), ax[0] = q32_abs(k, cx[0]);
+        cx[1] = q32_codes(k, xb + xs), ax[1] = q32_abs(k, cx[1]);
+        q32_group2(k, cx, ax, yb, _mm256_mul_ps(half_pairs2(xb, xs), half_pairs2(yb, ys)), &acc, &accm);
+        ib += 2;
     }
     for (; ib < nb; ib++) {
         const uint8_t *xb = x + ib * xs, *yb = y + ib * ys;
-        __m256 prod = _mm256_mul_ps(half_pair1(xb), half_pair1(yb));
-        if (q32_has_min(k)) acc1 = _mm256_add_ps(acc1, _mm256_and_ps(prod, _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, 0, 0, 0, 0, 0))));
         __m256i c = q32_codes(k, xb);
-        __m256i p = q32_dot(k, c, q32_abs(k, c), q32_y_qs(k, yb));
-        acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(prod, _mm256_setzero_si256()), _mm256_cvtepi32_ps(p), acc0);
+        q32_single(k, c, q32_abs(k, c), yb, _mm256_mul_ps(half_pair1(xb), half_pair1(yb)), &acc, &accm);
     }
-    return hsum_ps(_mm256_add_ps(acc0, acc1));
+    return q32_result(acc, accm);
 }
 
 static void vec_dot_q4_0(int64_t n, float *s, const void *x, const void *y) {
@@ -376,17 +444,12 @@ static void vec_dot_q8_0(int64_t n, float *s, const void *x, const void *y) {
 static ALWAYS_INLINE void q32_rows_tile(enum q32_kind k, const int RX, const int RY, int64_t nb, const uint8_t *x,
                                         size_t bx, const uint8_t *y, size_t by, float *s, size_t bs) {
     const size_t xs = q32_x_size(k), ys = q32_y_size(k);
-    const __m128 lane1 = _mm_castsi128_ps(_mm_setr_epi32(0, -1, 0, 0));
-    __m256 acc[2][4];
+    __m256 acc[2][4], accm[2][4];
     #pragma GCC unroll 4
     for (int r = 0; r < RX; r++)
         #pragma GCC unroll 4
-        for (int c = 0; c < RY; c++) acc[r][c] = _mm256_setzero_ps();
-    const __m256 odd = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
-    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+        for (int c = 0; c < RY; c++) acc[r][c] = accm[r][c] = _mm256_setzero_ps();
     int64_t ib = 0;
-    /* groups of 4 blocks: per pair, the 4 block dots are transposed and
-     * added (3 vphaddd) so one convert and one FMA serve 4 blocks */
     for (; ib + 4 <= nb; ib += 4) {
         __m256 dy4[4];
         #pragma GCC unroll 4
@@ -396,58 +459,95 @@ static ALWAYS_INLINE void q32_rows_tile(enum q32_kind k, const int RX, const int
             const uint8_t *xb = x + r * bx + ib * xs;
             __m256 dx4 = half_pairs4(xb, xs);
             __m256i cx[4], ax[4];
+            q32_codes4(k, xb, cx, ax);
             #pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) {
-                cx[j] = q32_codes(k, xb + j * xs);
-                ax[j] = q32_abs(k, cx[j]);
-            }
-            #pragma GCC unroll 4
-            for (int c = 0; c < RY; c++) {
-                const uint8_t *yb = y + c * by + ib * ys;
-                __m256i p[4];
-                #pragma GCC unroll 4
-                for (int j = 0; j < 4; j++) p[j] = q32_dot(k, cx[j], ax[j], q32_y_qs(k, yb + j * ys));
-                __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-                __m256 prod = _mm256_mul_ps(dx4, dy4[c]);
-                acc[r][c] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(prod, even), _mm256_cvtepi32_ps(h), acc[r][c]);
-                if (q32_has_min(k)) acc[r][c] = _mm256_add_ps(acc[r][c], _mm256_and_ps(prod, odd));
-            }
+            for (int c = 0; c < RY; c++)
+                q32_group(k, cx, ax, y + c * by + ib * ys, _mm256_mul_ps(dx4, dy4[c]), &acc[r][c], &accm[r][c]);
         }
     }
-    for (; ib < nb; ib++) {
-        __m128 dx[2], dy[4];
-        __m256i cx[2], ax[2];
+    if (ib + 2 <= nb) {
         #pragma GCC unroll 4
         for (int r = 0; r < RX; r++) {
             const uint8_t *xb = x + r * bx + ib * xs;
-            dx[r] = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load32(xb)));
-            cx[r] = q32_codes(k, xb);
-            ax[r] = q32_abs(k, cx[r]);
-        }
-        #pragma GCC unroll 4
-        for (int c = 0; c < RY; c++) dy[c] = _mm_cvtph_ps(_mm_cvtsi32_si128((int)load32(y + c * by + ib * ys)));
-        #pragma GCC unroll 4
-        for (int c = 0; c < RY; c++) {
-            const int8_t *yq = q32_y_qs(k, y + c * by + ib * ys);
+            __m256 dx = half_pairs2(xb, xs);
+            __m256i cx[2], ax[2];
+            cx[0] = q32_codes(k, xb), ax[0] = q32_abs(k, cx[0]);
+            cx[1] = q32_codes(k, xb + xs), ax[1] = q32_abs(k, cx[1]);
             #pragma GCC unroll 4
-            for (int r = 0; r < RX; r++) {
-                __m256i p = q32_dot(k, cx[r], ax[r], yq);
-                __m128 prod = _mm_mul_ps(dx[r], dy[c]);
-                acc[r][c] = _mm256_fmadd_ps(_mm256_broadcastss_ps(prod), _mm256_cvtepi32_ps(p), acc[r][c]);
-                if (q32_has_min(k)) acc[r][c] = _mm256_add_ps(acc[r][c], _mm256_zextps128_ps256(_mm_and_ps(prod, lane1)));
+            for (int c = 0; c < RY; c++) {
+                const uint8_t *yb = y + c * by + ib * ys;
+                q32_group2(k, cx, ax, yb, _mm256_mul_ps(dx, half_pairs2(yb, ys)), &acc[r][c], &accm[r][c]);
+            }
+        }
+        ib += 2;
+    }
+    for (; ib < nb; ib++) {
+        #pragma GCC unroll 4
+        for (int r = 0; r < RX; r++) {
+            const uint8_t *xb = x + r * bx + ib * xs;
+            __m256 dx = half_pair1(xb);
+            __m256i c = q32_codes(k, xb), a = q32_abs(k, c);
+            #pragma GCC unroll 4
+            for (int j = 0; j < RY; j++) {
+                const uint8_t *yb = y + j * by + ib * ys;
+                q32_single(k, c, a, yb, _mm256_mul_ps(dx, half_pair1(yb)), &acc[r][j], &accm[r][j]);
             }
         }
     }
     #pragma GCC unroll 4
     for (int c = 0; c < RY; c++)
         #pragma GCC unroll 4
-        for (int r = 0; r < RX; r++) s[c * bs + r] = hsum_ps(acc[r][c]);
+        for (int r = 0; r < RX; r++) s[c * bs + r] = q32_result(acc[r][c], accm[r][c]);
+}
+
+/* One activation row (decode): its header pairs are converted once for all
+ * weight rows, then each weight row streams past with its own codes. */
+static ALWAYS_INLINE void q32_rows_1(enum q32_kind k, int64_t nb, int64_t nrx, const uint8_t *x, size_t bx,
+                                     const uint8_t *y, float *s) {
+    enum { MAX_GROUPS = 256 };
+    const size_t xs = q32_x_size(k), ys = q32_y_size(k);
+    const int64_t ng = nb / 4;
+    if (ng > MAX_GROUPS) {
+        for (int64_t i = 0; i < nrx; i++) s[i] = q32_vec_dot(k, nb * QK, x + i * bx, y);
+        return;
+    }
+    __m256 dy[MAX_GROUPS];
+    for (int64_t g = 0; g < ng; g++) dy[g] = half_pairs4(y + 4 * g * ys, ys);
+    for (int64_t i = 0; i < nrx; i++) {
+        const uint8_t *xr = x + i * bx;
+        __m256 acc = _mm256_setzero_ps(), accm = acc;
+        for (int64_t g = 0; g < ng; g++) {
+            const uint8_t *xb = xr + 4 * g * xs;
+            __m256i cx[4], ax[4];
+            q32_codes4(k, xb, cx, ax);
+            q32_group(k, cx, ax, y + 4 * g * ys, _mm256_mul_ps(half_pairs4(xb, xs), dy[g]), &acc, &accm);
+        }
+        int64_t ib = 4 * ng;
+        if (ib + 2 <= nb) {
+            const uint8_t *xb = xr + ib * xs, *yb = y + ib * ys;
+            __m256i cx[2], ax[2];
+            cx[0] = q32_codes(k, xb), ax[0] = q32_abs(k, cx[0]);
+            cx[1] = q32_codes(k, xb + xs), ax[1] = q32_abs(k, cx[1]);
+            q32_group2(k, cx, ax, yb, _mm256_mul_ps(half_pairs2(xb, xs), half_pairs2(yb, ys)), &acc, &accm);
+            ib += 2;
+        }
+        for (; ib < nb; ib++) {
+            const uint8_t *xb = xr + ib * xs, *yb = y + ib * ys;
+            __m256i c = q32_codes(k, xb);
+            q32_single(k, c, q32_abs(k, c), yb, _mm256_mul_ps(half_pair1(xb), half_pair1(yb)), &acc, &accm);
+        }
+        s[i] = q32_result(acc, accm);
+    }
 }
 
 static ALWAYS_INLINE void q32_rows(enum q32_kind k, int64_t n, int64_t nrx, int64_t nry, const void *xv, size_t bx,
                                    const void *yv, size_t by, float *s, size_t bs) {
     const uint8_t *x = xv, *y = yv;
     int64_t nb = n / QK;
+    if (nry == 1) {
+        q32_rows_1(k, nb, nrx, x, bx, y, s);
+        return;
+    }
     /* activation tiles outer: RY activation rows stay in L1 while the weight
      * rows stream past */
     for (int64_t j = 0; j < nry; j += 4) {
