@@ -343,15 +343,46 @@ static inline __m128i fold_epi32(__m256i p) {
     return _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
 }
 
+/* Formats whose codes are at most 31 in magnitude (all but Q8_0): 8 code x
+ * activation products summed in int16 stay below 8 * 31 * 127 = 31496, so a
+ * block's 16 vpmaddubsw pairs can be folded and pair-added in int16 and
+ * widened by one 128-bit vpmaddwd per two blocks instead of one 256-bit
+ * vpmaddwd per block (vpmaddubsw/vpmaddwd share one port on Zen 1/2).  The
+ * integer sums and their split into two halves are the same either way. */
+static ALWAYS_INLINE bool q32_narrow(enum q32_kind k) {
+    return k != Q32_Q8_0;
+}
+
+/* 16 int16 pair products of one block (no widening). */
+static ALWAYS_INLINE __m256i q32_dot16(enum q32_kind k, __m256i codes, __m256i ax, const int8_t *yq) {
+    if (q32_has_min(k)) return _mm256_maddubs_epi16(codes, loadu256(yq));
+    return _mm256_maddubs_epi16(ax, _mm256_sign_epi8(loadu256(yq), codes));
+}
+
+/* 16 int16 -> 8: lane i + lane i+8 */
+static inline __m128i fold_epi16(__m256i p) {
+    return _mm_add_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+}
+
 /* One group of 4 blocks of a pair: codes cx/ax of the weight blocks, the
  * activation group at yb, prod as above. */
 static ALWAYS_INLINE void q32_group(enum q32_kind k, const __m256i cx[4], const __m256i ax[4], const uint8_t *yb,
                                     __m256 prod, __m256 *acc, __m256 *accm) {
     const size_t ys = q32_y_size(k);
-    __m128i f[4];
+    __m256i h;
+    if (q32_narrow(k)) {
+        __m128i f[4];
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) f[j] = fold_epi32(q32_dot(k, cx[j], ax[j], q32_y_qs(k, yb + j * ys)));
-    __m256i h = _mm256_set_m128i(_mm_hadd_epi32(f[2], f[3]), _mm_hadd_epi32(f[0], f[1]));
+        for (int j = 0; j < 4; j++) f[j] = fold_epi16(q32_dot16(k, cx[j], ax[j], q32_y_qs(k, yb + j * ys)));
+        const __m128i one = _mm_set1_epi16(1);
+        h = _mm256_set_m128i(_mm_madd_epi16(_mm_hadd_epi16(f[2], f[3]), one),
+                             _mm_madd_epi16(_mm_hadd_epi16(f[0], f[1]), one));
+    } else {
+        __m128i f[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) f[j] = fold_epi32(q32_dot(k, cx[j], ax[j], q32_y_qs(k, yb + j * ys)));
+        h = _mm256_set_m128i(_mm_hadd_epi32(f[2], f[3]), _mm_hadd_epi32(f[0], f[1]));
+    }
     *acc = _mm256_fmadd_ps(_mm256_moveldup_ps(prod), _mm256_cvtepi32_ps(h), *acc);
     if (q32_has_min(k)) *accm = _mm256_add_ps(*accm, prod);
 }
@@ -374,9 +405,17 @@ static inline __m256 half_pairs2(const uint8_t *p, size_t stride) {
 static ALWAYS_INLINE void q32_group2(enum q32_kind k, const __m256i cx[2], const __m256i ax[2], const uint8_t *yb,
                                      __m256 prod, __m256 *acc, __m256 *accm) {
     const size_t ys = q32_y_size(k);
-    __m128i f0 = fold_epi32(q32_dot(k, cx[0], ax[0], q32_y_qs(k, yb)));
-    __m128i f1 = fold_epi32(q32_dot(k, cx[1], ax[1], q32_y_qs(k, yb + ys)));
-    __m256i h = _mm256_zextsi128_si256(_mm_hadd_epi32(f0, f1));
+    __m128i h2;
+    if (q32_narrow(k)) {
+        __m128i f0 = fold_epi16(q32_dot16(k, cx[0], ax[0], q32_y_qs(k, yb)));
+        __m128i f1 = fold_epi16(q32_dot16(k, cx[1], ax[1], q32_y_qs(k, yb + ys)));
+        h2 = _mm_madd_epi16(_mm_hadd_epi16(f0, f1), _mm_set1_epi16(1));
+    } else {
+        __m128i f0 = fold_epi32(q32_dot(k, cx[0], ax[0], q32_y_qs(k, yb)));
+        __m128i f1 = fold_epi32(q32_dot(k, cx[1], ax[1], q32_y_qs(k, yb + ys)));
+        h2 = _mm_hadd_epi32(f0, f1);
+    }
+    __m256i h = _mm256_zextsi128_si256(h2);
     *acc = _mm256_fmadd_ps(_mm256_moveldup_ps(prod), _mm256_cvtepi32_ps(h), *acc);
     if (q32_has_min(k)) *accm = _mm256_add_ps(*accm, prod);
 }
