@@ -364,6 +364,11 @@ static inline __m128i fold_epi16(__m256i p) {
     return _mm_add_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
 }
 
+static ALWAYS_INLINE void q32_accum(enum q32_kind k, __m256i h, __m256 prod, __m256 *acc, __m256 *accm) {
+    *acc = _mm256_fmadd_ps(_mm256_moveldup_ps(prod), _mm256_cvtepi32_ps(h), *acc);
+    if (q32_has_min(k)) *accm = _mm256_add_ps(*accm, prod);
+}
+
 /* One group of 4 blocks of a pair: codes cx/ax of the weight blocks, the
  * activation group at yb, prod as above. */
 static ALWAYS_INLINE void q32_group(enum q32_kind k, const __m256i cx[4], const __m256i ax[4], const uint8_t *yb,
@@ -383,8 +388,19 @@ static ALWAYS_INLINE void q32_group(enum q32_kind k, const __m256i cx[4], const 
         for (int j = 0; j < 4; j++) f[j] = fold_epi32(q32_dot(k, cx[j], ax[j], q32_y_qs(k, yb + j * ys)));
         h = _mm256_set_m128i(_mm_hadd_epi32(f[2], f[3]), _mm_hadd_epi32(f[0], f[1]));
     }
-    *acc = _mm256_fmadd_ps(_mm256_moveldup_ps(prod), _mm256_cvtepi32_ps(h), *acc);
-    if (q32_has_min(k)) *accm = _mm256_add_ps(*accm, prod);
+    q32_accum(k, h, prod, acc, accm);
+}
+
+/* Split integer sums of 4 blocks of unsigned codes u (at most 31) with 4
+ * activation blocks, the narrow way (the layout q32_group produces). */
+static ALWAYS_INLINE __m256i q32_split16(enum q32_kind k, const __m256i u[4], const uint8_t *yb) {
+    const size_t ys = q32_y_size(k);
+    __m128i f[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) f[j] = fold_epi16(_mm256_maddubs_epi16(u[j], loadu256(q32_y_qs(k, yb + j * ys))));
+    const __m128i one = _mm_set1_epi16(1);
+    return _mm256_set_m128i(_mm_madd_epi16(_mm_hadd_epi16(f[2], f[3]), one),
+                            _mm_madd_epi16(_mm_hadd_epi16(f[0], f[1]), one));
 }
 
 /* One single block of a pair; prod = half_pair1(x) * half_pair1(y). */
@@ -550,16 +566,41 @@ static ALWAYS_INLINE void q32_rows_1(enum q32_kind k, int64_t nb, int64_t nrx, c
         for (int64_t i = 0; i < nrx; i++) s[i] = q32_vec_dot(k, nb * QK, x + i * bx, y);
         return;
     }
+    /* Q4_0/Q5_0 store codes + offset: here the unsigned codes go straight
+     * into vpmaddubsw and offset * (sum of the activations), split the same
+     * way and computed once per call, is subtracted: the same integers as
+     * the signed form the tiles use, without the per-block sign fixing. */
+    const bool offset = k == Q32_Q4_0 || k == Q32_Q5_0;
     __m256 dy[MAX_GROUPS];
-    for (int64_t g = 0; g < ng; g++) dy[g] = half_pairs4(y + 4 * g * ys, ys);
+    __m256i ycorr[MAX_GROUPS];
+    for (int64_t g = 0; g < ng; g++) {
+        dy[g] = half_pairs4(y + 4 * g * ys, ys);
+        if (offset) {
+            const __m256i o = _mm256_set1_epi8(k == Q32_Q4_0 ? 8 : 16), u[4] = {o, o, o, o};
+            ycorr[g] = q32_split16(k, u, y + 4 * g * ys);
+        }
+    }
     for (int64_t i = 0; i < nrx; i++) {
         const uint8_t *xr = x + i * bx;
         __m256 acc = _mm256_setzero_ps(), accm = acc;
         for (int64_t g = 0; g < ng; g++) {
             const uint8_t *xb = xr + 4 * g * xs;
+            __m256 prod = _mm256_mul_ps(half_pairs4(xb, xs), dy[g]);
+            if (offset) {
+                __m256i u[4];
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++) {
+                    const uint8_t *b = xb + j * xs;
+                    u[j] = k == Q32_Q4_0 ? unpack_nibbles(((const block_q4_0 *)b)->qs)
+                                         : _mm256_or_si256(unpack_nibbles(((const block_q5_0 *)b)->qs),
+                                                           q5_high_bits(((const block_q5_0 *)b)->qh));
+                }
+                q32_accum(k, _mm256_sub_epi32(q32_split16(k, u, y + 4 * g * ys), ycorr[g]), prod, &acc, &accm);
+                continue;
+            }
             __m256i cx[4], ax[4];
             q32_codes4(k, xb, cx, ax);
-            q32_group(k, cx, ax, y + 4 * g * ys, _mm256_mul_ps(half_pairs4(xb, xs), dy[g]), &acc, &accm);
+            q32_group(k, cx, ax, y + 4 * g * ys, prod, &acc, &accm);
         }
         int64_t ib = 4 * ng;
         if (ib + 2 <= nb) {
