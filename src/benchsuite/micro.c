@@ -75,18 +75,17 @@ ryot_status micro_membw(size_t bytes, int n_threads, int passes, double *gbps, r
 
 static volatile float g_sink;
 
-static double time_dot(const kernel_traits *k, int64_t rows, int64_t n, const uint8_t *w, size_t rb, const void *y) {
+/* The decode product as the engine runs it: all rows against one
+ * activation row in one vec_dot_rows call (out: rows floats). */
+static double time_dot(const kernel_traits *k, int64_t rows, int64_t n, const uint8_t *w, size_t rb, const void *y,
+                       size_t yb, float *out) {
     double best = INFINITY;
     for (int rep = 0; rep < 7; rep++) {
         int iters = 0;
         double t0 = clock_s(CLOCK_THREAD_CPUTIME_ID), el;
         do {
-            float acc = 0, s;
-            for (int64_t r = 0; r < rows; r++) {
-                k->vec_dot(n, &s, w + rb * (size_t)r, y);
-                acc += s;
-            }
-            g_sink = acc;
+            k->vec_dot_rows(n, rows, 1, w, rb, y, yb, out, (size_t)rows);
+            g_sink = out[rows - 1];
             iters++;
             el = clock_s(CLOCK_THREAD_CPUTIME_ID) - t0;
         } while (el < MICRO_MIN_REP_S);
@@ -126,7 +125,8 @@ ryot_status micro_kernel(ryot_type t, kernel_isa isa, int64_t rows, int64_t n, m
                          ryot_type_name(t));
     size_t rb = (size_t)rb64, yb = (size_t)yb64;
     uint8_t *w = malloc(rb * (size_t)rows), *y = malloc(yb * (size_t)nry);
-    float *f = malloc((size_t)(n * nry) * sizeof *f), *res = malloc((size_t)(nrx * nry) * sizeof *res);
+    const int64_t n_res = nrx * nry > rows ? nrx * nry : rows;
+    float *f = malloc((size_t)(n * nry) * sizeof *f), *res = malloc((size_t)n_res * sizeof *res);
     ryot_status st = RYOT_OK;
     if (!w || !y || !f || !res) {
         st = ryot_fail(err, RYOT_ERR_NOMEM, "out of memory for a %lld x %lld matrix", (long long)rows, (long long)n);
@@ -144,8 +144,8 @@ ryot_status micro_kernel(ryot_type t, kernel_isa isa, int64_t rows, int64_t n, m
     }
     for (int64_t i = 0; i < n * nry; i++) f[i] = (float)(2 * ryot_rng_uniform(&rng) - 1);
     for (int64_t j = 0; j < nry; j++) kernels_ref(ref->vec_dot_type)->from_float(f + j * n, y + yb * (size_t)j, n);
-    double tb = time_dot(k, rows, n, w, rb, y);
-    double ts = time_dot(k, small_rows, n, w, rb, y);
+    double tb = time_dot(k, rows, n, w, rb, y, yb, res);
+    double ts = time_dot(k, small_rows, n, w, rb, y, yb, res);
     double tr = time_rows(k, nrx, nry, n, w, rb, y, yb, res);
     out->type = t;
     out->isa = isa;

@@ -872,8 +872,8 @@ int cmd_bench_kernels(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("usage: ryot bench kernels [-t TYPE] [-i ref|avx2|avx512] [--membw-mib N]\n"
-                   "\nSingle-thread dot-product kernels per type: vec_dot GB/s of weight bytes over a\n"
-                   "2048 x 2048 matrix (one activation row, as in decode) and over 64 rows (cache\n"
+                   "\nSingle-thread dot-product kernels per type: decode GB/s of weight bytes (vec_dot_rows\n"
+                   "with one activation row, as the engine decodes) over a 2048 x 2048 matrix and over 64 rows (cache\n"
                    "resident), vec_dot_rows GFLOP/s on a 256 x 2048 x 64 tile (prefill); and the\n"
                    "measured 1-thread memory read bandwidth, with each dot's share of it.\n"
                    "Best of several repetitions in thread CPU time.\n");
