@@ -496,8 +496,13 @@ static void vec_dot_q8_0(int64_t n, float *s, const void *x, const void *y) {
  * activation rows.  Each weight block is unpacked once per tile and each
  * activation block loaded once per tile; the fp16 fields are converted once
  * per row and block, not per pair. */
+enum { Q32_MAX_GROUPS = 256 }; /* rows of up to 1024 blocks use converted headers */
+
+/* dyh: the activation rows' header pairs, converted once per call
+ * (dyh[c * Q32_MAX_GROUPS + g] for row c, group g), or NULL. */
 static ALWAYS_INLINE void q32_rows_tile(enum q32_kind k, const int RX, const int RY, int64_t nb, const uint8_t *x,
-                                        size_t bx, const uint8_t *y, size_t by, float *s, size_t bs) {
+                                        size_t bx, const uint8_t *y, size_t by, const __m256 *dyh, float *s,
+                                        size_t bs) {
     const size_t xs = q32_x_size(k), ys = q32_y_size(k);
     __m256 acc[2][4], accm[2][4];
     #pragma GCC unroll 4
@@ -508,7 +513,8 @@ static ALWAYS_INLINE void q32_rows_tile(enum q32_kind k, const int RX, const int
     for (; ib + 4 <= nb; ib += 4) {
         __m256 dy4[4];
         #pragma GCC unroll 4
-        for (int c = 0; c < RY; c++) dy4[c] = half_pairs4(y + c * by + ib * ys, ys);
+        for (int c = 0; c < RY; c++)
+            dy4[c] = dyh ? dyh[c * Q32_MAX_GROUPS + ib / 4] : half_pairs4(y + c * by + ib * ys, ys);
         #pragma GCC unroll 4
         for (int r = 0; r < RX; r++) {
             const uint8_t *xb = x + r * bx + ib * xs;
@@ -559,7 +565,7 @@ static ALWAYS_INLINE void q32_rows_tile(enum q32_kind k, const int RX, const int
  * weight rows, then each weight row streams past with its own codes. */
 static ALWAYS_INLINE void q32_rows_1(enum q32_kind k, int64_t nb, int64_t nrx, const uint8_t *x, size_t bx,
                                      const uint8_t *y, float *s) {
-    enum { MAX_GROUPS = 256 };
+    enum { MAX_GROUPS = Q32_MAX_GROUPS };
     const size_t xs = q32_x_size(k), ys = q32_y_size(k);
     const int64_t ng = nb / 4;
     if (ng > MAX_GROUPS) {
@@ -630,13 +636,22 @@ static ALWAYS_INLINE void q32_rows(enum q32_kind k, int64_t n, int64_t nrx, int6
     }
     /* activation tiles outer: RY activation rows stay in L1 while the weight
      * rows stream past */
+    const int64_t ng = nb / 4;
+    __m256 dyh[4 * Q32_MAX_GROUPS];
     for (int64_t j = 0; j < nry; j += 4) {
         int ry = nry - j < 4 ? (int)(nry - j) : 4;
+        const __m256 *dh = NULL;
+        if (ng <= Q32_MAX_GROUPS && nrx > 2) {
+            for (int c = 0; c < ry; c++)
+                for (int64_t g = 0; g < ng; g++)
+                    dyh[c * Q32_MAX_GROUPS + g] = half_pairs4(y + (j + c) * by + 4 * g * q32_y_size(k), q32_y_size(k));
+            dh = dyh;
+        }
         for (int64_t i = 0; i < nrx; i += 2) {
             int rx = nrx - i < 2 ? 1 : 2;
             const uint8_t *xt = x + i * bx, *yt = y + j * by;
             float *st = s + j * bs + i;
-#define TILE(RX, RY) q32_rows_tile(k, RX, RY, nb, xt, bx, yt, by, st, bs)
+#define TILE(RX, RY) q32_rows_tile(k, RX, RY, nb, xt, bx, yt, by, dh, st, bs)
             switch (rx * 8 + ry) {
             case 2 * 8 + 4: TILE(2, 4); break;
             case 2 * 8 + 3: TILE(2, 3); break;
