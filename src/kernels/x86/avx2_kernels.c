@@ -450,6 +450,26 @@ static ALWAYS_INLINE void q32_codes4(enum q32_kind k, const uint8_t *xb, __m256i
     }
 }
 
+/* Blocks [ib, nb) of one pair after its groups of 4 (ib a multiple of 4,
+ * nb - ib < 4): a group of 2, then a single block. */
+static ALWAYS_INLINE void q32_tail(enum q32_kind k, int64_t ib, int64_t nb, const uint8_t *x, const uint8_t *y,
+                                   __m256 *acc, __m256 *accm) {
+    const size_t xs = q32_x_size(k), ys = q32_y_size(k);
+    if (ib + 2 <= nb) {
+        const uint8_t *xb = x + ib * xs, *yb = y + ib * ys;
+        __m256i cx[2], ax[2];
+        cx[0] = q32_codes(k, xb), ax[0] = q32_abs(k, cx[0]);
+        cx[1] = q32_codes(k, xb + xs), ax[1] = q32_abs(k, cx[1]);
+        q32_group2(k, cx, ax, yb, _mm256_mul_ps(half_pairs2(xb, xs), half_pairs2(yb, ys)), acc, accm);
+        ib += 2;
+    }
+    for (; ib < nb; ib++) {
+        const uint8_t *xb = x + ib * xs, *yb = y + ib * ys;
+        __m256i c = q32_codes(k, xb);
+        q32_single(k, c, q32_abs(k, c), yb, _mm256_mul_ps(half_pair1(xb), half_pair1(yb)), acc, accm);
+    }
+}
+
 static ALWAYS_INLINE float q32_vec_dot(enum q32_kind k, int64_t n, const uint8_t *x, const uint8_t *y) {
     const size_t xs = q32_x_size(k), ys = q32_y_size(k);
     __m256 acc = _mm256_setzero_ps(), accm = acc;
@@ -460,19 +480,7 @@ static ALWAYS_INLINE float q32_vec_dot(enum q32_kind k, int64_t n, const uint8_t
         q32_codes4(k, xb, cx, ax);
         q32_group(k, cx, ax, yb, _mm256_mul_ps(half_pairs4(xb, xs), half_pairs4(yb, ys)), &acc, &accm);
     }
-    if (ib + 2 <= nb) {
-        const uint8_t *xb = x + ib * xs, *yb = y + ib * ys;
-        __m256i cx[2], ax[2];
-        cx[0] = q32_codes(k, xb), ax[0] = q32_abs(k, cx[0]);
-        cx[1] = q32_codes(k, xb + xs), ax[1] = q32_abs(k, cx[1]);
-        q32_group2(k, cx, ax, yb, _mm256_mul_ps(half_pairs2(xb, xs), half_pairs2(yb, ys)), &acc, &accm);
-        ib += 2;
-    }
-    for (; ib < nb; ib++) {
-        const uint8_t *xb = x + ib * xs, *yb = y + ib * ys;
-        __m256i c = q32_codes(k, xb);
-        q32_single(k, c, q32_abs(k, c), yb, _mm256_mul_ps(half_pair1(xb), half_pair1(yb)), &acc, &accm);
-    }
+    q32_tail(k, ib, nb, x, y, &acc, &accm);
     return q32_result(acc, accm);
 }
 
@@ -608,20 +616,7 @@ static ALWAYS_INLINE void q32_rows_1(enum q32_kind k, int64_t nb, int64_t nrx, c
             q32_codes4(k, xb, cx, ax);
             q32_group(k, cx, ax, y + 4 * g * ys, prod, &acc, &accm);
         }
-        int64_t ib = 4 * ng;
-        if (ib + 2 <= nb) {
-            const uint8_t *xb = xr + ib * xs, *yb = y + ib * ys;
-            __m256i cx[2], ax[2];
-            cx[0] = q32_codes(k, xb), ax[0] = q32_abs(k, cx[0]);
-            cx[1] = q32_codes(k, xb + xs), ax[1] = q32_abs(k, cx[1]);
-            q32_group2(k, cx, ax, yb, _mm256_mul_ps(half_pairs2(xb, xs), half_pairs2(yb, ys)), &acc, &accm);
-            ib += 2;
-        }
-        for (; ib < nb; ib++) {
-            const uint8_t *xb = xr + ib * xs, *yb = y + ib * ys;
-            __m256i c = q32_codes(k, xb);
-            q32_single(k, c, q32_abs(k, c), yb, _mm256_mul_ps(half_pair1(xb), half_pair1(yb)), &acc, &accm);
-        }
+        q32_tail(k, 4 * ng, nb, xr, y, &acc, &accm);
         s[i] = q32_result(acc, accm);
     }
 }
