@@ -31,6 +31,20 @@ def wait_idle(server, timeout=10.0):
         time.sleep(0.05)
 
 
+def stream_all(client, req, topics, timeout=300):
+    """Streams the completion req(t) for every topic at once; topic -> text
+    (or the exception its thread raised)."""
+
+    def streamed(t):
+        with client.completions.create(stream=True, **req(t)) as st:
+            return "".join(x.text for ch in st for x in ch.choices)
+
+    th = Threads()
+    for t in topics:
+        th.start(t, streamed, t)
+    return th.join(timeout=timeout)
+
+
 def ended(m, reason):
     return m[("ryot_request_success_total", f'{{finished_reason="{reason}"}}')]
 
@@ -106,14 +120,7 @@ def test_batch_invariance(server, client, model_id):
     solo = {t: client.completions.create(**req(t)).choices[0].text for t in TOPICS}
     t1 = time.monotonic()
 
-    def streamed(topic):
-        with client.completions.create(stream=True, **req(topic)) as s:
-            return "".join(c.text for ch in s for c in ch.choices)
-
-    th = Threads()
-    for t in TOPICS:
-        th.start(t, streamed, t)
-    res = th.join(timeout=300)
+    res = stream_all(client, req, TOPICS)
     print(f"batch invariance: 32 alone {t1 - t0:.1f} s, 32 together {time.monotonic() - t1:.1f} s")
     errors = {t: r for t, r in res.items() if isinstance(r, BaseException)}
     assert not errors, errors
@@ -295,14 +302,7 @@ def test_preemption_keeps_outputs(server):
 
         solo = {t: c.completions.create(**req(t)).choices[0].text for t in topics}
 
-        def streamed(t):
-            with c.completions.create(stream=True, **req(t)) as st:
-                return "".join(x.text for ch in st for x in ch.choices)
-
-        th = Threads()
-        for t in topics:
-            th.start(t, streamed, t)
-        res = th.join(timeout=300)
+        res = stream_all(c, req, topics)
         m = wait_idle(s, timeout=10)
         assert m[("ryot_preemptions_total", "")] >= 1, "the test did not cause a preemption"
         diff = {t: (solo[t], res[t]) for t in topics if res[t] != solo[t]}
