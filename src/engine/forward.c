@@ -161,11 +161,43 @@ static void begin_input(fwd *f, prep_kind kind, int t0, int t1, const model_weig
     }
 }
 
-/* At the start of a matmul step: the input view of this thread. */
+/* At the start of a matmul step: the input view of share ith.  Private
+ * copies are per thread (the step then runs one share per thread); shared
+ * inputs need no per-share state, so the step may run more shares than
+ * threads (see run_step). */
 static act_view step_input(fwd *f, int ith) {
-    engine_thread *th = &f->e->th[ith];
+    engine_thread *th = f->priv ? &f->e->th[ith] : NULL;
     if (f->priv) prep_rows(f, f->t0, f->t1, th);
     return input_view(f, th);
+}
+
+/* Shares per thread of a matmul step over a shared input: claimed by
+ * whichever thread is free, so a thread slowed by the OS or a noisy
+ * neighbour no longer holds the other at the step's barrier.  Each output
+ * element is still computed by one kernel call whatever the split (the
+ * kernels' per-pair results do not depend on the tile shape). */
+#define STEP_SHARES_PER_THREAD 4
+
+/* Weight rows [*lo, *hi) of n for share ith of nth, in whole groups of
+ * SPLIT_ROWS: the kernels' tiles take two weight rows at a time, and the
+ * element-wise ops fused into a step (activation, residual add, softcap)
+ * treat an element in a vector lane or in a scalar tail, so every range
+ * but the last must be a multiple of the vector width for an element's
+ * result not to depend on the split. */
+#define SPLIT_ROWS 16
+static void split_rows(long n, int ith, int nth, long *lo, long *hi) {
+    ryot_split((n + SPLIT_ROWS - 1) / SPLIT_ROWS, ith, nth, lo, hi);
+    *lo *= SPLIT_ROWS;
+    *hi = SPLIT_ROWS * *hi < n ? SPLIT_ROWS * *hi : n;
+    if (*lo > n) *lo = n;
+}
+
+/* Runs matmul step fn over `units` work units (heads, or groups of SPLIT_ROWS rows). */
+static void run_step(fwd *f, ryot_pool_fn fn, long units) {
+    const int nth = ryot_pool_size(f->e->pool);
+    long n = f->priv || nth == 1 ? nth : (long)nth * STEP_SHARES_PER_THREAD;
+    if (n > units) n = units > nth ? units : nth;
+    ryot_pool_run_n(f->e->pool, (int)n, fn, f);
 }
 
 /* out[t*ldo + r] = W[r] . in[t] for rows [r0, r1), tokens t in [0, n). */
@@ -349,7 +381,7 @@ static void project_residual(fwd *f, const model_weight *w, const act_view *in, 
     engine *e = f->e;
     const int E = f->hp->n_embd;
     long r0, r1;
-    ryot_split(E, ith, nth, &r0, &r1);
+    split_rows(E, ith, nth, &r0, &r1);
     matmul(e, w, r0, r1, in, f->n, e->delta, (size_t)E);
     if (!f->hp->post_norms)
         for (int t = 0; t < f->n; t++)
@@ -368,7 +400,7 @@ static void phase_up(void *arg, int ith, int nth) {
     const int F = f->hp->n_ff;
     const act_view in = step_input(f, ith);
     long r0, r1;
-    ryot_split(F, ith, nth, &r0, &r1);
+    split_rows(F, ith, nth, &r0, &r1);
     matmul(e, &f->L->w_gate, r0, r1, &in, f->n, e->gate, (size_t)F);
     matmul(e, &f->L->w_up, r0, r1, &in, f->n, e->up, (size_t)F);
     for (int t = 0; t < f->n; t++) {
@@ -393,7 +425,7 @@ static void phase_logits(void *arg, int ith, int nth) {
     const int nv = f->hp->n_vocab;
     const act_view in = step_input(f, ith);
     long r0, r1;
-    ryot_split(nv, ith, nth, &r0, &r1);
+    split_rows(nv, ith, nth, &r0, &r1);
     matmul(e, &f->m->output, r0, r1, &in, f->t1 - f->t0, e->logits, (size_t)nv);
     if (f->hp->final_softcap > 0.0f)
         for (int t = 0; t < f->t1 - f->t0; t++)
@@ -431,7 +463,7 @@ static void forward_batch(engine *e, const int32_t *tokens, int n, const engine_
         f.L = L;
         const model_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
         begin_input(&f, PREP_ATTN_IN, 0, n, qkv, 3);
-        ryot_pool_run(e->pool, phase_qkv, &f);
+        run_step(&f, phase_qkv, hp->n_head + 2 * hp->n_head_kv);
         atomic_store_explicit(&e->next_unit, 0, memory_order_relaxed);
         e->seg_unit[0] = 0;
         for (int s = 0; s < n_seqs; s++) {
@@ -442,14 +474,14 @@ static void forward_batch(engine *e, const int32_t *tokens, int n, const engine_
         ryot_pool_run(e->pool, phase_attn, &f);
         const model_weight *wo = &L->wo;
         begin_input(&f, PREP_ATTN_OUT, 0, n, &wo, 1);
-        ryot_pool_run(e->pool, phase_o, &f);
+        run_step(&f, phase_o, (hp->n_embd + SPLIT_ROWS - 1) / SPLIT_ROWS);
         f.pending = hp->post_norms ? L->post_attn_norm : NULL;
         const model_weight *gu[2] = {&L->w_gate, &L->w_up};
         begin_input(&f, PREP_FFN_IN, 0, n, gu, 2);
-        ryot_pool_run(e->pool, phase_up, &f);
+        run_step(&f, phase_up, (hp->n_ff + SPLIT_ROWS - 1) / SPLIT_ROWS);
         const model_weight *wd = &L->w_down;
         begin_input(&f, PREP_FFN_H, 0, n, &wd, 1);
-        ryot_pool_run(e->pool, phase_down, &f);
+        run_step(&f, phase_down, (hp->n_embd + SPLIT_ROWS - 1) / SPLIT_ROWS);
         f.pending = hp->post_norms ? L->post_ffn_norm : NULL;
     }
     e->n_logits = 0;
@@ -457,7 +489,7 @@ static void forward_batch(engine *e, const int32_t *tokens, int n, const engine_
         gather_out_rows(e, n_out, f.pending != NULL);
         const model_weight *wout = &m->output;
         begin_input(&f, PREP_OUT_IN, 0, n_out, &wout, 1);
-        ryot_pool_run(e->pool, phase_logits, &f);
+        run_step(&f, phase_logits, (hp->n_vocab + SPLIT_ROWS - 1) / SPLIT_ROWS);
         e->n_logits = n_out;
     }
 }
