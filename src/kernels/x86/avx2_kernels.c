@@ -314,24 +314,34 @@ static ALWAYS_INLINE __m256i q32_abs(enum q32_kind k, __m256i codes) {
 /* The arithmetic of one (weight row, activation row) pair is the same in
  * vec_dot and in every tile shape, so a pair's result is bitwise the same
  * whichever path computes it (the engine's batch invariance rests on it).
- * Per group of 4 blocks:
- *   prod = [dx0*dy0, mx0*sy0, dx1*dy1, mx1*sy1 | dx2*dy2, ..., mx3*sy3]
- *          (the fp16 header pairs of both sides, one vcvtph2ps each);
+ * With hx = the fp16 header pairs of 4 weight blocks as floats,
+ * [dx0 mx0 dx1 mx1 | dx2 mx2 dx3 mx3], and hy the activation's
+ * [dy0 sy0 ...] (one vcvtph2ps each), per group of 4 blocks:
  *   h    = the 4 integer block dots, each split into two partial sums:
  *          [b0' b0'' b1' b1'' | b2' b2'' b3' b3''] (exact integers);
- *   acc  = fma(moveldup(prod), float(h), acc), and, for the formats with a
- *          min, accm += prod (its odd lanes are the min terms).
- * Then, if 2 or 3 blocks are left, a group of 2 the same way with the upper
- * half zero; a last single block: acc = fma(broadcast(dx*dy), float(8 lane
- * dot), acc), accm += [dx*dy, m*s, 0...].  Result: hsum(acc + odd
- * lanes of accm).  The even lanes of accm and, for the formats without a
- * min, the odd lanes of prod (whatever follows the scale) are never used. */
+ *   acc  = fma([dx0*dy0, dx0*dy0, dx1*dy1, ... dx3*dy3], float(h), acc);
+ *   for the formats with a min, four chains (block index mod 4) of the min
+ *   terms: ch_j = fma(mx_b, sy_b, ch_j).
+ * Then, if 2 or 3 blocks are left, a group of 2 the same way (missing
+ * blocks' headers zero); a last single block: acc = fma(broadcast(dx*dy),
+ * float(8 lane dot), acc), ch_0 = fma(mx, sy, ch_0).  Result: hsum(acc) +
+ * ((ch_0 + ch_1) + (ch_2 + ch_3)).
+ * One row pair (vec_dot, decode) keeps the chains in the odd lanes of
+ * fma(hx, hy, accm); a tile of activation rows keeps them per activation row,
+ * [ch_0 of rows c0..c3 | ch_2 of c0..c3] and [ch_1 | ch_3], from
+ * [mx0 x4 | mx2 x4] and [mx1 x4 | mx3 x4] (two in-lane shuffles of hx) times
+ * the activation tile's min factors converted once per call. */
 
 /* The first two fp16 of 4 blocks `stride` bytes apart, as 8 floats. */
 static inline __m256 half_pairs4(const uint8_t *p, size_t stride) {
     __m128i v = _mm_setr_epi32((int)load32(p), (int)load32(p + stride), (int)load32(p + 2 * stride),
                                (int)load32(p + 3 * stride));
     return _mm256_cvtph_ps(v);
+}
+
+/* The first two fp16 of 2 blocks `stride` bytes apart: [a0 a1 b0 b1 0 0 0 0]. */
+static inline __m256 half_pairs2(const uint8_t *p, size_t stride) {
+    return _mm256_cvtph_ps(_mm_setr_epi32((int)load32(p), (int)load32(p + stride), 0, 0));
 }
 
 static inline __m256 half_pair1(const uint8_t *p) {
@@ -347,8 +357,7 @@ static inline __m128i fold_epi32(__m256i p) {
  * activation products summed in int16 stay below 8 * 31 * 127 = 31496, so a
  * block's 16 vpmaddubsw pairs can be folded and pair-added in int16 and
  * widened by one 128-bit vpmaddwd per two blocks instead of one 256-bit
- * vpmaddwd per block (vpmaddubsw/vpmaddwd share one port on Zen 1/2).  The
- * integer sums and their split into two halves are the same either way. */
+ * vpmaddwd per block (vpmaddubsw/vpmaddwd share one port on Zen 1/2). */
 static ALWAYS_INLINE bool q32_narrow(enum q32_kind k) {
     return k != Q32_Q8_0;
 }
@@ -364,81 +373,81 @@ static inline __m128i fold_epi16(__m256i p) {
     return _mm_add_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
 }
 
-static ALWAYS_INLINE void q32_accum(enum q32_kind k, __m256i h, __m256 prod, __m256 *acc, __m256 *accm) {
-    *acc = _mm256_fmadd_ps(_mm256_moveldup_ps(prod), _mm256_cvtepi32_ps(h), *acc);
-    if (q32_has_min(k)) *accm = _mm256_add_ps(*accm, prod);
+/* Two blocks' folded int16 (4 products a lane) -> [a' a'' b' b''] int32.
+ * (Adding the 64-bit halves with two unpacks instead of vphaddw is ~3%
+ * faster on Zen 1 but splits the exact block sums differently, which moves
+ * the Gemma 3 golden figures by rounding alone: 0.46 -> 0.52 mean top-10
+ * difference, against a 0.5 tolerance; kept as it was.) */
+static inline __m128i pair_sums16(__m128i f0, __m128i f1) {
+    return _mm_madd_epi16(_mm_hadd_epi16(f0, f1), _mm_set1_epi16(1));
 }
 
-/* One group of 4 blocks of a pair: codes cx/ax of the weight blocks, the
- * activation group at yb, prod as above. */
-static ALWAYS_INLINE void q32_group(enum q32_kind k, const __m256i cx[4], const __m256i ax[4], const uint8_t *yb,
-                                    __m256 prod, __m256 *acc, __m256 *accm) {
-    const size_t ys = q32_y_size(k);
-    __m256i h;
-    if (q32_narrow(k)) {
-        __m128i f[4];
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) f[j] = fold_epi16(q32_dot16(k, cx[j], ax[j], q32_y_qs(k, yb + j * ys)));
-        const __m128i one = _mm_set1_epi16(1);
-        h = _mm256_set_m128i(_mm_madd_epi16(_mm_hadd_epi16(f[2], f[3]), one),
-                             _mm_madd_epi16(_mm_hadd_epi16(f[0], f[1]), one));
-    } else {
-        __m128i f[4];
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) f[j] = fold_epi32(q32_dot(k, cx[j], ax[j], q32_y_qs(k, yb + j * ys)));
-        h = _mm256_set_m128i(_mm_hadd_epi32(f[2], f[3]), _mm_hadd_epi32(f[0], f[1]));
-    }
-    q32_accum(k, h, prod, acc, accm);
-}
-
-/* Split integer sums of 4 blocks of unsigned codes u (at most 31) with 4
- * activation blocks, the narrow way (the layout q32_group produces). */
-static ALWAYS_INLINE __m256i q32_split16(enum q32_kind k, const __m256i u[4], const uint8_t *yb) {
+/* Split integer sums h of 4 blocks (codes cx, |codes| ax) with the
+ * activation group at yb. */
+static ALWAYS_INLINE __m256i q32_int4(enum q32_kind k, const __m256i cx[4], const __m256i ax[4], const uint8_t *yb) {
     const size_t ys = q32_y_size(k);
     __m128i f[4];
+    if (q32_narrow(k)) {
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) f[j] = fold_epi16(_mm256_maddubs_epi16(u[j], loadu256(q32_y_qs(k, yb + j * ys))));
-    const __m128i one = _mm_set1_epi16(1);
-    return _mm256_set_m128i(_mm_madd_epi16(_mm_hadd_epi16(f[2], f[3]), one),
-                            _mm_madd_epi16(_mm_hadd_epi16(f[0], f[1]), one));
+        for (int j = 0; j < 4; j++) f[j] = fold_epi16(q32_dot16(k, cx[j], ax[j], q32_y_qs(k, yb + j * ys)));
+        return _mm256_set_m128i(pair_sums16(f[2], f[3]), pair_sums16(f[0], f[1]));
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) f[j] = fold_epi32(q32_dot(k, cx[j], ax[j], q32_y_qs(k, yb + j * ys)));
+    return _mm256_set_m128i(_mm_hadd_epi32(f[2], f[3]), _mm_hadd_epi32(f[0], f[1]));
 }
 
-/* One single block of a pair; prod = half_pair1(x) * half_pair1(y). */
-static ALWAYS_INLINE void q32_single(enum q32_kind k, __m256i cx, __m256i ax, const uint8_t *yb, __m256 prod,
-                                     __m256 *acc, __m256 *accm) {
-    __m256i p = q32_dot(k, cx, ax, q32_y_qs(k, yb));
-    *acc = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(prod, _mm256_setzero_si256()), _mm256_cvtepi32_ps(p), *acc);
-    if (q32_has_min(k)) *accm = _mm256_add_ps(*accm, prod);
-}
-
-/* The first two fp16 of 2 blocks `stride` bytes apart: [a0 a1 b0 b1 0 0 0 0]. */
-static inline __m256 half_pairs2(const uint8_t *p, size_t stride) {
-    return _mm256_cvtph_ps(_mm_setr_epi32((int)load32(p), (int)load32(p + stride), 0, 0));
-}
-
-/* A group of 2 blocks (the tail of a row whose block count is 2 mod 4, such
- * as 576 = 18 blocks): as a group of 4 with the upper half zero. */
-static ALWAYS_INLINE void q32_group2(enum q32_kind k, const __m256i cx[2], const __m256i ax[2], const uint8_t *yb,
-                                     __m256 prod, __m256 *acc, __m256 *accm) {
+/* The same for a group of 2 blocks: [b0' b0'' b1' b1''], upper half zero. */
+static ALWAYS_INLINE __m256i q32_int2(enum q32_kind k, const __m256i cx[2], const __m256i ax[2], const uint8_t *yb) {
     const size_t ys = q32_y_size(k);
     __m128i h2;
     if (q32_narrow(k)) {
         __m128i f0 = fold_epi16(q32_dot16(k, cx[0], ax[0], q32_y_qs(k, yb)));
         __m128i f1 = fold_epi16(q32_dot16(k, cx[1], ax[1], q32_y_qs(k, yb + ys)));
-        h2 = _mm_madd_epi16(_mm_hadd_epi16(f0, f1), _mm_set1_epi16(1));
+        h2 = pair_sums16(f0, f1);
     } else {
         __m128i f0 = fold_epi32(q32_dot(k, cx[0], ax[0], q32_y_qs(k, yb)));
         __m128i f1 = fold_epi32(q32_dot(k, cx[1], ax[1], q32_y_qs(k, yb + ys)));
         h2 = _mm_hadd_epi32(f0, f1);
     }
-    __m256i h = _mm256_zextsi128_si256(h2);
-    *acc = _mm256_fmadd_ps(_mm256_moveldup_ps(prod), _mm256_cvtepi32_ps(h), *acc);
-    if (q32_has_min(k)) *accm = _mm256_add_ps(*accm, prod);
+    return _mm256_zextsi128_si256(h2);
 }
 
-static inline float q32_result(__m256 acc, __m256 accm) {
-    const __m256 odd = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
-    return hsum_ps(_mm256_add_ps(acc, _mm256_and_ps(accm, odd)));
+/* Split integer sums of 4 blocks of unsigned codes u (at most 31) with 4
+ * activation blocks, the narrow way (the layout q32_int4 produces). */
+static ALWAYS_INLINE __m256i q32_split16(enum q32_kind k, const __m256i u[4], const uint8_t *yb) {
+    const size_t ys = q32_y_size(k);
+    __m128i f[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) f[j] = fold_epi16(_mm256_maddubs_epi16(u[j], loadu256(q32_y_qs(k, yb + j * ys))));
+    return _mm256_set_m128i(pair_sums16(f[2], f[3]), pair_sums16(f[0], f[1]));
+}
+
+/* One pair, a group of 4 (or 2, headers zero-padded) blocks: h the split
+ * sums, hx/hy the header pairs. */
+static ALWAYS_INLINE void q32_acc_pair(enum q32_kind k, __m256i h, __m256 hx, __m256 hy, __m256 *acc, __m256 *accm) {
+    *acc = _mm256_fmadd_ps(_mm256_moveldup_ps(_mm256_mul_ps(hx, hy)), _mm256_cvtepi32_ps(h), *acc);
+    if (q32_has_min(k)) *accm = _mm256_fmadd_ps(hx, hy, *accm);
+}
+
+/* One single block of a pair (its header pairs hx, hy from half_pair1). */
+static ALWAYS_INLINE void q32_single(enum q32_kind k, __m256i cx, __m256i ax, const uint8_t *yb, __m256 hx, __m256 hy,
+                                     __m256 *acc, __m256 *accm) {
+    __m256i p = q32_dot(k, cx, ax, q32_y_qs(k, yb));
+    *acc = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_mul_ps(hx, hy), _mm256_setzero_si256()),
+                           _mm256_cvtepi32_ps(p), *acc);
+    if (q32_has_min(k)) *accm = _mm256_fmadd_ps(hx, hy, *accm);
+}
+
+/* (ch_0 + ch_1) + (ch_2 + ch_3) from the odd lanes of accm. */
+static inline float q32_min_sum(__m256 accm) {
+    const __m256 t = _mm256_add_ps(accm, _mm256_shuffle_ps(accm, accm, _MM_SHUFFLE(3, 3, 3, 3)));
+    const __m128 lo = _mm256_castps256_ps128(t), hi = _mm256_extractf128_ps(t, 1);
+    return _mm_cvtss_f32(_mm_add_ss(_mm_movehdup_ps(lo), _mm_movehdup_ps(hi)));
+}
+
+static ALWAYS_INLINE float q32_result(enum q32_kind k, __m256 acc, __m256 accm) {
+    return q32_has_min(k) ? hsum_ps(acc) + q32_min_sum(accm) : hsum_ps(acc);
 }
 
 static ALWAYS_INLINE void q32_codes4(enum q32_kind k, const uint8_t *xb, __m256i cx[4], __m256i ax[4]) {
@@ -450,6 +459,12 @@ static ALWAYS_INLINE void q32_codes4(enum q32_kind k, const uint8_t *xb, __m256i
     }
 }
 
+static ALWAYS_INLINE void q32_codes2(enum q32_kind k, const uint8_t *xb, __m256i cx[2], __m256i ax[2]) {
+    const size_t xs = q32_x_size(k);
+    cx[0] = q32_codes(k, xb), ax[0] = q32_abs(k, cx[0]);
+    cx[1] = q32_codes(k, xb + xs), ax[1] = q32_abs(k, cx[1]);
+}
+
 /* Blocks [ib, nb) of one pair after its groups of 4 (ib a multiple of 4,
  * nb - ib < 4): a group of 2, then a single block. */
 static ALWAYS_INLINE void q32_tail(enum q32_kind k, int64_t ib, int64_t nb, const uint8_t *x, const uint8_t *y,
@@ -458,15 +473,14 @@ static ALWAYS_INLINE void q32_tail(enum q32_kind k, int64_t ib, int64_t nb, cons
     if (ib + 2 <= nb) {
         const uint8_t *xb = x + ib * xs, *yb = y + ib * ys;
         __m256i cx[2], ax[2];
-        cx[0] = q32_codes(k, xb), ax[0] = q32_abs(k, cx[0]);
-        cx[1] = q32_codes(k, xb + xs), ax[1] = q32_abs(k, cx[1]);
-        q32_group2(k, cx, ax, yb, _mm256_mul_ps(half_pairs2(xb, xs), half_pairs2(yb, ys)), acc, accm);
+        q32_codes2(k, xb, cx, ax);
+        q32_acc_pair(k, q32_int2(k, cx, ax, yb), half_pairs2(xb, xs), half_pairs2(yb, ys), acc, accm);
         ib += 2;
     }
     for (; ib < nb; ib++) {
         const uint8_t *xb = x + ib * xs, *yb = y + ib * ys;
         __m256i c = q32_codes(k, xb);
-        q32_single(k, c, q32_abs(k, c), yb, _mm256_mul_ps(half_pair1(xb), half_pair1(yb)), acc, accm);
+        q32_single(k, c, q32_abs(k, c), yb, half_pair1(xb), half_pair1(yb), acc, accm);
     }
 }
 
@@ -478,10 +492,10 @@ static ALWAYS_INLINE float q32_vec_dot(enum q32_kind k, int64_t n, const uint8_t
         const uint8_t *xb = x + ib * xs, *yb = y + ib * ys;
         __m256i cx[4], ax[4];
         q32_codes4(k, xb, cx, ax);
-        q32_group(k, cx, ax, yb, _mm256_mul_ps(half_pairs4(xb, xs), half_pairs4(yb, ys)), &acc, &accm);
+        q32_acc_pair(k, q32_int4(k, cx, ax, yb), half_pairs4(xb, xs), half_pairs4(yb, ys), &acc, &accm);
     }
     q32_tail(k, ib, nb, x, y, &acc, &accm);
-    return q32_result(acc, accm);
+    return q32_result(k, acc, accm);
 }
 
 static void vec_dot_q4_0(int64_t n, float *s, const void *x, const void *y) {
@@ -500,73 +514,105 @@ static void vec_dot_q8_0(int64_t n, float *s, const void *x, const void *y) {
     *s = q32_vec_dot(Q32_Q8_0, n, x, y);
 }
 
-/* vec_dot_rows for the 32-block formats: tiles of RX weight rows x RY
- * activation rows.  Each weight block is unpacked once per tile and each
- * activation block loaded once per tile; the fp16 fields are converted once
- * per row and block, not per pair. */
-enum { Q32_MAX_GROUPS = 256 }; /* rows of up to 1024 blocks use converted headers */
+/* vec_dot_rows for the 32-block formats: tiles of one weight row x up to 4
+ * activation rows (Q32_TILE_Y); the activation tile's headers are converted
+ * once per call (q32_ytile).  Each weight block is unpacked once per tile;
+ * the accumulators (4 pairs + 2 min-chain vectors) stay in registers. */
+enum { Q32_MAX_GROUPS = 256, Q32_TILE_Y = 4 }; /* rows of up to 1024 blocks use tiles */
 
-/* dyh: the activation rows' header pairs, converted once per call
- * (dyh[c * Q32_MAX_GROUPS + g] for row c, group g), or NULL. */
-static ALWAYS_INLINE void q32_rows_tile(enum q32_kind k, const int RX, const int RY, int64_t nb, const uint8_t *x,
-                                        size_t bx, const uint8_t *y, size_t by, const __m256 *dyh, float *s,
-                                        size_t bs) {
-    const size_t xs = q32_x_size(k), ys = q32_y_size(k);
-    __m256 acc[2][4], accm[2][4];
-    #pragma GCC unroll 4
-    for (int r = 0; r < RX; r++)
-        #pragma GCC unroll 4
-        for (int c = 0; c < RY; c++) acc[r][c] = accm[r][c] = _mm256_setzero_ps();
-    int64_t ib = 0;
-    for (; ib + 4 <= nb; ib += 4) {
-        __m256 dy4[4];
-        #pragma GCC unroll 4
-        for (int c = 0; c < RY; c++)
-            dy4[c] = dyh ? dyh[c * Q32_MAX_GROUPS + ib / 4] : half_pairs4(y + c * by + ib * ys, ys);
-        #pragma GCC unroll 4
-        for (int r = 0; r < RX; r++) {
-            const uint8_t *xb = x + r * bx + ib * xs;
-            __m256 dx4 = half_pairs4(xb, xs);
-            __m256i cx[4], ax[4];
-            q32_codes4(k, xb, cx, ax);
-            #pragma GCC unroll 4
-            for (int c = 0; c < RY; c++)
-                q32_group(k, cx, ax, y + c * by + ib * ys, _mm256_mul_ps(dx4, dy4[c]), &acc[r][c], &accm[r][c]);
+/* An activation tile's headers: per group g of 4 blocks (and, after the
+ * ng full groups, the group of 2 and the single block of the tail):
+ *   dyy[c][g] = [dy0 dy0 dy1 dy1 | dy2 dy2 dy3 dy3] of row c,
+ *   s02[g] = [sy0 of c0..c3 | sy2 of c0..c3], s13[g] = [sy1 | sy3]
+ *   (zero for rows beyond the tile and blocks beyond the row). */
+typedef struct q32_ytile {
+    __m256 dyy[Q32_TILE_Y][Q32_MAX_GROUPS + 2];
+    __m256 s02[Q32_MAX_GROUPS + 2], s13[Q32_MAX_GROUPS + 2];
+} q32_ytile;
+
+static ALWAYS_INLINE void q32_ytile_fill(enum q32_kind k, int64_t nb, const uint8_t *y, size_t by, int ry,
+                                         q32_ytile *t) {
+    const size_t ys = q32_y_size(k);
+    const int64_t ng = nb / 4;
+    const int n_tail = (int)(nb - 4 * ng);
+    for (int c = 0; c < Q32_TILE_Y; c++) {
+        const uint8_t *yr = y + c * by;
+        for (int64_t g = 0; g < ng + 2; g++) {
+            __m256 hy = _mm256_setzero_ps();
+            if (c < ry) {
+                if (g < ng) hy = half_pairs4(yr + 4 * g * ys, ys);
+                else if (g == ng && n_tail >= 2) hy = half_pairs2(yr + 4 * ng * ys, ys);
+                else if (g == ng + 1 && n_tail % 2) hy = half_pair1(yr + (nb - 1) * ys);
+            }
+            t->dyy[c][g] = _mm256_moveldup_ps(hy);
+            if (!q32_has_min(k)) continue;
+            float s[8];
+            _mm256_storeu_ps(s, hy);
+            float *s02 = (float *)&t->s02[g], *s13 = (float *)&t->s13[g];
+            s02[c] = s[1], s13[c] = s[3], s02[4 + c] = s[5], s13[4 + c] = s[7];
         }
     }
-    if (ib + 2 <= nb) {
+}
+
+/* Min chains of one weight row against the tile: hx its header pairs. */
+static ALWAYS_INLINE void q32_min_tile(__m256 hx, __m256 s02, __m256 s13, __m256 *m02, __m256 *m13) {
+    const __m256 t = _mm256_movehdup_ps(hx); /* [m0 m0 m1 m1 | m2 m2 m3 m3] */
+    *m02 = _mm256_fmadd_ps(_mm256_unpacklo_ps(t, t), s02, *m02);
+    *m13 = _mm256_fmadd_ps(_mm256_unpackhi_ps(t, t), s13, *m13);
+}
+
+static ALWAYS_INLINE void q32_rows_tile(enum q32_kind k, const int RY, int64_t nb, const uint8_t *x, const uint8_t *y,
+                                        size_t by, const q32_ytile *t, float *s, size_t bs) {
+    const size_t xs = q32_x_size(k), ys = q32_y_size(k);
+    const int64_t ng = nb / 4;
+    __m256 acc[Q32_TILE_Y], m02 = _mm256_setzero_ps(), m13 = m02;
+    #pragma GCC unroll 4
+    for (int c = 0; c < RY; c++) acc[c] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < ng; g++) {
+        const uint8_t *xb = x + 4 * g * xs;
+        const __m256 hx = half_pairs4(xb, xs), dxx = _mm256_moveldup_ps(hx);
+        __m256i cx[4], ax[4];
+        q32_codes4(k, xb, cx, ax);
         #pragma GCC unroll 4
-        for (int r = 0; r < RX; r++) {
-            const uint8_t *xb = x + r * bx + ib * xs;
-            __m256 dx = half_pairs2(xb, xs);
-            __m256i cx[2], ax[2];
-            cx[0] = q32_codes(k, xb), ax[0] = q32_abs(k, cx[0]);
-            cx[1] = q32_codes(k, xb + xs), ax[1] = q32_abs(k, cx[1]);
-            #pragma GCC unroll 4
-            for (int c = 0; c < RY; c++) {
-                const uint8_t *yb = y + c * by + ib * ys;
-                q32_group2(k, cx, ax, yb, _mm256_mul_ps(dx, half_pairs2(yb, ys)), &acc[r][c], &accm[r][c]);
-            }
+        for (int c = 0; c < RY; c++) {
+            const __m256i h = q32_int4(k, cx, ax, y + c * by + 4 * g * ys);
+            acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dxx, t->dyy[c][g]), _mm256_cvtepi32_ps(h), acc[c]);
         }
+        if (q32_has_min(k)) q32_min_tile(hx, t->s02[g], t->s13[g], &m02, &m13);
+    }
+    int64_t ib = 4 * ng;
+    if (ib + 2 <= nb) {
+        const uint8_t *xb = x + ib * xs;
+        const __m256 hx = half_pairs2(xb, xs), dxx = _mm256_moveldup_ps(hx);
+        __m256i cx[2], ax[2];
+        q32_codes2(k, xb, cx, ax);
+        #pragma GCC unroll 4
+        for (int c = 0; c < RY; c++) {
+            const __m256i h = q32_int2(k, cx, ax, y + c * by + ib * ys);
+            acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dxx, t->dyy[c][ng]), _mm256_cvtepi32_ps(h), acc[c]);
+        }
+        if (q32_has_min(k)) q32_min_tile(hx, t->s02[ng], t->s13[ng], &m02, &m13);
         ib += 2;
     }
-    for (; ib < nb; ib++) {
+    if (ib < nb) {
+        const uint8_t *xb = x + ib * xs;
+        const __m256 hx = half_pair1(xb);
+        const __m256i cb = q32_codes(k, xb), ab = q32_abs(k, cb);
         #pragma GCC unroll 4
-        for (int r = 0; r < RX; r++) {
-            const uint8_t *xb = x + r * bx + ib * xs;
-            __m256 dx = half_pair1(xb);
-            __m256i c = q32_codes(k, xb), a = q32_abs(k, c);
-            #pragma GCC unroll 4
-            for (int j = 0; j < RY; j++) {
-                const uint8_t *yb = y + j * by + ib * ys;
-                q32_single(k, c, a, yb, _mm256_mul_ps(dx, half_pair1(yb)), &acc[r][j], &accm[r][j]);
-            }
+        for (int c = 0; c < RY; c++) {
+            const __m256i p = q32_dot(k, cb, ab, q32_y_qs(k, y + c * by + ib * ys));
+            const __m256 dd = _mm256_permutevar8x32_ps(_mm256_mul_ps(hx, t->dyy[c][ng + 1]), _mm256_setzero_si256());
+            acc[c] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(p), acc[c]);
         }
+        if (q32_has_min(k)) q32_min_tile(hx, t->s02[ng + 1], t->s13[ng + 1], &m02, &m13);
+    }
+    float mins[4] = {0, 0, 0, 0};
+    if (q32_has_min(k)) {
+        const __m256 m = _mm256_add_ps(m02, m13); /* [ch0+ch1 of c0..c3 | ch2+ch3] */
+        _mm_storeu_ps(mins, _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1)));
     }
     #pragma GCC unroll 4
-    for (int c = 0; c < RY; c++)
-        #pragma GCC unroll 4
-        for (int r = 0; r < RX; r++) s[c * bs + r] = q32_result(acc[r][c], accm[r][c]);
+    for (int c = 0; c < RY; c++) s[c * bs] = q32_has_min(k) ? hsum_ps(acc[c]) + mins[c] : hsum_ps(acc[c]);
 }
 
 /* One activation row (decode): its header pairs are converted once for all
@@ -599,7 +645,7 @@ static ALWAYS_INLINE void q32_rows_1(enum q32_kind k, int64_t nb, int64_t nrx, c
         __m256 acc = _mm256_setzero_ps(), accm = acc;
         for (int64_t g = 0; g < ng; g++) {
             const uint8_t *xb = xr + 4 * g * xs;
-            __m256 prod = _mm256_mul_ps(half_pairs4(xb, xs), dy[g]);
+            const __m256 hx = half_pairs4(xb, xs);
             if (offset) {
                 __m256i u[4];
 #pragma GCC unroll 4
@@ -609,15 +655,15 @@ static ALWAYS_INLINE void q32_rows_1(enum q32_kind k, int64_t nb, int64_t nrx, c
                                          : _mm256_or_si256(unpack_nibbles(((const block_q5_0 *)b)->qs),
                                                            q5_high_bits(((const block_q5_0 *)b)->qh));
                 }
-                q32_accum(k, _mm256_sub_epi32(q32_split16(k, u, y + 4 * g * ys), ycorr[g]), prod, &acc, &accm);
+                q32_acc_pair(k, _mm256_sub_epi32(q32_split16(k, u, y + 4 * g * ys), ycorr[g]), hx, dy[g], &acc, &accm);
                 continue;
             }
             __m256i cx[4], ax[4];
             q32_codes4(k, xb, cx, ax);
-            q32_group(k, cx, ax, y + 4 * g * ys, prod, &acc, &accm);
+            q32_acc_pair(k, q32_int4(k, cx, ax, y + 4 * g * ys), hx, dy[g], &acc, &accm);
         }
         q32_tail(k, 4 * ng, nb, xr, y, &acc, &accm);
-        s[i] = q32_result(acc, accm);
+        s[i] = q32_result(k, acc, accm);
     }
 }
 
@@ -629,39 +675,30 @@ static ALWAYS_INLINE void q32_rows(enum q32_kind k, int64_t n, int64_t nrx, int6
         q32_rows_1(k, nb, nrx, x, bx, y, s);
         return;
     }
-    /* activation tiles outer: RY activation rows stay in L1 while the weight
-     * rows stream past */
-    const int64_t ng = nb / 4;
-    __m256 dyh[4 * Q32_MAX_GROUPS];
-    for (int64_t j = 0; j < nry; j += 4) {
-        int ry = nry - j < 4 ? (int)(nry - j) : 4;
-        const __m256 *dh = NULL;
-        if (ng <= Q32_MAX_GROUPS && nrx > 2) {
-            for (int c = 0; c < ry; c++)
-                for (int64_t g = 0; g < ng; g++)
-                    dyh[c * Q32_MAX_GROUPS + g] = half_pairs4(y + (j + c) * by + 4 * g * q32_y_size(k), q32_y_size(k));
-            dh = dyh;
-        }
-        for (int64_t i = 0; i < nrx; i += 2) {
-            int rx = nrx - i < 2 ? 1 : 2;
-            const uint8_t *xt = x + i * bx, *yt = y + j * by;
+    if (nb / 4 > Q32_MAX_GROUPS) { /* rows over 32768 elements: pair by pair */
+        for (int64_t j = 0; j < nry; j++)
+            for (int64_t i = 0; i < nrx; i++) s[j * bs + i] = q32_vec_dot(k, n, x + i * bx, y + j * by);
+        return;
+    }
+    /* activation tiles outer: their rows stay in L1 while the weight rows
+     * stream past */
+    q32_ytile t;
+    for (int64_t j = 0; j < nry; j += Q32_TILE_Y) {
+        const int ry = nry - j < Q32_TILE_Y ? (int)(nry - j) : Q32_TILE_Y;
+        const uint8_t *yt = y + j * by;
+        q32_ytile_fill(k, nb, yt, by, ry, &t);
+        for (int64_t i = 0; i < nrx; i++) {
+            const uint8_t *xr = x + i * bx;
             float *st = s + j * bs + i;
-#define TILE(RX, RY) q32_rows_tile(k, RX, RY, nb, xt, bx, yt, by, dh, st, bs)
-            switch (rx * 8 + ry) {
-            case 2 * 8 + 4: TILE(2, 4); break;
-            case 2 * 8 + 3: TILE(2, 3); break;
-            case 2 * 8 + 2: TILE(2, 2); break;
-            case 2 * 8 + 1: TILE(2, 1); break;
-            case 1 * 8 + 4: TILE(1, 4); break;
-            case 1 * 8 + 3: TILE(1, 3); break;
-            case 1 * 8 + 2: TILE(1, 2); break;
-            default: TILE(1, 1); break;
+            switch (ry) {
+            case 4: q32_rows_tile(k, 4, nb, xr, yt, by, &t, st, bs); break;
+            case 3: q32_rows_tile(k, 3, nb, xr, yt, by, &t, st, bs); break;
+            case 2: q32_rows_tile(k, 2, nb, xr, yt, by, &t, st, bs); break;
+            default: q32_rows_tile(k, 1, nb, xr, yt, by, &t, st, bs); break;
             }
-#undef TILE
         }
     }
 }
-
 #define Q32_ROWS(NAME, KIND)                                                                        \
     static void NAME(int64_t n, int64_t nrx, int64_t nry, const void *x, size_t bx, const void *y, \
                      size_t by, float *s, size_t bs) {                                              \
