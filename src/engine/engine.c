@@ -22,11 +22,17 @@ engine_params engine_params_default(const model *m) {
     return p;
 }
 
-/* Every engine buffer is written once here, so its pages are resident from
- * the start: the process's RSS is its working size before the first request
- * (a server's memory does not creep up as new KV blocks or larger batches
- * are first used, and a soak measures leaks, not first touches). */
-static void *alloc_aligned(size_t bytes, bool *ok) {
+/* Engine buffers are allocated once here.  Those every batch uses (KV cache,
+ * activations) are also written here, so their pages are resident from the
+ * start: the process's RSS is its working size before the first request (a
+ * server's memory does not creep up as new KV blocks or larger batches are
+ * first used, and a soak measures leaks, not first touches).  The two sized
+ * for a worst case that typical loads never reach -- logits rows for every
+ * running sequence at once, split-KV partial states for every sequence past
+ * ENGINE_SPLIT_MIN keys -- are left untouched (alloc_lazy): their pages
+ * become resident as far as they are used, at most their full size (12.6 MB
+ * and 5 MB for SmolLM2 at the server's defaults). */
+static void *alloc_pages(size_t bytes, bool touch, bool *ok) {
     void *p = NULL;
     if (bytes == 0) bytes = 64;
     bytes = (bytes + 63) & ~(size_t)63;
@@ -34,9 +40,12 @@ static void *alloc_aligned(size_t bytes, bool *ok) {
         *ok = false;
         return NULL;
     }
-    memset(p, 0, bytes);
+    if (touch) memset(p, 0, bytes);
     return p;
 }
+
+static void *alloc_aligned(size_t bytes, bool *ok) { return alloc_pages(bytes, true, ok); }
+static void *alloc_lazy(size_t bytes, bool *ok) { return alloc_pages(bytes, false, ok); }
 
 /* size = a*b*c*d elements of `elem` bytes, false on overflow */
 static bool mul_size(size_t *out, size_t elem, size_t a, size_t b, size_t c, size_t d) {
@@ -159,7 +168,7 @@ ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ry
     if (hp->sliding_window > 0 &&
         (hp->rope_base_swa != hp->rope_base || hp->rope_freq_scale_swa != hp->rope_freq_scale))
         e->rope_cs_swa = alloc_aligned(B * (size_t)hp->rope_dim * sizeof(float), &ok);
-    e->logits = alloc_aligned(lbytes, &ok);
+    e->logits = alloc_lazy(lbytes, &ok);
     {
         const size_t group = (size_t)(hp->n_head / hp->n_head_kv);
         e->part_floats = group * ((size_t)hp->head_dim_v + 2);
@@ -167,7 +176,7 @@ ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ry
         size_t pbytes = 0;
         ok = ok && mul_size(&pbytes, sizeof(float), (size_t)p.max_seqs * hp->n_head_kv, (size_t)e->max_split,
                             e->part_floats, 1);
-        e->attn_part = alloc_aligned(pbytes, &ok);
+        e->attn_part = alloc_lazy(pbytes, &ok);
         e->attn_split_done = calloc((size_t)p.max_seqs * hp->n_head_kv, sizeof *e->attn_split_done);
         ok = ok && e->attn_split_done;
     }
