@@ -176,7 +176,7 @@ static act_view step_input(fwd *f, int ith) {
  * neighbour no longer holds the other at the step's barrier.  Each output
  * element is still computed by one kernel call whatever the split (the
  * kernels' per-pair results do not depend on the tile shape). */
-#define STEP_SHARES_PER_THREAD 4
+#define STEP_SHARES_PER_THREAD 8
 
 /* Weight rows [*lo, *hi) of n for share ith of nth, in whole groups of
  * SPLIT_ROWS: the kernels' tiles take two weight rows at a time, and the
