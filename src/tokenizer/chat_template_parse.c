@@ -437,58 +437,58 @@ static ct_node *binary(parser *P, ct_ntype type, ct_op op, ct_node *a, ct_node *
     return n;
 }
 
-static ct_node *parse_pow(parser *P) {
-    int d0 = P->depth;
-    ct_node *n = parse_unary(P, true);
-    while (n && is_op(P, OP_POW)) {
-        advance(P);
-        ct_node *r = parse_unary(P, true);
-        n = r ? binary(P, N_BIN, OP_POW, n, r) : NULL;
-    }
-    if (n) P->depth = d0;
-    return n;
+/* Binary operators, one level per precedence, loosest first.  A level
+ * parses its operands at the next level and chains them left to right;
+ * between "and" and "+" sit "not" and the comparisons (parse_not), and the
+ * tightest level's operands are unary expressions. */
+enum { LVL_OR, LVL_AND, LVL_ADD, LVL_CONCAT, LVL_MUL, LVL_POW };
+static const struct bin_level {
+    ct_ntype type;    /* node made for each link */
+    const char *name; /* keyword operator, or NULL */
+    ct_op ops[5];     /* symbol operators, OP_NONE-terminated */
+} bin_levels[] = {
+    [LVL_OR] = {N_OR, "or", {OP_NONE}},
+    [LVL_AND] = {N_AND, "and", {OP_NONE}},
+    [LVL_ADD] = {N_BIN, NULL, {OP_ADD, OP_SUB, OP_NONE}},
+    [LVL_CONCAT] = {N_BIN, NULL, {OP_TILDE, OP_NONE}},
+    [LVL_MUL] = {N_BIN, NULL, {OP_MUL, OP_DIV, OP_FLOORDIV, OP_MOD, OP_NONE}},
+    [LVL_POW] = {N_BIN, NULL, {OP_POW, OP_NONE}},
+};
+
+static ct_node *parse_not(parser *P);
+static ct_node *parse_level(parser *P, int lvl);
+
+static ct_node *parse_operand(parser *P, int lvl) {
+    if (lvl == LVL_AND) return parse_not(P);
+    if (lvl == LVL_POW) return parse_unary(P, true);
+    return parse_level(P, lvl + 1);
 }
 
-static ct_node *parse_math2(parser *P) {
-    int d0 = P->depth;
-    ct_node *n = parse_pow(P);
-    while (n && (is_op(P, OP_MUL) || is_op(P, OP_DIV) || is_op(P, OP_FLOORDIV) || is_op(P, OP_MOD))) {
-        ct_op op = (ct_op)cur(P)->op;
-        advance(P);
-        ct_node *r = parse_pow(P);
-        n = r ? binary(P, N_BIN, op, n, r) : NULL;
-    }
-    if (n) P->depth = d0;
-    return n;
+/* Whether the current token is an operator of level lvl (its op in *op). */
+static bool level_op(const parser *P, int lvl, ct_op *op) {
+    const struct bin_level *L = &bin_levels[lvl];
+    *op = OP_NONE;
+    if (L->name) return is_name(P, L->name);
+    for (const ct_op *o = L->ops; *o != OP_NONE; o++)
+        if (is_op(P, *o)) return *op = *o, true;
+    return false;
 }
 
-static ct_node *parse_concat(parser *P) {
+static ct_node *parse_level(parser *P, int lvl) {
     int d0 = P->depth;
-    ct_node *n = parse_math2(P);
-    while (n && is_op(P, OP_TILDE)) {
+    ct_node *n = parse_operand(P, lvl);
+    ct_op op;
+    while (n && level_op(P, lvl, &op)) {
         advance(P);
-        ct_node *r = parse_math2(P);
-        n = r ? binary(P, N_BIN, OP_TILDE, n, r) : NULL;
-    }
-    if (n) P->depth = d0;
-    return n;
-}
-
-static ct_node *parse_math1(parser *P) {
-    int d0 = P->depth;
-    ct_node *n = parse_concat(P);
-    while (n && (is_op(P, OP_ADD) || is_op(P, OP_SUB))) {
-        ct_op op = (ct_op)cur(P)->op;
-        advance(P);
-        ct_node *r = parse_concat(P);
-        n = r ? binary(P, N_BIN, op, n, r) : NULL;
+        ct_node *r = parse_operand(P, lvl);
+        n = r ? binary(P, bin_levels[lvl].type, op, n, r) : NULL;
     }
     if (n) P->depth = d0;
     return n;
 }
 
 static ct_node *parse_compare(parser *P) {
-    ct_node *first = parse_math1(P);
+    ct_node *first = parse_level(P, LVL_ADD);
     if (!first) return NULL;
     kids k = {0};
     uint8_t ops[64];
@@ -511,7 +511,7 @@ static ct_node *parse_compare(parser *P) {
         }
         if (k.n == (int)sizeof ops) return fail(P, "too many chained comparisons");
         ops[k.n] = (uint8_t)op;
-        ct_node *r = parse_math1(P);
+        ct_node *r = parse_level(P, LVL_ADD);
         if (!r || !kids_push(P, &k, r)) return NULL;
     }
     if (!k.n) return first;
@@ -538,40 +538,16 @@ static ct_node *parse_not(parser *P) {
     return parse_compare(P);
 }
 
-static ct_node *parse_and(parser *P) {
-    int d0 = P->depth;
-    ct_node *n = parse_not(P);
-    while (n && is_name(P, "and")) {
-        advance(P);
-        ct_node *r = parse_not(P);
-        n = r ? binary(P, N_AND, OP_NONE, n, r) : NULL;
-    }
-    if (n) P->depth = d0;
-    return n;
-}
-
-static ct_node *parse_or(parser *P) {
-    int d0 = P->depth;
-    ct_node *n = parse_and(P);
-    while (n && is_name(P, "or")) {
-        advance(P);
-        ct_node *r = parse_and(P);
-        n = r ? binary(P, N_OR, OP_NONE, n, r) : NULL;
-    }
-    if (n) P->depth = d0;
-    return n;
-}
-
 static ct_node *parse_expr(parser *P, bool with_cond) {
     if (!enter(P)) return NULL;
-    ct_node *n = parse_or(P);
+    ct_node *n = parse_level(P, LVL_OR);
     int links = 0;
     while (with_cond && n && is_name(P, "if")) {
         if (!enter(P)) return NULL;
         links++;
         advance(P);
         ct_node *c = node(P, N_COND);
-        if (!c || !(c->b = parse_or(P))) return NULL;
+        if (!c || !(c->b = parse_level(P, LVL_OR))) return NULL;
         c->a = n;
         if (skip_name(P, "else") && !(c->c = parse_expr(P, true))) return NULL;
         n = c;
