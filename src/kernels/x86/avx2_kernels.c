@@ -374,10 +374,11 @@ static inline __m128i fold_epi16(__m256i p) {
 }
 
 /* Two blocks' folded int16 (4 products a lane) -> [a' a'' b' b''] int32.
- * (Adding the 64-bit halves with two unpacks instead of vphaddw is ~3%
- * faster on Zen 1 but splits the exact block sums differently, which moves
- * the Gemma 3 golden figures by rounding alone: 0.46 -> 0.52 mean top-10
- * difference, against a 0.5 tolerance; kept as it was.) */
+ * (Adding the 64-bit halves with two unpacks instead of vphaddw was ~3%
+ * faster in the 1 x 4 tile and no faster in the 1 x 8 one, and splits the
+ * exact block sums differently, which moves the Gemma 3 golden figures by
+ * rounding alone: 0.46 -> 0.52 mean top-10 difference, against a 0.5
+ * tolerance; kept as it was.) */
 static inline __m128i pair_sums16(__m128i f0, __m128i f1) {
     return _mm_madd_epi16(_mm_hadd_epi16(f0, f1), _mm_set1_epi16(1));
 }
