@@ -22,7 +22,7 @@ def load(path):
 def main(d):
     conc = sorted({int(re.search(r"-c(\d+)\.json$", p).group(1)) for p in glob.glob(os.path.join(d, "ryot-c*.json"))})
     print("| streams | llama-server out tok/s | ryot out tok/s | ratio | llama-server TTFT p50 / p99 (ms) "
-          "| ryot TTFT p50 / p99 (ms) | ryot RSS (MB) |")
+          "| ryot TTFT p50 / p99 (ms) | ryot RSS (MiB, VmHWM) |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for c in conc:
         _, l = load(os.path.join(d, f"llama-server-c{c}.json"))
