@@ -67,8 +67,18 @@ static void run_multiply(void) {
     }
 }
 
-static void run_reduce(void) {
+/* The split int32 sums of weight group g (codes cx) with activation row c,
+ * as ryot's tile computes them: fold, vphaddw, vpmaddwd. */
+static inline __m256i group_sums(const __m256i cx[4], int c, int g) {
     const __m128i one = _mm_set1_epi16(1);
+    __m128i f[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) f[j] = fold16(_mm256_maddubs_epi16(cx[j], yq(c, 4 * g + j)));
+    return _mm256_set_m128i(_mm_madd_epi16(_mm_hadd_epi16(f[2], f[3]), one),
+                            _mm_madd_epi16(_mm_hadd_epi16(f[0], f[1]), one));
+}
+
+static void run_reduce(void) {
     for (int r = 0; r < NR; r++) {
         __m256i acc[NY];
 #pragma GCC unroll 8
@@ -79,11 +89,7 @@ static void run_reduce(void) {
             for (int j = 0; j < 4; j++) cx[j] = unpack(W[r][4 * g + j].qs);
 #pragma GCC unroll 8
             for (int c = 0; c < NY; c++) {
-                __m128i f[4];
-#pragma GCC unroll 4
-                for (int j = 0; j < 4; j++) f[j] = fold16(_mm256_maddubs_epi16(cx[j], yq(c, 4 * g + j)));
-                const __m256i h = _mm256_set_m128i(_mm_madd_epi16(_mm_hadd_epi16(f[2], f[3]), one),
-                                                   _mm_madd_epi16(_mm_hadd_epi16(f[0], f[1]), one));
+                const __m256i h = group_sums(cx, c, g);
                 acc[c] = _mm256_add_epi32(acc[c], h);
             }
         }
@@ -93,7 +99,6 @@ static void run_reduce(void) {
 
 static __m256 dyy[NY][NG], hy[NY][NG];
 static void run_full(void) {
-    const __m128i one = _mm_set1_epi16(1);
     for (int r = 0; r < NR; r++) {
         __m256 acc[NY], accm[NY];
 #pragma GCC unroll 8
@@ -105,11 +110,7 @@ static void run_full(void) {
             for (int j = 0; j < 4; j++) cx[j] = unpack(W[r][4 * g + j].qs);
 #pragma GCC unroll 8
             for (int c = 0; c < NY; c++) {
-                __m128i f[4];
-#pragma GCC unroll 4
-                for (int j = 0; j < 4; j++) f[j] = fold16(_mm256_maddubs_epi16(cx[j], yq(c, 4 * g + j)));
-                const __m256i h = _mm256_set_m128i(_mm_madd_epi16(_mm_hadd_epi16(f[2], f[3]), one),
-                                                   _mm_madd_epi16(_mm_hadd_epi16(f[0], f[1]), one));
+                const __m256i h = group_sums(cx, c, g);
                 acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dxx, dyy[c][g]), _mm256_cvtepi32_ps(h), acc[c]);
                 accm[c] = _mm256_fmadd_ps(hx, hy[c][g], accm[c]); /* min terms in the odd lanes */
             }

@@ -562,103 +562,50 @@ static ALWAYS_INLINE void q32_min_tile(__m256 hx, __m256 s02, __m256 s13, __m256
     *m13 = _mm256_fmadd_ps(_mm256_unpackhi_ps(t, t), s13, *m13);
 }
 
-static ALWAYS_INLINE void q32_rows_tile(enum q32_kind k, const int RY, int64_t nb, const uint8_t *x, const uint8_t *y,
-                                        size_t by, const q32_ytile *t, float *s, size_t bs) {
-    const size_t xs = q32_x_size(k), ys = q32_y_size(k);
-    const int64_t ng = nb / 4;
-    __m256 acc[Q32_TILE_Y], m02 = _mm256_setzero_ps(), m13 = m02;
-    #pragma GCC unroll 4
-    for (int c = 0; c < RY; c++) acc[c] = _mm256_setzero_ps();
-    for (int64_t g = 0; g < ng; g++) {
-        const uint8_t *xb = x + 4 * g * xs;
-        const __m256 hx = half_pairs4(xb, xs), dxx = _mm256_moveldup_ps(hx);
-        __m256i cx[4], ax[4];
-        q32_codes4(k, xb, cx, ax);
-        #pragma GCC unroll 4
-        for (int c = 0; c < RY; c++) {
-            const __m256i h = q32_int4(k, cx, ax, y + c * by + 4 * g * ys);
-            acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dxx, t->dyy[c][g]), _mm256_cvtepi32_ps(h), acc[c]);
-        }
-        if (q32_has_min(k)) q32_min_tile(hx, t->s02[g], t->s13[g], &m02, &m13);
-    }
-    int64_t ib = 4 * ng;
-    if (ib + 2 <= nb) {
-        const uint8_t *xb = x + ib * xs;
-        const __m256 hx = half_pairs2(xb, xs), dxx = _mm256_moveldup_ps(hx);
-        __m256i cx[2], ax[2];
-        q32_codes2(k, xb, cx, ax);
-        #pragma GCC unroll 4
-        for (int c = 0; c < RY; c++) {
-            const __m256i h = q32_int2(k, cx, ax, y + c * by + ib * ys);
-            acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dxx, t->dyy[c][ng]), _mm256_cvtepi32_ps(h), acc[c]);
-        }
-        if (q32_has_min(k)) q32_min_tile(hx, t->s02[ng], t->s13[ng], &m02, &m13);
-        ib += 2;
-    }
-    if (ib < nb) {
-        const uint8_t *xb = x + ib * xs;
-        const __m256 hx = half_pair1(xb);
-        const __m256i cb = q32_codes(k, xb), ab = q32_abs(k, cb);
-        #pragma GCC unroll 4
-        for (int c = 0; c < RY; c++) {
-            const __m256i p = q32_dot(k, cb, ab, q32_y_qs(k, y + c * by + ib * ys));
-            const __m256 dd = _mm256_permutevar8x32_ps(_mm256_mul_ps(hx, t->dyy[c][ng + 1]), _mm256_setzero_si256());
-            acc[c] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(p), acc[c]);
-        }
-        if (q32_has_min(k)) q32_min_tile(hx, t->s02[ng + 1], t->s13[ng + 1], &m02, &m13);
-    }
-    float mins[4] = {0, 0, 0, 0};
-    if (q32_has_min(k)) {
-        const __m256 m = _mm256_add_ps(m02, m13); /* [ch0+ch1 of c0..c3 | ch2+ch3] */
-        _mm_storeu_ps(mins, _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1)));
-    }
-    #pragma GCC unroll 4
-    for (int c = 0; c < RY; c++) s[c * bs] = q32_has_min(k) ? hsum_ps(acc[c]) + mins[c] : hsum_ps(acc[c]);
+/* The min chains of one weight row (header pairs hx) against the nt
+ * activation tiles' group gi. */
+static ALWAYS_INLINE void q32_min_tiles(__m256 hx, const q32_ytile *const t[2], int nt, int64_t gi, __m256 *m02,
+                                        __m256 *m13) {
+    for (int h = 0; h < nt; h++) q32_min_tile(hx, t[h]->s02[gi], t[h]->s13[gi], &m02[h], &m13[h]);
 }
 
-/* Two activation tiles (8 rows) against one weight row, full groups only:
- * each weight group is unpacked once for 8 pairs (the same per-pair
- * arithmetic as q32_rows_tile); returns the 8 pairs' accumulators and min
- * chains for the caller's tail. */
-static ALWAYS_INLINE void q32_rows_tile8(enum q32_kind k, int64_t nb, const uint8_t *x, const uint8_t *y, size_t by,
-                                         const q32_ytile *t0, const q32_ytile *t1, float *s, size_t bs) {
+/* One weight row against RY (1..8) activation rows, whose headers are in
+ * t[0] (rows 0..3) and t[1] (rows 4..7): each weight group is unpacked once
+ * for RY pairs. */
+static ALWAYS_INLINE void q32_rows_tile(enum q32_kind k, const int RY, int64_t nb, const uint8_t *x, const uint8_t *y,
+                                        size_t by, const q32_ytile *const t[2], float *s, size_t bs) {
     const size_t xs = q32_x_size(k), ys = q32_y_size(k);
     const int64_t ng = nb / 4;
-    __m256 acc[8], m02[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, m13[2] = {m02[0], m02[0]};
+    const int NT = (RY + Q32_TILE_Y - 1) / Q32_TILE_Y; /* activation tiles */
+    __m256 acc[2 * Q32_TILE_Y], m02[2], m13[2];
     #pragma GCC unroll 8
-    for (int c = 0; c < 8; c++) acc[c] = _mm256_setzero_ps();
+    for (int c = 0; c < RY; c++) acc[c] = _mm256_setzero_ps();
+    for (int h = 0; h < NT; h++) m02[h] = m13[h] = _mm256_setzero_ps();
+#define Q32_DYY(c, gi) (t[(c) / Q32_TILE_Y]->dyy[(c) % Q32_TILE_Y][gi])
     for (int64_t g = 0; g < ng; g++) {
         const uint8_t *xb = x + 4 * g * xs;
         const __m256 hx = half_pairs4(xb, xs), dxx = _mm256_moveldup_ps(hx);
         __m256i cx[4], ax[4];
         q32_codes4(k, xb, cx, ax);
         #pragma GCC unroll 8
-        for (int c = 0; c < 8; c++) {
-            const q32_ytile *t = c < 4 ? t0 : t1;
+        for (int c = 0; c < RY; c++) {
             const __m256i h = q32_int4(k, cx, ax, y + c * by + 4 * g * ys);
-            acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dxx, t->dyy[c % 4][g]), _mm256_cvtepi32_ps(h), acc[c]);
+            acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dxx, Q32_DYY(c, g)), _mm256_cvtepi32_ps(h), acc[c]);
         }
-        if (q32_has_min(k)) {
-            q32_min_tile(hx, t0->s02[g], t0->s13[g], &m02[0], &m13[0]);
-            q32_min_tile(hx, t1->s02[g], t1->s13[g], &m02[1], &m13[1]);
-        }
+        if (q32_has_min(k)) q32_min_tiles(hx, t, NT, g, m02, m13);
     }
-    int64_t ib = 4 * ng;
+    int64_t ib = 4 * ng; /* the tail: a group of 2 (headers at ng), a single block (at ng + 1) */
     if (ib + 2 <= nb) {
         const uint8_t *xb = x + ib * xs;
         const __m256 hx = half_pairs2(xb, xs), dxx = _mm256_moveldup_ps(hx);
         __m256i cx[2], ax[2];
         q32_codes2(k, xb, cx, ax);
         #pragma GCC unroll 8
-        for (int c = 0; c < 8; c++) {
-            const q32_ytile *t = c < 4 ? t0 : t1;
+        for (int c = 0; c < RY; c++) {
             const __m256i h = q32_int2(k, cx, ax, y + c * by + ib * ys);
-            acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dxx, t->dyy[c % 4][ng]), _mm256_cvtepi32_ps(h), acc[c]);
+            acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dxx, Q32_DYY(c, ng)), _mm256_cvtepi32_ps(h), acc[c]);
         }
-        if (q32_has_min(k)) {
-            q32_min_tile(hx, t0->s02[ng], t0->s13[ng], &m02[0], &m13[0]);
-            q32_min_tile(hx, t1->s02[ng], t1->s13[ng], &m02[1], &m13[1]);
-        }
+        if (q32_has_min(k)) q32_min_tiles(hx, t, NT, ng, m02, m13);
         ib += 2;
     }
     if (ib < nb) {
@@ -666,25 +613,22 @@ static ALWAYS_INLINE void q32_rows_tile8(enum q32_kind k, int64_t nb, const uint
         const __m256 hx = half_pair1(xb);
         const __m256i cb = q32_codes(k, xb), ab = q32_abs(k, cb);
         #pragma GCC unroll 8
-        for (int c = 0; c < 8; c++) {
-            const q32_ytile *t = c < 4 ? t0 : t1;
+        for (int c = 0; c < RY; c++) {
             const __m256i p = q32_dot(k, cb, ab, q32_y_qs(k, y + c * by + ib * ys));
-            const __m256 dd = _mm256_permutevar8x32_ps(_mm256_mul_ps(hx, t->dyy[c % 4][ng + 1]), _mm256_setzero_si256());
+            const __m256 dd = _mm256_permutevar8x32_ps(_mm256_mul_ps(hx, Q32_DYY(c, ng + 1)), _mm256_setzero_si256());
             acc[c] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(p), acc[c]);
         }
-        if (q32_has_min(k)) {
-            q32_min_tile(hx, t0->s02[ng + 1], t0->s13[ng + 1], &m02[0], &m13[0]);
-            q32_min_tile(hx, t1->s02[ng + 1], t1->s13[ng + 1], &m02[1], &m13[1]);
-        }
+        if (q32_has_min(k)) q32_min_tiles(hx, t, NT, ng + 1, m02, m13);
     }
-    float mins[8] = {0};
+#undef Q32_DYY
+    float mins[2 * Q32_TILE_Y] = {0};
     if (q32_has_min(k))
-        for (int h = 0; h < 2; h++) {
-            const __m256 m = _mm256_add_ps(m02[h], m13[h]);
+        for (int h = 0; h < NT; h++) {
+            const __m256 m = _mm256_add_ps(m02[h], m13[h]); /* [ch0+ch1 of 4 rows | ch2+ch3] */
             _mm_storeu_ps(mins + 4 * h, _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1)));
         }
     #pragma GCC unroll 8
-    for (int c = 0; c < 8; c++) s[c * bs] = q32_has_min(k) ? hsum_ps(acc[c]) + mins[c] : hsum_ps(acc[c]);
+    for (int c = 0; c < RY; c++) s[c * bs] = q32_has_min(k) ? hsum_ps(acc[c]) + mins[c] : hsum_ps(acc[c]);
 }
 
 /* One activation row (decode): its header pairs are converted once for all
@@ -754,30 +698,29 @@ static ALWAYS_INLINE void q32_rows(enum q32_kind k, int64_t n, int64_t nrx, int6
     }
     /* activation tiles outer: their rows stay in L1 while the weight rows
      * stream past */
-    q32_ytile t, t1;
-    int64_t j = 0;
-    for (; j + 8 <= nry; j += 8) {
+    q32_ytile yt0, yt1;
+    const q32_ytile *const t[2] = {&yt0, &yt1};
+    for (int64_t j = 0; j < nry;) {
+        /* 8 rows at a time, then what is left in tiles of at most 4 */
+        const int ry = nry - j >= 8 ? 8 : nry - j < Q32_TILE_Y ? (int)(nry - j) : Q32_TILE_Y;
         const uint8_t *yt = y + j * by;
-        q32_ytile_fill(k, nb, yt, by, 4, &t);
-        q32_ytile_fill(k, nb, yt + 4 * by, by, 4, &t1);
-        for (int64_t i = 0; i < nrx; i++) q32_rows_tile8(k, nb, x + i * bx, yt, by, &t, &t1, s + j * bs + i, bs);
-    }
-    for (; j < nry; j += Q32_TILE_Y) {
-        const int ry = nry - j < Q32_TILE_Y ? (int)(nry - j) : Q32_TILE_Y;
-        const uint8_t *yt = y + j * by;
-        q32_ytile_fill(k, nb, yt, by, ry, &t);
+        q32_ytile_fill(k, nb, yt, by, ry < Q32_TILE_Y ? ry : Q32_TILE_Y, &yt0);
+        if (ry > Q32_TILE_Y) q32_ytile_fill(k, nb, yt + Q32_TILE_Y * by, by, ry - Q32_TILE_Y, &yt1);
         for (int64_t i = 0; i < nrx; i++) {
             const uint8_t *xr = x + i * bx;
             float *st = s + j * bs + i;
             switch (ry) {
-            case 4: q32_rows_tile(k, 4, nb, xr, yt, by, &t, st, bs); break;
-            case 3: q32_rows_tile(k, 3, nb, xr, yt, by, &t, st, bs); break;
-            case 2: q32_rows_tile(k, 2, nb, xr, yt, by, &t, st, bs); break;
-            default: q32_rows_tile(k, 1, nb, xr, yt, by, &t, st, bs); break;
+            case 8: q32_rows_tile(k, 8, nb, xr, yt, by, t, st, bs); break;
+            case 4: q32_rows_tile(k, 4, nb, xr, yt, by, t, st, bs); break;
+            case 3: q32_rows_tile(k, 3, nb, xr, yt, by, t, st, bs); break;
+            case 2: q32_rows_tile(k, 2, nb, xr, yt, by, t, st, bs); break;
+            default: q32_rows_tile(k, 1, nb, xr, yt, by, t, st, bs); break;
             }
         }
+        j += ry;
     }
 }
+
 #define Q32_ROWS(NAME, KIND)                                                                        \
     static void NAME(int64_t n, int64_t nrx, int64_t nry, const void *x, size_t bx, const void *y, \
                      size_t by, float *s, size_t bs) {                                              \
