@@ -179,14 +179,14 @@ static act_view step_input(fwd *f, int ith) {
 #define STEP_SHARES_PER_THREAD 8
 
 /* Weight rows [*lo, *hi) of n for share ith of nth, in whole groups of
- * SPLIT_ROWS: the kernels' tiles take two weight rows at a time, and the
- * element-wise ops fused into a step (activation, residual add, softcap)
- * treat an element in a vector lane or in a scalar tail, so every range
- * but the last must be a multiple of the vector width for an element's
- * result not to depend on the split. */
+ * SPLIT_ROWS: the element-wise ops fused into a step (activation, residual
+ * add, softcap) treat an element in a vector lane or in a scalar tail, so
+ * every range but the last must be a multiple of the vector width for an
+ * element's result not to depend on the split. */
 #define SPLIT_ROWS 16
+static long row_groups(long n) { return (n + SPLIT_ROWS - 1) / SPLIT_ROWS; }
 static void split_rows(long n, int ith, int nth, long *lo, long *hi) {
-    ryot_split((n + SPLIT_ROWS - 1) / SPLIT_ROWS, ith, nth, lo, hi);
+    ryot_split(row_groups(n), ith, nth, lo, hi);
     *lo *= SPLIT_ROWS;
     *hi = SPLIT_ROWS * *hi < n ? SPLIT_ROWS * *hi : n;
     if (*lo > n) *lo = n;
@@ -474,14 +474,14 @@ static void forward_batch(engine *e, const int32_t *tokens, int n, const engine_
         ryot_pool_run(e->pool, phase_attn, &f);
         const model_weight *wo = &L->wo;
         begin_input(&f, PREP_ATTN_OUT, 0, n, &wo, 1);
-        run_step(&f, phase_o, (hp->n_embd + SPLIT_ROWS - 1) / SPLIT_ROWS);
+        run_step(&f, phase_o, row_groups(hp->n_embd));
         f.pending = hp->post_norms ? L->post_attn_norm : NULL;
         const model_weight *gu[2] = {&L->w_gate, &L->w_up};
         begin_input(&f, PREP_FFN_IN, 0, n, gu, 2);
-        run_step(&f, phase_up, (hp->n_ff + SPLIT_ROWS - 1) / SPLIT_ROWS);
+        run_step(&f, phase_up, row_groups(hp->n_ff));
         const model_weight *wd = &L->w_down;
         begin_input(&f, PREP_FFN_H, 0, n, &wd, 1);
-        run_step(&f, phase_down, (hp->n_embd + SPLIT_ROWS - 1) / SPLIT_ROWS);
+        run_step(&f, phase_down, row_groups(hp->n_embd));
         f.pending = hp->post_norms ? L->post_ffn_norm : NULL;
     }
     e->n_logits = 0;
@@ -489,7 +489,7 @@ static void forward_batch(engine *e, const int32_t *tokens, int n, const engine_
         gather_out_rows(e, n_out, f.pending != NULL);
         const model_weight *wout = &m->output;
         begin_input(&f, PREP_OUT_IN, 0, n_out, &wout, 1);
-        run_step(&f, phase_logits, (hp->n_vocab + SPLIT_ROWS - 1) / SPLIT_ROWS);
+        run_step(&f, phase_logits, row_groups(hp->n_vocab));
         e->n_logits = n_out;
     }
 }

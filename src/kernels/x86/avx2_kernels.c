@@ -515,10 +515,12 @@ static void vec_dot_q8_0(int64_t n, float *s, const void *x, const void *y) {
     *s = q32_vec_dot(Q32_Q8_0, n, x, y);
 }
 
-/* vec_dot_rows for the 32-block formats: tiles of one weight row x up to 4
- * activation rows (Q32_TILE_Y); the activation tile's headers are converted
- * once per call (q32_ytile).  Each weight block is unpacked once per tile;
- * the accumulators (4 pairs + 2 min-chain vectors) stay in registers. */
+/* vec_dot_rows for the 32-block formats: tiles of one weight row x up to 8
+ * activation rows, in activation tiles of Q32_TILE_Y rows whose headers are
+ * converted once per call (q32_ytile).  Each weight block is unpacked once
+ * per tile for up to 8 pairs (8 accumulators and 2 min-chain vectors per
+ * activation tile: the compiler spills a few, cheaper than unpacking the
+ * codes twice). */
 enum { Q32_MAX_GROUPS = 256, Q32_TILE_Y = 4 }; /* rows of up to 1024 blocks use tiles */
 
 /* An activation tile's headers: per group g of 4 blocks (and, after the
