@@ -8,7 +8,7 @@
 #include "engine/api_internal.h"
 #include "engine/engine.h"
 #include "model/model.h"
-#include "tokenizer/chat_template.h"
+#include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 struct ryot_model {

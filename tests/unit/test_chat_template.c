@@ -15,7 +15,7 @@
 #include <jansson.h>
 
 #include "ryot.h"
-#include "tokenizer/chat_template.h"
+#include "template/chat_template.h"
 
 #define TEMPLATE_DIR "tests/golden/templates/"
 
