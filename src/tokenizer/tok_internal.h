@@ -172,9 +172,6 @@ struct tokenizer_scratch {
 uint64_t tok_hash(const char *s, size_t len);
 int32_t tok_lookup(const tokenizer *tok, const char *s, size_t len);
 int32_t tok_merge_find(const tokenizer *tok, int32_t left, int32_t right, uint32_t *rank);
-static inline const char *tok_text(const tokenizer *tok, int32_t id) {
-    return tok->blob + tok->tokens[id].text_off;
-}
 
 /* ---- special.c */
 ryot_status special_init(tokenizer *tok, ryot_error *err);
