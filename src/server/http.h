@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 #include "core/error.h"
-#include "server/core.h"
+#include "sched/runner.h"
 
 typedef struct srv_http_params {
     const char *host;      /* listen address (default 127.0.0.1) */
@@ -27,7 +27,7 @@ ryot_status srv_http_start(const srv_http_params *p, srv_http **out, ryot_error 
 int srv_http_port(const srv_http *h);
 /* Makes the server ready: model_id is the name /v1/models lists and
  * requests must use (aliases: more accepted names, may be NULL). */
-void srv_http_set_core(srv_http *h, srv_core *core, const char *model_id, const char *const *aliases, int n_aliases);
+void srv_http_set_core(srv_http *h, sched_runner *core, const char *model_id, const char *const *aliases, int n_aliases);
 /* Stop accepting connections (those open keep running). */
 void srv_http_quiesce(srv_http *h);
 void srv_http_stop(srv_http *h);
