@@ -507,6 +507,12 @@ static void finish_choice(sched_runner *rn, choice *c, sched_finish fin, int end
     }
     kv_seq_release(rn->kv, &c->kv);
     c->state = CH_DONE;
+    /* counted before the reader can see the end, so stats read after a
+     * finished job include it */
+    pthread_mutex_lock(&rn->met_lock);
+    rn->met.ended[end]++;
+    if (c->t_last_ns) sched_hist_observe(&rn->met.e2e, secs(c->t_last_ns - j->t_arrival_ns));
+    pthread_mutex_unlock(&rn->met_lock);
     pthread_mutex_lock(&j->lock);
     if (end == SCHED_END_STOP || end == SCHED_END_LENGTH) {
         if (!c->stopped) {
@@ -525,10 +531,6 @@ static void finish_choice(sched_runner *rn, choice *c, sched_finish fin, int end
     pthread_cond_broadcast(&j->cond);
     pthread_mutex_unlock(&j->lock);
 
-    pthread_mutex_lock(&rn->met_lock);
-    rn->met.ended[end]++;
-    if (c->t_last_ns) sched_hist_observe(&rn->met.e2e, secs(c->t_last_ns - j->t_arrival_ns));
-    pthread_mutex_unlock(&rn->met_lock);
     if (all) log_job(rn, j, end == SCHED_END_STOP || end == SCHED_END_LENGTH ? "ok" : sched_end_name(end));
 }
 
