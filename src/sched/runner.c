@@ -611,8 +611,8 @@ static void preempt(sched_runner *rn, choice *v) {
     pthread_mutex_unlock(&rn->met_lock);
 }
 
-/* Victim among running sequences other than `keep`, of lower priority than
- * tier (max_tier: any); NULL when none. */
+/* Preemption victim among running sequences other than `keep` whose tier
+ * number is min_tier or more (0: any tier); NULL when none. */
 static choice *victim(sched_runner *rn, const choice *keep, int min_tier) {
     sched_item *items[4096];
     choice *who[4096];
