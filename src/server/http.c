@@ -483,7 +483,7 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
             .n_prompts = np,
             .prompt_param = ep == SRV_EP_CHAT ? "messages" : "prompt",
             .n = req->n,
-            /* OpenAI's default for /v1/completions is 16 tokens; chat: the rest of the context */
+            /* absent: OpenAI's 16 for /v1/completions; chat: the runner's --default-max-tokens */
             .max_tokens = req->max_tokens < 0 && ep == SRV_EP_COMPLETIONS ? 16 : req->max_tokens,
             .sp = req->sp,
             .stop = (const char *const *)req->stop,
