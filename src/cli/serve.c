@@ -50,6 +50,8 @@ static void usage(FILE *out) {
             "      --default-max-tokens N  chat requests without max_tokens generate at most N tokens\n"
             "                          (default %d, capped to the context left; 0: the context left)\n"
             "      --max-body BYTES    largest request body (default 8388608); larger: 413\n"
+            "      --body-timeout S    seconds a client gets to send a request body once its headers\n"
+            "                          are in (default 60); slower or stalled uploads: the connection closes\n"
             "      --tier-targets A,B,C,D,E  time-to-first-token targets in ms of the tiers critical,\n"
             "                          high, normal, low, background (default %lld,%lld,%lld,%lld,%lld)\n"
             "      --age-ms MS         a waiting request gains one tier per MS waited (default %lld)\n"
@@ -73,7 +75,7 @@ static bool parse_int(const char *s, long lo, long hi, long *out) {
 
 int cmd_serve(int argc, char **argv) {
     const char *model_path = NULL, *alias = NULL, *api_key = getenv("RYOT_API_KEY");
-    srv_http_params hp = {.host = "127.0.0.1", .port = 8080, .max_body = 8u << 20};
+    srv_http_params hp = {.host = "127.0.0.1", .port = 8080, .max_body = 8u << 20, .body_timeout = 60};
     sched_runner_params cp = sched_runner_default_params();
     double shutdown_timeout = 30.0;
     for (int i = 1; i < argc; i++) {
@@ -129,6 +131,9 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--max-body")) {
             NEED_INT(1, 1L << 40);
             hp.max_body = (size_t)n;
+        } else if (!strcmp(a, "--body-timeout")) {
+            NEED_INT(1, 86400);
+            hp.body_timeout = (unsigned)n;
         } else if (!strcmp(a, "--age-ms")) {
             NEED_INT(0, 86400000L);
             cp.age_ms = n;
