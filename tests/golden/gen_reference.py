@@ -4,9 +4,12 @@
 Run once, by hand, when prompts or models change; the JSON files it writes are
 committed and CI compares ryot against them without needing llama.cpp:
 
-    python3 -m venv ~/.cache/ryot/venv-ref
-    ~/.cache/ryot/venv-ref/bin/pip install llama-cpp-python
+    bash bench/setup-reference-venv.sh      # once: ~/.cache/ryot/venv-ref
     ~/.cache/ryot/venv-ref/bin/python tests/golden/gen_reference.py
+
+(setup-reference-venv.sh builds llama-cpp-python 0.3.36 from source with the
+explicit ISA flags of bench/llama_cpp_flags.sh: GGML_NATIVE and AMX off,
+which a native build on an AMX Xeon would turn on and crash in.)
 
 For each model and prompt it records llama.cpp's prompt token ids, the greedy
 continuation of N_GEN tokens, the margin between the top two logits at every

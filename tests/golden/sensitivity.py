@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """How far llama.cpp moves from its own golden reference under harmless changes.
 
-Run by hand (needs llama-cpp-python, like gen_reference.py; not part of CI):
+Run by hand (needs the reference venv of bench/setup-reference-venv.sh, like
+gen_reference.py; not part of CI):
 
     ~/.cache/ryot/venv-ref/bin/python tests/golden/sensitivity.py > tests/golden/sensitivity.txt
 
