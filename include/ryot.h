@@ -103,6 +103,39 @@ typedef struct ryot_chat_message { const char *role; const char *content; } ryot
  * RYOT_ERR_INVALID with the message (a client error); RYOT_ERR_UNSUPPORTED when there is no format. */
 ryot_status ryot_chat_apply(const ryot_model *m, const ryot_chat_message *msgs, int n, bool add_generation_prompt, char **out, size_t *out_len, ryot_error *err);
 
+/* ---------------------------------------------------------------- sampling */
+
+/* seed value meaning "pick one from the clock and the OS" at init */
+#define RYOT_SEED_RANDOM UINT64_MAX
+/* OpenAI allows top_logprobs up to 20 */
+#define RYOT_MAX_TOP_LOGPROBS 20
+
+typedef struct ryot_logit_bias {
+    int32_t token;
+    float bias; /* added to the logit; -INFINITY bans */
+} ryot_logit_bias;
+
+typedef struct ryot_sampler_params {
+    float temperature;       /* <= 0: greedy */
+    int32_t top_k;           /* <= 0 or >= n_vocab: off */
+    float top_p;             /* (0, 1]; 1: off */
+    float min_p;             /* [0, 1]; 0: off */
+    float repeat_penalty;    /* > 0; 1: off */
+    float frequency_penalty; /* 0: off (OpenAI range -2..2, not enforced) */
+    float presence_penalty;  /* 0: off */
+    int32_t penalty_last_n;  /* window for all penalties; -1: whole history; 0: off */
+    uint64_t seed;           /* RYOT_SEED_RANDOM: random */
+    const ryot_logit_bias *logit_bias; /* copied by sampler_init; same id twice: biases add */
+    int32_t n_logit_bias;
+    bool logprobs;           /* compute the chosen token's logprob (sampler_last_logprobs) */
+    int32_t top_logprobs;    /* 0..RYOT_MAX_TOP_LOGPROBS alternatives; needs logprobs */
+} ryot_sampler_params;
+
+/* Defaults (llama.cpp's): temperature 0.8, top_k 40, top_p 0.95, min_p 0.05,
+ * repeat_penalty 1 (off), frequency/presence 0, penalty_last_n 64, random
+ * seed, no bias, no logprobs. */
+ryot_sampler_params ryot_sampler_params_default(void);
+
 /* ---------------------------------------------------------------- context */
 
 typedef struct ryot_context_params {

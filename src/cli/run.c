@@ -77,7 +77,7 @@ int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL;
     long n_predict = RUN_DEFAULT_N, n_threads = 0, n_ctx = 0;
     bool chat = false, print_ids = false, print_prompt = false;
-    sampler_params sp = sampler_params_default();
+    ryot_sampler_params sp = ryot_sampler_params_default();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;

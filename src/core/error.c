@@ -43,6 +43,8 @@ const char *ryot_strerror(ryot_status code) {
     case RYOT_ERR_NOT_FOUND: return "not found";
     case RYOT_ERR_INTERNAL: return "internal error";
     case RYOT_ERR_BUSY: return "busy";
+    case RYOT_ERR_UNAVAILABLE: return "unavailable";
+    case RYOT_ERR_TIMEOUT: return "timeout";
     }
     return "unknown error";
 }

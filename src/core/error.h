@@ -18,6 +18,8 @@ typedef enum ryot_status {
     RYOT_ERR_NOT_FOUND,   /* missing key, tensor, file */
     RYOT_ERR_INTERNAL,
     RYOT_ERR_BUSY,        /* no capacity now (queue full); retry later */
+    RYOT_ERR_UNAVAILABLE, /* shutting down, or out of a resource that may come back */
+    RYOT_ERR_TIMEOUT,     /* a deadline passed */
 } ryot_status;
 
 #define RYOT_ERROR_MSG_MAX 320

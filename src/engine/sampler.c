@@ -19,9 +19,9 @@ typedef struct cand {
 } cand;
 
 struct sampler {
-    sampler_params p;        /* p.logit_bias points at `bias` below */
+    ryot_sampler_params p;        /* p.logit_bias points at `bias` below */
     int32_t n_vocab;
-    sampler_logit_bias *bias;/* (n_logit_bias) */
+    ryot_logit_bias *bias;/* (n_logit_bias) */
     cand *cand;              /* (n_vocab) scratch */
     bool cand_shared;        /* cand belongs to the caller (sampler_share_scratch) */
 
@@ -127,8 +127,8 @@ static int64_t select_mass(cand *a, int64_t n, double target) {
 
 /* ---------------------------------------------------------------- params */
 
-sampler_params sampler_params_default(void) {
-    return (sampler_params){
+ryot_sampler_params ryot_sampler_params_default(void) {
+    return (ryot_sampler_params){
         .temperature = 0.8f,
         .top_k = 40,
         .top_p = 0.95f,
@@ -137,7 +137,7 @@ sampler_params sampler_params_default(void) {
         .frequency_penalty = 0.0f,
         .presence_penalty = 0.0f,
         .penalty_last_n = 64,
-        .seed = SAMPLER_SEED_RANDOM,
+        .seed = RYOT_SEED_RANDOM,
         .logit_bias = NULL,
         .n_logit_bias = 0,
         .logprobs = false,
@@ -145,7 +145,7 @@ sampler_params sampler_params_default(void) {
     };
 }
 
-static ryot_status check_params(const sampler_params *p, int32_t n_vocab, ryot_error *err) {
+static ryot_status check_params(const ryot_sampler_params *p, int32_t n_vocab, ryot_error *err) {
     if (n_vocab <= 0) return ryot_fail(err, RYOT_ERR_INVALID, "sampler: n_vocab %d must be > 0", n_vocab);
     if (isnan(p->temperature) || isinf(p->temperature))
         return ryot_fail(err, RYOT_ERR_INVALID, "sampler: temperature %g is not finite", p->temperature);
@@ -166,7 +166,7 @@ static ryot_status check_params(const sampler_params *p, int32_t n_vocab, ryot_e
     if (p->n_logit_bias < 0 || (p->n_logit_bias > 0 && !p->logit_bias))
         return ryot_fail(err, RYOT_ERR_INVALID, "sampler: n_logit_bias %d without a bias array", p->n_logit_bias);
     for (int32_t i = 0; i < p->n_logit_bias; i++) {
-        const sampler_logit_bias *b = &p->logit_bias[i];
+        const ryot_logit_bias *b = &p->logit_bias[i];
         if (b->token < 0 || b->token >= n_vocab)
             return ryot_fail(err, RYOT_ERR_INVALID, "sampler: logit_bias[%d] token %d is outside the vocab (%d)",
                              i, b->token, n_vocab);
@@ -174,9 +174,9 @@ static ryot_status check_params(const sampler_params *p, int32_t n_vocab, ryot_e
             return ryot_fail(err, RYOT_ERR_INVALID, "sampler: logit_bias[%d] (token %d) is %g: must be finite or -inf",
                              i, b->token, b->bias);
     }
-    if (p->top_logprobs < 0 || p->top_logprobs > SAMPLER_MAX_TOP_LOGPROBS)
+    if (p->top_logprobs < 0 || p->top_logprobs > RYOT_MAX_TOP_LOGPROBS)
         return ryot_fail(err, RYOT_ERR_INVALID, "sampler: top_logprobs %d is outside [0, %d]", p->top_logprobs,
-                         SAMPLER_MAX_TOP_LOGPROBS);
+                         RYOT_MAX_TOP_LOGPROBS);
     if (p->top_logprobs > 0 && !p->logprobs)
         return ryot_fail(err, RYOT_ERR_INVALID, "sampler: top_logprobs needs logprobs");
     return RYOT_OK;
@@ -184,7 +184,7 @@ static ryot_status check_params(const sampler_params *p, int32_t n_vocab, ryot_e
 
 /* ---------------------------------------------------------------- life cycle */
 
-ryot_status sampler_init(sampler **out, const sampler_params *p, int32_t n_vocab, ryot_error *err) {
+ryot_status sampler_init(sampler **out, const ryot_sampler_params *p, int32_t n_vocab, ryot_error *err) {
     *out = NULL;
     ryot_status st = check_params(p, n_vocab, err);
     if (st != RYOT_OK) return st;
@@ -210,7 +210,7 @@ ryot_status sampler_init(sampler **out, const sampler_params *p, int32_t n_vocab
     }
     if (p->n_logit_bias > 0) memcpy(s->bias, p->logit_bias, (size_t)p->n_logit_bias * sizeof *s->bias);
     s->p.logit_bias = s->bias;
-    s->seed = p->seed == SAMPLER_SEED_RANDOM ? draw_seed(s) : p->seed;
+    s->seed = p->seed == RYOT_SEED_RANDOM ? draw_seed(s) : p->seed;
     rng_seed(s);
     *out = s;
     return RYOT_OK;

@@ -43,32 +43,8 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "ryot.h" /* ryot_sampler_params */
 
-/* seed value meaning "pick one from the clock and the OS" at init */
-#define SAMPLER_SEED_RANDOM UINT64_MAX
-/* OpenAI allows top_logprobs up to 20 */
-#define SAMPLER_MAX_TOP_LOGPROBS 20
-
-typedef struct sampler_logit_bias {
-    int32_t token;
-    float bias; /* added to the logit; -INFINITY bans */
-} sampler_logit_bias;
-
-typedef struct sampler_params {
-    float temperature;       /* <= 0: greedy */
-    int32_t top_k;           /* <= 0 or >= n_vocab: off */
-    float top_p;             /* (0, 1]; 1: off */
-    float min_p;             /* [0, 1]; 0: off */
-    float repeat_penalty;    /* > 0; 1: off */
-    float frequency_penalty; /* 0: off (OpenAI range -2..2, not enforced) */
-    float presence_penalty;  /* 0: off */
-    int32_t penalty_last_n;  /* window for all penalties; -1: whole history; 0: off */
-    uint64_t seed;           /* SAMPLER_SEED_RANDOM: random */
-    const sampler_logit_bias *logit_bias; /* copied by sampler_init; same id twice: biases add */
-    int32_t n_logit_bias;
-    bool logprobs;           /* compute the chosen token's logprob (sampler_last_logprobs) */
-    int32_t top_logprobs;    /* 0..SAMPLER_MAX_TOP_LOGPROBS alternatives; needs logprobs */
-} sampler_params;
 
 typedef struct sampler_token_logprob {
     int32_t token;
@@ -78,18 +54,14 @@ typedef struct sampler_token_logprob {
 typedef struct sampler_logprobs {
     sampler_token_logprob chosen;
     int32_t n_top;                                        /* = top_logprobs (fewer if n_vocab is smaller) */
-    sampler_token_logprob top[SAMPLER_MAX_TOP_LOGPROBS];  /* by logprob descending, ties -> lower id */
+    sampler_token_logprob top[RYOT_MAX_TOP_LOGPROBS];  /* by logprob descending, ties -> lower id */
 } sampler_logprobs;
 
 typedef struct sampler sampler;
 
-/* Defaults (llama.cpp's): temperature 0.8, top_k 40, top_p 0.95, min_p 0.05,
- * repeat_penalty 1 (off), frequency/presence 0, penalty_last_n 64, random
- * seed, no bias, no logprobs. */
-sampler_params sampler_params_default(void);
 
 /* Validates p (message names the bad field) and allocates everything. */
-ryot_status sampler_init(sampler **s, const sampler_params *p, int32_t n_vocab, ryot_error *err);
+ryot_status sampler_init(sampler **s, const ryot_sampler_params *p, int32_t n_vocab, ryot_error *err);
 void sampler_free(sampler *s);
 
 /* Picks a token from logits[0..n_vocab).  The array is used as scratch and
@@ -121,7 +93,7 @@ void sampler_reset(sampler *s);
 size_t sampler_scratch_size(int32_t n_vocab);
 void sampler_share_scratch(sampler *s, void *scratch);
 
-/* The seed in use (the drawn one when SAMPLER_SEED_RANDOM was asked). */
+/* The seed in use (the drawn one when RYOT_SEED_RANDOM was asked). */
 uint64_t sampler_seed(const sampler *s);
 
 #endif

@@ -11,7 +11,9 @@
  * critical ones and nothing starves.  cost = prompt tokens + max_tokens.
  *
  * Per-tier time-to-first-token targets (defaults 50, 250, 1000, 5000,
- * 30000 ms) are kept here so the server can count met/missed. */
+ * 30000 ms) are validated and kept with the tiers, but the order above does
+ * not use them: the serving loop (runner.h) only counts, per tier, the
+ * sequences whose first token met or missed its target. */
 #ifndef RYOT_SCHED_SCHED_H
 #define RYOT_SCHED_SCHED_H
 

@@ -7,6 +7,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,17 +15,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
+#include "server/metrics.h"
 #include "server/openai.h"
 #include "server/request.h"
 #include "tokenizer/tokenizer.h"
 
 #define WAIT_SLICE_MS 50 /* how often a waiting handler checks its client */
+/* Inactivity limit of a connection outside the body upload: waiting for the
+ * next request on a keep-alive connection, or for request headers. */
+#define IDLE_TIMEOUT_S 600u
 
 struct srv_http {
     struct MHD_Daemon *d;
     srv_http_params p;
     char *api_key;
-    _Atomic(srv_core *) core;
+    _Atomic(sched_runner *) core;
     char *model_id;
     char **aliases;
     int n_aliases;
@@ -32,8 +38,9 @@ struct srv_http {
 };
 
 typedef struct conn_ctx {
-    srv_buf body;
+    ryot_buf body;
     bool too_large;
+    double body_deadline; /* CLOCK_MONOTONIC seconds by which the whole body must be in */
 } conn_ctx;
 
 /* ------------------------------------------------------------------ replies */
@@ -55,7 +62,10 @@ static enum MHD_Result reply_json(struct MHD_Connection *conn, int status, char 
     return reply(conn, status, "application/json", json, strlen(json));
 }
 
-static enum MHD_Result reply_error(struct MHD_Connection *conn, const srv_error *e) {
+/* close: "Connection: close", which makes libmicrohttpd close the connection
+ * once the reply is sent (for requests whose body is unread or whose framing
+ * cannot be trusted). */
+static enum MHD_Result reply_error_close(struct MHD_Connection *conn, const srv_error *e, bool close) {
     char *json = srv_json_error(e);
     if (!json) return MHD_NO;
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(json), json, MHD_RESPMEM_MUST_FREE);
@@ -66,9 +76,14 @@ static enum MHD_Result reply_error(struct MHD_Connection *conn, const srv_error 
     MHD_add_response_header(r, "Content-Type", "application/json");
     if (e->status == 429) MHD_add_response_header(r, "Retry-After", "1");
     if (e->status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    if (close) MHD_add_response_header(r, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)e->status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *conn, const srv_error *e) {
+    return reply_error_close(conn, e, false);
 }
 
 static enum MHD_Result reply_err(struct MHD_Connection *conn, int status, const char *param, const char *msg) {
@@ -153,48 +168,84 @@ static int tokenize(const ryot_model *m, const char *text, size_t len, unsigned 
     return 0;
 }
 
+/* ------------------------------------------------------------------ generation state */
+
+/* One generation request: the parsed body (what the response echoes), the
+ * response id, and the scheduler's job. */
+typedef struct gen {
+    srv_request req;
+    char id[SRV_ID_MAX];
+    int64_t created;
+    sched_job *job;
+    int n_choices;
+} gen;
+
+static void gen_free(gen *g) {
+    sched_job_unref(g->job);
+    srv_request_free(&g->req);
+    memset(g, 0, sizeof *g);
+}
+
+/* The scheduler's error kinds as HTTP statuses (request.h's table). */
+static void error_from_sched(srv_error *e, const sched_error *se) {
+    int status;
+    switch (se->code) {
+    case RYOT_ERR_INVALID: status = 400; break;
+    case RYOT_ERR_BUSY: status = 429; break;
+    case RYOT_ERR_TIMEOUT: status = 408; break;
+    case RYOT_ERR_UNAVAILABLE:
+    case RYOT_ERR_NOMEM: status = 503; break;
+    default: status = 500; break;
+    }
+    srv_error_set(e, status, se->param, "%s", se->msg);
+}
+
+static srv_usage usage_of(const sched_job_result *r) {
+    return (srv_usage){r->prompt_tokens, r->completion_tokens, r->cached_tokens};
+}
+
 /* ------------------------------------------------------------------ streaming */
 
 typedef struct stream_ctx {
     srv_http *h;
-    srv_job *job;
+    gen g;
     int fd;
-    srv_buf out;          /* formatted bytes not yet handed to MHD */
+    ryot_buf out;         /* formatted bytes not yet handed to MHD */
     size_t off;
     bool ended;
     bool *role_sent;      /* per choice (chat) */
     bool *fin_sent;
     int64_t *text_chars;  /* per choice: text_offset of the next token (completions logprobs) */
     int n_fin;
-    srv_take take;
+    sched_take take;
 } stream_ctx;
 
 static void sse(stream_ctx *s, char *json) {
     if (!json) return;
-    srv_buf_append(&s->out, "data: ", 6);
-    srv_buf_append(&s->out, json, strlen(json));
-    srv_buf_append(&s->out, "\n\n", 2);
+    ryot_buf_append(&s->out, "data: ", 6);
+    ryot_buf_append(&s->out, json, strlen(json));
+    ryot_buf_append(&s->out, "\n\n", 2);
     free(json);
 }
 
 static void stream_meta(const stream_ctx *s, srv_resp_meta *m) {
-    m->id = s->job->id;
-    m->created = s->job->created;
+    m->id = s->g.id;
+    m->created = s->g.created;
     m->model = s->h->model_id;
     m->system_fingerprint = NULL;
 }
 
 /* Formats what choice i produced since the last call. */
 static void stream_choice(stream_ctx *s, int i) {
-    srv_job *j = s->job;
-    srv_take *t = &s->take;
-    srv_take_clear(t);
-    if (!srv_job_take(j, i, t, 0) && s->role_sent[i]) return;
+    const srv_request *req = &s->g.req;
+    sched_take *t = &s->take;
+    sched_take_clear(t);
+    if (!sched_job_take(s->g.job, i, t, 0) && s->role_sent[i]) return;
     srv_resp_meta m;
     stream_meta(s, &m);
-    const bool usage = j->req.include_usage;
-    const bool lp = j->req.sp.logprobs;
-    if (j->req.ep == SRV_EP_CHAT) {
+    const bool usage = req->include_usage;
+    const bool lp = req->sp.logprobs;
+    if (req->ep == SRV_EP_CHAT) {
         if (!s->role_sent[i]) {
             srv_chat_delta d = {.index = i, .role = true, .content = "", .content_len = 0};
             sse(s, srv_json_chat_chunk(&m, &d, 1, usage, NULL));
@@ -209,7 +260,7 @@ static void stream_choice(stream_ctx *s, int i) {
                                 .n_lp = t->n_lp};
             sse(s, srv_json_chat_chunk(&m, &d, 1, usage, NULL));
         }
-        if (t->finished && !s->fin_sent[i] && t->finish != SRV_FINISH_NONE) { /* NONE: failed, error event follows */
+        if (t->finished && !s->fin_sent[i] && t->finish != SCHED_FINISH_NONE) { /* NONE: failed, error event follows */
             srv_chat_delta d = {.index = i, .finish = t->finish};
             sse(s, srv_json_chat_chunk(&m, &d, 1, usage, NULL));
         }
@@ -226,7 +277,7 @@ static void stream_choice(stream_ctx *s, int i) {
             sse(s, srv_json_completion_chunk(&m, &c, 1, usage, NULL));
             for (int k = 0; k < t->n_lp; k++) s->text_chars[i] += srv_utf8_leads(t->lp[k].text, t->lp[k].len);
         }
-        if (t->finished && !s->fin_sent[i] && t->finish != SRV_FINISH_NONE) {
+        if (t->finished && !s->fin_sent[i] && t->finish != SCHED_FINISH_NONE) {
             srv_completion_choice c = {.index = i, .text = "", .finish = t->finish};
             sse(s, srv_json_completion_chunk(&m, &c, 1, usage, NULL));
         }
@@ -238,22 +289,28 @@ static void stream_choice(stream_ctx *s, int i) {
 }
 
 static void stream_end(stream_ctx *s) {
-    srv_job *j = s->job;
-    pthread_mutex_lock(&j->lock);
-    const bool failed = j->failed;
-    srv_error err = j->err;
-    srv_usage u = {j->prompt_tokens, j->completion_tokens, j->cached_tokens};
-    pthread_mutex_unlock(&j->lock);
-    if (failed) {
+    sched_job_result r;
+    sched_job_result_get(s->g.job, &r);
+    if (r.failed) {
+        srv_error err;
+        error_from_sched(&err, &r.err);
         sse(s, srv_json_error(&err));
-    } else if (j->req.include_usage) {
+    } else if (s->g.req.include_usage) {
         srv_resp_meta m;
         stream_meta(s, &m);
-        sse(s, j->req.ep == SRV_EP_CHAT ? srv_json_chat_chunk(&m, NULL, 0, true, &u)
-                                        : srv_json_completion_chunk(&m, NULL, 0, true, &u));
+        srv_usage u = usage_of(&r);
+        sse(s, s->g.req.ep == SRV_EP_CHAT ? srv_json_chat_chunk(&m, NULL, 0, true, &u)
+                                          : srv_json_completion_chunk(&m, NULL, 0, true, &u));
     }
-    srv_buf_append(&s->out, "data: [DONE]\n\n", 14);
+    ryot_buf_append(&s->out, "data: [DONE]\n\n", 14);
     s->ended = true;
+}
+
+static bool job_failed(sched_job *j) {
+    if (!sched_job_done(j)) return false;
+    sched_job_result r;
+    sched_job_result_get(j, &r);
+    return r.failed;
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -269,27 +326,18 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
             return (ssize_t)n;
         }
         if (s->ended) return MHD_CONTENT_READER_END_OF_STREAM;
-        for (int i = 0; i < s->job->n_choices; i++)
+        for (int i = 0; i < s->g.n_choices; i++)
             if (!s->fin_sent[i]) stream_choice(s, i);
-        if (s->n_fin == s->job->n_choices || (srv_job_done(s->job) && s->job->failed)) {
+        if (s->n_fin == s->g.n_choices || job_failed(s->g.job)) {
             /* drain what finished choices left, then close the stream */
             stream_end(s);
             continue;
         }
         if (s->out.len) continue;
         /* nothing new: wait on the job, then check the client */
-        pthread_mutex_lock(&s->job->lock);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += WAIT_SLICE_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&s->job->cond, &s->job->lock, &ts);
-        pthread_mutex_unlock(&s->job->lock);
+        sched_job_wait(s->g.job, WAIT_SLICE_MS);
         if (client_gone(s->fd)) {
-            srv_job_cancel(s->job);
+            sched_job_cancel(s->g.job);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
@@ -297,22 +345,24 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void stream_free(void *cls) {
     stream_ctx *s = cls;
-    if (!srv_job_done(s->job)) srv_job_cancel(s->job); /* client gone mid-stream */
-    srv_job_unref(s->job);
-    srv_buf_free(&s->out);
-    srv_take_free(&s->take);
+    if (!sched_job_done(s->g.job)) sched_job_cancel(s->g.job); /* client gone mid-stream */
+    gen_free(&s->g);
+    ryot_buf_free(&s->out);
+    sched_take_free(&s->take);
     free(s->role_sent);
     free(s->fin_sent);
     free(s->text_chars);
     free(s);
 }
 
-static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, srv_job *j) {
+/* Takes g over (it is freed on every path). */
+static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, gen *g) {
+    const int nc = g->n_choices;
     stream_ctx *s = calloc(1, sizeof *s);
     if (s) {
-        s->role_sent = calloc((size_t)j->n_choices, sizeof *s->role_sent);
-        s->fin_sent = calloc((size_t)j->n_choices, sizeof *s->fin_sent);
-        s->text_chars = calloc((size_t)j->n_choices, sizeof *s->text_chars);
+        s->role_sent = calloc((size_t)nc, sizeof *s->role_sent);
+        s->fin_sent = calloc((size_t)nc, sizeof *s->fin_sent);
+        s->text_chars = calloc((size_t)nc, sizeof *s->text_chars);
     }
     if (!s || !s->role_sent || !s->fin_sent || !s->text_chars) {
         if (s) {
@@ -321,12 +371,13 @@ static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, sr
             free(s->text_chars);
             free(s);
         }
-        srv_job_cancel(j);
-        srv_job_unref(j);
+        sched_job_cancel(g->job);
+        gen_free(g);
         return reply_err(conn, 503, NULL, "out of memory");
     }
     s->h = h;
-    s->job = j;
+    s->g = *g;
+    memset(g, 0, sizeof *g);
     s->fd = conn_fd(conn);
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
     if (!r) {
@@ -342,109 +393,144 @@ static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, sr
 
 /* ------------------------------------------------------------------ generation */
 
-static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn, srv_job *j) {
+/* Waits for the job and answers with the whole completion.  Takes g over. */
+static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn, gen *g) {
     const int fd = conn_fd(conn);
-    while (!srv_job_wait_done(j, WAIT_SLICE_MS)) {
+    while (!sched_job_wait_done(g->job, WAIT_SLICE_MS)) {
         if (client_gone(fd)) {
-            srv_job_cancel(j);
-            srv_job_unref(j);
+            sched_job_cancel(g->job);
+            gen_free(g);
             return MHD_NO;
         }
     }
-    if (j->failed) {
-        srv_error e = j->err;
-        srv_job_unref(j);
+    sched_job_result res;
+    sched_job_result_get(g->job, &res);
+    if (res.failed) {
+        srv_error e;
+        error_from_sched(&e, &res.err);
+        gen_free(g);
         return reply_error(conn, &e);
     }
-    const int nc = j->n_choices;
-    srv_take *t = calloc((size_t)nc, sizeof *t);
+    const int nc = g->n_choices;
+    const bool lp = g->req.sp.logprobs;
+    sched_take *t = calloc((size_t)nc, sizeof *t);
     srv_chat_choice *cc = calloc((size_t)nc, sizeof *cc);
     srv_completion_choice *pc = calloc((size_t)nc, sizeof *pc);
     char *json = NULL;
     if (t && cc && pc) {
         for (int i = 0; i < nc; i++) {
-            srv_job_take(j, i, &t[i], 0);
+            sched_job_take(g->job, i, &t[i], 0);
             const char *text = t[i].text.data ? t[i].text.data : "";
             cc[i] = (srv_chat_choice){.index = i,
                                       .content = text,
                                       .content_len = t[i].text.len,
                                       .finish = t[i].finish,
-                                      .with_logprobs = j->req.sp.logprobs,
+                                      .with_logprobs = lp,
                                       .lp = t[i].lp,
                                       .n_lp = t[i].n_lp};
             pc[i] = (srv_completion_choice){.index = i,
                                             .text = text,
                                             .text_len = t[i].text.len,
                                             .finish = t[i].finish,
-                                            .with_logprobs = j->req.sp.logprobs,
+                                            .with_logprobs = lp,
                                             .lp = t[i].lp,
                                             .n_lp = t[i].n_lp};
         }
-        srv_resp_meta m = {.id = j->id, .created = j->created, .model = h->model_id};
-        srv_usage u = {j->prompt_tokens, j->completion_tokens, j->cached_tokens};
-        json = j->req.ep == SRV_EP_CHAT ? srv_json_chat_completion(&m, cc, nc, &u) : srv_json_completion(&m, pc, nc, &u);
+        srv_resp_meta m = {.id = g->id, .created = g->created, .model = h->model_id};
+        srv_usage u = usage_of(&res);
+        json = g->req.ep == SRV_EP_CHAT ? srv_json_chat_completion(&m, cc, nc, &u) : srv_json_completion(&m, pc, nc, &u);
     }
     if (t)
-        for (int i = 0; i < nc; i++) srv_take_free(&t[i]);
+        for (int i = 0; i < nc; i++) sched_take_free(&t[i]);
     free(t);
     free(cc);
     free(pc);
-    srv_job_unref(j);
+    gen_free(g);
     if (!json) return reply_err(conn, 503, NULL, "out of memory");
     return reply_json(conn, 200, json);
 }
 
-static enum MHD_Result generate(srv_http *h, srv_core *core, struct MHD_Connection *conn, srv_endpoint ep,
+/* Token ids of every prompt of req (chat: the rendered messages). */
+static int tokenize_prompts(const ryot_model *m, const srv_request *req, int32_t **ids, int *n_ids, srv_error *e) {
+    if (req->ep == SRV_EP_CHAT) {
+        char *text = NULL;
+        size_t len = 0;
+        int rc = render_chat(m, req->messages, req->n_messages, true, &text, &len, e);
+        if (!rc) rc = tokenize(m, text, len, RYOT_TOK_ADD_BOS | RYOT_TOK_SPECIAL, &ids[0], &n_ids[0], e);
+        free(text);
+        return rc;
+    }
+    for (int i = 0; i < req->n_prompts; i++)
+        if (tokenize(m, req->prompts[i], strlen(req->prompts[i]), RYOT_TOK_ADD_BOS | RYOT_TOK_SPECIAL, &ids[i],
+                     &n_ids[i], e))
+            return -1;
+    return 0;
+}
+
+static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Connection *conn, srv_endpoint ep,
                                 const conn_ctx *cx) {
-    srv_request req;
+    gen g = {0};
     srv_error e;
-    if (srv_request_parse(cx->body.data ? cx->body.data : "", cx->body.len, ep, &req, &e)) return reply_error(conn, &e);
-    if (!model_known(h, req.model)) {
-        srv_error_set(&e, 404, "model", "the model '%s' does not exist (this server serves '%s')", req.model,
+    if (srv_request_parse(cx->body.data ? cx->body.data : "", cx->body.len, ep, &g.req, &e))
+        return reply_error(conn, &e);
+    const srv_request *req = &g.req;
+    if (!model_known(h, req->model)) {
+        srv_error_set(&e, 404, "model", "the model '%s' does not exist (this server serves '%s')", req->model,
                       h->model_id);
         e.code = "model_not_found";
-        srv_request_free(&req);
+        gen_free(&g);
         return reply_error(conn, &e);
     }
-    const ryot_model *m = srv_core_model(core);
-    const int np = ep == SRV_EP_CHAT ? 1 : req.n_prompts;
+    const int np = ep == SRV_EP_CHAT ? 1 : req->n_prompts;
     int32_t **ids = calloc((size_t)np, sizeof *ids);
     int *n_ids = calloc((size_t)np, sizeof *n_ids);
     int rc = ids && n_ids ? 0 : -1;
     if (rc) srv_error_set(&e, 503, NULL, "out of memory");
-    if (!rc && ep == SRV_EP_CHAT) {
-        char *text = NULL;
-        size_t len = 0;
-        rc = render_chat(m, req.messages, req.n_messages, true, &text, &len, &e);
-        if (!rc) rc = tokenize(m, text, len, RYOT_TOK_ADD_BOS | RYOT_TOK_SPECIAL, &ids[0], &n_ids[0], &e);
-        free(text);
-    } else if (!rc) {
-        for (int i = 0; i < np && !rc; i++)
-            rc = tokenize(m, req.prompts[i], strlen(req.prompts[i]), RYOT_TOK_ADD_BOS | RYOT_TOK_SPECIAL, &ids[i],
-                          &n_ids[i], &e);
+    if (!rc) rc = tokenize_prompts(sched_runner_model(core), req, ids, n_ids, &e);
+    if (!rc) {
+        srv_make_id(g.id, sizeof g.id, ep == SRV_EP_CHAT ? "chatcmpl-" : "cmpl-");
+        g.created = (int64_t)time(NULL);
+        const sched_job_spec spec = {
+            .id = g.id,
+            .prompts = (const int32_t *const *)ids,
+            .n_prompt = n_ids,
+            .n_prompts = np,
+            .prompt_param = ep == SRV_EP_CHAT ? "messages" : "prompt",
+            .n = req->n,
+            /* absent: OpenAI's 16 for /v1/completions; chat: the runner's --default-max-tokens */
+            .max_tokens = req->max_tokens < 0 && ep == SRV_EP_COMPLETIONS ? 16 : req->max_tokens,
+            .sp = req->sp,
+            .stop = (const char *const *)req->stop,
+            .n_stop = req->n_stop,
+            .tier = req->priority,
+            .timeout_s = req->timeout_s,
+            .ignore_eos = req->ignore_eos,
+        };
+        sched_error se;
+        if (!(g.job = sched_job_new(core, &spec, &se)) || sched_submit(core, g.job, &se)) {
+            error_from_sched(&e, &se);
+            rc = -1;
+        }
     }
-    srv_job *j = NULL;
-    if (!rc) j = srv_job_new(core, &req, ids, n_ids, &e);
     for (int i = 0; ids && i < np; i++) free(ids[i]);
     free(ids);
     free(n_ids);
-    srv_request_free(&req); /* no-op when the job took it */
-    if (!j) return reply_error(conn, &e);
-    if (srv_core_submit(core, j, &e)) {
-        srv_job_unref(j);
+    if (rc) {
+        gen_free(&g);
         return reply_error(conn, &e);
     }
-    if (j->req.stream) return start_stream(h, conn, j);
-    return finish_blocking(h, conn, j);
+    g.n_choices = sched_job_n_choices(g.job);
+    if (req->stream) return start_stream(h, conn, &g);
+    return finish_blocking(h, conn, &g);
 }
 
 /* ------------------------------------------------------------------ small endpoints */
 
-static enum MHD_Result do_tokenize(srv_core *core, struct MHD_Connection *conn, const conn_ctx *cx) {
+static enum MHD_Result do_tokenize(sched_runner *core, struct MHD_Connection *conn, const conn_ctx *cx) {
     srv_tokenize_req tr;
     srv_error e;
     if (srv_tokenize_parse(cx->body.data ? cx->body.data : "", cx->body.len, &tr, &e)) return reply_error(conn, &e);
-    const ryot_model *m = srv_core_model(core);
+    const ryot_model *m = sched_runner_model(core);
     char *text = NULL;
     size_t len = 0;
     int rc = 0;
@@ -477,11 +563,11 @@ static enum MHD_Result do_tokenize(srv_core *core, struct MHD_Connection *conn, 
     return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
 }
 
-static enum MHD_Result do_detokenize(srv_core *core, struct MHD_Connection *conn, const conn_ctx *cx) {
+static enum MHD_Result do_detokenize(sched_runner *core, struct MHD_Connection *conn, const conn_ctx *cx) {
     srv_detokenize_req dr;
     srv_error e;
     if (srv_detokenize_parse(cx->body.data ? cx->body.data : "", cx->body.len, &dr, &e)) return reply_error(conn, &e);
-    const ryot_model *m = srv_core_model(core);
+    const ryot_model *m = sched_runner_model(core);
     for (int i = 0; i < dr.n_tokens; i++)
         if (dr.tokens[i] >= ryot_n_vocab(m)) {
             srv_error_set(&e, 400, "tokens", "token %d is outside the vocabulary (%d tokens)", (int)dr.tokens[i],
@@ -500,18 +586,135 @@ static enum MHD_Result do_detokenize(srv_core *core, struct MHD_Connection *conn
     return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
 }
 
-static enum MHD_Result do_template(srv_core *core, struct MHD_Connection *conn, const conn_ctx *cx) {
+static enum MHD_Result do_template(sched_runner *core, struct MHD_Connection *conn, const conn_ctx *cx) {
     srv_template_req tr;
     srv_error e;
     if (srv_template_parse(cx->body.data ? cx->body.data : "", cx->body.len, &tr, &e)) return reply_error(conn, &e);
     char *text = NULL;
     size_t len = 0;
-    int rc = render_chat(srv_core_model(core), tr.messages, tr.n_messages, tr.add_generation_prompt, &text, &len, &e);
+    int rc = render_chat(sched_runner_model(core), tr.messages, tr.n_messages, tr.add_generation_prompt, &text, &len, &e);
     srv_template_free(&tr);
     if (rc) return reply_error(conn, &e);
     char *json = srv_json_apply_template(text, len);
     free(text);
     return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
+}
+
+/* ------------------------------------------------------------------ request framing */
+
+/* What the header fields say about the body's length (RFC 9112 section 6),
+ * over every field line: libmicrohttpd 0.9.75 reads only the first
+ * Content-Length and lets a chunked Transfer-Encoding override it, so a
+ * proxy in front could frame the same bytes differently. */
+typedef struct framing {
+    int n_length;     /* Content-Length field lines */
+    bool length_bad;  /* one is not 1*DIGIT */
+    uint64_t length;  /* the first one's value; UINT64_MAX when it overflows */
+    int n_te;         /* Transfer-Encoding field lines */
+    int n_chunked;    /* "chunked" codings in them */
+    char other[32];   /* the first other coding, "" when none */
+} framing;
+
+static bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+static void framing_length(framing *f, const char *v) {
+    while (is_ows(*v)) v++;
+    uint64_t n = 0;
+    const char *p = v;
+    for (; *p >= '0' && *p <= '9'; p++) n = n > (UINT64_MAX - 9) / 10 ? UINT64_MAX : n * 10 + (uint64_t)(*p - '0');
+    const char *digits_end = p;
+    while (is_ows(*p)) p++;
+    if (digits_end == v || *p) f->length_bad = true;
+    if (f->n_length++ == 0) f->length = n;
+}
+
+/* Transfer-Encoding is a comma-separated list of codings (empty elements allowed). */
+static void framing_codings(framing *f, const char *v) {
+    f->n_te++;
+    while (*v) {
+        while (is_ows(*v) || *v == ',') v++;
+        const char *end = v;
+        while (*end && *end != ',') end++;
+        size_t n = (size_t)(end - v);
+        while (n && is_ows(v[n - 1])) n--;
+        if (n == 7 && strncasecmp(v, "chunked", 7) == 0)
+            f->n_chunked++;
+        else if (n && !f->other[0])
+            snprintf(f->other, sizeof f->other, "%.*s", (int)n, v);
+        v = end;
+    }
+}
+
+static enum MHD_Result framing_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    framing *f = cls;
+    if (!value) value = "";
+    if (strcasecmp(key, "Content-Length") == 0) framing_length(f, value);
+    else if (strcasecmp(key, "Transfer-Encoding") == 0) framing_codings(f, value);
+    return MHD_YES;
+}
+
+/* 0 when the body's length is unambiguous; else -1 with the error (400, or
+ * 501 for a transfer coding other than chunked, RFC 9112 section 6.1).  The
+ * library refuses a malformed single Content-Length before this is called;
+ * length_bad covers any value it lets through. */
+static int framing_check(const framing *f, bool http10, srv_error *e) {
+    if (f->n_length > 1) {
+        srv_error_set(e, 400, NULL, "the request has %d Content-Length headers (one at most)", f->n_length);
+    } else if (f->length_bad) {
+        srv_error_set(e, 400, NULL, "Content-Length is not a non-negative decimal integer");
+    } else if (f->n_te && f->n_length) {
+        srv_error_set(e, 400, NULL, "the request has both Content-Length and Transfer-Encoding");
+    } else if (f->n_te && http10) {
+        srv_error_set(e, 400, NULL, "Transfer-Encoding is not allowed in an HTTP/1.0 request");
+    } else if (f->other[0]) {
+        srv_error_set(e, 501, NULL, "Transfer-Encoding '%s' is not supported (only chunked)", f->other);
+        e->type = "invalid_request_error";
+    } else if (f->n_te && f->n_chunked != 1) {
+        srv_error_set(e, 400, NULL, "Transfer-Encoding must name chunked exactly once");
+    } else {
+        return 0;
+    }
+    return -1;
+}
+
+/* First call of a request: headers in, no body read yet (libmicrohttpd
+ * answers "Expect: 100-continue" only when no reply is queued here).  Rejects
+ * an ambiguous length or a declared body over the limit at once, closing the
+ * connection since the body stays unread, and starts the body deadline. */
+static enum MHD_Result request_begin(const srv_http *h, struct MHD_Connection *conn, const char *version,
+                                     conn_ctx *cx) {
+    framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_field, &f);
+    srv_error e;
+    if (framing_check(&f, strcmp(version, MHD_HTTP_VERSION_1_0) == 0, &e)) return reply_error_close(conn, &e, true);
+    if (f.n_length && f.length > h->p.max_body) {
+        srv_error_set(&e, 413, NULL, "the request body exceeds the limit of %zu bytes", h->p.max_body);
+        return reply_error_close(conn, &e, true);
+    }
+    cx->body_deadline = ryot_now_s() + h->p.body_timeout;
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, h->p.body_timeout);
+    return MHD_YES;
+}
+
+/* One piece of the body.  MHD_NO (the connection closes) once the body
+ * deadline has passed; else the inactivity timeout is cut to what is left of
+ * it, so a stalled upload ends by the deadline too. */
+static enum MHD_Result request_body(const srv_http *h, struct MHD_Connection *conn, conn_ctx *cx, const char *data,
+                                    size_t *size) {
+    const double left = cx->body_deadline - ryot_now_s();
+    if (left <= 0) return MHD_NO;
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)left + 1);
+    if (!cx->too_large) {
+        if (cx->body.len + *size > h->p.max_body) {
+            cx->too_large = true;
+            ryot_buf_free(&cx->body);
+        } else if (!ryot_buf_append(&cx->body, data, *size)) {
+            return MHD_NO;
+        }
+    }
+    *size = 0;
+    return MHD_YES;
 }
 
 /* ------------------------------------------------------------------ routing */
@@ -558,29 +761,17 @@ static route find_route(const char *url, const char **method_needed) {
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                               const char *version, const char *upload, size_t *upload_size, void **con_cls) {
-    (void)version;
     srv_http *h = cls;
     conn_ctx *cx = *con_cls;
     if (!cx) {
         cx = calloc(1, sizeof *cx);
         if (!cx) return MHD_NO;
         *con_cls = cx;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > h->p.max_body) cx->too_large = true;
-        return MHD_YES;
+        return request_begin(h, conn, version, cx);
     }
-    if (*upload_size) {
-        if (!cx->too_large) {
-            if (cx->body.len + *upload_size > h->p.max_body) {
-                cx->too_large = true;
-                srv_buf_free(&cx->body);
-            } else if (!srv_buf_append(&cx->body, upload, *upload_size)) {
-                return MHD_NO;
-            }
-        }
-        *upload_size = 0;
-        return MHD_YES;
-    }
+    if (*upload_size) return request_body(h, conn, cx, upload, upload_size);
+    /* the whole request is in: back to the idle limit while it is served */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, IDLE_TIMEOUT_S);
     if (cx->too_large) {
         char msg[96];
         snprintf(msg, sizeof msg, "the request body exceeds the limit of %zu bytes", h->p.max_body);
@@ -614,15 +805,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         MHD_destroy_response(resp);
         return ret;
     }
-    srv_core *core = atomic_load(&h->core);
+    sched_runner *core = atomic_load(&h->core);
     if (r == R_HEALTH) {
         if (!core) return reply_err(conn, 503, NULL, "the model is loading");
         return reply_json(conn, 200, strdup("{\"status\":\"ok\"}"));
     }
     if (r == R_METRICS) {
-        srv_buf b = {0};
-        if (core) srv_core_metrics(core, &b);
-        if (!b.data) srv_buf_append(&b, "", 0);
+        ryot_buf b = {0};
+        if (core) {
+            sched_stats st;
+            sched_runner_stats(core, &st);
+            srv_metrics_render(&st, &b);
+        }
+        if (!b.data) ryot_buf_append(&b, "", 0);
         if (!b.data) return MHD_NO;
         return reply(conn, 200, "text/plain; version=0.0.4", b.data, b.len);
     }
@@ -662,7 +857,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, en
     (void)toe;
     conn_ctx *cx = *con_cls;
     if (!cx) return;
-    srv_buf_free(&cx->body);
+    ryot_buf_free(&cx->body);
     free(cx);
     *con_cls = NULL;
 }
@@ -676,6 +871,7 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
     h->p = *pp;
     if (!h->p.host) h->p.host = "127.0.0.1";
     if (!h->p.max_body) h->p.max_body = 8u << 20;
+    if (!h->p.body_timeout) h->p.body_timeout = 60;
     if (h->p.max_connections <= 0) h->p.max_connections = 1024;
     if (pp->api_key && *pp->api_key) h->api_key = strdup(pp->api_key);
     atomic_init(&h->core, NULL);
@@ -691,7 +887,7 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
                                 MHD_USE_ITC,
                             (uint16_t)h->p.port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &addr,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->p.max_connections,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+                            MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_THREAD_STACK_SIZE,
                             (size_t)(512 * 1024), MHD_OPTION_END);
     if (!h->d) {
@@ -708,7 +904,7 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
 
 int srv_http_port(const srv_http *h) { return h->port; }
 
-void srv_http_set_core(srv_http *h, srv_core *core, const char *model_id, const char *const *aliases, int n_aliases) {
+void srv_http_set_core(srv_http *h, sched_runner *core, const char *model_id, const char *const *aliases, int n_aliases) {
     h->model_id = strdup(model_id);
     h->aliases = calloc((size_t)(n_aliases > 0 ? n_aliases : 1), sizeof *h->aliases);
     for (int i = 0; h->aliases && i < n_aliases; i++)

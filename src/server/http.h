@@ -1,6 +1,6 @@
 /* HTTP front of ryot serve (libmicrohttpd, one thread per connection):
- * routing, API-key check, body limits, OpenAI endpoints over the serving
- * core (core.h), SSE streaming, /metrics, /health.
+ * routing, API-key check, request framing and body limits, OpenAI endpoints
+ * over the serving core (core.h), SSE streaming, /metrics, /health.
  *
  * The listener starts before the model is loaded: until srv_http_set_core
  * is called every endpoint but /health and /metrics answers 503, and
@@ -11,13 +11,16 @@
 #include <stddef.h>
 
 #include "core/error.h"
-#include "server/core.h"
+#include "sched/runner.h"
 
 typedef struct srv_http_params {
     const char *host;      /* listen address (default 127.0.0.1) */
     int port;              /* default 8080; 0: any free port (see srv_http_port) */
     const char *api_key;   /* NULL: no authentication */
     size_t max_body;       /* bytes; default 8 MiB; larger bodies get 413 */
+    unsigned body_timeout; /* seconds from the request headers to the end of the body
+                            * (default 60); a slower or stalled upload is cut: the
+                            * connection closes without a reply */
     int max_connections;   /* default 1024 */
 } srv_http_params;
 
@@ -27,7 +30,7 @@ ryot_status srv_http_start(const srv_http_params *p, srv_http **out, ryot_error 
 int srv_http_port(const srv_http *h);
 /* Makes the server ready: model_id is the name /v1/models lists and
  * requests must use (aliases: more accepted names, may be NULL). */
-void srv_http_set_core(srv_http *h, srv_core *core, const char *model_id, const char *const *aliases, int n_aliases);
+void srv_http_set_core(srv_http *h, sched_runner *core, const char *model_id, const char *const *aliases, int n_aliases);
 /* Stop accepting connections (those open keep running). */
 void srv_http_quiesce(srv_http *h);
 void srv_http_stop(srv_http *h);

@@ -1,96 +1,44 @@
 #include "server/metrics.h"
 
-#include <stdarg.h>
-#include <stdio.h>
-#include <string.h>
 
-#include "server/core.h"
-
-static const double lat_bounds[] = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0,
-                                    2.5,   5.0,   7.5,  10.0, 20.0, 40.0, 80.0, 160.0, 640.0};
-static const double itl_bounds[] = {0.001, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075,
-                                    0.1,   0.15,  0.2,  0.3,   0.4,  0.5,   0.75, 1.0,  2.5};
-
-static void hist_init(srv_hist *h, const double *b, int n) {
-    memset(h, 0, sizeof *h);
-    h->bounds = b;
-    h->n_bounds = n;
+static void head(ryot_buf *b, const char *name, const char *type, const char *help) {
+    ryot_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-void srv_metrics_init(srv_metrics *m) {
-    memset(m, 0, sizeof *m);
-    pthread_mutex_init(&m->lock, NULL);
-    const int nl = (int)(sizeof lat_bounds / sizeof lat_bounds[0]);
-    hist_init(&m->ttft, lat_bounds, nl);
-    hist_init(&m->e2e, lat_bounds, nl);
-    hist_init(&m->queue, lat_bounds, nl);
-    hist_init(&m->itl, itl_bounds, (int)(sizeof itl_bounds / sizeof itl_bounds[0]));
-}
-
-void srv_metrics_destroy(srv_metrics *m) { pthread_mutex_destroy(&m->lock); }
-
-void srv_hist_observe(srv_hist *h, double v) {
-    int i = 0;
-    while (i < h->n_bounds && v > h->bounds[i]) i++;
-    h->counts[i]++;
-    h->sum += v;
-    h->count++;
-}
-
-const char *srv_end_name(int end) {
-    static const char *names[SRV_END_N] = {"stop", "length", "cancelled", "timeout", "aborted"};
-    return end >= 0 && end < SRV_END_N ? names[end] : "unknown";
-}
-
-static void put(srv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(srv_buf *b, const char *fmt, ...) {
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n > 0) srv_buf_append(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
-static void head(srv_buf *b, const char *name, const char *type, const char *help) {
-    put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void hist(srv_buf *b, const char *name, const char *help, const srv_hist *h) {
+static void hist(ryot_buf *b, const char *name, const char *help, const sched_hist *h) {
     head(b, name, "histogram", help);
     uint64_t cum = 0;
     for (int i = 0; i < h->n_bounds; i++) {
         cum += h->counts[i];
-        put(b, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i], (unsigned long long)cum);
+        ryot_buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i], (unsigned long long)cum);
     }
     cum += h->counts[h->n_bounds];
-    put(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name, (unsigned long long)cum, name, h->sum,
+    ryot_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name, (unsigned long long)cum, name, h->sum,
         name, (unsigned long long)h->count);
 }
 
-static void per_tier_int(srv_buf *b, const char *name, const char *type, const char *help, const int *v) {
+static void per_tier_int(ryot_buf *b, const char *name, const char *type, const char *help, const int *v) {
     head(b, name, type, help);
-    for (int t = 0; t < SCHED_N_TIERS; t++) put(b, "%s{tier=\"%s\"} %d\n", name, sched_tier_name(t), v[t]);
+    for (int t = 0; t < SCHED_N_TIERS; t++) ryot_buf_printf(b, "%s{tier=\"%s\"} %d\n", name, sched_tier_name(t), v[t]);
 }
 
-static void per_tier_u64(srv_buf *b, const char *name, const char *help, const uint64_t *v) {
+static void per_tier_u64(ryot_buf *b, const char *name, const char *help, const uint64_t *v) {
     head(b, name, "counter", help);
     for (int t = 0; t < SCHED_N_TIERS; t++)
-        put(b, "%s{tier=\"%s\"} %llu\n", name, sched_tier_name(t), (unsigned long long)v[t]);
+        ryot_buf_printf(b, "%s{tier=\"%s\"} %llu\n", name, sched_tier_name(t), (unsigned long long)v[t]);
 }
 
-static void counter(srv_buf *b, const char *name, const char *help, uint64_t v) {
+static void counter(ryot_buf *b, const char *name, const char *help, uint64_t v) {
     head(b, name, "counter", help);
-    put(b, "%s %llu\n", name, (unsigned long long)v);
+    ryot_buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
 }
 
-static void gauge(srv_buf *b, const char *name, const char *help, double v) {
+static void gauge(ryot_buf *b, const char *name, const char *help, double v) {
     head(b, name, "gauge", help);
-    put(b, "%s %.6g\n", name, v);
+    ryot_buf_printf(b, "%s %.6g\n", name, v);
 }
 
-void srv_metrics_render(srv_metrics *m, srv_buf *b) {
-    pthread_mutex_lock(&m->lock);
+void srv_metrics_render(const sched_stats *m, ryot_buf *b) {
     per_tier_int(b, "ryot_requests_running", "gauge", "Sequences in the running batch, by priority tier.", m->running);
     per_tier_int(b, "ryot_requests_waiting", "gauge", "Sequences waiting to be admitted, by priority tier.",
                  m->waiting);
@@ -106,8 +54,8 @@ void srv_metrics_render(srv_metrics *m, srv_buf *b) {
     counter(b, "ryot_prompt_tokens_total", "Prompt tokens prefilled or reused.", m->prompt_tokens);
     counter(b, "ryot_generation_tokens_total", "Tokens generated.", m->generation_tokens);
     head(b, "ryot_request_success_total", "counter", "Sequences finished, by finish reason.");
-    for (int i = 0; i < SRV_END_N; i++)
-        put(b, "ryot_request_success_total{finished_reason=\"%s\"} %llu\n", srv_end_name(i),
+    for (int i = 0; i < SCHED_END_N; i++)
+        ryot_buf_printf(b, "ryot_request_success_total{finished_reason=\"%s\"} %llu\n", sched_end_name(i),
             (unsigned long long)m->ended[i]);
     counter(b, "ryot_preemptions_total", "Sequences preempted for KV blocks (requeued for recompute).",
             m->preemptions);
@@ -120,5 +68,4 @@ void srv_metrics_render(srv_metrics *m, srv_buf *b) {
     hist(b, "ryot_inter_token_latency_seconds", "Time between successive tokens of a sequence.", &m->itl);
     hist(b, "ryot_e2e_request_latency_seconds", "Time from arrival to the last token.", &m->e2e);
     hist(b, "ryot_request_queue_time_seconds", "Time from arrival to first admission.", &m->queue);
-    pthread_mutex_unlock(&m->lock);
 }

@@ -176,17 +176,17 @@ void srv_make_id(char *buf, size_t n, const char *prefix) {
     snprintf(buf, n, "%s%s", prefix ? prefix : "", hex);
 }
 
-const char *srv_finish_name(srv_finish f) {
+const char *srv_finish_name(sched_finish f) {
     switch (f) {
-    case SRV_FINISH_STOP: return "stop";
-    case SRV_FINISH_LENGTH: return "length";
+    case SCHED_FINISH_STOP: return "stop";
+    case SCHED_FINISH_LENGTH: return "length";
     default: return NULL;
     }
 }
 
 /* ---------------------------------------------------------------- shared pieces */
 
-static json_t *jfinish(srv_finish f) {
+static json_t *jfinish(sched_finish f) {
     const char *s = srv_finish_name(f);
     return s ? json_string(s) : json_null();
 }
@@ -231,13 +231,13 @@ static json_t *jtoken(const char *text, size_t len, float lp, bool *ok) {
 }
 
 /* chat: {"content":[...],"refusal":null} */
-static json_t *jchat_logprobs(bool with, const srv_token_lp *lp, int n, bool *ok) {
+static json_t *jchat_logprobs(bool with, const sched_token_lp *lp, int n, bool *ok) {
     if (!with) return json_null();
     json_t *o = jobj(ok), *content = jarr(ok);
     for (int i = 0; i < n; i++) {
-        const srv_token_lp *t = &lp[i];
+        const sched_token_lp *t = &lp[i];
         json_t *e = jtoken(t->text, t->len, t->logprob, ok), *top = jarr(ok);
-        int n_top = t->n_top < 0 ? 0 : t->n_top > SAMPLER_MAX_TOP_LOGPROBS ? SAMPLER_MAX_TOP_LOGPROBS : t->n_top;
+        int n_top = t->n_top < 0 ? 0 : t->n_top > RYOT_MAX_TOP_LOGPROBS ? RYOT_MAX_TOP_LOGPROBS : t->n_top;
         for (int j = 0; j < n_top; j++) append(top, jtoken(t->top[j].text, t->top[j].len, t->top[j].logprob, ok), ok);
         put(e, "top_logprobs", top, ok);
         append(content, e, ok);
@@ -253,15 +253,15 @@ static json_t *jcompletion_logprobs(const srv_completion_choice *c, bool *ok) {
     json_t *o = jobj(ok), *tokens = jarr(ok), *lps = jarr(ok), *tops = jarr(ok), *offs = jarr(ok);
     int64_t off = c->text_offset0;
     for (int i = 0; i < c->n_lp; i++) {
-        const srv_token_lp *t = &c->lp[i];
+        const sched_token_lp *t = &c->lp[i];
         append(tokens, jstr(t->text, t->len), ok);
         append(lps, jlogprob(t->logprob), ok);
         append(offs, json_integer(off), ok);
         off += srv_utf8_leads(t->text, t->len);
         json_t *d = jobj(ok);
-        int n_top = t->n_top < 0 ? 0 : t->n_top > SAMPLER_MAX_TOP_LOGPROBS ? SAMPLER_MAX_TOP_LOGPROBS : t->n_top;
+        int n_top = t->n_top < 0 ? 0 : t->n_top > RYOT_MAX_TOP_LOGPROBS ? RYOT_MAX_TOP_LOGPROBS : t->n_top;
         for (int j = 0; j < n_top && d; j++) {
-            const srv_top_lp *a = &t->top[j];
+            const sched_top_lp *a = &t->top[j];
             size_t kn;
             char *key = utf8_sanitize(a->text ? a->text : "", a->text ? a->len : 0, &kn);
             if (!key) {

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/sampler.h"
+#include "sched/runner.h" /* sched_finish, sched_token_lp */
 #include "server/request.h"
 
 #define SRV_ID_MAX 48 /* buffer size for srv_make_id */
@@ -47,30 +47,7 @@ typedef struct srv_usage {
     int64_t cached_tokens;          /* -1: omit prompt_tokens_details */
 } srv_usage;
 
-typedef enum srv_finish {
-    SRV_FINISH_NONE = 0,            /* JSON null (stream chunks before the end) */
-    SRV_FINISH_STOP,                /* "stop": EOS or a stop string */
-    SRV_FINISH_LENGTH,              /* "length": max_tokens or context full */
-} srv_finish;
-
-const char *srv_finish_name(srv_finish f); /* "stop", "length", NULL */
-
-/* One generated token's log-probabilities.  text[0..len) are the token's raw
- * bytes (may be a partial UTF-8 sequence: "token" gets U+FFFD, "bytes" keeps
- * the raw bytes). */
-typedef struct srv_top_lp {
-    const char *text;
-    size_t len;
-    float logprob;
-} srv_top_lp;
-
-typedef struct srv_token_lp {
-    const char *text;
-    size_t len;
-    float logprob;
-    int n_top;                                 /* 0..SAMPLER_MAX_TOP_LOGPROBS */
-    srv_top_lp top[SAMPLER_MAX_TOP_LOGPROBS];  /* by logprob descending */
-} srv_token_lp;
+const char *srv_finish_name(sched_finish f); /* "stop", "length", NULL */
 
 /* ------------------------------------------------------------ errors */
 
@@ -86,9 +63,9 @@ typedef struct srv_chat_choice {
     int index;
     const char *content;
     size_t content_len;
-    srv_finish finish;
+    sched_finish finish;
     bool with_logprobs;
-    const srv_token_lp *lp;
+    const sched_token_lp *lp;
     int n_lp;
 } srv_chat_choice;
 
@@ -108,9 +85,9 @@ typedef struct srv_chat_delta {
     bool role;
     const char *content;            /* NULL: no "content" key */
     size_t content_len;
-    srv_finish finish;              /* NONE -> null */
+    sched_finish finish;              /* NONE -> null */
     bool with_logprobs;             /* false -> "logprobs": null */
-    const srv_token_lp *lp;
+    const sched_token_lp *lp;
     int n_lp;
 } srv_chat_delta;
 
@@ -140,9 +117,9 @@ typedef struct srv_completion_choice {
     int index;
     const char *text;
     size_t text_len;
-    srv_finish finish;
+    sched_finish finish;
     bool with_logprobs;
-    const srv_token_lp *lp;
+    const sched_token_lp *lp;
     int n_lp;
     int64_t text_offset0;
 } srv_completion_choice;

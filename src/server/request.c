@@ -358,7 +358,7 @@ static int parse_stream(const json_t *obj, srv_request *r, srv_error *err) {
 
 /* Sampling fields shared by both endpoints. */
 static int parse_sampling(const json_t *obj, srv_request *r, srv_error *err) {
-    sampler_params *sp = &r->sp;
+    ryot_sampler_params *sp = &r->sp;
     double x;
     int64_t i;
     bool given;
@@ -402,7 +402,7 @@ static int parse_chat(const json_t *obj, srv_request *r, srv_error *err) {
     if (given) r->max_tokens = (int)i;
 
     if (get_bool(obj, "logprobs", &r->sp.logprobs, err)) return -1;
-    if (get_int(obj, "top_logprobs", 0, SAMPLER_MAX_TOP_LOGPROBS, &i, &given, err)) return -1;
+    if (get_int(obj, "top_logprobs", 0, RYOT_MAX_TOP_LOGPROBS, &i, &given, err)) return -1;
     if (given) {
         if (!r->sp.logprobs)
             return fail(err, "top_logprobs", "'top_logprobs' requires 'logprobs' to be true");
@@ -473,8 +473,8 @@ static void request_defaults(srv_request *r, srv_endpoint ep) {
     r->max_tokens = -1;
     r->n = 1;
     r->priority = SCHED_NORMAL;
-    sampler_params *sp = &r->sp;
-    *sp = sampler_params_default();
+    ryot_sampler_params *sp = &r->sp;
+    *sp = ryot_sampler_params_default();
     sp->temperature = 1.0f;
     sp->top_k = 0;
     sp->top_p = 1.0f;
@@ -483,7 +483,7 @@ static void request_defaults(srv_request *r, srv_endpoint ep) {
     sp->frequency_penalty = 0.0f;
     sp->presence_penalty = 0.0f;
     sp->penalty_last_n = -1;
-    sp->seed = SAMPLER_SEED_RANDOM;
+    sp->seed = RYOT_SEED_RANDOM;
     sp->logit_bias = NULL;
     sp->n_logit_bias = 0;
     sp->logprobs = false;

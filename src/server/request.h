@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/sampler.h"
+#include "ryot.h"
 
 #define SRV_MAX_N 16          /* "n" (choices per prompt) accepted: 1..16 */
 #define SRV_MAX_PROMPTS 64    /* /v1/completions prompt array length */
@@ -89,9 +89,10 @@ typedef struct srv_request {
     char **prompts;
     int n_prompts;
 
-    /* -1 when absent (the caller picks: context left, or OpenAI's 16 for
-     * /v1/completions).  chat: max_completion_tokens is an alias; when both
-     * are given max_completion_tokens wins.  1..SRV_MAX_TOKENS_LIMIT. */
+    /* -1 when absent (the caller picks: the server's --default-max-tokens
+     * for chat, OpenAI's 16 for /v1/completions).  chat: max_completion_tokens
+     * is an alias; when both are given max_completion_tokens wins.
+     * 1..SRV_MAX_TOKENS_LIMIT. */
     int max_tokens;
 
     /* OpenAI defaults, not llama.cpp's: temperature 1 (0..2; 0 = greedy),
@@ -99,15 +100,15 @@ typedef struct srv_request {
      * repeat_penalty 1 (extension "repetition_penalty" or "repeat_penalty",
      * (0, 100]), presence/frequency_penalty 0 (-2..2), penalty_last_n -1
      * (whole history; extension "repeat_last_n" >= -1), seed
-     * SAMPLER_SEED_RANDOM unless "seed" is given (any int64, stored as its
+     * RYOT_SEED_RANDOM unless "seed" is given (any int64, stored as its
      * uint64 bit pattern; -1 therefore means random, as in llama.cpp).
      * logprobs: chat "logprobs": bool + "top_logprobs" 0..20 (needs
      * logprobs true); completions "logprobs": integer 0..5 -> logprobs true,
      * top_logprobs = that integer.
      * sp.logit_bias points into logit_bias below (owned by the request). */
-    sampler_params sp;
+    ryot_sampler_params sp;
     bool has_seed;
-    sampler_logit_bias *logit_bias; /* (n_logit_bias) ids >= 0, not yet checked against the vocab */
+    ryot_logit_bias *logit_bias; /* (n_logit_bias) ids >= 0, not yet checked against the vocab */
     int n_logit_bias;               /* -100 maps to -INFINITY (ban); others in [-100, 100] are added as is */
 
     char **stop;                 /* 0..4 non-empty strings */

@@ -15,8 +15,12 @@ typedef struct tok_entry {
     uint32_t text_off, text_len;   /* vocab string, in tokenizer.blob */
     uint32_t piece_off, piece_len; /* decoded bytes, in tokenizer.blob */
     float score;
-    uint8_t type; /* token_type */
+    uint8_t type;  /* token_type */
+    uint8_t strip; /* TOK_STRIP_*: whitespace this special swallows when matched */
 } tok_entry;
+
+#define TOK_STRIP_LEFT 1u  /* the whitespace just before it */
+#define TOK_STRIP_RIGHT 2u /* the whitespace just after it */
 
 /* Open addressing, linear probing.  A slot holds the upper 32 bits of the
  * text's hash and the token id (UINT64_MAX = empty), so that most misses are

@@ -44,7 +44,7 @@ static void check_json(char *s) {
 static const char *or_empty(const char *s) { return s ? s : ""; }
 
 /* Token logprobs from a list of strings (cycled) and the raw body. */
-static int fill_lp(srv_token_lp *lp, int cap, char *const *strs, int n_strs, const char *raw, size_t raw_n) {
+static int fill_lp(sched_token_lp *lp, int cap, char *const *strs, int n_strs, const char *raw, size_t raw_n) {
     int n = 0;
     for (; n < cap; n++) {
         memset(&lp[n], 0, sizeof lp[n]);
@@ -57,10 +57,10 @@ static int fill_lp(srv_token_lp *lp, int cap, char *const *strs, int n_strs, con
         lp[n].text = t;
         lp[n].len = len;
         lp[n].logprob = n == 1 ? -INFINITY : n == 2 ? NAN : -(float)n / 3.0f;
-        lp[n].n_top = n % (SAMPLER_MAX_TOP_LOGPROBS + 1);
+        lp[n].n_top = n % (RYOT_MAX_TOP_LOGPROBS + 1);
         for (int j = 0; j < lp[n].n_top; j++) {
             size_t off = raw_n ? (size_t)j % raw_n : 0;
-            lp[n].top[j] = (srv_top_lp){raw + off, raw_n - off, -(float)j};
+            lp[n].top[j] = (sched_top_lp){raw + off, raw_n - off, -(float)j};
         }
     }
     return n;
@@ -75,7 +75,7 @@ static void check_request(const srv_request *r) {
     CHECK(r->sp.repeat_penalty > 0.0f);
     CHECK(fabsf(r->sp.presence_penalty) <= 2.0f && fabsf(r->sp.frequency_penalty) <= 2.0f);
     CHECK(r->sp.top_k >= 0 && r->sp.penalty_last_n >= -1);
-    CHECK(r->sp.top_logprobs >= 0 && r->sp.top_logprobs <= SAMPLER_MAX_TOP_LOGPROBS);
+    CHECK(r->sp.top_logprobs >= 0 && r->sp.top_logprobs <= RYOT_MAX_TOP_LOGPROBS);
     CHECK(r->sp.top_logprobs == 0 || r->sp.logprobs);
     CHECK(r->sp.logit_bias == r->logit_bias && r->sp.n_logit_bias == r->n_logit_bias);
     for (int i = 0; i < r->n_logit_bias; i++) CHECK(r->logit_bias[i].token >= 0);
@@ -98,7 +98,7 @@ static void build_responses(const srv_request *r, const char *raw, size_t raw_n)
     srv_make_id(id, sizeof id, r->ep == SRV_EP_CHAT ? "chatcmpl-" : "cmpl-");
     srv_resp_meta m = {id, 1700000000, r->model, r->user};
     srv_usage u = {raw_n, r->n_stop, r->n_logit_bias - 1};
-    srv_token_lp lp[6];
+    sched_token_lp lp[6];
     int n_lp = fill_lp(lp, 6, r->stop, r->n_stop, raw, raw_n);
 
     if (r->ep == SRV_EP_CHAT) {
@@ -107,9 +107,9 @@ static void build_responses(const srv_request *r, const char *raw, size_t raw_n)
         int n = r->n_messages < 4 ? r->n_messages : 4;
         for (int i = 0; i < n; i++) {
             const char *c = r->messages[i].content;
-            ch[i] = (srv_chat_choice){i, or_empty(c), c ? strlen(c) : 0, (srv_finish)(i % 3),
+            ch[i] = (srv_chat_choice){i, or_empty(c), c ? strlen(c) : 0, (sched_finish)(i % 3),
                                       r->sp.logprobs, lp, n_lp};
-            d[i] = (srv_chat_delta){i, i == 0, c, c ? strlen(c) : 0, (srv_finish)(i % 3),
+            d[i] = (srv_chat_delta){i, i == 0, c, c ? strlen(c) : 0, (sched_finish)(i % 3),
                                     r->sp.logprobs, lp, n_lp};
         }
         check_json(srv_json_chat_completion(&m, ch, n, &u));
@@ -119,7 +119,7 @@ static void build_responses(const srv_request *r, const char *raw, size_t raw_n)
         srv_completion_choice ch[4];
         int n = r->n_prompts < 4 ? r->n_prompts : 4;
         for (int i = 0; i < n; i++)
-            ch[i] = (srv_completion_choice){i, r->prompts[i], strlen(r->prompts[i]), (srv_finish)(i % 3),
+            ch[i] = (srv_completion_choice){i, r->prompts[i], strlen(r->prompts[i]), (sched_finish)(i % 3),
                                             r->sp.logprobs, lp, n_lp, srv_utf8_chars(raw, raw_n)};
         check_json(srv_json_completion(&m, ch, n, &u));
         check_json(srv_json_completion_chunk(&m, ch, n, r->include_usage, NULL));

@@ -120,8 +120,8 @@ static void test_error_json(void **state) {
 
 /* ---------------------------------------------------------------- chat */
 
-static srv_token_lp make_lp(const char *text, float lp, int n_top) {
-    srv_token_lp t;
+static sched_token_lp make_lp(const char *text, float lp, int n_top) {
+    sched_token_lp t;
     memset(&t, 0, sizeof t);
     t.text = text;
     t.len = strlen(text);
@@ -132,14 +132,14 @@ static srv_token_lp make_lp(const char *text, float lp, int n_top) {
 
 static void test_chat_completion(void **state) {
     (void)state;
-    srv_token_lp lp[2] = {make_lp("Hi", -0.25f, 2), make_lp("\xe2\x82", -1.5f, 1)};
-    lp[0].top[0] = (srv_top_lp){"Hi", 2, -0.25f};
-    lp[0].top[1] = (srv_top_lp){"Hello", 5, -INFINITY};
-    lp[1].top[0] = (srv_top_lp){"\xe2\x82", 2, -1.5f};
+    sched_token_lp lp[2] = {make_lp("Hi", -0.25f, 2), make_lp("\xe2\x82", -1.5f, 1)};
+    lp[0].top[0] = (sched_top_lp){"Hi", 2, -0.25f};
+    lp[0].top[1] = (sched_top_lp){"Hello", 5, -INFINITY};
+    lp[1].top[0] = (sched_top_lp){"\xe2\x82", 2, -1.5f};
     srv_chat_choice ch[2] = {
-        {.index = 0, .content = "Hi\xe2\x82", .content_len = 4, .finish = SRV_FINISH_LENGTH,
+        {.index = 0, .content = "Hi\xe2\x82", .content_len = 4, .finish = SCHED_FINISH_LENGTH,
          .with_logprobs = true, .lp = lp, .n_lp = 2},
-        {.index = 1, .content = "ok", .content_len = 2, .finish = SRV_FINISH_STOP},
+        {.index = 1, .content = "ok", .content_len = 2, .finish = SCHED_FINISH_STOP},
     };
     srv_usage u = {12, 2, -1};
     srv_resp_meta m = META;
@@ -219,7 +219,7 @@ static void test_chat_chunks(void **state) {
     json_decref(root);
 
     /* content chunk with logprobs, include_usage -> "usage": null */
-    srv_token_lp lp = make_lp(" w\xc3\xb6rld", -0.5f, 0);
+    sched_token_lp lp = make_lp(" w\xc3\xb6rld", -0.5f, 0);
     d = (srv_chat_delta){.index = 3, .content = " w\xc3\xb6rld", .content_len = 7, .with_logprobs = true,
                          .lp = &lp, .n_lp = 1};
     root = load(srv_json_chat_chunk(&META, &d, 1, true, NULL));
@@ -236,7 +236,7 @@ static void test_chat_chunks(void **state) {
     json_decref(root);
 
     /* final chunk: empty delta, finish_reason */
-    d = (srv_chat_delta){.index = 0, .finish = SRV_FINISH_STOP};
+    d = (srv_chat_delta){.index = 0, .finish = SCHED_FINISH_STOP};
     root = load(srv_json_chat_chunk(&META, &d, 1, false, NULL));
     c = json_array_get(get(root, "choices"), 0);
     assert_int_equal(json_object_size(get(c, "delta")), 0);
@@ -258,13 +258,13 @@ static void test_chat_chunks(void **state) {
 static void test_completion(void **state) {
     (void)state;
     /* "é" is 2 bytes / 1 character; the broken byte is 1 character (U+FFFD) */
-    srv_token_lp lp[3] = {make_lp("\xc3\xa9t", -0.1f, 3), make_lp("\xff", -2.0f, 1), make_lp(" e", NAN, 0)};
-    lp[0].top[0] = (srv_top_lp){"\xc3\xa9t", 3, -0.1f};
-    lp[0].top[1] = (srv_top_lp){"\xff", 1, -3.0f};
-    lp[0].top[2] = (srv_top_lp){"\xfe", 1, -4.0f}; /* also U+FFFD: collapses, first kept */
-    lp[1].top[0] = (srv_top_lp){"\xff", 1, -2.0f};
+    sched_token_lp lp[3] = {make_lp("\xc3\xa9t", -0.1f, 3), make_lp("\xff", -2.0f, 1), make_lp(" e", NAN, 0)};
+    lp[0].top[0] = (sched_top_lp){"\xc3\xa9t", 3, -0.1f};
+    lp[0].top[1] = (sched_top_lp){"\xff", 1, -3.0f};
+    lp[0].top[2] = (sched_top_lp){"\xfe", 1, -4.0f}; /* also U+FFFD: collapses, first kept */
+    lp[1].top[0] = (sched_top_lp){"\xff", 1, -2.0f};
     srv_completion_choice ch = {.index = 2, .text = "\xc3\xa9t\xff e", .text_len = 6,
-                                .finish = SRV_FINISH_LENGTH, .with_logprobs = true, .lp = lp, .n_lp = 3,
+                                .finish = SCHED_FINISH_LENGTH, .with_logprobs = true, .lp = lp, .n_lp = 3,
                                 .text_offset0 = 10};
     srv_usage u = {4, 3, -1};
     srv_resp_meta m = META;
@@ -444,9 +444,9 @@ static void test_make_id(void **state) {
 
 static void test_finish_names(void **state) {
     (void)state;
-    assert_string_equal(srv_finish_name(SRV_FINISH_STOP), "stop");
-    assert_string_equal(srv_finish_name(SRV_FINISH_LENGTH), "length");
-    assert_null(srv_finish_name(SRV_FINISH_NONE));
+    assert_string_equal(srv_finish_name(SCHED_FINISH_STOP), "stop");
+    assert_string_equal(srv_finish_name(SCHED_FINISH_LENGTH), "length");
+    assert_null(srv_finish_name(SCHED_FINISH_NONE));
 }
 
 int main(void) {

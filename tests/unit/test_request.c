@@ -206,7 +206,7 @@ static void test_defaults_chat(void **state) {
     assert_true(r.sp.frequency_penalty == 0.0f);
     assert_int_equal(r.sp.penalty_last_n, -1);
     assert_false(r.has_seed);
-    assert_true(r.sp.seed == SAMPLER_SEED_RANDOM);
+    assert_true(r.sp.seed == RYOT_SEED_RANDOM);
     assert_null(r.sp.logit_bias);
     assert_int_equal(r.sp.n_logit_bias, 0);
     assert_false(r.sp.logprobs);
@@ -383,7 +383,7 @@ static void test_logit_bias(void **state) {
     assert_int_equal(r.sp.n_logit_bias, 4);
     bool seen[4] = {0};
     for (int i = 0; i < 4; i++) {
-        const sampler_logit_bias *b = &r.logit_bias[i];
+        const ryot_logit_bias *b = &r.logit_bias[i];
         if (b->token == 15) {
             assert_true(isinf(b->bias) && b->bias < 0); /* -100 bans */
             seen[0] = true;

@@ -19,7 +19,7 @@ static const double CHI2_CRIT_1E6[] = {0, 23.93, 27.63, 30.66, 33.38, 35.89, 38.
 
 #define N_DRAWS 100000
 
-static sampler *make(const sampler_params *p, int32_t n_vocab) {
+static sampler *make(const ryot_sampler_params *p, int32_t n_vocab) {
     sampler *s = NULL;
     ryot_error err = {0};
     ryot_status st = sampler_init(&s, p, n_vocab, &err);
@@ -30,8 +30,8 @@ static sampler *make(const sampler_params *p, int32_t n_vocab) {
 }
 
 /* Params with every truncation off: plain softmax sampling at temperature t. */
-static sampler_params plain(float t, uint64_t seed) {
-    sampler_params p = sampler_params_default();
+static ryot_sampler_params plain(float t, uint64_t seed) {
+    ryot_sampler_params p = ryot_sampler_params_default();
     p.temperature = t;
     p.top_k = 0;
     p.top_p = 1.0f;
@@ -92,7 +92,7 @@ static void softmax_ref(const float *l, int n, double t, double *p) {
 
 static void test_greedy_argmax(void **state) {
     (void)state;
-    sampler_params p = sampler_params_default();
+    ryot_sampler_params p = ryot_sampler_params_default();
     p.temperature = 0.0f;
     sampler *s = make(&p, 10);
     float l[10] = {0, 1, 2, 9, 3, 9, -1, 8, 0, 0};
@@ -109,7 +109,7 @@ static void test_seed_determinism(void **state) {
     enum { NV = 50, DRAWS = 2000 };
     float base[NV];
     for (int i = 0; i < NV; i++) base[i] = 0.0f; /* flat: every draw is pure RNG */
-    sampler_params pa = plain(1.0f, 1234), pb = plain(1.0f, 1234), pc = plain(1.0f, 1235);
+    ryot_sampler_params pa = plain(1.0f, 1234), pb = plain(1.0f, 1234), pc = plain(1.0f, 1235);
     sampler *a = make(&pa, NV), *b = make(&pb, NV), *c = make(&pc, NV);
     assert_int_equal(sampler_seed(a), 1234);
     int32_t first[DRAWS];
@@ -150,7 +150,7 @@ static void test_shared_scratch(void **state) {
     assert_non_null(scratch);
     sampler *own[2], *shared[2];
     for (int k = 0; k < 2; k++) {
-        sampler_params p = plain(0.9f, 77 + (uint64_t)k);
+        ryot_sampler_params p = plain(0.9f, 77 + (uint64_t)k);
         p.top_k = 50;
         p.top_p = 0.9f;
         p.min_p = 0.02f;
@@ -184,7 +184,7 @@ static void test_seed_stream_pinned(void **state) {
     (void)state;
     enum { NV = 256 };
     float l[NV];
-    sampler_params p = plain(1.0f, 42);
+    ryot_sampler_params p = plain(1.0f, 42);
     sampler *s = make(&p, NV);
     int32_t got[8];
     for (int i = 0; i < 8; i++) {
@@ -201,7 +201,7 @@ static void test_seed_stream_pinned(void **state) {
 static void test_top_k1_is_greedy(void **state) {
     (void)state;
     enum { NV = 64 };
-    sampler_params pg = sampler_params_default(), pk = plain(1.5f, 7);
+    ryot_sampler_params pg = ryot_sampler_params_default(), pk = plain(1.5f, 7);
     pg.temperature = 0.0f;
     pk.top_k = 1;
     sampler *g = make(&pg, NV), *k = make(&pk, NV);
@@ -219,7 +219,7 @@ static void test_top_k1_is_greedy(void **state) {
 static void test_top_p_tiny_is_greedy(void **state) {
     (void)state;
     enum { NV = 64 };
-    sampler_params pg = sampler_params_default(), pp = plain(1.0f, 9);
+    ryot_sampler_params pg = ryot_sampler_params_default(), pp = plain(1.0f, 9);
     pg.temperature = 0.0f;
     pp.top_p = 1e-6f;
     sampler *g = make(&pg, NV), *tp = make(&pp, NV);
@@ -239,7 +239,7 @@ static void test_top_p_large_vocab(void **state) {
     enum { NV = 5000 };
     static float l[NV], buf[NV];
     for (int i = 0; i < NV; i++) l[i] = 0.0f; /* flat: top-p 0.5 keeps exactly 2500 */
-    sampler_params p = plain(1.0f, 11);
+    ryot_sampler_params p = plain(1.0f, 11);
     p.top_p = 0.5f;
     sampler *s = make(&p, NV);
     int32_t maxid = -1;
@@ -263,7 +263,7 @@ static void test_top_k_paths(void **state) {
     for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
         for (int i = 0; i < NV; i++) l[i] = 0.0f;
         l[NV - 1] = -INFINITY; /* banned ids never enter */
-        sampler_params p = plain(1.0f, 12 + ki);
+        ryot_sampler_params p = plain(1.0f, 12 + ki);
         p.top_k = ks[ki];
         sampler *s = make(&p, NV);
         int32_t maxid = -1;
@@ -297,7 +297,7 @@ static void test_distribution_temperature(void **state) {
     const float l[NV] = {1.0f, 0.5f, 0.0f, -0.5f, 2.0f, -1.0f, 0.3f, 1.5f};
     const float temps[] = {1.0f, 0.7f, 2.0f};
     for (size_t ti = 0; ti < sizeof temps / sizeof temps[0]; ti++) {
-        sampler_params p = plain(temps[ti], 100 + ti);
+        ryot_sampler_params p = plain(temps[ti], 100 + ti);
         sampler *s = make(&p, NV);
         int counts[NV];
         double want[NV];
@@ -312,7 +312,7 @@ static void test_distribution_top_k(void **state) {
     (void)state;
     enum { NV = 8 };
     const float l[NV] = {1.0f, 0.5f, 0.0f, -0.5f, 2.0f, -1.0f, 0.3f, 1.5f};
-    sampler_params p = plain(0.8f, 5);
+    ryot_sampler_params p = plain(0.8f, 5);
     p.top_k = 3; /* keeps ids 4, 7, 0 */
     sampler *s = make(&p, NV);
     int counts[NV];
@@ -333,7 +333,7 @@ static void test_distribution_top_p(void **state) {
     enum { NV = 4 };
     /* probabilities 0.5, 0.3, 0.15, 0.05 at T = 1 */
     const float l[NV] = {logf(0.15f), logf(0.5f), logf(0.05f), logf(0.3f)};
-    sampler_params p = plain(1.0f, 6);
+    ryot_sampler_params p = plain(1.0f, 6);
     p.top_p = 0.75f; /* 0.5 < 0.75 <= 0.8: keeps ids 1 and 3 */
     sampler *s = make(&p, NV);
     int counts[NV];
@@ -348,7 +348,7 @@ static void test_min_p(void **state) {
     enum { NV = 4 };
     /* relative to the max: 1, 0.5, 0.1, 0.04 */
     const float l[NV] = {0.0f, logf(0.5f), logf(0.1f), logf(0.04f)};
-    sampler_params p = plain(1.0f, 8);
+    ryot_sampler_params p = plain(1.0f, 8);
     p.min_p = 0.08f; /* drops id 3 only */
     sampler *s = make(&p, NV);
     int counts[NV];
@@ -369,7 +369,7 @@ static void test_min_p(void **state) {
 static void test_penalties(void **state) {
     (void)state;
     enum { NV = 6 };
-    sampler_params p = plain(1.0f, 1);
+    ryot_sampler_params p = plain(1.0f, 1);
     p.repeat_penalty = 1.5f;
     p.penalty_last_n = 8;
     sampler *s = make(&p, NV);
@@ -444,8 +444,8 @@ static void test_penalties(void **state) {
 static void test_logit_bias(void **state) {
     (void)state;
     enum { NV = 4 };
-    sampler_logit_bias bias[] = {{0, -INFINITY}, {2, 1.5f}, {2, 0.5f}};
-    sampler_params p = plain(0.0f, 3);
+    ryot_logit_bias bias[] = {{0, -INFINITY}, {2, 1.5f}, {2, 0.5f}};
+    ryot_sampler_params p = plain(0.0f, 3);
     p.logit_bias = bias;
     p.n_logit_bias = 3;
     sampler *s = make(&p, NV);
@@ -471,7 +471,7 @@ static void test_logit_bias(void **state) {
     sampler_free(s);
 
     /* everything banned: -1, greedy or not */
-    sampler_logit_bias all[NV] = {{0, -INFINITY}, {1, -INFINITY}, {2, -INFINITY}, {3, -INFINITY}};
+    ryot_logit_bias all[NV] = {{0, -INFINITY}, {1, -INFINITY}, {2, -INFINITY}, {3, -INFINITY}};
     for (int greedy = 0; greedy < 2; greedy++) {
         p = plain(greedy ? 0.0f : 1.0f, 4);
         p.logit_bias = all;
@@ -492,7 +492,7 @@ static void test_logprobs(void **state) {
     double ref[NV];
     softmax_ref(l, NV, 1.0, ref); /* temperature does not enter */
     for (int greedy = 0; greedy < 2; greedy++) {
-        sampler_params p = plain(greedy ? 0.0f : 0.3f, 21);
+        ryot_sampler_params p = plain(greedy ? 0.0f : 0.3f, 21);
         p.top_k = 2;
         p.logprobs = true;
         p.top_logprobs = 4;
@@ -515,9 +515,9 @@ static void test_logprobs(void **state) {
     }
 
     /* top_logprobs beyond the vocab: clipped; the whole distribution sums to 1 */
-    sampler_params p = plain(1.0f, 2);
+    ryot_sampler_params p = plain(1.0f, 2);
     p.logprobs = true;
-    p.top_logprobs = SAMPLER_MAX_TOP_LOGPROBS;
+    p.top_logprobs = RYOT_MAX_TOP_LOGPROBS;
     sampler *s = make(&p, NV);
     float buf[NV];
     memcpy(buf, l, sizeof buf);
@@ -534,45 +534,45 @@ static void test_invalid_params(void **state) {
     (void)state;
     sampler *s = (sampler *)1;
     ryot_error err = {0};
-    sampler_params p = sampler_params_default();
+    ryot_sampler_params p = ryot_sampler_params_default();
     p.top_p = 0.0f;
     assert_int_equal(sampler_init(&s, &p, 10, &err), RYOT_ERR_INVALID);
     assert_null(s);
     assert_non_null(strstr(err.msg, "top_p"));
 
-    p = sampler_params_default();
+    p = ryot_sampler_params_default();
     assert_int_equal(sampler_init(&s, &p, 0, &err), RYOT_ERR_INVALID);
 
-    sampler_logit_bias b = {10, 1.0f};
+    ryot_logit_bias b = {10, 1.0f};
     p.logit_bias = &b;
     p.n_logit_bias = 1;
     assert_int_equal(sampler_init(&s, &p, 10, &err), RYOT_ERR_INVALID);
     assert_non_null(strstr(err.msg, "logit_bias"));
-    b = (sampler_logit_bias){1, INFINITY};
+    b = (ryot_logit_bias){1, INFINITY};
     assert_int_equal(sampler_init(&s, &p, 10, &err), RYOT_ERR_INVALID);
 
-    p = sampler_params_default();
+    p = ryot_sampler_params_default();
     p.top_logprobs = 3;
     assert_int_equal(sampler_init(&s, &p, 10, &err), RYOT_ERR_INVALID);
     p.logprobs = true;
-    p.top_logprobs = SAMPLER_MAX_TOP_LOGPROBS + 1;
+    p.top_logprobs = RYOT_MAX_TOP_LOGPROBS + 1;
     assert_int_equal(sampler_init(&s, &p, 10, &err), RYOT_ERR_INVALID);
 
-    p = sampler_params_default();
+    p = ryot_sampler_params_default();
     p.repeat_penalty = 0.0f;
     assert_int_equal(sampler_init(&s, &p, 10, &err), RYOT_ERR_INVALID);
-    p = sampler_params_default();
+    p = ryot_sampler_params_default();
     p.min_p = 1.5f;
     assert_int_equal(sampler_init(&s, &p, 10, &err), RYOT_ERR_INVALID);
-    p = sampler_params_default();
+    p = ryot_sampler_params_default();
     p.penalty_last_n = -2;
     assert_int_equal(sampler_init(&s, &p, 10, &err), RYOT_ERR_INVALID);
-    p = sampler_params_default();
+    p = ryot_sampler_params_default();
     p.temperature = NAN;
     assert_int_equal(sampler_init(&s, &p, 10, &err), RYOT_ERR_INVALID);
 
     /* a random seed is drawn and reported */
-    p = sampler_params_default();
+    p = ryot_sampler_params_default();
     assert_int_equal(sampler_init(&s, &p, 10, &err), RYOT_OK);
     (void)sampler_seed(s);
     sampler_free(s);
@@ -595,7 +595,7 @@ static void test_defaults_large_vocab(void **state) {
             if (!rank[i] && (best < 0 || l[i] > l[best])) best = i;
         rank[best] = 1;
     }
-    sampler_params p = sampler_params_default();
+    ryot_sampler_params p = ryot_sampler_params_default();
     p.seed = 5;
     sampler *a = make(&p, NV), *b = make(&p, NV);
     for (int i = 0; i < 500; i++) {
