@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "benchsuite/loadgen.h"
+#include "core/clock.h"
 #include "benchsuite/results.h"
 #include "benchsuite/soak.h"
 #include "benchsuite/stats.h"
@@ -478,7 +479,7 @@ int cmd_bench_serve(int argc, char **argv) {
                                                       (int)max_conc, num_requests, duration, warmup, &slo, timeout));
 
     int n_points = by_rate ? n_rates : n_conc;
-    double soak_t0 = lg_now_s();
+    double soak_t0 = ryot_now_s();
     bool any_fail = false;
     lg_source src = workload_source(wl);
     for (int p = 0; p < n_points && !g_stop; p++) {
@@ -521,7 +522,7 @@ int cmd_bench_serve(int argc, char **argv) {
         ts.total = num_requests;
         ts.duration = duration;
         snprintf(ts.label, sizeof ts.label, "%s%g", by_rate ? "rate " : "c=", by_rate ? rates[p] : conc[p]);
-        ts.t_offset = lg_now_s() - soak_t0;
+        ts.t_offset = ryot_now_s() - soak_t0;
         scrape before = do_scrape(&mn, api_key, NULL);
         lg_run run;
         if (lg_run_load(&cfg, &src, &run, &err) != RYOT_OK) {
@@ -611,7 +612,7 @@ int cmd_bench_serve(int argc, char **argv) {
         }
     }
     if (pid > 0) {
-        take_sample(&ts, lg_now_s() - soak_t0);
+        take_sample(&ts, ryot_now_s() - soak_t0);
         soak_verdict v;
         size_t first = 0;
         while (first < ts.n_samples && ts.samples[first].t_s < soak_skip) first++;

@@ -33,7 +33,8 @@ const char *cli_default_model(void);
 char *cli_read_stream(FILE *f, size_t *len);
 char *cli_read_file(const char *path, size_t *len);
 
-/* A flag value: the whole of s is a number in [lo, hi] (NaN is not). */
+/* A flag value: the whole of s is a (decimal) number in [lo, hi] (NaN is not). */
+bool cli_parse_long(const char *s, long lo, long hi, long *out);
 bool cli_parse_double(const char *s, double lo, double hi, double *out);
 
 #endif

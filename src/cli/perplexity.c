@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "engine/ops.h"
 #include "ryot.h"
 
@@ -35,15 +35,6 @@ static void usage(FILE *out) {
             "  -h, --help        show this help\n");
 }
 
-static bool parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
 /* log(sum(exp(x))) over one row of logits: exponentials in float through the
  * inline exp (relative error ~1e-7) into 8 float partial sums of at most 32
  * terms each, those summed in double.  Several times faster than libm's exp over a
@@ -61,12 +52,6 @@ static double log_sum_exp(const float *x, int n) {
     }
     for (; i < n; i++) sum += ops_exp_neg(x[i] - mx);
     return (double)mx + log(sum);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 int cmd_perplexity(int argc, char **argv) {
@@ -97,11 +82,11 @@ int cmd_perplexity(int argc, char **argv) {
         else if (!strcmp(a, "-f") || !strcmp(a, "--file"))
             text_path = v;
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx"))
-            ok = parse_long(v, 4, 1 << 20, &n_ctx);
+            ok = cli_parse_long(v, 4, 1 << 20, &n_ctx);
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads"))
-            ok = parse_long(v, 1, 512, &n_threads);
+            ok = cli_parse_long(v, 1, 512, &n_threads);
         else
-            ok = parse_long(v, 1, 1 << 30, &max_chunks);
+            ok = cli_parse_long(v, 1, 1 << 30, &max_chunks);
         if (!ok) {
             fprintf(stderr, "ryot perplexity: bad value '%s' for %s\n", v, a);
             return 2;
@@ -160,7 +145,7 @@ int cmd_perplexity(int argc, char **argv) {
             n_windows, n_ctx, (int)n_ctx - 1 - first, ryot_context_n_threads(c));
     double nll = 0.0;
     long count = 0;
-    double t0 = now_s();
+    double t0 = ryot_now_s();
     for (long w = 0; w < n_windows; w++) {
         memcpy(win, ids + w * n_ctx, (size_t)n_ctx * sizeof *win);
         if (add_bos && bos >= 0) win[0] = bos;
@@ -173,7 +158,7 @@ int cmd_perplexity(int argc, char **argv) {
         printf("[%ld] %.4f\n", w + 1, exp(nll / count));
         fflush(stdout);
     }
-    double dt = now_s() - t0;
+    double dt = ryot_now_s() - t0;
     printf("PPL = %.4f\n", exp(nll / count));
     fprintf(stderr, "ryot perplexity: %ld tokens scored, %.1f s, %.1f tok/s evaluated\n", count, dt,
             n_windows * n_ctx / dt);

@@ -7,10 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "engine/sampler.h"
 #include "ryot.h"
 #include "tokenizer/tokenizer.h"
@@ -47,21 +47,6 @@ static void usage(FILE *out) {
             "\n"
             "exit status: 0 ok, 1 model or decode failure, 2 bad usage\n",
             RUN_DEFAULT_N);
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static bool parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
 }
 
 static bool parse_float(const char *s, float *out) {
@@ -110,15 +95,15 @@ int cmd_run(int argc, char **argv) {
             prompt_file = v;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             NEED_VALUE();
-            if (!parse_long(v, 0, 1 << 24, &lv)) BAD_VALUE();
+            if (!cli_parse_long(v, 0, 1 << 24, &lv)) BAD_VALUE();
             n_predict = lv;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             NEED_VALUE();
-            if (!parse_long(v, 1, 512, &lv)) BAD_VALUE();
+            if (!cli_parse_long(v, 1, 512, &lv)) BAD_VALUE();
             n_threads = lv;
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
             NEED_VALUE();
-            if (!parse_long(v, 1, 1 << 24, &lv)) BAD_VALUE();
+            if (!cli_parse_long(v, 1, 1 << 24, &lv)) BAD_VALUE();
             n_ctx = lv;
         } else if (!strcmp(a, "--temp")) {
             NEED_VALUE();
@@ -126,7 +111,7 @@ int cmd_run(int argc, char **argv) {
             sp.temperature = fv;
         } else if (!strcmp(a, "--top-k")) {
             NEED_VALUE();
-            if (!parse_long(v, 0, 1 << 30, &lv)) BAD_VALUE();
+            if (!cli_parse_long(v, 0, 1 << 30, &lv)) BAD_VALUE();
             sp.top_k = (int32_t)lv;
         } else if (!strcmp(a, "--top-p")) {
             NEED_VALUE();
@@ -187,9 +172,9 @@ int cmd_run(int argc, char **argv) {
         }
         prompt = file_text;
     }
-    double t0 = now_ms();
+    double t0 = ryot_now_ms();
     if (ryot_model_load(model_path, &m, &err)) goto fail;
-    double t_load = now_ms() - t0;
+    double t_load = ryot_now_ms() - t0;
 
     const char *text = prompt;
     size_t text_len = strlen(prompt);
@@ -237,9 +222,9 @@ int cmd_run(int argc, char **argv) {
         dt_ok = true;
     }
 
-    double t1 = now_ms();
+    double t1 = ryot_now_ms();
     if (ryot_decode(c, ids, n_prompt, 0, 1, &err)) goto fail;
-    double t_prompt = now_ms() - t1;
+    double t_prompt = ryot_now_ms() - t1;
 
     double t_dec = 0.0; /* generation: decode calls only (sampling and printing excluded) */
     int n_gen = 0, n_dec = 0, pos = n_prompt;
@@ -260,9 +245,9 @@ int cmd_run(int argc, char **argv) {
         }
         fflush(stdout);
         if (n_gen == n_predict) break;
-        double td = now_ms();
+        double td = ryot_now_ms();
         if (ryot_decode(c, &tok, 1, pos, 1, &err)) goto fail;
-        t_dec += now_ms() - td;
+        t_dec += ryot_now_ms() - td;
         n_dec++;
         pos++;
     }

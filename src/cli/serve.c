@@ -3,7 +3,6 @@
  * SIGTERM: new requests get 503 and the listener closes, running and queued
  * requests get --shutdown-timeout seconds to finish, the rest are cut, and
  * the process exits 0. */
-#include <errno.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,15 +63,6 @@ static void usage(FILE *out) {
             (long long)d.target_ms[4], (long long)d.age_ms);
 }
 
-static bool parse_int(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
 int cmd_serve(int argc, char **argv) {
     const char *model_path = NULL, *alias = NULL, *api_key = getenv("RYOT_API_KEY");
     srv_http_params hp = {.host = "127.0.0.1", .port = 8080, .max_body = 8u << 20, .body_timeout = 60};
@@ -84,7 +74,7 @@ int cmd_serve(int argc, char **argv) {
         long n;
 #define NEED_INT(lo, hi)                                                                  \
     do {                                                                                  \
-        if (!v || !parse_int(v, lo, hi, &n)) {                                            \
+        if (!v || !cli_parse_long(v, lo, hi, &n)) {                                            \
             fprintf(stderr, "ryot serve: %s needs an integer in %ld..%ld\n", a, (long)(lo), (long)(hi)); \
             return 2;                                                                     \
         }                                                                                 \

@@ -45,6 +45,7 @@
 #include <cmocka.h>
 
 #include "benchsuite/loadgen.h"
+#include "core/clock.h"
 #include "benchsuite/results.h"
 #include "benchsuite/sse.h"
 #include "benchsuite/workload.h"
@@ -73,7 +74,7 @@ static void sleep_ms(double ms) {
 
 /* Sleep until t0 + ms (absolute schedule, so errors do not accumulate). */
 static void sleep_until(double t0, double ms) {
-    double wait = t0 + ms / 1e3 - lg_now_s();
+    double wait = t0 + ms / 1e3 - ryot_now_s();
     if (wait > 0) sleep_ms(wait * 1e3);
 }
 
@@ -136,13 +137,13 @@ static void serve_stream(int fd, double t0, bool usage, server_rec *rec) {
         send_all(fd, first); /* the event is incomplete until the rest */
         sleep_until(t0, at);
         send_all(fd, ev + half);
-        if (rec) rec->t_tok[i] = lg_now_s();
+        if (rec) rec->t_tok[i] = ryot_now_s();
     }
     if (usage)
         send_all(fd, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":5,"
                      "\"total_tokens\":12}}\n\n");
     send_all(fd, ": keep-alive comment\n\ndata: [DONE]\n\n");
-    if (rec) rec->t_end = lg_now_s();
+    if (rec) rec->t_end = ryot_now_s();
 }
 
 static void *conn_thread(void *arg) {
@@ -152,7 +153,7 @@ static void *conn_thread(void *arg) {
     char path[256];
     int rid = -1;
     if (read_request(fd, path, sizeof path, &rid)) {
-        double t0 = lg_now_s();
+        double t0 = ryot_now_s();
         server_rec *rec = rid >= 0 && rid < MAX_RID ? &g_rec[rid] : NULL;
         if (rec) rec->t_recv = t0;
         if (!strcmp(path, "/ok"))
