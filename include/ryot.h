@@ -136,6 +136,13 @@ typedef struct ryot_sampler_params {
  * seed, no bias, no logprobs. */
 ryot_sampler_params ryot_sampler_params_default(void);
 
+/* The model's recommended sampling, from the GGUF keys general.sampling.temp,
+ * .top_k, .top_p, .min_p, .penalty_repeat and .penalty_last_n: each one the
+ * file carries, with a valid value, replaces that field of *sp; the others
+ * (and an out-of-range value) leave *sp as it is.  Returns how many fields it
+ * set.  The server and `ryot run` start each request's parameters here. */
+int ryot_model_sampling_defaults(const ryot_model *m, ryot_sampler_params *sp);
+
 /* ---------------------------------------------------------------- context */
 
 typedef struct ryot_context_params {

@@ -17,6 +17,8 @@
 
 #define RUN_DEFAULT_N 128
 
+enum { RUN_GIVEN_TEMP = 1, RUN_GIVEN_TOP_K = 2, RUN_GIVEN_TOP_P = 4, RUN_GIVEN_MIN_P = 8, RUN_GIVEN_REPEAT = 16 };
+
 static void usage(FILE *out) {
     fprintf(out,
             "usage: ryot run [-m FILE] (-p PROMPT | -f FILE) [options]\n"
@@ -30,6 +32,8 @@ static void usage(FILE *out) {
             "  -n, --n-predict N   most tokens to generate (default %d); stops earlier at an\n"
             "                      end-of-generation token (EOS, end of turn)\n"
             "      --temp T        temperature (default 0.8); 0 = greedy (argmax)\n"
+            "                      (these sampling defaults yield to the model's general.sampling.*\n"
+            "                      GGUF keys where it has them)\n"
             "      --top-k K       keep the K most likely tokens (default 40; 0 = off)\n"
             "      --top-p P       nucleus sampling (default 0.95; 1 = off)\n"
             "      --min-p P       drop tokens below P x the top probability (default 0.05; 0 = off)\n"
@@ -38,6 +42,8 @@ static void usage(FILE *out) {
             "      --chat          render the prompt as one user message through the model's chat\n"
             "                      template (the GGUF's, else the built-in ChatML, Gemma or Llama 3\n"
             "                      one), as the server does, and parse special tokens\n"
+            "      --system TEXT   with --chat: a system message before the user's (replacing the\n"
+            "                      template's default system turn, where it has one)\n"
             "      --print-prompt  print the prompt text as it goes to the tokenizer (after --chat)\n"
             "                      to stdout, byte for byte, and exit without generating\n"
             "      --ids           print the generated token ids, space-separated, on one line\n"
@@ -59,10 +65,11 @@ static bool parse_float(const char *s, float *out) {
 }
 
 int cmd_run(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL;
+    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *system_msg = NULL;
     long n_predict = RUN_DEFAULT_N, n_threads = 0, n_ctx = 0;
     bool chat = false, print_ids = false, print_prompt = false;
     ryot_sampler_params sp = ryot_sampler_params_default();
+    unsigned given = 0; /* RUN_GIVEN_* bits: sampling flags on the command line */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -109,22 +116,27 @@ int cmd_run(int argc, char **argv) {
             NEED_VALUE();
             if (!parse_float(v, &fv)) BAD_VALUE();
             sp.temperature = fv;
+            given |= RUN_GIVEN_TEMP;
         } else if (!strcmp(a, "--top-k")) {
             NEED_VALUE();
             if (!cli_parse_long(v, 0, 1 << 30, &lv)) BAD_VALUE();
             sp.top_k = (int32_t)lv;
+            given |= RUN_GIVEN_TOP_K;
         } else if (!strcmp(a, "--top-p")) {
             NEED_VALUE();
             if (!parse_float(v, &fv)) BAD_VALUE();
             sp.top_p = fv;
+            given |= RUN_GIVEN_TOP_P;
         } else if (!strcmp(a, "--min-p")) {
             NEED_VALUE();
             if (!parse_float(v, &fv)) BAD_VALUE();
             sp.min_p = fv;
+            given |= RUN_GIVEN_MIN_P;
         } else if (!strcmp(a, "--repeat-penalty")) {
             NEED_VALUE();
             if (!parse_float(v, &fv)) BAD_VALUE();
             sp.repeat_penalty = fv;
+            given |= RUN_GIVEN_REPEAT;
         } else if (!strcmp(a, "--seed")) {
             NEED_VALUE();
             char *end;
@@ -134,6 +146,9 @@ int cmd_run(int argc, char **argv) {
             sp.seed = (uint64_t)s;
         } else if (!strcmp(a, "--chat")) {
             chat = true;
+        } else if (!strcmp(a, "--system")) {
+            NEED_VALUE();
+            system_msg = v;
         } else if (!strcmp(a, "--ids")) {
             print_ids = true;
         } else if (!strcmp(a, "--print-prompt")) {
@@ -150,6 +165,10 @@ int cmd_run(int argc, char **argv) {
     }
     if (prompt && prompt_file) {
         fprintf(stderr, "ryot run: -p and -f are exclusive\n");
+        return 2;
+    }
+    if (system_msg && !chat) {
+        fprintf(stderr, "ryot run: --system needs --chat\n");
         return 2;
     }
     if (!model_path && !(model_path = cli_default_model())) return 1;
@@ -175,13 +194,22 @@ int cmd_run(int argc, char **argv) {
     double t0 = ryot_now_ms();
     if (ryot_model_load(model_path, &m, &err)) goto fail;
     double t_load = ryot_now_ms() - t0;
+    /* flags win over the model's recommended sampling, which wins over ours */
+    ryot_sampler_params rec = ryot_sampler_params_default();
+    ryot_model_sampling_defaults(m, &rec);
+    if (!(given & RUN_GIVEN_TEMP)) sp.temperature = rec.temperature;
+    if (!(given & RUN_GIVEN_TOP_K)) sp.top_k = rec.top_k;
+    if (!(given & RUN_GIVEN_TOP_P)) sp.top_p = rec.top_p;
+    if (!(given & RUN_GIVEN_MIN_P)) sp.min_p = rec.min_p;
+    if (!(given & RUN_GIVEN_REPEAT)) sp.repeat_penalty = rec.repeat_penalty;
 
     const char *text = prompt;
     size_t text_len = strlen(prompt);
     if (chat) {
         /* the same rendering as the server's chat endpoints */
-        const ryot_chat_message msg = {"user", prompt};
-        if (ryot_chat_apply(m, &msg, 1, true, &rendered, &text_len, &err)) goto fail;
+        const ryot_chat_message msgs[2] = {{"system", system_msg}, {"user", prompt}};
+        const int n_msgs = system_msg ? 2 : 1;
+        if (ryot_chat_apply(m, msgs + 2 - n_msgs, n_msgs, true, &rendered, &text_len, &err)) goto fail;
         text = rendered;
     }
     if (print_prompt) {

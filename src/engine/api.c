@@ -50,6 +50,24 @@ ryot_status ryot_model_load(const char *path, ryot_model **out, ryot_error *err)
     return RYOT_OK;
 }
 
+int ryot_model_sampling_defaults(const ryot_model *m, ryot_sampler_params *sp) {
+    const gguf_file *f = m->m->gguf;
+    int n = 0;
+    float x;
+    int64_t i;
+    if (!gguf_get_f32(f, "general.sampling.temp", &x, NULL) && x >= 0 && x <= 2) sp->temperature = x, n++;
+    if (!gguf_get_f32(f, "general.sampling.top_p", &x, NULL) && x > 0 && x <= 1) sp->top_p = x, n++;
+    if (!gguf_get_f32(f, "general.sampling.min_p", &x, NULL) && x >= 0 && x <= 1) sp->min_p = x, n++;
+    if (!gguf_get_f32(f, "general.sampling.penalty_repeat", &x, NULL) && x > 0 && x <= 10)
+        sp->repeat_penalty = x, n++;
+    /* top_k <= 0 in a file means "off", as in a request */
+    if (!gguf_get_i64(f, "general.sampling.top_k", &i, NULL) && i <= INT32_MAX)
+        sp->top_k = i < 0 ? 0 : (int32_t)i, n++;
+    if (!gguf_get_i64(f, "general.sampling.penalty_last_n", &i, NULL) && i >= -1 && i <= INT32_MAX)
+        sp->penalty_last_n = (int32_t)i, n++;
+    return n;
+}
+
 void ryot_model_free(ryot_model *m) {
     if (!m) return;
     chat_free(&m->chat);

@@ -473,6 +473,11 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
     srv_error e;
     if (srv_request_parse(cx->body.data ? cx->body.data : "", cx->body.len, ep, &g.req, &e))
         return reply_error(conn, &e);
+    /* fields the request left out: the model's recommendation, else OpenAI's
+     * (a few lookups in the GGUF's key table: cheap next to any generation) */
+    ryot_sampler_params defaults = srv_request_openai_sampling();
+    ryot_model_sampling_defaults(sched_runner_model(core), &defaults);
+    srv_request_default_sampling(&g.req, &defaults);
     const srv_request *req = &g.req;
     if (!model_known(h, req->model)) {
         srv_error_set(&e, 404, "model", "the model '%s' does not exist (this server serves '%s')", req->model,

@@ -364,11 +364,11 @@ static int parse_sampling(const json_t *obj, srv_request *r, srv_error *err) {
     bool given;
 
     if (get_number(obj, "temperature", 0.0, 2.0, &x, &given, err)) return -1;
-    if (given) sp->temperature = (float)x;
+    if (given) sp->temperature = (float)x, r->sp_given |= SRV_GIVEN_TEMPERATURE;
     if (get_number(obj, "top_p", 0.0, 1.0, &x, &given, err)) return -1;
-    if (given) sp->top_p = (float)x;
+    if (given) sp->top_p = (float)x, r->sp_given |= SRV_GIVEN_TOP_P;
     if (get_number(obj, "min_p", 0.0, 1.0, &x, &given, err)) return -1;
-    if (given) sp->min_p = (float)x;
+    if (given) sp->min_p = (float)x, r->sp_given |= SRV_GIVEN_MIN_P;
     if (get_number(obj, "presence_penalty", -2.0, 2.0, &x, &given, err)) return -1;
     if (given) sp->presence_penalty = (float)x;
     if (get_number(obj, "frequency_penalty", -2.0, 2.0, &x, &given, err)) return -1;
@@ -379,11 +379,12 @@ static int parse_sampling(const json_t *obj, srv_request *r, srv_error *err) {
         if (!given) continue;
         if (!(x > 0.0)) return fail(err, rep_keys[k], "'%s' must be greater than 0", rep_keys[k]);
         sp->repeat_penalty = (float)x;
+        r->sp_given |= SRV_GIVEN_REPEAT_PENALTY;
     }
     if (get_int(obj, "top_k", -1, INT32_MAX, &i, &given, err)) return -1;
-    if (given) sp->top_k = i < 0 ? 0 : (int32_t)i;
+    if (given) sp->top_k = i < 0 ? 0 : (int32_t)i, r->sp_given |= SRV_GIVEN_TOP_K;
     if (get_int(obj, "repeat_last_n", -1, INT32_MAX, &i, &given, err)) return -1;
-    if (given) sp->penalty_last_n = (int32_t)i;
+    if (given) sp->penalty_last_n = (int32_t)i, r->sp_given |= SRV_GIVEN_PENALTY_LAST_N;
     if (get_int(obj, "seed", INT64_MIN, INT64_MAX, &i, &r->has_seed, err)) return -1;
     if (r->has_seed) sp->seed = (uint64_t)i;
     if (parse_logit_bias(obj, r, err)) return -1;
@@ -467,27 +468,41 @@ static int parse_completions(const json_t *obj, srv_request *r, srv_error *err) 
     return 0;
 }
 
+ryot_sampler_params srv_request_openai_sampling(void) {
+    ryot_sampler_params sp = ryot_sampler_params_default();
+    sp.temperature = 1.0f;
+    sp.top_k = 0;
+    sp.top_p = 1.0f;
+    sp.min_p = 0.0f;
+    sp.repeat_penalty = 1.0f;
+    sp.frequency_penalty = 0.0f;
+    sp.presence_penalty = 0.0f;
+    sp.penalty_last_n = -1;
+    sp.seed = RYOT_SEED_RANDOM;
+    sp.logit_bias = NULL;
+    sp.n_logit_bias = 0;
+    sp.logprobs = false;
+    sp.top_logprobs = 0;
+    return sp;
+}
+
+void srv_request_default_sampling(srv_request *r, const ryot_sampler_params *d) {
+    ryot_sampler_params *sp = &r->sp;
+    if (!(r->sp_given & SRV_GIVEN_TEMPERATURE)) sp->temperature = d->temperature;
+    if (!(r->sp_given & SRV_GIVEN_TOP_P)) sp->top_p = d->top_p;
+    if (!(r->sp_given & SRV_GIVEN_TOP_K)) sp->top_k = d->top_k;
+    if (!(r->sp_given & SRV_GIVEN_MIN_P)) sp->min_p = d->min_p;
+    if (!(r->sp_given & SRV_GIVEN_REPEAT_PENALTY)) sp->repeat_penalty = d->repeat_penalty;
+    if (!(r->sp_given & SRV_GIVEN_PENALTY_LAST_N)) sp->penalty_last_n = d->penalty_last_n;
+}
+
 static void request_defaults(srv_request *r, srv_endpoint ep) {
     memset(r, 0, sizeof *r);
     r->ep = ep;
     r->max_tokens = -1;
     r->n = 1;
     r->priority = SCHED_NORMAL;
-    ryot_sampler_params *sp = &r->sp;
-    *sp = ryot_sampler_params_default();
-    sp->temperature = 1.0f;
-    sp->top_k = 0;
-    sp->top_p = 1.0f;
-    sp->min_p = 0.0f;
-    sp->repeat_penalty = 1.0f;
-    sp->frequency_penalty = 0.0f;
-    sp->presence_penalty = 0.0f;
-    sp->penalty_last_n = -1;
-    sp->seed = RYOT_SEED_RANDOM;
-    sp->logit_bias = NULL;
-    sp->n_logit_bias = 0;
-    sp->logprobs = false;
-    sp->top_logprobs = 0;
+    r->sp = srv_request_openai_sampling();
 }
 
 static int parse_request(const json_t *obj, srv_endpoint ep, srv_request *r, srv_error *err) {

@@ -107,6 +107,7 @@ typedef struct srv_request {
      * top_logprobs = that integer.
      * sp.logit_bias points into logit_bias below (owned by the request). */
     ryot_sampler_params sp;
+    unsigned sp_given; /* SRV_GIVEN_* bits: the fields the request set itself */
     bool has_seed;
     ryot_logit_bias *logit_bias; /* (n_logit_bias) ids >= 0, not yet checked against the vocab */
     int n_logit_bias;               /* -100 maps to -INFINITY (ban); others in [-100, 100] are added as is */
@@ -132,6 +133,23 @@ typedef struct srv_request {
  * chat non-empty "tools", "response_format" other than {"type":"text"}. */
 int srv_request_parse(const char *body, size_t len, srv_endpoint ep, srv_request *out, srv_error *err);
 void srv_request_free(srv_request *r);
+
+/* Which sampling fields a request gave (srv_request.sp_given). */
+enum {
+    SRV_GIVEN_TEMPERATURE = 1u << 0,
+    SRV_GIVEN_TOP_P = 1u << 1,
+    SRV_GIVEN_TOP_K = 1u << 2,
+    SRV_GIVEN_MIN_P = 1u << 3,
+    SRV_GIVEN_REPEAT_PENALTY = 1u << 4,
+    SRV_GIVEN_PENALTY_LAST_N = 1u << 5,
+};
+/* OpenAI's defaults (temperature 1, no top-k/top-p/min-p, no penalties): what
+ * a parsed request starts from. */
+ryot_sampler_params srv_request_openai_sampling(void);
+/* The server's defaults for the fields in sp_given that the request left out
+ * (the server passes OpenAI's, with the model's general.sampling.* keys over
+ * them: ryot_model_sampling_defaults). */
+void srv_request_default_sampling(srv_request *r, const ryot_sampler_params *defaults);
 
 /* POST /tokenize: {"content": string} or {"messages": [...]} (the caller
  * renders the chat template and tokenizes the result), exactly one of the
