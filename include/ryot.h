@@ -56,6 +56,11 @@ typedef struct ryot_model_info {
 } ryot_model_info;
 
 void ryot_model_get_info(const ryot_model *m, ryot_model_info *info);
+/* The model file's bytes as mapped (valid while m lives): *size bytes, of
+ * which the first *data_offset are the header (metadata and tensor table)
+ * and the rest the tensor data.  For identifying the file (the server's
+ * response-cache keys), not for parsing. */
+const void *ryot_model_file_bytes(const ryot_model *m, uint64_t *size, uint64_t *data_offset);
 
 /* The model's tokenizer (src/tokenizer/tokenizer.h), for streaming
  * detokenization (detok_*) and vocab queries; owned by the model. */

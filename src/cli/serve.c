@@ -49,6 +49,9 @@ static void usage(FILE *out) {
             "      --default-max-tokens N  chat requests without max_tokens generate at most N tokens\n"
             "                          (default %d, capped to the context left; 0: the context left)\n"
             "      --max-body BYTES    largest request body (default 8388608); larger: 413\n"
+            "      --cache-mb N        response cache of N MiB for deterministic requests (temperature 0\n"
+            "                          or a seed, no logprobs); default 0: off\n"
+            "      --cache-ttl S       seconds a cached answer stays valid (default 3600)\n"
             "      --body-timeout S    seconds a client gets to send a request body once its headers\n"
             "                          are in (default 60); slower or stalled uploads: the connection closes\n"
             "      --tier-targets A,B,C,D,E  time-to-first-token targets in ms of the tiers critical,\n"
@@ -118,6 +121,12 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--default-max-tokens")) {
             NEED_INT(0, 1 << 30);
             cp.default_max_tokens = (int)n;
+        } else if (!strcmp(a, "--cache-mb")) {
+            NEED_INT(0, 1 << 20);
+            hp.cache_bytes = (size_t)n << 20;
+        } else if (!strcmp(a, "--cache-ttl")) {
+            NEED_INT(1, 365L * 86400);
+            hp.cache_ttl_s = (double)n;
         } else if (!strcmp(a, "--max-body")) {
             NEED_INT(1, 1L << 40);
             hp.max_body = (size_t)n;

@@ -68,6 +68,13 @@ int ryot_model_sampling_defaults(const ryot_model *m, ryot_sampler_params *sp) {
     return n;
 }
 
+const void *ryot_model_file_bytes(const ryot_model *m, uint64_t *size, uint64_t *data_offset) {
+    const gguf_file *f = m->m->gguf;
+    *size = f->size;
+    *data_offset = f->data_offset;
+    return f->base;
+}
+
 void ryot_model_free(ryot_model *m) {
     if (!m) return;
     chat_free(&m->chat);

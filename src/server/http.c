@@ -16,9 +16,11 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "cache/l1.h"
 #include "server/metrics.h"
 #include "server/openai.h"
 #include "server/request.h"
+#include "server/respcache.h"
 #include "tokenizer/tokenizer.h"
 
 #define WAIT_SLICE_MS 50 /* how often a waiting handler checks its client */
@@ -32,6 +34,8 @@ struct srv_http {
     char *api_key;
     _Atomic(sched_runner *) core;
     char *model_id;
+    cache_l1 *cache;    /* NULL: --cache-mb 0 */
+    cache_key model_fp; /* srv_cache_model_identity, once the model is set */
     char **aliases;
     int n_aliases;
     int port;
@@ -53,6 +57,22 @@ static enum MHD_Result reply(struct MHD_Connection *conn, int status, const char
     }
     MHD_add_response_header(r, "Content-Type", type);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* A generation endpoint's 200 (body taken over): with X-Ryot-Cache. */
+static enum MHD_Result reply_generated(struct MHD_Connection *conn, const char *type, char *body, size_t len,
+                                       const char *cache_state) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "X-Ryot-Cache", cache_state);
+    if (!strcmp(type, "text/event-stream")) MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(conn, 200, r);
     MHD_destroy_response(r);
     return ret;
 }
@@ -178,6 +198,8 @@ typedef struct gen {
     int64_t created;
     sched_job *job;
     int n_choices;
+    bool store;    /* a cacheable miss: store the answer under key when it ends well */
+    cache_key key;
 } gen;
 
 static void gen_free(gen *g) {
@@ -218,7 +240,25 @@ typedef struct stream_ctx {
     int64_t *text_chars;  /* per choice: text_offset of the next token (completions logprobs) */
     int n_fin;
     sched_take take;
+    ryot_buf *acc;        /* per choice, when the answer is to be cached: its text so far */
+    sched_finish *finish; /* per choice, with acc */
 } stream_ctx;
+
+/* Stores a finished answer under g->key (when g->store). */
+static void cache_store(srv_http *h, const gen *g, const ryot_buf *texts, const sched_finish *finish,
+                        const srv_usage *u) {
+    if (!g->store || !h->cache) return;
+    srv_cached c = {.n = g->n_choices, .usage = *u};
+    c.choices = calloc((size_t)c.n, sizeof *c.choices);
+    if (!c.choices) return;
+    for (int i = 0; i < c.n; i++)
+        c.choices[i] = (srv_cached_choice){.text = texts[i].data, .len = texts[i].len, .finish = finish[i]};
+    size_t len;
+    char *val = srv_cache_encode(&c, &len);
+    free(c.choices); /* the texts stay the caller's */
+    if (val) cache_l1_put(h->cache, &g->key, val, len, ryot_now_s());
+    free(val);
+}
 
 static void sse(stream_ctx *s, char *json) {
     if (!json) return;
@@ -241,6 +281,10 @@ static void stream_choice(stream_ctx *s, int i) {
     sched_take *t = &s->take;
     sched_take_clear(t);
     if (!sched_job_take(s->g.job, i, t, 0) && s->role_sent[i]) return;
+    if (s->acc) {
+        if (t->text.len && !ryot_buf_append(&s->acc[i], t->text.data, t->text.len)) s->g.store = false;
+        if (t->finished) s->finish[i] = t->finish;
+    }
     srv_resp_meta m;
     stream_meta(s, &m);
     const bool usage = req->include_usage;
@@ -295,12 +339,15 @@ static void stream_end(stream_ctx *s) {
         srv_error err;
         error_from_sched(&err, &r.err);
         sse(s, srv_json_error(&err));
-    } else if (s->g.req.include_usage) {
-        srv_resp_meta m;
-        stream_meta(s, &m);
+    } else {
         srv_usage u = usage_of(&r);
-        sse(s, s->g.req.ep == SRV_EP_CHAT ? srv_json_chat_chunk(&m, NULL, 0, true, &u)
-                                          : srv_json_completion_chunk(&m, NULL, 0, true, &u));
+        if (s->acc) cache_store(s->h, &s->g, s->acc, s->finish, &u);
+        if (s->g.req.include_usage) {
+            srv_resp_meta m;
+            stream_meta(s, &m);
+            sse(s, s->g.req.ep == SRV_EP_CHAT ? srv_json_chat_chunk(&m, NULL, 0, true, &u)
+                                              : srv_json_completion_chunk(&m, NULL, 0, true, &u));
+        }
     }
     ryot_buf_append(&s->out, "data: [DONE]\n\n", 14);
     s->ended = true;
@@ -346,12 +393,15 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 static void stream_free(void *cls) {
     stream_ctx *s = cls;
     if (!sched_job_done(s->g.job)) sched_job_cancel(s->g.job); /* client gone mid-stream */
+    for (int i = 0; s->acc && i < s->g.n_choices; i++) ryot_buf_free(&s->acc[i]);
     gen_free(&s->g);
     ryot_buf_free(&s->out);
     sched_take_free(&s->take);
     free(s->role_sent);
     free(s->fin_sent);
     free(s->text_chars);
+    free(s->acc);
+    free(s->finish);
     free(s);
 }
 
@@ -363,12 +413,25 @@ static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, ge
         s->role_sent = calloc((size_t)nc, sizeof *s->role_sent);
         s->fin_sent = calloc((size_t)nc, sizeof *s->fin_sent);
         s->text_chars = calloc((size_t)nc, sizeof *s->text_chars);
+        if (g->store) {
+            s->acc = calloc((size_t)nc, sizeof *s->acc);
+            s->finish = calloc((size_t)nc, sizeof *s->finish);
+            if (!s->acc || !s->finish) { /* then just not cached */
+                free(s->acc);
+                free(s->finish);
+                s->acc = NULL;
+                s->finish = NULL;
+                g->store = false;
+            }
+        }
     }
     if (!s || !s->role_sent || !s->fin_sent || !s->text_chars) {
         if (s) {
             free(s->role_sent);
             free(s->fin_sent);
             free(s->text_chars);
+            free(s->acc);
+            free(s->finish);
             free(s);
         }
         sched_job_cancel(g->job);
@@ -386,6 +449,7 @@ static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, ge
     }
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "X-Ryot-Cache", "miss");
     enum MHD_Result ret = MHD_queue_response(conn, 200, r);
     MHD_destroy_response(r);
     return ret;
@@ -439,6 +503,14 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
         srv_resp_meta m = {.id = g->id, .created = g->created, .model = h->model_id};
         srv_usage u = usage_of(&res);
         json = g->req.ep == SRV_EP_CHAT ? srv_json_chat_completion(&m, cc, nc, &u) : srv_json_completion(&m, pc, nc, &u);
+        if (g->store) {
+            ryot_buf *texts = calloc((size_t)nc, sizeof *texts);
+            sched_finish *fin = calloc((size_t)nc, sizeof *fin);
+            for (int i = 0; texts && fin && i < nc; i++) texts[i] = t[i].text, fin[i] = t[i].finish;
+            if (texts && fin) cache_store(h, g, texts, fin, &u);
+            free(texts);
+            free(fin);
+        }
     }
     if (t)
         for (int i = 0; i < nc; i++) sched_take_free(&t[i]);
@@ -447,7 +519,82 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
     free(pc);
     gen_free(g);
     if (!json) return reply_err(conn, 503, NULL, "out of memory");
-    return reply_json(conn, 200, json);
+    return reply_generated(conn, "application/json", json, strlen(json), "miss");
+}
+
+/* Answers g's request from a cached record, in the shape (and, when the
+ * request streams, the SSE framing) a generation would have.  Takes g over. */
+static enum MHD_Result reply_cached(srv_http *h, struct MHD_Connection *conn, gen *g, const srv_cached *c) {
+    const srv_request *req = &g->req;
+    const bool chat = req->ep == SRV_EP_CHAT;
+    srv_resp_meta m = {.id = g->id, .created = g->created, .model = h->model_id};
+    ryot_buf out = {0};
+    bool ok = true;
+    if (!req->stream) {
+        srv_chat_choice *cc = calloc((size_t)c->n, sizeof *cc);
+        srv_completion_choice *pc = calloc((size_t)c->n, sizeof *pc);
+        char *json = NULL;
+        for (int i = 0; cc && pc && i < c->n; i++) {
+            cc[i] = (srv_chat_choice){.index = i, .content = c->choices[i].text, .content_len = c->choices[i].len,
+                                      .finish = c->choices[i].finish};
+            pc[i] = (srv_completion_choice){.index = i, .text = c->choices[i].text, .text_len = c->choices[i].len,
+                                            .finish = c->choices[i].finish};
+        }
+        if (cc && pc)
+            json = chat ? srv_json_chat_completion(&m, cc, c->n, &c->usage) : srv_json_completion(&m, pc, c->n, &c->usage);
+        free(cc);
+        free(pc);
+        gen_free(g);
+        if (!json) return reply_err(conn, 503, NULL, "out of memory");
+        return reply_generated(conn, "application/json", json, strlen(json), "hit-l1");
+    }
+    const bool usage = req->include_usage;
+    for (int i = 0; ok && i <= c->n; i++) {
+        char *parts[3] = {NULL, NULL, NULL};
+        int np = 0;
+        if (i == c->n) {
+            if (usage)
+                parts[np++] = chat ? srv_json_chat_chunk(&m, NULL, 0, true, &c->usage)
+                                   : srv_json_completion_chunk(&m, NULL, 0, true, &c->usage);
+        } else if (chat) {
+            srv_chat_delta role = {.index = i, .role = true, .content = ""};
+            srv_chat_delta text = {.index = i, .content = c->choices[i].text, .content_len = c->choices[i].len};
+            srv_chat_delta fin = {.index = i, .finish = c->choices[i].finish};
+            parts[np++] = srv_json_chat_chunk(&m, &role, 1, usage, NULL);
+            if (c->choices[i].len) parts[np++] = srv_json_chat_chunk(&m, &text, 1, usage, NULL);
+            parts[np++] = srv_json_chat_chunk(&m, &fin, 1, usage, NULL);
+        } else {
+            srv_completion_choice text = {.index = i, .text = c->choices[i].text, .text_len = c->choices[i].len};
+            srv_completion_choice fin = {.index = i, .text = "", .finish = c->choices[i].finish};
+            if (c->choices[i].len) parts[np++] = srv_json_completion_chunk(&m, &text, 1, usage, NULL);
+            parts[np++] = srv_json_completion_chunk(&m, &fin, 1, usage, NULL);
+        }
+        for (int k = 0; k < np; k++) {
+            ok = ok && parts[k] && ryot_buf_printf(&out, "data: %s\n\n", parts[k]);
+            free(parts[k]);
+        }
+    }
+    ok = ok && ryot_buf_append(&out, "data: [DONE]\n\n", 14);
+    gen_free(g);
+    if (!ok) {
+        ryot_buf_free(&out);
+        return reply_err(conn, 503, NULL, "out of memory");
+    }
+    return reply_generated(conn, "text/event-stream", out.data, out.len, "hit-l1");
+}
+
+/* The request's Cache-Control directives that concern the response cache. */
+static void cache_control(struct MHD_Connection *conn, bool *no_cache, bool *no_store) {
+    *no_cache = *no_store = false;
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Cache-Control");
+    for (const char *p = v; p && *p;) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, " \t,=");
+        if (n == 8 && !strncasecmp(p, "no-cache", 8)) *no_cache = true;
+        if (n == 8 && !strncasecmp(p, "no-store", 8)) *no_store = true;
+        p += n;
+        p += strcspn(p, ","); /* skip a directive's argument */
+    }
 }
 
 /* Token ids of every prompt of req (chat: the rendered messages). */
@@ -511,6 +658,27 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
             .timeout_s = req->timeout_s,
             .ignore_eos = req->ignore_eos,
         };
+        bool no_cache, no_store;
+        cache_control(conn, &no_cache, &no_store);
+        if (h->cache && srv_cache_request_key(&h->model_fp, req, &spec, &g.key)) {
+            void *val;
+            size_t vlen;
+            srv_cached hit;
+            const int n_choices = spec.n_prompts * spec.n;
+            if (!no_cache && cache_l1_get(h->cache, &g.key, ryot_now_s(), &val, &vlen)) {
+                int bad = srv_cache_decode(val, vlen, n_choices, &hit);
+                free(val);
+                if (!bad) {
+                    for (int i = 0; i < np; i++) free(ids[i]);
+                    free(ids);
+                    free(n_ids);
+                    enum MHD_Result ret = reply_cached(h, conn, &g, &hit);
+                    srv_cached_free(&hit);
+                    return ret;
+                }
+            }
+            g.store = !no_store;
+        }
         sched_error se;
         if (!(g.job = sched_job_new(core, &spec, &se)) || sched_submit(core, g.job, &se)) {
             error_from_sched(&e, &se);
@@ -821,6 +989,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
             sched_stats st;
             sched_runner_stats(core, &st);
             srv_metrics_render(&st, &b);
+            if (h->cache) { /* set before core (srv_http_set_core) */
+                cache_l1_stats cs;
+                cache_l1_stats_get(h->cache, &cs);
+                srv_metrics_render_cache(&cs, &b);
+            }
         }
         if (!b.data) ryot_buf_append(&b, "", 0);
         if (!b.data) return MHD_NO;
@@ -914,6 +1087,10 @@ void srv_http_set_core(srv_http *h, sched_runner *core, const char *model_id, co
     h->aliases = calloc((size_t)(n_aliases > 0 ? n_aliases : 1), sizeof *h->aliases);
     for (int i = 0; h->aliases && i < n_aliases; i++)
         if (aliases[i] && (h->aliases[h->n_aliases] = strdup(aliases[i]))) h->n_aliases++;
+    if (h->p.cache_bytes) {
+        h->cache = cache_l1_new(h->p.cache_bytes, h->p.cache_ttl_s > 0 ? h->p.cache_ttl_s : 3600);
+        srv_cache_model_identity(sched_runner_model(core), &h->model_fp);
+    }
     atomic_store(&h->core, core);
 }
 
@@ -929,5 +1106,6 @@ void srv_http_stop(srv_http *h) {
     free(h->aliases);
     free(h->model_id);
     free(h->api_key);
+    cache_l1_free(h->cache);
     free(h);
 }
