@@ -52,6 +52,9 @@ static void usage(FILE *out) {
             "      --cache-mb N        response cache of N MiB for deterministic requests (temperature 0\n"
             "                          or a seed, no logprobs); default 0: off\n"
             "      --cache-ttl S       seconds a cached answer stays valid (default 3600)\n"
+            "      --redis URL         share cached answers through Redis (redis://HOST[:PORT][/DB]);\n"
+            "                          works with or without --cache-mb\n"
+            "      --redis-timeout-ms N  bound of each Redis connect and command (default 5)\n"
             "      --body-timeout S    seconds a client gets to send a request body once its headers\n"
             "                          are in (default 60); slower or stalled uploads: the connection closes\n"
             "      --tier-targets A,B,C,D,E  time-to-first-token targets in ms of the tiers critical,\n"
@@ -77,7 +80,7 @@ int cmd_serve(int argc, char **argv) {
         long n;
 #define NEED_INT(lo, hi)                                                                  \
     do {                                                                                  \
-        if (!v || !cli_parse_long(v, lo, hi, &n)) {                                            \
+        if (!v || !cli_parse_long(v, lo, hi, &n)) {                                       \
             fprintf(stderr, "ryot serve: %s needs an integer in %ld..%ld\n", a, (long)(lo), (long)(hi)); \
             return 2;                                                                     \
         }                                                                                 \
@@ -127,6 +130,11 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--cache-ttl")) {
             NEED_INT(1, 365L * 86400);
             hp.cache_ttl_s = (double)n;
+        } else if (!strcmp(a, "--redis") && v) {
+            hp.redis_url = v, i++;
+        } else if (!strcmp(a, "--redis-timeout-ms")) {
+            NEED_INT(1, 60000);
+            hp.redis_timeout_ms = (int)n;
         } else if (!strcmp(a, "--max-body")) {
             NEED_INT(1, 1L << 40);
             hp.max_body = (size_t)n;

@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "cache/l1.h"
+#include "cache/l2.h"
 #include "server/metrics.h"
 #include "server/openai.h"
 #include "server/request.h"
@@ -35,6 +36,7 @@ struct srv_http {
     _Atomic(sched_runner *) core;
     char *model_id;
     cache_l1 *cache;    /* NULL: --cache-mb 0 */
+    cache_l2 *l2;       /* NULL: no --redis */
     cache_key model_fp; /* srv_cache_model_identity, once the model is set */
     char **aliases;
     int n_aliases;
@@ -247,7 +249,7 @@ typedef struct stream_ctx {
 /* Stores a finished answer under g->key (when g->store). */
 static void cache_store(srv_http *h, const gen *g, const ryot_buf *texts, const sched_finish *finish,
                         const srv_usage *u) {
-    if (!g->store || !h->cache) return;
+    if (!g->store) return;
     srv_cached c = {.n = g->n_choices, .usage = *u};
     c.choices = calloc((size_t)c.n, sizeof *c.choices);
     if (!c.choices) return;
@@ -256,7 +258,8 @@ static void cache_store(srv_http *h, const gen *g, const ryot_buf *texts, const 
     size_t len;
     char *val = srv_cache_encode(&c, &len);
     free(c.choices); /* the texts stay the caller's */
-    if (val) cache_l1_put(h->cache, &g->key, val, len, ryot_now_s());
+    if (val && h->cache) cache_l1_put(h->cache, &g->key, val, len, ryot_now_s());
+    if (val && h->l2) cache_l2_put(h->l2, &g->key, val, len);
     free(val);
 }
 
@@ -524,7 +527,8 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
 
 /* Answers g's request from a cached record, in the shape (and, when the
  * request streams, the SSE framing) a generation would have.  Takes g over. */
-static enum MHD_Result reply_cached(srv_http *h, struct MHD_Connection *conn, gen *g, const srv_cached *c) {
+static enum MHD_Result reply_cached(srv_http *h, struct MHD_Connection *conn, gen *g, const srv_cached *c,
+                                    const char *tier) {
     const srv_request *req = &g->req;
     const bool chat = req->ep == SRV_EP_CHAT;
     srv_resp_meta m = {.id = g->id, .created = g->created, .model = h->model_id};
@@ -546,7 +550,7 @@ static enum MHD_Result reply_cached(srv_http *h, struct MHD_Connection *conn, ge
         free(pc);
         gen_free(g);
         if (!json) return reply_err(conn, 503, NULL, "out of memory");
-        return reply_generated(conn, "application/json", json, strlen(json), "hit-l1");
+        return reply_generated(conn, "application/json", json, strlen(json), tier);
     }
     const bool usage = req->include_usage;
     for (int i = 0; ok && i <= c->n; i++) {
@@ -580,7 +584,7 @@ static enum MHD_Result reply_cached(srv_http *h, struct MHD_Connection *conn, ge
         ryot_buf_free(&out);
         return reply_err(conn, 503, NULL, "out of memory");
     }
-    return reply_generated(conn, "text/event-stream", out.data, out.len, "hit-l1");
+    return reply_generated(conn, "text/event-stream", out.data, out.len, tier);
 }
 
 /* The request's Cache-Control directives that concern the response cache. */
@@ -660,23 +664,24 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
         };
         bool no_cache, no_store;
         cache_control(conn, &no_cache, &no_store);
-        if (h->cache && srv_cache_request_key(&h->model_fp, req, &spec, &g.key)) {
-            void *val;
-            size_t vlen;
+        if ((h->cache || h->l2) && srv_cache_request_key(&h->model_fp, req, &spec, &g.key)) {
+            void *val = NULL;
+            size_t vlen = 0;
+            const char *tier = NULL;
+            if (!no_cache && h->cache && cache_l1_get(h->cache, &g.key, ryot_now_s(), &val, &vlen)) tier = "hit-l1";
+            else if (!no_cache && h->l2 && cache_l2_get(h->l2, &g.key, &val, &vlen)) tier = "hit-l2";
             srv_cached hit;
-            const int n_choices = spec.n_prompts * spec.n;
-            if (!no_cache && cache_l1_get(h->cache, &g.key, ryot_now_s(), &val, &vlen)) {
-                int bad = srv_cache_decode(val, vlen, n_choices, &hit);
+            if (tier && !srv_cache_decode(val, vlen, spec.n_prompts * spec.n, &hit)) {
+                if (h->cache && !strcmp(tier, "hit-l2")) cache_l1_put(h->cache, &g.key, val, vlen, ryot_now_s());
                 free(val);
-                if (!bad) {
-                    for (int i = 0; i < np; i++) free(ids[i]);
-                    free(ids);
-                    free(n_ids);
-                    enum MHD_Result ret = reply_cached(h, conn, &g, &hit);
-                    srv_cached_free(&hit);
-                    return ret;
-                }
+                for (int i = 0; i < np; i++) free(ids[i]);
+                free(ids);
+                free(n_ids);
+                enum MHD_Result ret = reply_cached(h, conn, &g, &hit, tier);
+                srv_cached_free(&hit);
+                return ret;
             }
+            free(val);
             g.store = !no_store;
         }
         sched_error se;
@@ -994,6 +999,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                 cache_l1_stats_get(h->cache, &cs);
                 srv_metrics_render_cache(&cs, &b);
             }
+            if (h->l2) {
+                cache_l2_stats ls;
+                cache_l2_stats_get(h->l2, &ls);
+                srv_metrics_render_redis(&ls, &b);
+            }
         }
         if (!b.data) ryot_buf_append(&b, "", 0);
         if (!b.data) return MHD_NO;
@@ -1052,6 +1062,15 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
     if (!h->p.body_timeout) h->p.body_timeout = 60;
     if (h->p.max_connections <= 0) h->p.max_connections = 1024;
     if (pp->api_key && *pp->api_key) h->api_key = strdup(pp->api_key);
+    if (pp->redis_url) {
+        ryot_status st = cache_l2_new(pp->redis_url, pp->redis_timeout_ms,
+                                      (int64_t)(pp->cache_ttl_s > 0 ? pp->cache_ttl_s : 3600), &h->l2, err);
+        if (st) {
+            free(h->api_key);
+            free(h);
+            return st;
+        }
+    }
     atomic_init(&h->core, NULL);
     struct sockaddr_in addr = {0};
     addr.sin_family = AF_INET;
@@ -1087,10 +1106,8 @@ void srv_http_set_core(srv_http *h, sched_runner *core, const char *model_id, co
     h->aliases = calloc((size_t)(n_aliases > 0 ? n_aliases : 1), sizeof *h->aliases);
     for (int i = 0; h->aliases && i < n_aliases; i++)
         if (aliases[i] && (h->aliases[h->n_aliases] = strdup(aliases[i]))) h->n_aliases++;
-    if (h->p.cache_bytes) {
-        h->cache = cache_l1_new(h->p.cache_bytes, h->p.cache_ttl_s > 0 ? h->p.cache_ttl_s : 3600);
-        srv_cache_model_identity(sched_runner_model(core), &h->model_fp);
-    }
+    if (h->p.cache_bytes) h->cache = cache_l1_new(h->p.cache_bytes, h->p.cache_ttl_s > 0 ? h->p.cache_ttl_s : 3600);
+    if (h->cache || h->l2) srv_cache_model_identity(sched_runner_model(core), &h->model_fp);
     atomic_store(&h->core, core);
 }
 
@@ -1107,5 +1124,6 @@ void srv_http_stop(srv_http *h) {
     free(h->model_id);
     free(h->api_key);
     cache_l1_free(h->cache);
+    cache_l2_free(h->l2);
     free(h);
 }

@@ -89,3 +89,14 @@ void srv_metrics_render_cache(const cache_l1_stats *c, ryot_buf *b) {
     gauge_u64(b, "ryot_cache_bytes", "Bytes charged to the response cache (values and per-entry overhead).", c->bytes);
     gauge_u64(b, "ryot_cache_capacity_bytes", "The response cache's byte bound (--cache-mb).", c->max_bytes);
 }
+
+void srv_metrics_render_redis(const cache_l2_stats *c, ryot_buf *b) {
+    head(b, "ryot_cache_l2_requests_total", "counter", "Redis (L2) cache lookups, by result.");
+    ryot_buf_printf(b, "ryot_cache_l2_requests_total{result=\"hit\"} %llu\n", (unsigned long long)c->hits);
+    ryot_buf_printf(b, "ryot_cache_l2_requests_total{result=\"miss\"} %llu\n", (unsigned long long)c->misses);
+    counter(b, "ryot_cache_l2_stores_total", "Answers stored in Redis.", c->stores);
+    counter(b, "ryot_cache_redis_errors_total", "Failed or timed-out Redis connects and commands.", c->errors);
+    counter(b, "ryot_cache_redis_corrupt_total", "Redis records that did not decode (treated as misses).", c->corrupt);
+    counter(b, "ryot_cache_redis_reconnects_total", "Reconnects to Redis after a failure.", c->reconnects);
+    gauge_u64(b, "ryot_cache_redis_up", "1 while connected to Redis.", c->up);
+}
