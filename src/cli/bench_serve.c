@@ -53,6 +53,8 @@ static void serve_usage(FILE *out) {
             "  --input-dist D         fixed | uniform:A,B | normal:MU,SD (default fixed)\n"
             "  --output-dist D        the same for output lengths\n"
             "  --no-ignore-eos        do not send \"ignore_eos\": true\n"
+            "  --repeat-ratio R       synthetic: resend an earlier request verbatim with probability R\n"
+            "                         (and send temperature 0: response-cache benchmarks)\n"
             "  --prefix-len N         shared-prefix: system prompt words (default 1024)\n"
             "  --users N --turns N    shared-prefix: conversations and turns each (default 16, 3)\n"
             "  --tier-mix SPEC        mixed-priority weights, e.g. critical=1,high=2,normal=4,low=2,background=1\n"
@@ -249,6 +251,7 @@ static json_t *settings_json(const workload_config *wc, const double *sweep, int
     json_object_set_new(o, "endpoint", json_string(wc->chat ? "chat" : "completions"));
     json_object_set_new(o, "input_len", json_integer(wc->input_len));
     json_object_set_new(o, "output_len", json_integer(wc->output_len));
+    if (wc->repeat_ratio > 0) json_object_set_new(o, "repeat_ratio", json_real(wc->repeat_ratio));
     static const char *const DN[] = {"fixed", "uniform", "normal"};
     json_t *d = json_object();
     json_object_set_new(d, "kind", json_string(DN[wc->input_dist.kind]));
@@ -371,7 +374,8 @@ int cmd_bench_serve(int argc, char **argv) {
             if (workload_parse_dist(v, &wc.input_dist, &err) != RYOT_OK) goto bad_err;
         } else if (!strcmp(a, "--output-dist")) {
             if (workload_parse_dist(v, &wc.output_dist, &err) != RYOT_OK) goto bad_err;
-        } else if (!strcmp(a, "--prefix-len")) ok = cli_parse_double(v, 0, 1e6, &d), wc.prefix_len = (int)d;
+        } else if (!strcmp(a, "--repeat-ratio")) ok = cli_parse_double(v, 0, 1, &wc.repeat_ratio);
+        else if (!strcmp(a, "--prefix-len")) ok = cli_parse_double(v, 0, 1e6, &d), wc.prefix_len = (int)d;
         else if (!strcmp(a, "--users")) ok = cli_parse_double(v, 1, 1e5, &d), wc.users = (int)d;
         else if (!strcmp(a, "--turns")) ok = cli_parse_double(v, 1, 1e5, &d), wc.turns = (int)d;
         else if (!strcmp(a, "--tier-mix")) {

@@ -550,6 +550,44 @@ static void test_workload_synthetic(void **state) {
     assert_int_equal(workload_parse_dist("normal:100,10", &c.input_dist, &err), RYOT_OK);
 }
 
+/* repeat_ratio: that fraction of bodies are verbatim copies of earlier ones,
+ * every body asks for temperature 0; without it, no body repeats and none
+ * sets a temperature. */
+static void test_workload_repeats(void **state) {
+    (void)state;
+    for (int pass = 0; pass < 2; pass++) {
+        workload_config c = workload_config_default();
+        c.input_len = 8;
+        c.repeat_ratio = pass ? 0.5 : 0;
+        workload *w;
+        ryot_error err = {0};
+        assert_int_equal(workload_new(&c, &w, &err), RYOT_OK);
+        lg_source src = workload_source(w);
+        enum { N = 400 };
+        char *bodies[N];
+        int repeats = 0;
+        for (int i = 0; i < N; i++) {
+            lg_request req;
+            json_t *j = next_body(&src, &req);
+            json_t *t = json_object_get(j, "temperature");
+            if (pass) assert_true(json_is_number(t) && json_number_value(t) == 0);
+            else assert_null(t);
+            assert_int_equal(req.input_tokens_est, 8);
+            json_decref(j);
+            for (int k = 0; k < i; k++)
+                if (!strcmp(bodies[k], req.body)) {
+                    repeats++;
+                    break;
+                }
+            bodies[i] = req.body;
+        }
+        if (pass) assert_true(repeats > N * 4 / 10 && repeats < N * 6 / 10);
+        else assert_int_equal(repeats, 0);
+        for (int i = 0; i < N; i++) free(bodies[i]);
+        workload_free(w);
+    }
+}
+
 static void test_workload_shared_prefix(void **state) {
     (void)state;
     workload_config c = workload_config_default();
@@ -696,6 +734,7 @@ int main(void) {
         cmocka_unit_test(test_transport_error),
         cmocka_unit_test(test_poisson_rate),
         cmocka_unit_test(test_workload_synthetic),
+        cmocka_unit_test(test_workload_repeats),
         cmocka_unit_test(test_workload_shared_prefix),
         cmocka_unit_test(test_workload_mixed_priority),
         cmocka_unit_test(test_workload_file),
