@@ -21,6 +21,7 @@
 #include "server/metrics.h"
 #include "server/openai.h"
 #include "server/request.h"
+#include "server/flight.h"
 #include "server/respcache.h"
 #include "tokenizer/tokenizer.h"
 
@@ -37,6 +38,7 @@ struct srv_http {
     char *model_id;
     cache_l1 *cache;    /* NULL: --cache-mb 0 */
     cache_l2 *l2;       /* NULL: no --redis */
+    flight_table flights; /* cacheable generations in flight (coalescing) */
     cache_key model_fp; /* srv_cache_model_identity, once the model is set */
     char **aliases;
     int n_aliases;
@@ -202,9 +204,14 @@ typedef struct gen {
     int n_choices;
     bool store;    /* a cacheable miss: store the answer under key when it ends well */
     cache_key key;
+    srv_http *h;
+    flight *flight;  /* cacheable: the generation is read through a flight (coalescing) */
+    size_t *cursors; /* with flight: per choice, the bytes of its text read so far */
 } gen;
 
 static void gen_free(gen *g) {
+    if (g->flight) flight_leave(&g->h->flights, g->flight); /* the last reader cancels an unfinished job */
+    free(g->cursors);
     sched_job_unref(g->job);
     srv_request_free(&g->req);
     memset(g, 0, sizeof *g);
@@ -242,22 +249,39 @@ typedef struct stream_ctx {
     int64_t *text_chars;  /* per choice: text_offset of the next token (completions logprobs) */
     int n_fin;
     sched_take take;
-    ryot_buf *acc;        /* per choice, when the answer is to be cached: its text so far */
-    sched_finish *finish; /* per choice, with acc */
 } stream_ctx;
 
-/* Stores a finished answer under g->key (when g->store). */
-static void cache_store(srv_http *h, const gen *g, const ryot_buf *texts, const sched_finish *finish,
-                        const srv_usage *u) {
-    if (!g->store) return;
+/* What choice i produced since the last call, into t (appending). */
+static bool gen_take(gen *g, int i, sched_take *t) {
+    return g->flight ? flight_take(g->flight, i, &g->cursors[i], t) : sched_job_take(g->job, i, t, 0);
+}
+
+static void gen_wait(gen *g, int timeout_ms) {
+    if (g->flight) flight_wait(g->flight, g->cursors, timeout_ms);
+    else sched_job_wait(g->job, timeout_ms);
+}
+
+/* A reader gone (client disconnected): the job stops unless other readers
+ * of its flight remain. */
+static void gen_abandon(gen *g) {
+    if (!g->flight) sched_job_cancel(g->job);
+}
+
+/* Stores a finished answer under g->key: once per flight, by whichever of
+ * its readers gets there first (and only when g->store, i.e. not no-store). */
+static void cache_store(srv_http *h, gen *g, const srv_usage *u) {
+    if (!g->flight || !g->store || !flight_claim_store(g->flight)) return;
     srv_cached c = {.n = g->n_choices, .usage = *u};
     c.choices = calloc((size_t)c.n, sizeof *c.choices);
     if (!c.choices) return;
-    for (int i = 0; i < c.n; i++)
-        c.choices[i] = (srv_cached_choice){.text = texts[i].data, .len = texts[i].len, .finish = finish[i]};
+    for (int i = 0; i < c.n; i++) {
+        sched_finish fin;
+        const ryot_buf *b = flight_text(g->flight, i, &fin);
+        c.choices[i] = (srv_cached_choice){.text = b->data, .len = b->len, .finish = fin};
+    }
     size_t len;
     char *val = srv_cache_encode(&c, &len);
-    free(c.choices); /* the texts stay the caller's */
+    free(c.choices); /* the texts stay the flight's */
     if (val && h->cache) cache_l1_put(h->cache, &g->key, val, len, ryot_now_s());
     if (val && h->l2) cache_l2_put(h->l2, &g->key, val, len);
     free(val);
@@ -283,11 +307,7 @@ static void stream_choice(stream_ctx *s, int i) {
     const srv_request *req = &s->g.req;
     sched_take *t = &s->take;
     sched_take_clear(t);
-    if (!sched_job_take(s->g.job, i, t, 0) && s->role_sent[i]) return;
-    if (s->acc) {
-        if (t->text.len && !ryot_buf_append(&s->acc[i], t->text.data, t->text.len)) s->g.store = false;
-        if (t->finished) s->finish[i] = t->finish;
-    }
+    if (!gen_take(&s->g, i, t) && s->role_sent[i]) return;
     srv_resp_meta m;
     stream_meta(s, &m);
     const bool usage = req->include_usage;
@@ -344,7 +364,7 @@ static void stream_end(stream_ctx *s) {
         sse(s, srv_json_error(&err));
     } else {
         srv_usage u = usage_of(&r);
-        if (s->acc) cache_store(s->h, &s->g, s->acc, s->finish, &u);
+        cache_store(s->h, &s->g, &u);
         if (s->g.req.include_usage) {
             srv_resp_meta m;
             stream_meta(s, &m);
@@ -385,9 +405,9 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         }
         if (s->out.len) continue;
         /* nothing new: wait on the job, then check the client */
-        sched_job_wait(s->g.job, WAIT_SLICE_MS);
+        gen_wait(&s->g, WAIT_SLICE_MS);
         if (client_gone(s->fd)) {
-            sched_job_cancel(s->g.job);
+            gen_abandon(&s->g);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
@@ -395,49 +415,33 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void stream_free(void *cls) {
     stream_ctx *s = cls;
-    if (!sched_job_done(s->g.job)) sched_job_cancel(s->g.job); /* client gone mid-stream */
-    for (int i = 0; s->acc && i < s->g.n_choices; i++) ryot_buf_free(&s->acc[i]);
+    if (!sched_job_done(s->g.job)) gen_abandon(&s->g); /* client gone mid-stream */
     gen_free(&s->g);
     ryot_buf_free(&s->out);
     sched_take_free(&s->take);
     free(s->role_sent);
     free(s->fin_sent);
     free(s->text_chars);
-    free(s->acc);
-    free(s->finish);
     free(s);
 }
 
 /* Takes g over (it is freed on every path). */
-static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, gen *g) {
+static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, gen *g, const char *cache_state) {
     const int nc = g->n_choices;
     stream_ctx *s = calloc(1, sizeof *s);
     if (s) {
         s->role_sent = calloc((size_t)nc, sizeof *s->role_sent);
         s->fin_sent = calloc((size_t)nc, sizeof *s->fin_sent);
         s->text_chars = calloc((size_t)nc, sizeof *s->text_chars);
-        if (g->store) {
-            s->acc = calloc((size_t)nc, sizeof *s->acc);
-            s->finish = calloc((size_t)nc, sizeof *s->finish);
-            if (!s->acc || !s->finish) { /* then just not cached */
-                free(s->acc);
-                free(s->finish);
-                s->acc = NULL;
-                s->finish = NULL;
-                g->store = false;
-            }
-        }
     }
     if (!s || !s->role_sent || !s->fin_sent || !s->text_chars) {
         if (s) {
             free(s->role_sent);
             free(s->fin_sent);
             free(s->text_chars);
-            free(s->acc);
-            free(s->finish);
             free(s);
         }
-        sched_job_cancel(g->job);
+        gen_abandon(g);
         gen_free(g);
         return reply_err(conn, 503, NULL, "out of memory");
     }
@@ -452,7 +456,7 @@ static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, ge
     }
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
-    MHD_add_response_header(r, "X-Ryot-Cache", "miss");
+    MHD_add_response_header(r, "X-Ryot-Cache", cache_state);
     enum MHD_Result ret = MHD_queue_response(conn, 200, r);
     MHD_destroy_response(r);
     return ret;
@@ -461,11 +465,11 @@ static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, ge
 /* ------------------------------------------------------------------ generation */
 
 /* Waits for the job and answers with the whole completion.  Takes g over. */
-static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn, gen *g) {
+static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn, gen *g, const char *cache_state) {
     const int fd = conn_fd(conn);
     while (!sched_job_wait_done(g->job, WAIT_SLICE_MS)) {
         if (client_gone(fd)) {
-            sched_job_cancel(g->job);
+            gen_abandon(g);
             gen_free(g);
             return MHD_NO;
         }
@@ -486,7 +490,7 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
     char *json = NULL;
     if (t && cc && pc) {
         for (int i = 0; i < nc; i++) {
-            sched_job_take(g->job, i, &t[i], 0);
+            gen_take(g, i, &t[i]);
             const char *text = t[i].text.data ? t[i].text.data : "";
             cc[i] = (srv_chat_choice){.index = i,
                                       .content = text,
@@ -506,14 +510,7 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
         srv_resp_meta m = {.id = g->id, .created = g->created, .model = h->model_id};
         srv_usage u = usage_of(&res);
         json = g->req.ep == SRV_EP_CHAT ? srv_json_chat_completion(&m, cc, nc, &u) : srv_json_completion(&m, pc, nc, &u);
-        if (g->store) {
-            ryot_buf *texts = calloc((size_t)nc, sizeof *texts);
-            sched_finish *fin = calloc((size_t)nc, sizeof *fin);
-            for (int i = 0; texts && fin && i < nc; i++) texts[i] = t[i].text, fin[i] = t[i].finish;
-            if (texts && fin) cache_store(h, g, texts, fin, &u);
-            free(texts);
-            free(fin);
-        }
+        cache_store(h, g, &u);
     }
     if (t)
         for (int i = 0; i < nc; i++) sched_take_free(&t[i]);
@@ -522,7 +519,7 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
     free(pc);
     gen_free(g);
     if (!json) return reply_err(conn, 503, NULL, "out of memory");
-    return reply_generated(conn, "application/json", json, strlen(json), "miss");
+    return reply_generated(conn, "application/json", json, strlen(json), cache_state);
 }
 
 /* Answers g's request from a cached record, in the shape (and, when the
@@ -620,8 +617,9 @@ static int tokenize_prompts(const ryot_model *m, const srv_request *req, int32_t
 
 static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Connection *conn, srv_endpoint ep,
                                 const conn_ctx *cx) {
-    gen g = {0};
+    gen g = {.h = h};
     srv_error e;
+    const char *cache_state = "miss";
     if (srv_request_parse(cx->body.data ? cx->body.data : "", cx->body.len, ep, &g.req, &e))
         return reply_error(conn, &e);
     /* fields the request left out: the model's recommendation, else OpenAI's
@@ -664,7 +662,8 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
         };
         bool no_cache, no_store;
         cache_control(conn, &no_cache, &no_store);
-        if ((h->cache || h->l2) && srv_cache_request_key(&h->model_fp, req, &spec, &g.key)) {
+        const bool cacheable = (h->cache || h->l2) && srv_cache_request_key(&h->model_fp, req, &spec, &g.key);
+        if (cacheable) {
             void *val = NULL;
             size_t vlen = 0;
             const char *tier = NULL;
@@ -683,10 +682,22 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
             }
             free(val);
             g.store = !no_store;
+            /* the same request already generating: read its answer as it comes */
+            if (!no_cache && (g.flight = flight_join(&h->flights, &g.key))) {
+                g.job = flight_job(g.flight);
+                sched_job_ref(g.job);
+                cache_state = "coalesced";
+            }
         }
         sched_error se;
-        if (!(g.job = sched_job_new(core, &spec, &se)) || sched_submit(core, g.job, &se)) {
+        if (!g.job && (!(g.job = sched_job_new(core, &spec, &se)) || sched_submit(core, g.job, &se))) {
             error_from_sched(&e, &se);
+            rc = -1;
+        } else if (!rc && cacheable && !g.flight) {
+            g.flight = flight_open(&h->flights, &g.key, g.job); /* NULL (no memory): read directly */
+        }
+        if (!rc && g.flight && !(g.cursors = calloc((size_t)flight_n_choices(g.flight), sizeof *g.cursors))) {
+            srv_error_set(&e, 503, NULL, "out of memory");
             rc = -1;
         }
     }
@@ -698,8 +709,8 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
         return reply_error(conn, &e);
     }
     g.n_choices = sched_job_n_choices(g.job);
-    if (req->stream) return start_stream(h, conn, &g);
-    return finish_blocking(h, conn, &g);
+    if (req->stream) return start_stream(h, conn, &g, cache_state);
+    return finish_blocking(h, conn, &g, cache_state);
 }
 
 /* ------------------------------------------------------------------ small endpoints */
@@ -999,6 +1010,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                 cache_l1_stats_get(h->cache, &cs);
                 srv_metrics_render_cache(&cs, &b);
             }
+            if (h->cache || h->l2) {
+                pthread_mutex_lock(&h->flights.mu);
+                unsigned long long co = h->flights.coalesced;
+                pthread_mutex_unlock(&h->flights.mu);
+                ryot_buf_printf(&b, "# HELP ryot_cache_coalesced_total Requests that joined an identical one in flight.\n"
+                                    "# TYPE ryot_cache_coalesced_total counter\nryot_cache_coalesced_total %llu\n", co);
+            }
             if (h->l2) {
                 cache_l2_stats ls;
                 cache_l2_stats_get(h->l2, &ls);
@@ -1062,23 +1080,20 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
     if (!h->p.body_timeout) h->p.body_timeout = 60;
     if (h->p.max_connections <= 0) h->p.max_connections = 1024;
     if (pp->api_key && *pp->api_key) h->api_key = strdup(pp->api_key);
-    if (pp->redis_url) {
-        ryot_status st = cache_l2_new(pp->redis_url, pp->redis_timeout_ms,
-                                      (int64_t)(pp->cache_ttl_s > 0 ? pp->cache_ttl_s : 3600), &h->l2, err);
-        if (st) {
-            free(h->api_key);
-            free(h);
-            return st;
-        }
-    }
     atomic_init(&h->core, NULL);
+    flight_table_init(&h->flights);
     struct sockaddr_in addr = {0};
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)h->p.port);
-    if (inet_pton(AF_INET, h->p.host, &addr.sin_addr) != 1) {
-        free(h->api_key);
-        free(h);
-        return ryot_fail(err, RYOT_ERR_INVALID, "--host %s is not an IPv4 address", pp->host);
+    ryot_status st = RYOT_OK;
+    if (inet_pton(AF_INET, h->p.host, &addr.sin_addr) != 1)
+        st = ryot_fail(err, RYOT_ERR_INVALID, "--host %s is not an IPv4 address", pp->host);
+    if (!st && pp->redis_url)
+        st = cache_l2_new(pp->redis_url, pp->redis_timeout_ms, (int64_t)(pp->cache_ttl_s > 0 ? pp->cache_ttl_s : 3600),
+                          &h->l2, err);
+    if (st) {
+        srv_http_stop(h);
+        return st;
     }
     h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                                 MHD_USE_ITC,
@@ -1088,10 +1103,10 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_THREAD_STACK_SIZE,
                             (size_t)(512 * 1024), MHD_OPTION_END);
     if (!h->d) {
-        free(h->api_key);
-        free(h);
-        return ryot_fail(err, RYOT_ERR_IO, "cannot listen on %s:%d (%s)", pp->host ? pp->host : "127.0.0.1",
-                         pp->port, strerror(errno));
+        st = ryot_fail(err, RYOT_ERR_IO, "cannot listen on %s:%d (%s)", pp->host ? pp->host : "127.0.0.1", pp->port,
+                       strerror(errno));
+        srv_http_stop(h);
+        return st;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = di ? di->port : pp->port;
@@ -1118,12 +1133,13 @@ void srv_http_quiesce(srv_http *h) {
 
 void srv_http_stop(srv_http *h) {
     if (!h) return;
-    MHD_stop_daemon(h->d);
+    if (h->d) MHD_stop_daemon(h->d);
     for (int i = 0; i < h->n_aliases; i++) free(h->aliases[i]);
     free(h->aliases);
     free(h->model_id);
     free(h->api_key);
     cache_l1_free(h->cache);
     cache_l2_free(h->l2);
+    flight_table_destroy(&h->flights);
     free(h);
 }

@@ -149,3 +149,79 @@ def test_metrics(cached):
     assert hits(m1) - hits(m0) == 1
     assert metric_sum(m1, "ryot_cache_entries") >= 1
     assert 0 < metric_sum(m1, "ryot_cache_bytes") <= metric_sum(m1, "ryot_cache_capacity_bytes") == 16 << 20
+
+
+def _stream_text(s, body, stop_after=None, running=None, may_close=None):
+    """Streams body; returns (X-Ryot-Cache, text).  stop_after: close the
+    connection after that many content chunks (first setting the event
+    `running` and waiting for `may_close`)."""
+    got, n = [], 0
+    with httpx.stream("POST", s.url("/v1/chat/completions"), json={**body, "stream": True}, timeout=120) as r:
+        state = r.headers["X-Ryot-Cache"]
+        for e in sse_events(r):
+            if e == "[DONE]":
+                break
+            c = json.loads(e)
+            if c["choices"] and c["choices"][0]["delta"].get("content"):
+                got.append(c["choices"][0]["delta"]["content"])
+                n += 1
+                if stop_after and n >= stop_after:
+                    if running:
+                        running.set()
+                        may_close.wait(30)
+                    break
+    return state, "".join(got)
+
+
+def test_coalescing(cached):
+    import threading
+    body = {"messages": [{"role": "user", "content": "Count from one to fifty."}], "max_tokens": 96,
+            "temperature": 0, "ignore_eos": True}
+    m0 = cached.metrics()
+    out = [None] * 6
+    barrier = threading.Barrier(len(out))
+
+    def one(k):
+        barrier.wait()
+        out[k] = _stream_text(cached, body) if k % 2 else (
+            lambda r: (r.headers["X-Ryot-Cache"], r.json()["choices"][0]["message"]["content"]))(
+            post(cached, "/v1/chat/completions", body))
+
+    ts = [threading.Thread(target=one, args=(k,)) for k in range(len(out))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    states = sorted(st for st, _ in out)
+    assert states.count("miss") == 1, states
+    assert states.count("coalesced") >= 3, states  # the rest arrive while it runs (or hit once it ended)
+    assert set(states) <= {"miss", "coalesced", "hit-l1"}
+    assert len({t for _, t in out}) == 1  # every reader got the same text
+    m1 = cached.metrics()
+    assert m1[("ryot_generation_tokens_total", "")] - m0[("ryot_generation_tokens_total", "")] == 96
+    assert m1[("ryot_cache_coalesced_total", "")] - m0[("ryot_cache_coalesced_total", "")] == states.count("coalesced")
+
+
+def test_leader_cancel_keeps_followers(cached):
+    import threading
+    body = {"messages": [{"role": "user", "content": "Count from fifty to one."}], "max_tokens": 300,
+            "temperature": 0, "ignore_eos": True}
+    res = {}
+    running, may_close = threading.Event(), threading.Event()
+    leader = threading.Thread(target=lambda: res.setdefault(
+        "leader", _stream_text(cached, body, stop_after=2, running=running, may_close=may_close)))
+    leader.start()
+    assert running.wait(60)  # the leader is generating
+    follower = threading.Thread(target=lambda: res.setdefault("follower", _stream_text(cached, body)))
+    follower.start()
+    time.sleep(0.3)  # the follower has joined (the job runs for seconds)
+    may_close.set()  # the leader disconnects
+    leader.join()
+    follower.join()
+    state, text = res["follower"]
+    assert res["leader"][0] == "miss"
+    assert state == "coalesced"
+    # it ran to the end after the leader left, with the text a fresh generation gives
+    fresh = chat(cached, max_tokens=300, messages=body["messages"], ignore_eos=True,
+                 headers={"Cache-Control": "no-cache"}).json()["choices"][0]["message"]["content"]
+    assert text == fresh and len(text) > 200
