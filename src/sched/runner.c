@@ -40,6 +40,8 @@ typedef struct choice {
     int64_t t_first_ns, t_last_ns, t_admit_ns;
     int n_cached;          /* prompt tokens taken from the prefix cache (first admission) */
     bool admitted_once;
+    sched_token_lp *plp;   /* (n_prompt) prompt logprobs, engine thread until published */
+    int n_plp;             /* prompt tokens whose logprob is known (prompt_lp jobs) */
     /* channel, under job->lock */
     sched_take out;
 } choice;
@@ -61,6 +63,7 @@ struct sched_job {
     int tier;
     bool ignore_eos;
     int top_logprobs;      /* alternatives reported per token; logprobs off: -1 */
+    bool prompt_lp;        /* spec.prompt_logprobs */
     char **stop;
     int n_stop;
     int64_t prompt_tokens; /* sum over prompts (each counted once) */
@@ -161,6 +164,7 @@ static void choice_free(choice *c) {
     detok_free(&c->dt);
     kv_seq_destroy(&c->kv);
     free(c->toks);
+    free(c->plp);
     ryot_buf_free(&c->held);
     sched_take_free(&c->out);
 }
@@ -236,6 +240,7 @@ sched_job *sched_job_new(sched_runner *c, const sched_job_spec *s, sched_error *
     j->tier = s->tier;
     j->ignore_eos = s->ignore_eos;
     j->top_logprobs = s->sp.logprobs ? s->sp.top_logprobs : -1;
+    j->prompt_lp = s->prompt_logprobs;
     j->n_choices = s->n_prompts * s->n;
     j->ch = calloc((size_t)j->n_choices, sizeof *j->ch);
     j->stop = s->n_stop ? calloc((size_t)s->n_stop, sizeof *j->stop) : NULL;
@@ -260,6 +265,10 @@ sched_job *sched_job_new(sched_runner *c, const sched_job_spec *s, sched_error *
         ch->n_prompt = s->n_prompt[pi];
         ch->cap_toks = s->n_prompt[pi] + max_tokens + 1;
         ch->toks = malloc((size_t)ch->cap_toks * sizeof *ch->toks);
+        if (j->prompt_lp && !(ch->plp = calloc((size_t)ch->n_prompt, sizeof *ch->plp))) {
+            sched_job_unref(j);
+            goto nomem;
+        }
         ryot_error err = {0};
         ryot_sampler_params sp = s->sp; /* sampler_init copies the logit bias */
         if (sp.seed != RYOT_SEED_RANDOM) sp.seed += (uint64_t)(k % j->n); /* choices differ */
@@ -448,6 +457,17 @@ static bool emit(choice *c, const char *p, size_t n) {
     return false;
 }
 
+static void lp_entry(sched_runner *rn, sched_token_lp *t, const sampler_logprobs *lp, int n_top) {
+    memset(t, 0, sizeof *t);
+    t->text = tokenizer_token_bytes(rn->tok, lp->chosen.token, &t->len);
+    t->logprob = lp->chosen.logprob;
+    t->n_top = n_top < lp->n_top ? n_top : lp->n_top;
+    for (int i = 0; i < t->n_top; i++) {
+        t->top[i].text = tokenizer_token_bytes(rn->tok, lp->top[i].token, &t->top[i].len);
+        t->top[i].logprob = lp->top[i].logprob;
+    }
+}
+
 static void add_logprobs(sched_runner *rn, choice *c, const sampler_logprobs *lp) {
     sched_take *o = &c->out;
     if (o->n_lp == o->cap_lp) {
@@ -457,15 +477,44 @@ static void add_logprobs(sched_runner *rn, choice *c, const sampler_logprobs *lp
         o->lp = a;
         o->cap_lp = cap;
     }
-    sched_token_lp *t = &o->lp[o->n_lp++];
-    memset(t, 0, sizeof *t);
-    t->text = tokenizer_token_bytes(rn->tok, lp->chosen.token, &t->len);
-    t->logprob = lp->chosen.logprob;
-    t->n_top = c->job->top_logprobs < lp->n_top ? c->job->top_logprobs : lp->n_top;
-    for (int i = 0; i < t->n_top; i++) {
-        t->top[i].text = tokenizer_token_bytes(rn->tok, lp->top[i].token, &t->top[i].len);
-        t->top[i].logprob = lp->top[i].logprob;
+    lp_entry(rn, &o->lp[o->n_lp++], lp, c->job->top_logprobs);
+}
+
+/* Prompt log-probabilities from one forward's rows row0..row0+n-1, the
+ * logits after positions pos0..pos0+n-1: row r gives token pos0+r+1's
+ * log-prob.  Tokens already known (a sequence recomputed after preemption)
+ * are skipped, so each is reported once; the whole prompt goes to the
+ * channel in one piece once complete, before any generated token. */
+static void prompt_logprobs(sched_runner *rn, choice *c, int pos0, int n, int row0) {
+    sched_job *j = c->job;
+    const int n_top = j->top_logprobs > 0 ? j->top_logprobs : 0;
+    if (c->n_plp == 0) {
+        sched_token_lp *t = &c->plp[0];
+        t->text = tokenizer_token_bytes(rn->tok, c->toks[0], &t->len);
+        t->no_logprob = true;
+        c->n_plp = 1;
     }
+    for (int r = 0; r < n; r++) {
+        const int t = pos0 + r + 1;
+        if (t < c->n_plp) continue;
+        if (t >= c->n_prompt) break;
+        sampler_logprobs lp;
+        sampler_row_logprobs(engine_logits(rn->e, row0 + r), rn->n_vocab, c->toks[t], n_top, &lp);
+        lp_entry(rn, &c->plp[t], &lp, n_top);
+        c->n_plp = t + 1;
+    }
+    if (c->n_plp < c->n_prompt) return;
+    pthread_mutex_lock(&j->lock);
+    sched_take *o = &c->out;
+    sched_token_lp *a = realloc(o->lp, (size_t)(o->n_lp + c->n_prompt + 16) * sizeof *a);
+    if (a) {
+        o->lp = a;
+        o->cap_lp = o->n_lp + c->n_prompt + 16;
+        memcpy(o->lp + o->n_lp, c->plp, (size_t)c->n_prompt * sizeof *a);
+        o->n_lp += c->n_prompt;
+    }
+    pthread_cond_broadcast(&j->cond);
+    pthread_mutex_unlock(&j->lock);
 }
 
 /* ------------------------------------------------------------------ engine thread */
@@ -638,7 +687,9 @@ static void admit(sched_runner *rn, int64_t now) {
         sched_item *it = sched_peek(rn->sq, now_ms);
         if (!it) break;
         choice *c = it->owner;
-        const int hit = kv_seq_match_prefix(rn->kv, &c->kv, c->toks, c->n_toks - 1);
+        /* cached blocks hold KV, not the logits prompt logprobs need */
+        const bool need_rows = c->job->prompt_lp && c->n_plp < c->n_prompt;
+        const int hit = need_rows ? 0 : kv_seq_match_prefix(rn->kv, &c->kv, c->toks, c->n_toks - 1);
         bool ok = kv_seq_reserve(rn->kv, &c->kv, c->n_toks);
         while (!ok) { /* only a strictly lower tier gives way to a new sequence */
             choice *v = victim(rn, c, it->tier + 1);
@@ -726,12 +777,17 @@ static void after_token(sched_runner *rn, choice *c, const float *row, int64_t n
         finish_choice(rn, c, SCHED_FINISH_LENGTH, SCHED_END_LENGTH);
 }
 
+/* A prompt_logprobs sequence whose prompt is not yet reported: its prefill
+ * asks for every row's logits. */
+static bool wants_rows(const choice *c) { return c->job->prompt_lp && c->n_plp < c->n_prompt; }
+
 /* One step: batch assembly, forward, sampling.  false when idle.
  * Decode tokens are placed first, then prefill chunks in admission order
  * while the token budget lasts; each placed sequence first gets the blocks
  * its chunk writes, preempting (lowest tier, newest) when none are left. */
 static bool step(sched_runner *rn) {
     int budget = rn->p.batch_tokens;
+    int lp_rows = SCHED_PROMPT_LP_ROWS; /* prompt rows with logits left in this step */
     const int n_snap = rn->n_running;
     memcpy(rn->snap, rn->running, (size_t)n_snap * sizeof *rn->snap);
     for (int i = 0; i < n_snap; i++) rn->snap[i]->take = 0;
@@ -742,6 +798,7 @@ static bool step(sched_runner *rn) {
             if (c->state != CH_RUNNING || (pass == 0) != decode) continue;
             int take = c->n_toks - c->n_done;
             if (take > budget) take = budget;
+            if (!decode && wants_rows(c) && take > lp_rows) take = lp_rows;
             if (take <= 0) continue;
             bool ok = kv_seq_reserve(rn->kv, &c->kv, c->n_done + take);
             while (!ok) {
@@ -758,6 +815,7 @@ static bool step(sched_runner *rn) {
             if (!ok || c->state != CH_RUNNING) continue;
             c->take = take;
             budget -= take;
+            if (!decode && wants_rows(c)) lp_rows -= take;
         }
     }
     int n = 0, k = 0;
@@ -769,7 +827,8 @@ static bool step(sched_runner *rn) {
                                      .n_blocks = c->kv.n_blocks,
                                      .pos = c->n_done,
                                      .n = c->take,
-                                     .n_logits = c->n_done + c->take == c->n_toks ? 1 : 0};
+                                     .n_logits = wants_rows(c) ? c->take
+                                                 : c->n_done + c->take == c->n_toks ? 1 : 0};
         rn->bwho[k++] = c;
         n += c->take;
     }
@@ -784,9 +843,16 @@ static bool step(sched_runner *rn) {
     const int64_t now = ryot_now_ns();
     for (int b = 0, row = 0; b < k; b++) {
         choice *c = rn->bwho[b];
+        const int n_logits = rn->bseq[b].n_logits;
+        if (wants_rows(c)) prompt_logprobs(rn, c, c->n_done, rn->bseq[b].n, row);
         c->n_done += rn->bseq[b].n;
         kv_seq_commit(rn->kv, &c->kv, c->toks, c->n_done);
-        if (rn->bseq[b].n_logits) after_token(rn, c, engine_logits(rn->e, row++), now);
+        row += n_logits;
+        if (c->n_done < c->n_toks) continue;
+        if (c->job->max_tokens == 0) /* prefill only (loglikelihood scoring) */
+            finish_choice(rn, c, SCHED_FINISH_LENGTH, SCHED_END_LENGTH);
+        else
+            after_token(rn, c, engine_logits(rn->e, row - 1), now);
     }
     return true;
 }
@@ -871,7 +937,7 @@ ryot_status sched_runner_new(const ryot_model *rm, const sched_runner_params *pp
     ep.n_ctx = p.ctx;
     ep.n_batch = p.batch_tokens;
     if (p.n_threads > 0) ep.n_threads = p.n_threads;
-    ep.n_logits_max = p.max_running;
+    ep.n_logits_max = p.max_running + SCHED_PROMPT_LP_ROWS; /* runner.h: prompt logprobs */
     ep.kv_block_size = p.kv_block_size;
     ep.kv_blocks = p.kv_blocks;
     ep.max_seqs = p.max_running;

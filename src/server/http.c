@@ -235,6 +235,19 @@ static srv_usage usage_of(const sched_job_result *r) {
     return (srv_usage){r->prompt_tokens, r->completion_tokens, r->cached_tokens};
 }
 
+/* echo: the prompt text of choice i (prompt i / n) in front of text. */
+static bool prepend_prompt(const srv_request *req, int i, ryot_buf *text) {
+    const char *p = req->prompts[i / req->n];
+    ryot_buf b = {0};
+    if (!ryot_buf_append(&b, p, strlen(p)) || (text->len && !ryot_buf_append(&b, text->data, text->len))) {
+        ryot_buf_free(&b);
+        return false;
+    }
+    ryot_buf_free(text);
+    *text = b;
+    return true;
+}
+
 /* ------------------------------------------------------------------ streaming */
 
 typedef struct stream_ctx {
@@ -246,6 +259,7 @@ typedef struct stream_ctx {
     bool ended;
     bool *role_sent;      /* per choice (chat) */
     bool *fin_sent;
+    bool *echo_sent;      /* per choice: the prompt text went out (completions echo) */
     int64_t *text_chars;  /* per choice: text_offset of the next token (completions logprobs) */
     int n_fin;
     sched_take take;
@@ -333,6 +347,11 @@ static void stream_choice(stream_ctx *s, int i) {
         }
     } else {
         s->role_sent[i] = true;
+        if (req->echo && !s->echo_sent[i]) {
+            /* the prompt's logprobs arrive in one piece before anything else: send them with its text */
+            if (lp && !t->n_lp && !t->text.len && !t->finished) return;
+            s->echo_sent[i] = prepend_prompt(req, i, &t->text);
+        }
         if (t->text.len || t->n_lp) {
             srv_completion_choice c = {.index = i,
                                        .text = t->text.data ? t->text.data : "",
@@ -421,6 +440,7 @@ static void stream_free(void *cls) {
     sched_take_free(&s->take);
     free(s->role_sent);
     free(s->fin_sent);
+    free(s->echo_sent);
     free(s->text_chars);
     free(s);
 }
@@ -432,12 +452,14 @@ static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, ge
     if (s) {
         s->role_sent = calloc((size_t)nc, sizeof *s->role_sent);
         s->fin_sent = calloc((size_t)nc, sizeof *s->fin_sent);
+        s->echo_sent = calloc((size_t)nc, sizeof *s->echo_sent);
         s->text_chars = calloc((size_t)nc, sizeof *s->text_chars);
     }
-    if (!s || !s->role_sent || !s->fin_sent || !s->text_chars) {
+    if (!s || !s->role_sent || !s->fin_sent || !s->echo_sent || !s->text_chars) {
         if (s) {
             free(s->role_sent);
             free(s->fin_sent);
+            free(s->echo_sent);
             free(s->text_chars);
             free(s);
         }
@@ -488,9 +510,11 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
     srv_chat_choice *cc = calloc((size_t)nc, sizeof *cc);
     srv_completion_choice *pc = calloc((size_t)nc, sizeof *pc);
     char *json = NULL;
-    if (t && cc && pc) {
+    bool mem_ok = t && cc && pc;
+    if (mem_ok) {
         for (int i = 0; i < nc; i++) {
             gen_take(g, i, &t[i]);
+            if (g->req.echo && !prepend_prompt(&g->req, i, &t[i].text)) mem_ok = false;
             const char *text = t[i].text.data ? t[i].text.data : "";
             cc[i] = (srv_chat_choice){.index = i,
                                       .content = text,
@@ -509,8 +533,11 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
         }
         srv_resp_meta m = {.id = g->id, .created = g->created, .model = h->model_id};
         srv_usage u = usage_of(&res);
-        json = g->req.ep == SRV_EP_CHAT ? srv_json_chat_completion(&m, cc, nc, &u) : srv_json_completion(&m, pc, nc, &u);
-        cache_store(h, g, &u);
+        if (mem_ok) {
+            json = g->req.ep == SRV_EP_CHAT ? srv_json_chat_completion(&m, cc, nc, &u)
+                                            : srv_json_completion(&m, pc, nc, &u);
+            cache_store(h, g, &u);
+        }
     }
     if (t)
         for (int i = 0; i < nc; i++) sched_take_free(&t[i]);
@@ -598,6 +625,40 @@ static void cache_control(struct MHD_Connection *conn, bool *no_cache, bool *no_
     }
 }
 
+/* A token-id prompt i: copied into ids[i] once every id is in the vocab. */
+static int copy_prompt_ids(const ryot_model *m, const srv_request *req, int i, int32_t **ids, int *n_ids,
+                           srv_error *e) {
+    const int n = req->n_prompt_ids[i];
+    for (int k = 0; k < n; k++)
+        if (req->prompt_ids[i][k] >= ryot_n_vocab(m)) {
+            srv_error_set(e, 400, "prompt", "token id %d (prompt %d, position %d) is outside the vocabulary (%d tokens)",
+                          (int)req->prompt_ids[i][k], i, k, ryot_n_vocab(m));
+            return -1;
+        }
+    if (!(ids[i] = malloc((size_t)n * sizeof *ids[i]))) {
+        srv_error_set(e, 503, NULL, "out of memory");
+        return -1;
+    }
+    memcpy(ids[i], req->prompt_ids[i], (size_t)n * sizeof *ids[i]);
+    n_ids[i] = n;
+    return 0;
+}
+
+/* echo: token-id prompts get their text (prompts[i], NULL until now) from
+ * the detokenizer, special tokens spelled out as /detokenize does. */
+static int echo_texts(const ryot_model *m, srv_request *req, srv_error *e) {
+    for (int i = 0; req->echo && req->prompt_ids && i < req->n_prompts; i++) {
+        if (!req->prompt_ids[i]) continue;
+        size_t len;
+        ryot_error err = {0};
+        if (ryot_detokenize(m, req->prompt_ids[i], req->n_prompt_ids[i], true, &req->prompts[i], &len, &err)) {
+            srv_error_set(e, 400, "prompt", "detokenize: %s", err.msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Token ids of every prompt of req (chat: the rendered messages). */
 static int tokenize_prompts(const ryot_model *m, const srv_request *req, int32_t **ids, int *n_ids, srv_error *e) {
     if (req->ep == SRV_EP_CHAT) {
@@ -608,10 +669,14 @@ static int tokenize_prompts(const ryot_model *m, const srv_request *req, int32_t
         free(text);
         return rc;
     }
-    for (int i = 0; i < req->n_prompts; i++)
-        if (tokenize(m, req->prompts[i], strlen(req->prompts[i]), RYOT_TOK_ADD_BOS | RYOT_TOK_SPECIAL, &ids[i],
-                     &n_ids[i], e))
+    for (int i = 0; i < req->n_prompts; i++) {
+        if (req->prompt_ids && req->prompt_ids[i]) { /* used as given: no BOS added */
+            if (copy_prompt_ids(m, req, i, ids, n_ids, e)) return -1;
+        } else if (tokenize(m, req->prompts[i], strlen(req->prompts[i]), RYOT_TOK_ADD_BOS | RYOT_TOK_SPECIAL,
+                            &ids[i], &n_ids[i], e)) {
             return -1;
+        }
+    }
     return 0;
 }
 
@@ -641,6 +706,7 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
     int rc = ids && n_ids ? 0 : -1;
     if (rc) srv_error_set(&e, 503, NULL, "out of memory");
     if (!rc) rc = tokenize_prompts(sched_runner_model(core), req, ids, n_ids, &e);
+    if (!rc) rc = echo_texts(sched_runner_model(core), &g.req, &e);
     if (!rc) {
         srv_make_id(g.id, sizeof g.id, ep == SRV_EP_CHAT ? "chatcmpl-" : "cmpl-");
         g.created = (int64_t)time(NULL);
@@ -659,6 +725,7 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
             .tier = req->priority,
             .timeout_s = req->timeout_s,
             .ignore_eos = req->ignore_eos,
+            .prompt_logprobs = req->echo && req->sp.logprobs,
         };
         bool no_cache, no_store;
         cache_control(conn, &no_cache, &no_store);

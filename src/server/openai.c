@@ -255,9 +255,13 @@ static json_t *jcompletion_logprobs(const srv_completion_choice *c, bool *ok) {
     for (int i = 0; i < c->n_lp; i++) {
         const sched_token_lp *t = &c->lp[i];
         append(tokens, jstr(t->text, t->len), ok);
-        append(lps, jlogprob(t->logprob), ok);
+        append(lps, t->no_logprob ? json_null() : jlogprob(t->logprob), ok);
         append(offs, json_integer(off), ok);
         off += srv_utf8_leads(t->text, t->len);
+        if (t->no_logprob) { /* the first prompt token (echo): nothing to predict it from */
+            append(tops, json_null(), ok);
+            continue;
+        }
         json_t *d = jobj(ok);
         int n_top = t->n_top < 0 ? 0 : t->n_top > RYOT_MAX_TOP_LOGPROBS ? RYOT_MAX_TOP_LOGPROBS : t->n_top;
         for (int j = 0; j < n_top && d; j++) {

@@ -112,7 +112,8 @@ char *srv_json_chat_chunk(const srv_resp_meta *m, const srv_chat_delta *c, int n
  * decrease, and streamed and non-streamed answers agree.  The first token
  * of this choice is at text_offset0 (0 in a non-stream response; in stream
  * chunks the sum of srv_utf8_leads over the tokens sent before).  Tokens with the same text collapse in a top_logprobs
- * dict (the first, i.e. most likely, kept). */
+ * dict (the first, i.e. most likely, kept).  An entry with no_logprob (the
+ * first prompt token under echo) has token_logprobs and top_logprobs null. */
 typedef struct srv_completion_choice {
     int index;
     const char *text;

@@ -425,30 +425,66 @@ static int parse_chat(const json_t *obj, srv_request *r, srv_error *err) {
     return 0;
 }
 
-static int parse_completions(const json_t *obj, srv_request *r, srv_error *err) {
+/* A token-id prompt: a non-empty array of ids in [0, INT32_MAX] (the vocab
+ * is checked by the caller) into r->prompt_ids[i]. */
+static int parse_prompt_ids(const json_t *a, const char *param, srv_request *r, int i, srv_error *err) {
+    const size_t n = json_array_size(a);
+    if (n == 0) return fail(err, param, "'%s' must not be an empty list of token ids", param);
+    if (n > INT32_MAX / 2) return fail(err, param, "'%s' has too many tokens", param);
+    if (!r->prompt_ids && (!(r->prompt_ids = calloc((size_t)r->n_prompts, sizeof *r->prompt_ids)) ||
+                           !(r->n_prompt_ids = calloc((size_t)r->n_prompts, sizeof *r->n_prompt_ids))))
+        return nomem(err);
+    if (!(r->prompt_ids[i] = malloc(n * sizeof *r->prompt_ids[i]))) return nomem(err);
+    for (size_t k = 0; k < n; k++) {
+        char kp[48];
+        snprintf(kp, sizeof kp, "%s[%zu]", param, k);
+        int64_t id;
+        if (int_value(json_array_get(a, k), kp, 0, INT32_MAX, &id, err)) return -1;
+        r->prompt_ids[i][k] = (int32_t)id;
+    }
+    r->n_prompt_ids[i] = (int)n;
+    return 0;
+}
+
+/* "prompt": a string, an array of strings, an array of token ids (one
+ * prompt), or an array whose items are strings or arrays of token ids. */
+static int parse_prompt(const json_t *obj, srv_request *r, srv_error *err) {
     json_t *p = opt(obj, "prompt");
     if (!p) return fail(err, "prompt", "'prompt' is required");
     if (json_is_string(p)) {
         if (!(r->prompts = calloc(1, sizeof *r->prompts)) || !(r->prompts[0] = dup_str(p))) return nomem(err);
         r->n_prompts = 1;
-    } else if (json_is_array(p)) {
-        size_t n = json_array_size(p);
-        if (n == 0) return fail(err, "prompt", "'prompt' must not be an empty array");
-        if (n > SRV_MAX_PROMPTS)
-            return fail(err, "prompt", "'prompt' may hold at most %d prompts", SRV_MAX_PROMPTS);
-        if (!(r->prompts = calloc(n, sizeof *r->prompts))) return nomem(err);
-        for (size_t i = 0; i < n; i++) {
-            const json_t *s = json_array_get(p, i);
-            char param[32];
-            snprintf(param, sizeof param, "prompt[%zu]", i);
-            if (!json_is_string(s))
-                return fail(err, param, "'%s' must be a string (token-id prompts are not supported)", param);
-            if (!(r->prompts[i] = dup_str(s))) return nomem(err);
-            r->n_prompts = (int)i + 1;
-        }
-    } else {
-        return fail(err, "prompt", "'prompt' must be a string or an array of strings");
+        return 0;
     }
+    if (!json_is_array(p))
+        return fail(err, "prompt", "'prompt' must be a string, an array of strings or an array of token ids");
+    size_t n = json_array_size(p);
+    if (n == 0) return fail(err, "prompt", "'prompt' must not be an empty array");
+    if (json_is_number(json_array_get(p, 0))) { /* one prompt of token ids */
+        if (!(r->prompts = calloc(1, sizeof *r->prompts))) return nomem(err);
+        r->n_prompts = 1;
+        return parse_prompt_ids(p, "prompt", r, 0, err);
+    }
+    if (n > SRV_MAX_PROMPTS) return fail(err, "prompt", "'prompt' may hold at most %d prompts", SRV_MAX_PROMPTS);
+    if (!(r->prompts = calloc(n, sizeof *r->prompts))) return nomem(err);
+    r->n_prompts = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *s = json_array_get(p, i);
+        char param[32];
+        snprintf(param, sizeof param, "prompt[%zu]", i);
+        if (json_is_array(s)) {
+            if (parse_prompt_ids(s, param, r, (int)i, err)) return -1;
+        } else if (!json_is_string(s)) {
+            return fail(err, param, "'%s' must be a string or an array of token ids", param);
+        } else if (!(r->prompts[i] = dup_str(s))) {
+            return nomem(err);
+        }
+    }
+    return 0;
+}
+
+static int parse_completions(const json_t *obj, srv_request *r, srv_error *err) {
+    if (parse_prompt(obj, r, err)) return -1;
 
     int64_t i;
     bool given;
@@ -457,9 +493,7 @@ static int parse_completions(const json_t *obj, srv_request *r, srv_error *err) 
         r->sp.logprobs = true;
         r->sp.top_logprobs = (int32_t)i;
     }
-    bool echo = false;
-    if (get_bool(obj, "echo", &echo, err)) return -1;
-    if (echo) return fail(err, "echo", "'echo' is not supported");
+    if (get_bool(obj, "echo", &r->echo, err)) return -1;
     json_t *suffix = opt(obj, "suffix");
     if (suffix && (!json_is_string(suffix) || json_string_length(suffix) > 0))
         return fail(err, "suffix", "'suffix' (insertion) is not supported");
@@ -511,7 +545,9 @@ static int parse_request(const json_t *obj, srv_endpoint ep, srv_request *r, srv
     if (get_str(obj, "model", &r->model, err)) return -1;
     if (get_int(obj, "n", 1, SRV_MAX_N, &i, &given, err)) return -1;
     if (given) r->n = (int)i;
-    if (get_int(obj, "max_tokens", 1, SRV_MAX_TOKENS_LIMIT, &i, &given, err)) return -1;
+    /* completions may ask for 0: prefill only (echo + logprobs scores the prompt) */
+    if (get_int(obj, "max_tokens", ep == SRV_EP_COMPLETIONS ? 0 : 1, SRV_MAX_TOKENS_LIMIT, &i, &given, err))
+        return -1;
     if (given) r->max_tokens = (int)i;
     if (parse_sampling(obj, r, err)) return -1;
     if (parse_stop(obj, r, err)) return -1;
@@ -542,9 +578,13 @@ void srv_request_free(srv_request *r) {
     if (!r) return;
     free(r->model);
     srv_messages_free(r->messages, r->n_messages);
-    if (r->prompts)
-        for (int i = 0; i < r->n_prompts; i++) free(r->prompts[i]);
+    for (int i = 0; i < r->n_prompts; i++) {
+        if (r->prompts) free(r->prompts[i]);
+        if (r->prompt_ids) free(r->prompt_ids[i]);
+    }
     free(r->prompts);
+    free(r->prompt_ids);
+    free(r->n_prompt_ids);
     free(r->logit_bias);
     if (r->stop)
         for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);

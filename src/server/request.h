@@ -82,17 +82,24 @@ typedef struct srv_request {
     srv_message *messages;
     int n_messages;
 
-    /* completions: a string or an array of 1..SRV_MAX_PROMPTS strings; each
-     * prompt is a separate generation with n choices (choice index =
-     * prompt index * n + i).  "" is accepted (the caller decides what an
-     * empty prompt means, e.g. BOS only).  Token-id prompts are rejected. */
+    /* completions: a string, an array of 1..SRV_MAX_PROMPTS strings, an
+     * array of token ids (one prompt), or an array of 1..SRV_MAX_PROMPTS
+     * items each a string or an array of token ids; each prompt is a
+     * separate generation with n choices (choice index = prompt index * n +
+     * i).  "" is accepted (the caller decides what an empty prompt means,
+     * e.g. BOS only); an empty id list is not.  Prompt i is text prompts[i]
+     * or, when prompt_ids && prompt_ids[i], n_prompt_ids[i] >= 1 ids (ids in
+     * [0, INT32_MAX], not yet checked against the vocab; prompts[i] NULL). */
     char **prompts;
+    int32_t **prompt_ids;        /* NULL when every prompt is text */
+    int *n_prompt_ids;
     int n_prompts;
+    bool echo;                   /* completions: the text (and logprobs) start with the prompt's */
 
     /* -1 when absent (the caller picks: the server's --default-max-tokens
      * for chat, OpenAI's 16 for /v1/completions).  chat: max_completion_tokens
      * is an alias; when both are given max_completion_tokens wins.
-     * 1..SRV_MAX_TOKENS_LIMIT. */
+     * 1..SRV_MAX_TOKENS_LIMIT (completions: 0 too, nothing generated). */
     int max_tokens;
 
     /* OpenAI defaults, not llama.cpp's: temperature 1 (0..2; 0 = greedy),
@@ -129,7 +136,7 @@ typedef struct srv_request {
  * (srv_request_free on it is a no-op).
  *
  * Also rejected (400), because ryot would otherwise silently ignore them:
- * completions "echo": true, a non-empty "suffix", "best_of" other than n;
+ * completions a non-empty "suffix", "best_of" other than n;
  * chat non-empty "tools", "response_format" other than {"type":"text"}. */
 int srv_request_parse(const char *body, size_t len, srv_endpoint ep, srv_request *out, srv_error *err);
 void srv_request_free(srv_request *r);

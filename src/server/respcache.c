@@ -21,7 +21,8 @@ void srv_cache_model_identity(const ryot_model *m, cache_key *out) {
 
 bool srv_cache_request_key(const cache_key *model, const srv_request *req, const sched_job_spec *spec, cache_key *out) {
     const ryot_sampler_params *sp = &spec->sp;
-    if (!(sp->temperature == 0.0f || req->has_seed) || sp->logprobs) return false;
+    /* echo answers carry the prompt text, which the record does not */
+    if (!(sp->temperature == 0.0f || req->has_seed) || sp->logprobs || req->echo) return false;
     cache_key_builder kb;
     cache_key_begin(&kb, req->ep == SRV_EP_CHAT ? "chat" : "completions");
     cache_key_bytes(&kb, 2, model->b, sizeof model->b);

@@ -3,7 +3,8 @@
  *
  * Cacheable: deterministic requests only (temperature 0, or an explicit
  * seed: the same request then gives the same tokens, alone or batched), and
- * not those asking for logprobs (their values are not stored).  The key
+ * not those asking for logprobs (their values are not stored) or echo (the
+ * record holds no prompt text).  The key
  * covers the model file's identity, the endpoint, every prompt's token ids
  * (chat: after the template), n, max_tokens, the stop strings, ignore_eos and
  * every sampling field (seed included).  A field added to requests that can
