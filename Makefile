@@ -1,13 +1,17 @@
 # ryot build.  `make` -> build/ryot; `make test`; `make asan`; `make fuzz`.
-# Sources are found by wildcard: a new .c file under src/ joins libryot, a new
+# Sources are found by wildcard: a new .c file under src/ joins libryot (or,
+# under src/benchsuite/ and src/modeltools/, their own libraries), a new
 # tests/unit/test_*.c becomes a test binary.
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libpcre2-8 jansson libmicrohttpd libcurl
+# libryot needs the first three; libcurl only the load generator (benchsuite),
+# so only the ryot binary and the benchsuite tests link it.
+PKGS    := libpcre2-8 jansson libmicrohttpd
+CURL_PKG := libcurl
 OPT     ?= -O2 -march=x86-64-v2
 CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -g -pthread -Isrc -Iinclude \
-               -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS))
+               -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS) $(CURL_PKG))
 ifeq ($(SAN),1)
   # same optimization as the release build: GCC contracts a*b+c into FMA only
   # from -O2, and the golden tests compare logits that depend on it
@@ -23,18 +27,25 @@ ifeq ($(FUZZ),1)
 endif
 CFLAGS  := $(CFLAGS_BASE) $(OPT) $(EXTRA_CFLAGS)
 LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+CURL_LIBS := $(shell pkg-config --libs $(CURL_PKG))
 
 # Per-ISA kernel files are compiled with their own flags and only called after
 # CPU detection at start-up.
 AVX2_FLAGS   := -mavx2 -mfma -mf16c -mbmi2
 AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
 
-LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
+# benchsuite/ (load generator, statistics, micro benchmarks) and modeltools/
+# (model generator, re-quantizer) serve the CLI and are not part of libryot.
+LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/cli/*' ! -path 'src/benchsuite/*' ! -path 'src/modeltools/*' | sort)
+BENCH_SRC := $(wildcard src/benchsuite/*.c)
+MTOOLS_SRC := $(wildcard src/modeltools/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TOOL_SRC := $(wildcard tools/*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
+MTOOLS_OBJ := $(MTOOLS_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOLS    := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
@@ -50,20 +61,42 @@ $(BUILD)/%.o: %.c
 $(BUILD)/src/kernels/x86/avx2%.o: CFLAGS += $(AVX2_FLAGS)
 $(BUILD)/src/kernels/x86/avx512%.o: CFLAGS += $(AVX512_FLAGS)
 
-$(BUILD)/libryot.a: $(LIB_OBJ)
+# Archives also depend on the Makefile, which decides their members (a stale
+# archive would keep objects that moved out).
+$(BUILD)/libryot.a: $(LIB_OBJ) Makefile
 	@rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(filter %.o,$^)
 
-$(BUILD)/ryot: $(CLI_OBJ) $(BUILD)/libryot.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libryot.a $(LDLIBS)
+$(BUILD)/libryot_bench.a: $(BENCH_OBJ) Makefile
+	@rm -f $@
+	ar rcs $@ $(filter %.o,$^)
+
+$(BUILD)/libryot_tools.a: $(MTOOLS_OBJ) Makefile
+	@rm -f $@
+	ar rcs $@ $(filter %.o,$^)
+
+# the CLI's libraries, ahead of the libryot they use
+CLI_LIBS := $(BUILD)/libryot_bench.a $(BUILD)/libryot_tools.a $(BUILD)/libryot.a
+
+$(BUILD)/ryot: $(CLI_OBJ) $(CLI_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(CLI_LIBS) $(LDLIBS) $(CURL_LIBS)
 
 $(BUILD)/tools/%: tools/%.c $(BUILD)/libryot.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libryot.a $(LDLIBS)
 
+# What a test links: libryot; the tests of benchsuite/ and modeltools/ also
+# link those libraries (and the load generator's libcurl).
+TEST_LIBS = $(BUILD)/libryot.a $(LDLIBS)
+BENCH_TESTS := $(BUILD)/tests/test_benchstats $(BUILD)/tests/test_loadgen
+$(BENCH_TESTS): $(BUILD)/libryot_bench.a
+$(BENCH_TESTS): TEST_LIBS := $(BUILD)/libryot_bench.a $(BUILD)/libryot.a $(LDLIBS) $(CURL_LIBS)
+$(BUILD)/tests/test_modeltools: $(BUILD)/libryot_tools.a
+$(BUILD)/tests/test_modeltools: TEST_LIBS := $(BUILD)/libryot_tools.a $(BUILD)/libryot.a $(LDLIBS)
+
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_COMMON) $(BUILD)/libryot.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(TEST_COMMON) $(BUILD)/libryot.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(TEST_COMMON) $(TEST_LIBS) -lcmocka
 
 # Every test: C unit tests, then CLI-level tests (conformance, malformed files).
 test: $(BUILD)/ryot $(TESTS) $(TOOLS)
@@ -89,4 +122,4 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libryot.a
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(MTOOLS_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

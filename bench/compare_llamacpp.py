@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """ryot bench vs llama.cpp on the same GGUF file, measured in the same run.
 
-llama.cpp is driven through llama-cpp-python (PyPI; it builds llama.cpp for
-this CPU), timed like llama-bench: pp = one batch of P prompt tokens from an
+llama.cpp is driven through llama-cpp-python (PyPI, built from source by
+bench/setup-reference-venv.sh with the ISA flags of bench/llama_cpp_flags.sh:
+AVX2/FMA/F16C, AVX-512 where the CPU has it, never AMX), timed like llama-bench: pp = one batch of P prompt tokens from an
 empty context, tg = N tokens evaluated one at a time from an empty context;
 one warm-up, then mean and sd over R runs.  ryot is run as `ryot bench --json`
 with the same P, N, R and threads.  The two alternate per thread count so that

@@ -3,7 +3,7 @@
 # SmolLM2-135M Q4_1 (the default model), its Q8_0 re-quantization, and a
 # Llama-3.2-1B-shaped model with random weights at Q4_0 and Q8_0 (ryot gen),
 # at 1 and 2 threads; then the memory read bandwidth for the decode roofline.
-# Needs the llama.cpp reference venv (see tests/golden/gen_reference.py):
+# Needs the llama.cpp reference venv (bench/setup-reference-venv.sh):
 #   PY=~/.cache/ryot/venv-ref/bin/python bench/engine_vs_llamacpp.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -93,12 +93,6 @@ typedef enum ryot_chat_format {
 ryot_chat_format ryot_model_chat_format(const ryot_model *m);
 const char *ryot_chat_format_name(ryot_chat_format f);
 
-/* One user message wrapped in the model's chat format, ending with the
- * assistant turn's opening (BOS is not included: tokenize with
- * RYOT_TOK_ADD_BOS | RYOT_TOK_SPECIAL).  *out is malloc'd (free()).
- * RYOT_ERR_UNSUPPORTED when the format is unknown. */
-ryot_status ryot_chat_wrap_user(const ryot_model *m, const char *message, char **out, ryot_error *err);
-
 typedef struct ryot_chat_message { const char *role; const char *content; } ryot_chat_message;
 /* Renders messages with the model's tokenizer.chat_template (jinja subset, bos/eos tokens from the vocab,
  * add_generation_prompt as given); when the GGUF has no template, falls back to the detected built-in

@@ -87,7 +87,7 @@ static void json_str(const char *s) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    /* Other benchmarks behind the same command (src/cli/bench_serve.c). */
+    /* Other benchmarks behind the same command (src/cli/bench_<name>.c). */
     if (argc > 1 && !strcmp(argv[1], "serve")) return cmd_bench_serve(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "compare")) return cmd_bench_compare(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "plot")) return cmd_bench_plot(argc - 1, argv + 1);

@@ -1,28 +1,21 @@
-/* `ryot bench serve | compare | plot`: the serving benchmark client.
- *
- *   serve    drive an OpenAI-compatible server (ryot serve, llama-server,
- *            vLLM...) with streamed requests, print vLLM-style metrics, and
- *            write a result file (--json; schema in docs/BENCHMARKING.md);
- *            optionally sample a process for a soak test (--pid).
- *   compare  B against A, per metric with 95% intervals; exit 1 on regression.
- *   plot     gnuplot figures (PNG + SVG) from result files.
- *   kernels, tokenizer   micro benchmarks (src/benchsuite/micro.c).
- * Exit status: 0 ok; 1 failure: for serve, a run where no request succeeded
- * or a soak leak verdict; for compare, a regression; 2 bad usage. */
-#include <errno.h>
+/* `ryot bench serve`: the serving benchmark client.  Drives an
+ * OpenAI-compatible server (ryot serve, llama-server, vLLM...) with streamed
+ * requests, prints vLLM-style metrics, and writes a result file (--json;
+ * schema in docs/BENCHMARKING.md); optionally samples a process for a soak
+ * test (--pid).  The other `ryot bench` subcommands have a file each
+ * (bench_compare.c, bench_plot.c, bench_kernels.c, bench_membw.c,
+ * bench_tokenizer.c).
+ * Exit status: 0 ok; 1 a run where no request succeeded, or a soak leak
+ * verdict; 2 bad usage. */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "benchsuite/compare.h"
 #include "benchsuite/loadgen.h"
-#include "benchsuite/micro.h"
-#include "benchsuite/plot.h"
 #include "benchsuite/results.h"
 #include "benchsuite/soak.h"
 #include "benchsuite/stats.h"
@@ -84,22 +77,12 @@ static void on_sigint(int sig) {
     (void)sig;
     g_stop = 1;
 }
-
-static bool parse_double(const char *s, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi)) return false;
-    *out = v;
-    return true;
-}
-
 static bool parse_list(const char *s, double lo, double hi, double *vals, int *n) {
     char buf[512];
     snprintf(buf, sizeof buf, "%s", s);
     *n = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (*n >= MAX_SWEEP || !parse_double(tok, lo, hi, &vals[*n])) return false;
+        if (*n >= MAX_SWEEP || !cli_parse_double(tok, lo, hi, &vals[*n])) return false;
         (*n)++;
     }
     return *n > 0;
@@ -113,7 +96,7 @@ static bool parse_slo(const char *s, serve_slo *slo) {
         if (!eq) return false;
         *eq = '\0';
         double v;
-        if (!parse_double(eq + 1, 0, 1e9, &v)) return false;
+        if (!cli_parse_double(eq + 1, 0, 1e9, &v)) return false;
         if (!strcmp(tok, "ttft"))
             slo->ttft_ms = v;
         else if (!strcmp(tok, "tpot"))
@@ -371,25 +354,25 @@ int cmd_bench_serve(int argc, char **argv) {
             wc.chat = !strcmp(v, "chat");
         } else if (!strcmp(a, "--model")) model_arg = v;
         else if (!strcmp(a, "--api-key")) api_key = v;
-        else if (!strcmp(a, "--timeout")) ok = parse_double(v, 0.001, 1e6, &timeout);
+        else if (!strcmp(a, "--timeout")) ok = cli_parse_double(v, 0.001, 1e6, &timeout);
         else if (!strcmp(a, "--concurrency")) ok = parse_list(v, 1, 100000, conc, &n_conc);
         else if (!strcmp(a, "--rate")) ok = parse_list(v, 1e-6, 1e6, rates, &n_rates), by_rate = true;
-        else if (!strcmp(a, "--max-concurrency")) ok = parse_double(v, 1, 100000, &max_conc);
-        else if (!strcmp(a, "--num-requests") || !strcmp(a, "-n")) ok = parse_double(v, 1, 1e9, &d), num_requests = (long)d;
-        else if (!strcmp(a, "--duration")) ok = parse_double(v, 0.001, 1e7, &duration);
-        else if (!strcmp(a, "--warmup")) ok = parse_double(v, 0, 1e9, &d), warmup = (long)d;
-        else if (!strcmp(a, "--seed")) ok = parse_double(v, 0, 9e15, &d), wc.seed = (uint64_t)d;
+        else if (!strcmp(a, "--max-concurrency")) ok = cli_parse_double(v, 1, 100000, &max_conc);
+        else if (!strcmp(a, "--num-requests") || !strcmp(a, "-n")) ok = cli_parse_double(v, 1, 1e9, &d), num_requests = (long)d;
+        else if (!strcmp(a, "--duration")) ok = cli_parse_double(v, 0.001, 1e7, &duration);
+        else if (!strcmp(a, "--warmup")) ok = cli_parse_double(v, 0, 1e9, &d), warmup = (long)d;
+        else if (!strcmp(a, "--seed")) ok = cli_parse_double(v, 0, 9e15, &d), wc.seed = (uint64_t)d;
         else if (!strcmp(a, "--workload")) {
             if (workload_parse_kind(v, &wc, &err) != RYOT_OK) goto bad_err;
-        } else if (!strcmp(a, "--input-len")) ok = parse_double(v, 1, 1e6, &d), wc.input_len = (int)d;
-        else if (!strcmp(a, "--output-len")) ok = parse_double(v, 1, 1e6, &d), wc.output_len = (int)d;
+        } else if (!strcmp(a, "--input-len")) ok = cli_parse_double(v, 1, 1e6, &d), wc.input_len = (int)d;
+        else if (!strcmp(a, "--output-len")) ok = cli_parse_double(v, 1, 1e6, &d), wc.output_len = (int)d;
         else if (!strcmp(a, "--input-dist")) {
             if (workload_parse_dist(v, &wc.input_dist, &err) != RYOT_OK) goto bad_err;
         } else if (!strcmp(a, "--output-dist")) {
             if (workload_parse_dist(v, &wc.output_dist, &err) != RYOT_OK) goto bad_err;
-        } else if (!strcmp(a, "--prefix-len")) ok = parse_double(v, 0, 1e6, &d), wc.prefix_len = (int)d;
-        else if (!strcmp(a, "--users")) ok = parse_double(v, 1, 1e5, &d), wc.users = (int)d;
-        else if (!strcmp(a, "--turns")) ok = parse_double(v, 1, 1e5, &d), wc.turns = (int)d;
+        } else if (!strcmp(a, "--prefix-len")) ok = cli_parse_double(v, 0, 1e6, &d), wc.prefix_len = (int)d;
+        else if (!strcmp(a, "--users")) ok = cli_parse_double(v, 1, 1e5, &d), wc.users = (int)d;
+        else if (!strcmp(a, "--turns")) ok = cli_parse_double(v, 1, 1e5, &d), wc.turns = (int)d;
         else if (!strcmp(a, "--tier-mix")) {
             if (workload_parse_mix(v, wc.tier_mix, &err) != RYOT_OK) goto bad_err;
         } else if (!strcmp(a, "--slo")) ok = parse_slo(v, &slo);
@@ -399,9 +382,9 @@ int cmd_bench_serve(int argc, char **argv) {
         else if (!strcmp(a, "--metric-hits")) mn.hits = v;
         else if (!strcmp(a, "--metric-queries")) mn.queries = v;
         else if (!strcmp(a, "--metric-kv")) mn.kv = v;
-        else if (!strcmp(a, "--pid")) ok = parse_double(v, 1, 4194304, &d), pid = (long)d;
-        else if (!strcmp(a, "--sample-interval")) ok = parse_double(v, 0.01, 86400, &sample_interval);
-        else if (!strcmp(a, "--soak-skip")) ok = parse_double(v, 0, 1e7, &soak_skip);
+        else if (!strcmp(a, "--pid")) ok = cli_parse_double(v, 1, 4194304, &d), pid = (long)d;
+        else if (!strcmp(a, "--sample-interval")) ok = cli_parse_double(v, 0.01, 86400, &sample_interval);
+        else if (!strcmp(a, "--soak-skip")) ok = cli_parse_double(v, 0, 1e7, &soak_skip);
         else {
             fprintf(stderr, "ryot bench serve: unknown option '%s'\n", a);
             serve_usage(stderr);
@@ -660,332 +643,4 @@ out:
     json_decref(doc);
     workload_free(wl);
     return rc;
-}
-
-static void compare_usage(FILE *out) {
-    fprintf(out,
-            "usage: ryot bench compare A.json B.json [--threshold SPEC] [--seed N]\n"
-            "\n"
-            "The change of each metric from A to B with a 95%% confidence interval (Welch's t\n"
-            "for means, bootstrap for percentiles), runs paired by position.  Exit status 1\n"
-            "when a metric regresses past its threshold with the interval on the bad side\n"
-            "of 0.\n"
-            "  --threshold SPEC   METRIC=PERCENT,... (default throughput=-5,ttft_p99=10,errors=1;\n"
-            "                     errors is B's absolute error rate in percent)\n"
-            "  --seed N           bootstrap seed (default 12345)\n");
-}
-
-int cmd_bench_compare(int argc, char **argv) {
-    const char *files[2] = {0}, *spec = NULL;
-    int n_files = 0;
-    uint64_t seed = 12345;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            compare_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--threshold") && i + 1 < argc) {
-            spec = argv[++i];
-        } else if (!strcmp(a, "--seed") && i + 1 < argc) {
-            double d;
-            if (!parse_double(argv[++i], 0, 9e15, &d)) {
-                fprintf(stderr, "ryot bench compare: bad seed\n");
-                return 2;
-            }
-            seed = (uint64_t)d;
-        } else if (a[0] != '-' && n_files < 2) {
-            files[n_files++] = a;
-        } else {
-            compare_usage(stderr);
-            return 2;
-        }
-    }
-    if (n_files != 2) {
-        compare_usage(stderr);
-        return 2;
-    }
-    ryot_error err = {0};
-    compare_threshold th[COMPARE_MAX_THRESHOLDS];
-    size_t n_th;
-    if (compare_parse_thresholds(spec, th, &n_th, &err) != RYOT_OK) {
-        fprintf(stderr, "ryot bench compare: %s\n", err.msg);
-        return 2;
-    }
-    json_t *a = NULL, *b = NULL;
-    if (results_load(files[0], &a, &err) != RYOT_OK || results_load(files[1], &b, &err) != RYOT_OK) {
-        fprintf(stderr, "ryot bench compare: %s\n", err.msg);
-        json_decref(a);
-        return 2;
-    }
-    json_t *ra = json_object_get(a, "runs"), *rb = json_object_get(b, "runs");
-    size_t n = json_array_size(ra) < json_array_size(rb) ? json_array_size(ra) : json_array_size(rb);
-    if (json_array_size(ra) != json_array_size(rb))
-        fprintf(stderr, "ryot bench compare: A has %zu runs, B %zu: comparing the first %zu\n", json_array_size(ra),
-                json_array_size(rb), n);
-    int rc = 0, regressions = 0;
-    for (size_t i = 0; i < n; i++) {
-        json_t *x = json_array_get(ra, i), *y = json_array_get(rb, i);
-        compare_row *rows;
-        size_t n_rows;
-        if (compare_runs(x, y, th, n_th, seed, &rows, &n_rows, &err) != RYOT_OK) {
-            fprintf(stderr, "ryot bench compare: %s\n", err.msg);
-            rc = 2;
-            break;
-        }
-        json_t *c = json_object_get(x, "concurrency"), *r = json_object_get(x, "rate");
-        if (json_is_number(c))
-            printf("== run %zu: concurrency %g\n", i, json_number_value(c));
-        else
-            printf("== run %zu: rate %g/s\n", i, json_number_value(r));
-        printf("| %-22s | %12s | %12s | %9s | %-21s | %-9s | %9s | %-10s |\n", "metric", "A", "B", "change",
-               "95% CI of change", "method", "threshold", "verdict");
-        printf("|%s|\n", "------------------------|-------------:|-------------:|----------:|-----------------------|"
-                         "-----------|----------:|------------");
-        for (size_t k = 0; k < n_rows; k++) {
-            compare_row *w = &rows[k];
-            char ci[40] = "n/a", thr[16] = "", verdict[16] = "", change[16] = "n/a";
-            if (!isnan(w->change_pct)) snprintf(change, sizeof change, "%+.1f%%", w->change_pct);
-            if (!isnan(w->lo_pct)) snprintf(ci, sizeof ci, "[%+.1f%%, %+.1f%%]", w->lo_pct, w->hi_pct);
-            if (w->has_threshold)
-                snprintf(thr, sizeof thr, "%s%g%%", strcmp(w->metric, "error_rate") ? "" : "> ", w->threshold);
-            snprintf(verdict, sizeof verdict, "%s", w->regression ? "REGRESSION" : w->significant ? "changed" : "");
-            printf("| %-22s | %12.3f | %12.3f | %9s | %-21s | %-9s | %9s | %-10s |\n", w->metric, w->a, w->b, change,
-                   ci, w->method, thr, verdict);
-            regressions += w->regression;
-        }
-        free(rows);
-    }
-    if (rc == 0 && regressions) {
-        printf("%d regression(s)\n", regressions);
-        rc = 1;
-    } else if (rc == 0) {
-        printf("no regression\n");
-    }
-    json_decref(a);
-    json_decref(b);
-    return rc;
-}
-
-int cmd_bench_plot(int argc, char **argv) {
-    const char *outdir = "bench-plots", *gnuplot = NULL;
-    const char **files = calloc((size_t)argc, sizeof *files);
-    size_t n = 0;
-    int run = 1;
-    if (!files) return 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: ryot bench plot RESULT.json... [-o DIR] [--gnuplot BIN] [--script-only]\n"
-                   "\nCDFs of TTFT, ITL and E2E, throughput and TTFT across a sweep, and the token\n"
-                   "timeline of the last run of the first file, as PNG and SVG in DIR\n"
-                   "(default bench-plots), with the data files and plots.gp that made them.\n");
-            free(files);
-            return 0;
-        } else if (!strcmp(a, "-o") && i + 1 < argc) {
-            outdir = argv[++i];
-        } else if (!strcmp(a, "--gnuplot") && i + 1 < argc) {
-            gnuplot = argv[++i];
-        } else if (!strcmp(a, "--script-only")) {
-            run = 0;
-        } else if (a[0] != '-') {
-            files[n++] = a;
-        } else {
-            fprintf(stderr, "ryot bench plot: unknown option '%s'\n", a);
-            free(files);
-            return 2;
-        }
-    }
-    if (n == 0) {
-        fprintf(stderr, "ryot bench plot: no result files\n");
-        free(files);
-        return 2;
-    }
-    ryot_error err = {0};
-    int rc = 0;
-    if (plot_results(files, n, outdir, gnuplot, run, &err) != RYOT_OK) {
-        fprintf(stderr, "ryot bench plot: %s\n", err.msg);
-        rc = 1;
-    } else {
-        printf("wrote %s/{cdf_ttft,cdf_itl,cdf_e2e,sweep_throughput,sweep_ttft,timeline}.{png,svg}\n", outdir);
-    }
-    free(files);
-    return rc;
-}
-
-/* ---- micro benchmarks ---- */
-
-/* STREAM-like read bandwidth at 1 and 2 (or the listed) thread counts: the
- * ceiling for memory-bound decode (weight bytes per token / bandwidth). */
-int cmd_bench_membw(int argc, char **argv) {
-    double mib = 1024, d;
-    int passes = 5, threads[8] = {1, 2}, n_threads = 2;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: ryot bench membw [--mib N] [-t 1,2] [-r PASSES]\n"
-                   "\nMemory read bandwidth: sum of a buffer of N MiB (default 1024) of 64-bit words,\n"
-                   "each thread its share, best of PASSES (default 5), per thread count.\n");
-            return 0;
-        } else if (!strcmp(a, "--mib") && v && parse_double(v, 1, 65536, &d)) {
-            mib = d, i++;
-        } else if (!strcmp(a, "-r") && v && parse_double(v, 1, 1000, &d)) {
-            passes = (int)d, i++;
-        } else if (!strcmp(a, "-t") && v) {
-            n_threads = 0;
-            for (const char *p = v; *p && n_threads < 8;) {
-                char *end;
-                long t = strtol(p, &end, 10);
-                if (end == p || t < 1 || t > 512) {
-                    fprintf(stderr, "ryot bench membw: bad thread list '%s'\n", v);
-                    return 2;
-                }
-                threads[n_threads++] = (int)t;
-                p = *end == ',' ? end + 1 : end;
-                if (*end && *end != ',') {
-                    fprintf(stderr, "ryot bench membw: bad thread list '%s'\n", v);
-                    return 2;
-                }
-            }
-            i++;
-        } else {
-            fprintf(stderr, "ryot bench membw: bad option '%s'\n", a);
-            return 2;
-        }
-    }
-    for (int k = 0; k < n_threads; k++) {
-        ryot_error err = {0};
-        double gbps = 0;
-        if (micro_membw((size_t)(mib * 1048576), threads[k], passes, &gbps, &err) != RYOT_OK) {
-            fprintf(stderr, "ryot bench membw: %s\n", err.msg);
-            return 1;
-        }
-        printf("memory read bandwidth: %d thread%s, %.0f MiB, best of %d: %.2f GB/s\n", threads[k],
-               threads[k] == 1 ? "" : "s", mib, passes, gbps);
-    }
-    return 0;
-}
-
-int cmd_bench_kernels(int argc, char **argv) {
-    const char *only_type = NULL, *only_isa = NULL;
-    double mib = 512, d;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: ryot bench kernels [-t TYPE] [-i ref|avx2|avx512] [--membw-mib N]\n"
-                   "\nSingle-thread dot-product kernels per type: decode GB/s of weight bytes (vec_dot_rows\n"
-                   "with one activation row, as the engine decodes) over a 2048 x 2048 matrix and over 64 rows (cache\n"
-                   "resident), vec_dot_rows GFLOP/s on a 256 x 2048 x 64 tile (prefill); and the\n"
-                   "measured 1-thread memory read bandwidth, with each dot's share of it.\n"
-                   "Best of several repetitions in thread CPU time.\n");
-            return 0;
-        } else if (!strcmp(a, "-t") && v) {
-            only_type = v, i++;
-        } else if (!strcmp(a, "-i") && v) {
-            only_isa = v, i++;
-        } else if (!strcmp(a, "--membw-mib") && v && parse_double(v, 1, 65536, &d)) {
-            mib = d, i++;
-        } else {
-            fprintf(stderr, "ryot bench kernels: bad option '%s'\n", a);
-            return 2;
-        }
-    }
-    ryot_error err = {0};
-    double bw1 = 0;
-    if (micro_membw((size_t)(mib * 1048576), 1, 3, &bw1, &err) != RYOT_OK) {
-        fprintf(stderr, "ryot bench kernels: %s\n", err.msg);
-        return 1;
-    }
-    kernels_init(KERNEL_ISA_AUTO);
-    printf("memory read bandwidth (1 thread, %.0f MiB): %.2f GB/s; best ISA %s\n", mib, bw1,
-           kernel_isa_name(kernels_best_isa()));
-    printf("| %-6s | %-6s | %14s | %10s | %14s | %16s |\n", "type", "isa", "dot GB/s 2048²", "% of mem", "dot GB/s 64row",
-           "rows GFLOP/s");
-    printf("|--------|--------|---------------:|-----------:|---------------:|-----------------:|\n");
-    static const ryot_type types[] = {RYOT_TYPE_F32,  RYOT_TYPE_F16,  RYOT_TYPE_BF16, RYOT_TYPE_Q8_0,
-                                      RYOT_TYPE_Q4_0, RYOT_TYPE_Q4_1, RYOT_TYPE_Q5_0, RYOT_TYPE_Q5_1,
-                                      RYOT_TYPE_Q4_K, RYOT_TYPE_Q5_K, RYOT_TYPE_Q6_K};
-    int shown = 0;
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
-        if (only_type && strcasecmp(only_type, ryot_type_name(types[ti]))) continue;
-        for (kernel_isa isa = KERNEL_ISA_REF; isa <= KERNEL_ISA_AVX512; isa++) {
-            if (isa > kernels_best_isa()) break;
-            if (only_isa ? strcmp(only_isa, kernel_isa_name(isa)) : isa != kernels_best_isa()) continue;
-            micro_kernel_result r;
-            ryot_status st = micro_kernel(types[ti], isa, 2048, 2048, &r, &err);
-            if (st == RYOT_ERR_UNSUPPORTED) continue;
-            if (st != RYOT_OK) {
-                fprintf(stderr, "ryot bench kernels: %s\n", err.msg);
-                return 1;
-            }
-            printf("| %-6s | %-6s | %14.2f | %9.0f%% | %14.2f | %16.2f |\n", ryot_type_name(types[ti]),
-                   kernel_isa_name(isa), r.dot_gbps, 100 * r.dot_gbps / bw1, r.dot_l2_gbps, r.rows_gflops);
-            fflush(stdout);
-            shown++;
-        }
-    }
-    if (!shown) {
-        fprintf(stderr, "ryot bench kernels: nothing matched -t/-i\n");
-        return 2;
-    }
-    return 0;
-}
-
-int cmd_bench_tokenizer(int argc, char **argv) {
-    const char *model = NULL, *text_path = "README.md";
-    double reps = 3, min_mb = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: ryot bench tokenizer [-m MODEL.gguf] [-f TEXT] [-r REPS] [--min-mb N]\n"
-                   "\nEncode throughput of the model's tokenizer in MB/s (10^6 bytes/s) of thread CPU\n"
-                   "time, best of REPS (default 3): with a fresh scratch (its word cache fills during\n"
-                   "the run) and without one; the wall-clock figure of the cached run for reference.\n"
-                   "TEXT (default README.md) is repeated up to --min-mb MB (default 1).\n");
-            return 0;
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
-            model = v, i++;
-        } else if (!strcmp(a, "-f") && v) {
-            text_path = v, i++;
-        } else if (!strcmp(a, "-r") && v && parse_double(v, 1, 1000, &reps)) {
-            i++;
-        } else if (!strcmp(a, "--min-mb") && v && parse_double(v, 0, 4096, &min_mb)) {
-            i++;
-        } else {
-            fprintf(stderr, "ryot bench tokenizer: bad option '%s'\n", a);
-            return 2;
-        }
-    }
-    if (!model && !(model = cli_default_model())) return 1;
-    size_t n = 0;
-    char *text = cli_read_file(text_path, &n);
-    if (!text || n == 0) {
-        fprintf(stderr, "ryot bench tokenizer: cannot read %s\n", text_path);
-        free(text);
-        return 1;
-    }
-    size_t want = (size_t)(min_mb * 1e6), total = n;
-    while (total < want) total += n;
-    char *big = malloc(total + 1);
-    if (!big) {
-        free(text);
-        return 1;
-    }
-    for (size_t off = 0; off < total; off += n) memcpy(big + off, text, n);
-    big[total] = '\0';
-    free(text);
-    micro_tok_result r;
-    ryot_error err = {0};
-    if (micro_tokenizer(model, big, total, (int)reps, &r, &err) != RYOT_OK) {
-        fprintf(stderr, "ryot bench tokenizer: %s\n", err.msg);
-        free(big);
-        return 1;
-    }
-    free(big);
-    const char *name = strrchr(model, '/');
-    printf("| %-32s | %9s | %9s | %6s | %9s | %9s | %9s |\n", "model", "bytes", "tokens", "B/tok", "cached", "no-cache",
-           "wall");
-    printf("|----------------------------------|----------:|----------:|-------:|----------:|----------:|----------:|\n");
-    printf("| %-32s | %9zu | %9zu | %6.2f | %9.1f | %9.1f | %9.1f |\n", name ? name + 1 : model, r.bytes, r.tokens,
-           (double)r.bytes / (double)r.tokens, r.cached_mbps, r.nocache_mbps, r.wall_mbps);
-    return 0;
 }

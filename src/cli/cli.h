@@ -3,6 +3,9 @@
 #ifndef RYOT_CLI_H
 #define RYOT_CLI_H
 
+#include <stdbool.h>
+#include <stdio.h>
+
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_run(int argc, char **argv);
@@ -10,8 +13,8 @@ int cmd_bench(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
-/* `ryot bench serve|compare|plot|kernels|tokenizer` (src/cli/bench_serve.c),
- * dispatched by cmd_bench. */
+/* `ryot bench serve|compare|plot|kernels|tokenizer|membw`, one file each
+ * (src/cli/bench_<name>.c), dispatched by cmd_bench. */
 int cmd_bench_serve(int argc, char **argv);
 int cmd_bench_compare(int argc, char **argv);
 int cmd_bench_plot(int argc, char **argv);
@@ -27,8 +30,10 @@ const char *cli_default_model(void);
 
 /* All of a stream / file, NUL-terminated (also counted in *len when len is
  * not NULL); malloc'd; NULL on a read error or out of memory. */
-#include <stdio.h>
 char *cli_read_stream(FILE *f, size_t *len);
 char *cli_read_file(const char *path, size_t *len);
+
+/* A flag value: the whole of s is a number in [lo, hi] (NaN is not). */
+bool cli_parse_double(const char *s, double lo, double hi, double *out);
 
 #endif

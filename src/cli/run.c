@@ -35,8 +35,11 @@ static void usage(FILE *out) {
             "      --min-p P       drop tokens below P x the top probability (default 0.05; 0 = off)\n"
             "      --repeat-penalty R  penalize the last 64 tokens (default 1 = off)\n"
             "      --seed S        RNG seed (default: random)\n"
-            "      --chat          wrap the prompt as one user message in the model's chat\n"
-            "                      format (ChatML, Gemma, Llama 3) and parse special tokens\n"
+            "      --chat          render the prompt as one user message through the model's chat\n"
+            "                      template (the GGUF's, else the built-in ChatML, Gemma or Llama 3\n"
+            "                      one), as the server does, and parse special tokens\n"
+            "      --print-prompt  print the prompt text as it goes to the tokenizer (after --chat)\n"
+            "                      to stdout, byte for byte, and exit without generating\n"
             "      --ids           print the generated token ids, space-separated, on one line\n"
             "  -t, --threads N     worker threads (default: online CPUs)\n"
             "  -c, --ctx N         context size (default: min(training context, 4096))\n"
@@ -73,7 +76,7 @@ static bool parse_float(const char *s, float *out) {
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL;
     long n_predict = RUN_DEFAULT_N, n_threads = 0, n_ctx = 0;
-    bool chat = false, print_ids = false;
+    bool chat = false, print_ids = false, print_prompt = false;
     ryot_sampler_params sp = ryot_sampler_params_default();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -148,6 +151,8 @@ int cmd_run(int argc, char **argv) {
             chat = true;
         } else if (!strcmp(a, "--ids")) {
             print_ids = true;
+        } else if (!strcmp(a, "--print-prompt")) {
+            print_prompt = true;
         } else {
             fprintf(stderr, "ryot run: unknown option '%s'\n", a);
             usage(stderr);
@@ -169,7 +174,7 @@ int cmd_run(int argc, char **argv) {
     ryot_model *m = NULL;
     ryot_context *c = NULL;
     sampler *smp = NULL;
-    char *file_text = NULL, *wrapped = NULL;
+    char *file_text = NULL, *rendered = NULL;
     ryot_token *ids = NULL;
     float *logits = NULL;
     detok dt = {0};
@@ -187,12 +192,20 @@ int cmd_run(int argc, char **argv) {
     double t_load = now_ms() - t0;
 
     const char *text = prompt;
+    size_t text_len = strlen(prompt);
     if (chat) {
-        if (ryot_chat_wrap_user(m, prompt, &wrapped, &err)) goto fail;
-        text = wrapped;
+        /* the same rendering as the server's chat endpoints */
+        const ryot_chat_message msg = {"user", prompt};
+        if (ryot_chat_apply(m, &msg, 1, true, &rendered, &text_len, &err)) goto fail;
+        text = rendered;
+    }
+    if (print_prompt) {
+        fwrite(text, 1, text_len, stdout);
+        rc = fflush(stdout) ? 1 : 0;
+        goto out;
     }
     int n_prompt;
-    if (ryot_tokenize(m, text, strlen(text), RYOT_TOK_ADD_BOS | (chat ? RYOT_TOK_SPECIAL : 0), &ids, &n_prompt,
+    if (ryot_tokenize(m, text, text_len, RYOT_TOK_ADD_BOS | (chat ? RYOT_TOK_SPECIAL : 0), &ids, &n_prompt,
                       &err))
         goto fail;
     if (n_prompt == 0) {
@@ -276,7 +289,7 @@ out:
     free(logits);
     sampler_free(smp);
     free(ids);
-    free(wrapped);
+    free(rendered);
     free(file_text);
     ryot_context_free(c);
     ryot_model_free(m);

@@ -47,14 +47,19 @@ static void usage(FILE *out) {
             "      --batch-tokens N    tokens per engine step: decode tokens, then prefill chunks (default %d)\n"
             "      --max-running N     sequences decoding at once (default %d)\n"
             "      --max-queue N       waiting sequences before answering 429 (default %d; 0: no limit)\n"
+            "      --default-max-tokens N  chat requests without max_tokens generate at most N tokens\n"
+            "                          (default %d, capped to the context left; 0: the context left)\n"
             "      --max-body BYTES    largest request body (default 8388608); larger: 413\n"
+            "      --body-timeout S    seconds a client gets to send a request body once its headers\n"
+            "                          are in (default 60); slower or stalled uploads: the connection closes\n"
             "      --tier-targets A,B,C,D,E  time-to-first-token targets in ms of the tiers critical,\n"
             "                          high, normal, low, background (default %lld,%lld,%lld,%lld,%lld)\n"
             "      --age-ms MS         a waiting request gains one tier per MS waited (default %lld)\n"
             "      --shutdown-timeout S  on SIGINT/SIGTERM, seconds running requests get to finish (default 30)\n"
             "      --quiet             no per-request log lines\n"
             "  -h, --help              this help\n",
-            d.ctx, d.kv_block_size, d.batch_tokens, d.max_running, d.max_queue, (long long)d.target_ms[0],
+            d.ctx, d.kv_block_size, d.batch_tokens, d.max_running, d.max_queue, d.default_max_tokens,
+            (long long)d.target_ms[0],
             (long long)d.target_ms[1], (long long)d.target_ms[2], (long long)d.target_ms[3],
             (long long)d.target_ms[4], (long long)d.age_ms);
 }
@@ -70,7 +75,7 @@ static bool parse_int(const char *s, long lo, long hi, long *out) {
 
 int cmd_serve(int argc, char **argv) {
     const char *model_path = NULL, *alias = NULL, *api_key = getenv("RYOT_API_KEY");
-    srv_http_params hp = {.host = "127.0.0.1", .port = 8080, .max_body = 8u << 20};
+    srv_http_params hp = {.host = "127.0.0.1", .port = 8080, .max_body = 8u << 20, .body_timeout = 60};
     sched_runner_params cp = sched_runner_default_params();
     double shutdown_timeout = 30.0;
     for (int i = 1; i < argc; i++) {
@@ -120,9 +125,15 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--max-queue")) {
             NEED_INT(0, 1 << 24);
             cp.max_queue = (int)n;
+        } else if (!strcmp(a, "--default-max-tokens")) {
+            NEED_INT(0, 1 << 30);
+            cp.default_max_tokens = (int)n;
         } else if (!strcmp(a, "--max-body")) {
             NEED_INT(1, 1L << 40);
             hp.max_body = (size_t)n;
+        } else if (!strcmp(a, "--body-timeout")) {
+            NEED_INT(1, 86400);
+            hp.body_timeout = (unsigned)n;
         } else if (!strcmp(a, "--age-ms")) {
             NEED_INT(0, 86400000L);
             cp.age_ms = n;

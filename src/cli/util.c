@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -36,4 +37,13 @@ char *cli_read_file(const char *path, size_t *len) {
     char *buf = cli_read_stream(f, len);
     fclose(f);
     return buf;
+}
+
+bool cli_parse_double(const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi)) return false;
+    *out = v;
+    return true;
 }

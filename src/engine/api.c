@@ -1,6 +1,7 @@
 /* include/ryot.h over the model, tokenizer and engine modules. */
 #include "ryot.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,73 +9,20 @@
 #include "engine/api_internal.h"
 #include "engine/engine.h"
 #include "model/model.h"
-#include "tokenizer/chat_template.h"
+#include "template/chat.h"
 #include "tokenizer/tokenizer.h"
 
 struct ryot_model {
     model *m;
     tokenizer *tok;
     char name[128];
-    ryot_chat_format chat;
-    chat_template *tmpl; /* tokenizer.chat_template, else the built-in format's; NULL: none */
+    chat chat; /* messages -> prompt text (template/chat.h) */
 };
 
 struct ryot_context {
     const ryot_model *model;
     engine *e;
 };
-
-static ryot_chat_format detect_chat(const model *m, const tokenizer *tok) {
-    gguf_str tmpl;
-    if (gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl, NULL) == RYOT_OK) {
-        /* look for the markers in the template text */
-        static const struct {
-            const char *marker;
-            ryot_chat_format f;
-        } marks[] = {
-            {"<|im_start|>", RYOT_CHAT_CHATML},
-            {"<start_of_turn>", RYOT_CHAT_GEMMA},
-            {"<|start_header_id|>", RYOT_CHAT_LLAMA3},
-        };
-        for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
-            if (memmem(tmpl.data, tmpl.len, marks[i].marker, strlen(marks[i].marker))) return marks[i].f;
-    }
-    if (m->hp.arch == MODEL_ARCH_GEMMA3) return RYOT_CHAT_GEMMA;
-    if (tok) {
-        if (tokenizer_find(tok, "<|im_start|>", 12) >= 0) return RYOT_CHAT_CHATML;
-        if (tokenizer_find(tok, "<start_of_turn>", 15) >= 0) return RYOT_CHAT_GEMMA;
-        if (tokenizer_find(tok, "<|start_header_id|>", 19) >= 0) return RYOT_CHAT_LLAMA3;
-    }
-    return RYOT_CHAT_NONE;
-}
-
-/* The built-in formats as templates, for GGUFs without (or with a broken) tokenizer.chat_template. */
-static const char *const builtin_templates[] = {
-    [RYOT_CHAT_CHATML] = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
-                         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
-    /* Gemma has no system role: system text opens the next user turn */
-    [RYOT_CHAT_GEMMA] = "{% set ns = namespace(sys='') %}{% for m in messages %}{% if m.role == 'system' %}"
-                        "{% set ns.sys = ns.sys + m.content + '\\n\\n' %}{% else %}<start_of_turn>"
-                        "{{ 'model' if m.role == 'assistant' else m.role }}\n{% if m.role == 'user' %}{{ ns.sys }}"
-                        "{% set ns.sys = '' %}{% endif %}{{ m.content }}<end_of_turn>\n{% endif %}{% endfor %}"
-                        "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}",
-    [RYOT_CHAT_LLAMA3] = "{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n{{ m.content }}"
-                         "<|eot_id|>{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant"
-                         "<|end_header_id|>\n\n{% endif %}",
-};
-
-static chat_template *load_template(const ryot_model *rm) {
-    chat_template *t = NULL;
-    gguf_str src;
-    if (gguf_get_str(rm->m->gguf, "tokenizer.chat_template", &src, NULL) == RYOT_OK &&
-        chat_template_parse(src.data, src.len, &t, NULL) == RYOT_OK)
-        return t;
-    if (rm->chat > RYOT_CHAT_NONE && rm->chat <= RYOT_CHAT_LLAMA3) {
-        const char *b = builtin_templates[rm->chat];
-        if (chat_template_parse(b, strlen(b), &t, NULL) == RYOT_OK) return t;
-    }
-    return NULL;
-}
 
 ryot_status ryot_model_load(const char *path, ryot_model **out, ryot_error *err) {
     *out = NULL;
@@ -97,15 +45,14 @@ ryot_status ryot_model_load(const char *path, ryot_model **out, ryot_error *err)
         ryot_model_free(rm);
         return st;
     }
-    rm->chat = detect_chat(rm->m, rm->tok);
-    rm->tmpl = load_template(rm);
+    chat_init(&rm->chat, rm->m->gguf, rm->tok);
     *out = rm;
     return RYOT_OK;
 }
 
 void ryot_model_free(ryot_model *m) {
     if (!m) return;
-    chat_template_free(m->tmpl);
+    chat_free(&m->chat);
     tokenizer_free(m->tok);
     model_free(m->m);
     free(m);
@@ -167,7 +114,7 @@ ryot_token ryot_token_bos(const ryot_model *m) { return tokenizer_bos(m->tok); }
 ryot_token ryot_token_eos(const ryot_model *m) { return tokenizer_eos(m->tok); }
 bool ryot_token_is_eog(const ryot_model *m, ryot_token t) { return tokenizer_is_eog(m->tok, t); }
 
-ryot_chat_format ryot_model_chat_format(const ryot_model *m) { return m->chat; }
+ryot_chat_format ryot_model_chat_format(const ryot_model *m) { return m->chat.format; }
 
 const char *ryot_chat_format_name(ryot_chat_format f) {
     switch (f) {
@@ -178,66 +125,12 @@ const char *ryot_chat_format_name(ryot_chat_format f) {
     }
 }
 
-ryot_status ryot_chat_wrap_user(const ryot_model *m, const char *message, char **out, ryot_error *err) {
-    const char *pre, *post;
-    switch (m->chat) {
-    case RYOT_CHAT_CHATML:
-        pre = "<|im_start|>user\n";
-        post = "<|im_end|>\n<|im_start|>assistant\n";
-        break;
-    case RYOT_CHAT_GEMMA:
-        pre = "<start_of_turn>user\n";
-        post = "<end_of_turn>\n<start_of_turn>model\n";
-        break;
-    case RYOT_CHAT_LLAMA3:
-        pre = "<|start_header_id|>user<|end_header_id|>\n\n";
-        post = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
-        break;
-    default:
-        *out = NULL;
-        return ryot_fail(err, RYOT_ERR_UNSUPPORTED, "chat: the model has no known chat format");
-    }
-    size_t n = strlen(pre) + strlen(message) + strlen(post) + 1;
-    *out = malloc(n);
-    if (!*out) return ryot_fail(err, RYOT_ERR_NOMEM, "chat: out of memory");
-    snprintf(*out, n, "%s%s%s", pre, message, post);
-    return RYOT_OK;
-}
-
-/* The text of special token id (BOS, EOS) as a C string; "" when none. */
-static char *token_text(const tokenizer *tok, int32_t id) {
-    size_t len = 0;
-    const char *p = id >= 0 ? tokenizer_token_bytes(tok, id, &len) : NULL;
-    if (!p) len = 0;
-    char *s = malloc(len + 1);
-    if (s) {
-        if (len) memcpy(s, p, len);
-        s[len] = 0;
-    }
-    return s;
-}
-
 ryot_status ryot_chat_apply(const ryot_model *m, const ryot_chat_message *msgs, int n, bool add_generation_prompt,
                             char **out, size_t *out_len, ryot_error *err) {
-    *out = NULL;
-    if (out_len) *out_len = 0;
-    if (!m->tmpl) return ryot_fail(err, RYOT_ERR_UNSUPPORTED, "chat: the model has no chat template or known format");
-    _Static_assert(sizeof(ryot_chat_message) == sizeof(chat_msg), "ryot_chat_message mirrors chat_msg");
-    char *bos = token_text(m->tok, tokenizer_bos(m->tok)), *eos = token_text(m->tok, tokenizer_eos(m->tok));
-    size_t len = 0;
-    ryot_status st = bos && eos ? chat_template_render(m->tmpl, (const chat_msg *)msgs, n, add_generation_prompt,
-                                                       bos, eos, out, &len, err)
-                                : ryot_fail(err, RYOT_ERR_NOMEM, "chat: out of memory");
-    /* tokenizing adds BOS when the vocab asks for it: drop the template's own */
-    size_t nb = bos ? strlen(bos) : 0;
-    if (!st && nb && (tokenizer_default_flags(m->tok) & TOKENIZE_ADD_BOS) && len >= nb && !memcmp(*out, bos, nb)) {
-        memmove(*out, *out + nb, len - nb + 1);
-        len -= nb;
-    }
-    free(bos);
-    free(eos);
-    if (out_len) *out_len = len;
-    return st;
+    _Static_assert(sizeof(ryot_chat_message) == sizeof(chat_msg) &&
+                       offsetof(ryot_chat_message, content) == offsetof(chat_msg, content),
+                   "ryot_chat_message mirrors chat_msg");
+    return chat_apply(&m->chat, (const chat_msg *)msgs, n, add_generation_prompt, out, out_len, err);
 }
 
 ryot_context_params ryot_context_default_params(void) {

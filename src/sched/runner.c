@@ -146,6 +146,7 @@ sched_runner_params sched_runner_default_params(void) {
     p.batch_tokens = 512;
     p.max_running = 64;
     p.max_queue = 1024;
+    p.default_max_tokens = 1024;
     sched_params sp = sched_params_default();
     p.age_ms = sp.age_ms;
     memcpy(p.target_ms, sp.target_ms, sizeof p.target_ms);
@@ -205,7 +206,11 @@ static int check_spec(const sched_runner *c, const sched_job_spec *s, int *max_t
                   c->p.ctx);
         return -1;
     }
-    *max_tokens = s->max_tokens < 0 ? c->p.ctx - longest : s->max_tokens;
+    const int rest = c->p.ctx - longest;
+    if (s->max_tokens >= 0)
+        *max_tokens = s->max_tokens;
+    else /* a default never makes a request fail: it stops at the end of the context */
+        *max_tokens = c->p.default_max_tokens > 0 && c->p.default_max_tokens < rest ? c->p.default_max_tokens : rest;
     if ((int64_t)longest + *max_tokens > c->p.ctx) {
         set_error(e, RYOT_ERR_INVALID, "max_tokens",
                   "prompt (%d tokens) + max_tokens (%d) exceeds this server's context of %d tokens", longest,

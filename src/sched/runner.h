@@ -46,6 +46,8 @@ typedef struct sched_runner_params {
     int batch_tokens;     /* tokens per step: decode tokens first, then prefill chunks (default 512) */
     int max_running;      /* sequences running at once (default 64) */
     int max_queue;        /* waiting sequences before RYOT_ERR_BUSY (default 1024; 0: unlimited) */
+    int default_max_tokens; /* a job's max_tokens -1 means this many, capped to the rest of the
+                             * context (default 1024; 0: the rest of the context) */
     int64_t age_ms;       /* scheduler ageing step (default 2000) */
     int64_t target_ms[SCHED_N_TIERS]; /* TTFT targets, counted met/missed in the stats */
     bool log_requests;    /* one line per finished job on stderr */
@@ -72,7 +74,7 @@ typedef struct sched_job_spec {
     int n_prompts;
     const char *prompt_param;        /* field named in errors about a prompt ("prompt", "messages") */
     int n;                           /* choices per prompt (choice k belongs to prompt k / n) */
-    int max_tokens;                  /* -1: the rest of the context */
+    int max_tokens;                  /* -1: the runner's default_max_tokens */
     ryot_sampler_params sp;          /* a fixed seed is offset by k % n for choice k */
     const char *const *stop;         /* stop strings (non-empty); output ends before the first match */
     int n_stop;

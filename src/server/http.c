@@ -7,6 +7,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +15,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "server/metrics.h"
 #include "server/openai.h"
 #include "server/request.h"
 #include "tokenizer/tokenizer.h"
 
 #define WAIT_SLICE_MS 50 /* how often a waiting handler checks its client */
+/* Inactivity limit of a connection outside the body upload: waiting for the
+ * next request on a keep-alive connection, or for request headers. */
+#define IDLE_TIMEOUT_S 600u
 
 struct srv_http {
     struct MHD_Daemon *d;
@@ -35,6 +40,7 @@ struct srv_http {
 typedef struct conn_ctx {
     ryot_buf body;
     bool too_large;
+    double body_deadline; /* CLOCK_MONOTONIC seconds by which the whole body must be in */
 } conn_ctx;
 
 /* ------------------------------------------------------------------ replies */
@@ -56,7 +62,10 @@ static enum MHD_Result reply_json(struct MHD_Connection *conn, int status, char 
     return reply(conn, status, "application/json", json, strlen(json));
 }
 
-static enum MHD_Result reply_error(struct MHD_Connection *conn, const srv_error *e) {
+/* close: "Connection: close", which makes libmicrohttpd close the connection
+ * once the reply is sent (for requests whose body is unread or whose framing
+ * cannot be trusted). */
+static enum MHD_Result reply_error_close(struct MHD_Connection *conn, const srv_error *e, bool close) {
     char *json = srv_json_error(e);
     if (!json) return MHD_NO;
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(json), json, MHD_RESPMEM_MUST_FREE);
@@ -67,9 +76,14 @@ static enum MHD_Result reply_error(struct MHD_Connection *conn, const srv_error 
     MHD_add_response_header(r, "Content-Type", "application/json");
     if (e->status == 429) MHD_add_response_header(r, "Retry-After", "1");
     if (e->status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    if (close) MHD_add_response_header(r, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)e->status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *conn, const srv_error *e) {
+    return reply_error_close(conn, e, false);
 }
 
 static enum MHD_Result reply_err(struct MHD_Connection *conn, int status, const char *param, const char *msg) {
@@ -483,7 +497,7 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
             .n_prompts = np,
             .prompt_param = ep == SRV_EP_CHAT ? "messages" : "prompt",
             .n = req->n,
-            /* OpenAI's default for /v1/completions is 16 tokens; chat: the rest of the context */
+            /* absent: OpenAI's 16 for /v1/completions; chat: the runner's --default-max-tokens */
             .max_tokens = req->max_tokens < 0 && ep == SRV_EP_COMPLETIONS ? 16 : req->max_tokens,
             .sp = req->sp,
             .stop = (const char *const *)req->stop,
@@ -586,6 +600,123 @@ static enum MHD_Result do_template(sched_runner *core, struct MHD_Connection *co
     return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
 }
 
+/* ------------------------------------------------------------------ request framing */
+
+/* What the header fields say about the body's length (RFC 9112 section 6),
+ * over every field line: libmicrohttpd 0.9.75 reads only the first
+ * Content-Length and lets a chunked Transfer-Encoding override it, so a
+ * proxy in front could frame the same bytes differently. */
+typedef struct framing {
+    int n_length;     /* Content-Length field lines */
+    bool length_bad;  /* one is not 1*DIGIT */
+    uint64_t length;  /* the first one's value; UINT64_MAX when it overflows */
+    int n_te;         /* Transfer-Encoding field lines */
+    int n_chunked;    /* "chunked" codings in them */
+    char other[32];   /* the first other coding, "" when none */
+} framing;
+
+static bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+static void framing_length(framing *f, const char *v) {
+    while (is_ows(*v)) v++;
+    uint64_t n = 0;
+    const char *p = v;
+    for (; *p >= '0' && *p <= '9'; p++) n = n > (UINT64_MAX - 9) / 10 ? UINT64_MAX : n * 10 + (uint64_t)(*p - '0');
+    const char *digits_end = p;
+    while (is_ows(*p)) p++;
+    if (digits_end == v || *p) f->length_bad = true;
+    if (f->n_length++ == 0) f->length = n;
+}
+
+/* Transfer-Encoding is a comma-separated list of codings (empty elements allowed). */
+static void framing_codings(framing *f, const char *v) {
+    f->n_te++;
+    while (*v) {
+        while (is_ows(*v) || *v == ',') v++;
+        const char *end = v;
+        while (*end && *end != ',') end++;
+        size_t n = (size_t)(end - v);
+        while (n && is_ows(v[n - 1])) n--;
+        if (n == 7 && strncasecmp(v, "chunked", 7) == 0)
+            f->n_chunked++;
+        else if (n && !f->other[0])
+            snprintf(f->other, sizeof f->other, "%.*s", (int)n, v);
+        v = end;
+    }
+}
+
+static enum MHD_Result framing_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    framing *f = cls;
+    if (!value) value = "";
+    if (strcasecmp(key, "Content-Length") == 0) framing_length(f, value);
+    else if (strcasecmp(key, "Transfer-Encoding") == 0) framing_codings(f, value);
+    return MHD_YES;
+}
+
+/* 0 when the body's length is unambiguous; else -1 with the error (400, or
+ * 501 for a transfer coding other than chunked, RFC 9112 section 6.1).  The
+ * library refuses a malformed single Content-Length before this is called;
+ * length_bad covers any value it lets through. */
+static int framing_check(const framing *f, bool http10, srv_error *e) {
+    if (f->n_length > 1) {
+        srv_error_set(e, 400, NULL, "the request has %d Content-Length headers (one at most)", f->n_length);
+    } else if (f->length_bad) {
+        srv_error_set(e, 400, NULL, "Content-Length is not a non-negative decimal integer");
+    } else if (f->n_te && f->n_length) {
+        srv_error_set(e, 400, NULL, "the request has both Content-Length and Transfer-Encoding");
+    } else if (f->n_te && http10) {
+        srv_error_set(e, 400, NULL, "Transfer-Encoding is not allowed in an HTTP/1.0 request");
+    } else if (f->other[0]) {
+        srv_error_set(e, 501, NULL, "Transfer-Encoding '%s' is not supported (only chunked)", f->other);
+        e->type = "invalid_request_error";
+    } else if (f->n_te && f->n_chunked != 1) {
+        srv_error_set(e, 400, NULL, "Transfer-Encoding must name chunked exactly once");
+    } else {
+        return 0;
+    }
+    return -1;
+}
+
+/* First call of a request: headers in, no body read yet (libmicrohttpd
+ * answers "Expect: 100-continue" only when no reply is queued here).  Rejects
+ * an ambiguous length or a declared body over the limit at once, closing the
+ * connection since the body stays unread, and starts the body deadline. */
+static enum MHD_Result request_begin(const srv_http *h, struct MHD_Connection *conn, const char *version,
+                                     conn_ctx *cx) {
+    framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_field, &f);
+    srv_error e;
+    if (framing_check(&f, strcmp(version, MHD_HTTP_VERSION_1_0) == 0, &e)) return reply_error_close(conn, &e, true);
+    if (f.n_length && f.length > h->p.max_body) {
+        srv_error_set(&e, 413, NULL, "the request body exceeds the limit of %zu bytes", h->p.max_body);
+        return reply_error_close(conn, &e, true);
+    }
+    cx->body_deadline = ryot_now_s() + h->p.body_timeout;
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, h->p.body_timeout);
+    return MHD_YES;
+}
+
+/* One piece of the body.  MHD_NO (the connection closes) once the body
+ * deadline has passed; else the inactivity timeout is cut to what is left of
+ * it, so a stalled upload ends by the deadline too. */
+static enum MHD_Result request_body(const srv_http *h, struct MHD_Connection *conn, conn_ctx *cx, const char *data,
+                                    size_t *size) {
+    const double left = cx->body_deadline - ryot_now_s();
+    if (left <= 0) return MHD_NO;
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)left + 1);
+    if (!cx->too_large) {
+        if (cx->body.len + *size > h->p.max_body) {
+            cx->too_large = true;
+            ryot_buf_free(&cx->body);
+        } else if (!ryot_buf_append(&cx->body, data, *size)) {
+            return MHD_NO;
+        }
+    }
+    *size = 0;
+    return MHD_YES;
+}
+
 /* ------------------------------------------------------------------ routing */
 
 typedef enum route {
@@ -630,29 +761,17 @@ static route find_route(const char *url, const char **method_needed) {
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                               const char *version, const char *upload, size_t *upload_size, void **con_cls) {
-    (void)version;
     srv_http *h = cls;
     conn_ctx *cx = *con_cls;
     if (!cx) {
         cx = calloc(1, sizeof *cx);
         if (!cx) return MHD_NO;
         *con_cls = cx;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > h->p.max_body) cx->too_large = true;
-        return MHD_YES;
+        return request_begin(h, conn, version, cx);
     }
-    if (*upload_size) {
-        if (!cx->too_large) {
-            if (cx->body.len + *upload_size > h->p.max_body) {
-                cx->too_large = true;
-                ryot_buf_free(&cx->body);
-            } else if (!ryot_buf_append(&cx->body, upload, *upload_size)) {
-                return MHD_NO;
-            }
-        }
-        *upload_size = 0;
-        return MHD_YES;
-    }
+    if (*upload_size) return request_body(h, conn, cx, upload, upload_size);
+    /* the whole request is in: back to the idle limit while it is served */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, IDLE_TIMEOUT_S);
     if (cx->too_large) {
         char msg[96];
         snprintf(msg, sizeof msg, "the request body exceeds the limit of %zu bytes", h->p.max_body);
@@ -752,6 +871,7 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
     h->p = *pp;
     if (!h->p.host) h->p.host = "127.0.0.1";
     if (!h->p.max_body) h->p.max_body = 8u << 20;
+    if (!h->p.body_timeout) h->p.body_timeout = 60;
     if (h->p.max_connections <= 0) h->p.max_connections = 1024;
     if (pp->api_key && *pp->api_key) h->api_key = strdup(pp->api_key);
     atomic_init(&h->core, NULL);
@@ -767,7 +887,7 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
                                 MHD_USE_ITC,
                             (uint16_t)h->p.port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &addr,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->p.max_connections,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+                            MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_THREAD_STACK_SIZE,
                             (size_t)(512 * 1024), MHD_OPTION_END);
     if (!h->d) {

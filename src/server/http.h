@@ -1,6 +1,6 @@
 /* HTTP front of ryot serve (libmicrohttpd, one thread per connection):
- * routing, API-key check, body limits, OpenAI endpoints over the serving
- * core (core.h), SSE streaming, /metrics, /health.
+ * routing, API-key check, request framing and body limits, OpenAI endpoints
+ * over the serving core (core.h), SSE streaming, /metrics, /health.
  *
  * The listener starts before the model is loaded: until srv_http_set_core
  * is called every endpoint but /health and /metrics answers 503, and
@@ -18,6 +18,9 @@ typedef struct srv_http_params {
     int port;              /* default 8080; 0: any free port (see srv_http_port) */
     const char *api_key;   /* NULL: no authentication */
     size_t max_body;       /* bytes; default 8 MiB; larger bodies get 413 */
+    unsigned body_timeout; /* seconds from the request headers to the end of the body
+                            * (default 60); a slower or stalled upload is cut: the
+                            * connection closes without a reply */
     int max_connections;   /* default 1024 */
 } srv_http_params;
 

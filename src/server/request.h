@@ -89,9 +89,10 @@ typedef struct srv_request {
     char **prompts;
     int n_prompts;
 
-    /* -1 when absent (the caller picks: context left, or OpenAI's 16 for
-     * /v1/completions).  chat: max_completion_tokens is an alias; when both
-     * are given max_completion_tokens wins.  1..SRV_MAX_TOKENS_LIMIT. */
+    /* -1 when absent (the caller picks: the server's --default-max-tokens
+     * for chat, OpenAI's 16 for /v1/completions).  chat: max_completion_tokens
+     * is an alias; when both are given max_completion_tokens wins.
+     * 1..SRV_MAX_TOKENS_LIMIT. */
     int max_tokens;
 
     /* OpenAI defaults, not llama.cpp's: temperature 1 (0..2; 0 = greedy),

@@ -51,7 +51,11 @@ typedef struct pre_def {
 } pre_def;
 
 static const pre_def pre_defs[] = {
-    {"gpt-2|default|mpt|olmo|jais|trillion|gpt-neox", false, {RE_GPT2}},
+    {"gpt-2|mpt|olmo|jais|trillion|gpt-neox", false, {RE_GPT2}},
+    /* llama.cpp's default (a missing key or "default"): runs of punctuation
+     * and of $+<=>^~| first, then GPT-2's rules, then digit runs cut into
+     * groups of three from the left. */
+    {"default", false, {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}},
     {"llama-bpe|llama3|llama-v3|falcon3", true, {RE_LLAMA3}},
     {"dbrx|smaug-bpe|chatglm-bpe", false, {RE_LLAMA3}},
     {"qwen2|stablelm2|deepseek-r1-qwen", false, {RE_QWEN2}},

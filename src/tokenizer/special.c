@@ -5,7 +5,9 @@
  * taken longest first over the whole text.  For each length L, from the
  * longest down, every occurrence of a length-L special in what is still raw
  * text is cut out, left to right, non-overlapping.  Without TOKENIZE_SPECIAL
- * only user-defined tokens are eligible.
+ * only user-defined tokens are eligible.  A cut token with TOK_STRIP_RIGHT
+ * (LEFT) also removes the whitespace after (before) it from the text between
+ * it and its neighbour.
  *
  * Cost: one walk of a byte trie from each position whose byte starts some
  * special gives the candidates (position, longest eligible match); the
@@ -108,6 +110,9 @@ static void cover(uint64_t *bits, size_t i, size_t n) {
     for (size_t k = i; k < i + n; k++) bits[k >> 6] |= 1ull << (k & 63);
 }
 
+/* C's isspace in the C locale, as llama.cpp strips. */
+static bool is_space(uint8_t c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
 static int cmp_frag_pos(const void *a, const void *b) {
     size_t x = ((const tok_frag *)a)->off, y = ((const tok_frag *)b)->off;
     return x < y ? -1 : x > y;
@@ -161,14 +166,21 @@ ryot_status special_partition(tokenizer_scratch *s, const char *text, size_t len
         }
         qsort(s->taken, s->n_taken, sizeof *s->taken, cmp_frag_pos);
     }
+    /* Text between two cuts, less the whitespace the special before it
+     * (TOK_STRIP_RIGHT) and the one after it (TOK_STRIP_LEFT) swallow. */
     size_t at = 0;
-    for (size_t k = 0; k < s->n_taken; k++) {
-        const tok_frag *t = &s->taken[k];
-        if (t->off > at && !frag_push(&s->frags, &s->n_frags, &s->cap_frags, at, t->off - at, -1)) goto nomem;
+    for (size_t k = 0; k <= s->n_taken; k++) {
+        const tok_frag *t = k < s->n_taken ? &s->taken[k] : NULL;
+        size_t end = t ? t->off : len;
+        if (k > 0 && tok->tokens[s->taken[k - 1].id].strip & TOK_STRIP_RIGHT)
+            while (at < end && is_space(u[at])) at++;
+        if (t && tok->tokens[t->id].strip & TOK_STRIP_LEFT)
+            while (end > at && is_space(u[end - 1])) end--;
+        if (end > at && !frag_push(&s->frags, &s->n_frags, &s->cap_frags, at, end - at, -1)) goto nomem;
+        if (!t) break;
         if (!frag_push(&s->frags, &s->n_frags, &s->cap_frags, t->off, t->len, t->id)) goto nomem;
         at = t->off + t->len;
     }
-    if (at < len && !frag_push(&s->frags, &s->n_frags, &s->cap_frags, at, len - at, -1)) goto nomem;
     return RYOT_OK;
 nomem:
     return ryot_fail(err, RYOT_ERR_NOMEM, "tokenize");

@@ -15,8 +15,12 @@ typedef struct tok_entry {
     uint32_t text_off, text_len;   /* vocab string, in tokenizer.blob */
     uint32_t piece_off, piece_len; /* decoded bytes, in tokenizer.blob */
     float score;
-    uint8_t type; /* token_type */
+    uint8_t type;  /* token_type */
+    uint8_t strip; /* TOK_STRIP_*: whitespace this special swallows when matched */
 } tok_entry;
+
+#define TOK_STRIP_LEFT 1u  /* the whitespace just before it */
+#define TOK_STRIP_RIGHT 2u /* the whitespace just after it */
 
 /* Open addressing, linear probing.  A slot holds the upper 32 bits of the
  * text's hash and the token id (UINT64_MAX = empty), so that most misses are
@@ -172,9 +176,6 @@ struct tokenizer_scratch {
 uint64_t tok_hash(const char *s, size_t len);
 int32_t tok_lookup(const tokenizer *tok, const char *s, size_t len);
 int32_t tok_merge_find(const tokenizer *tok, int32_t left, int32_t right, uint32_t *rank);
-static inline const char *tok_text(const tokenizer *tok, int32_t id) {
-    return tok->blob + tok->tokens[id].text_off;
-}
 
 /* ---- special.c */
 ryot_status special_init(tokenizer *tok, ryot_error *err);

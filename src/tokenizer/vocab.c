@@ -254,6 +254,132 @@ static void find_eog(tokenizer *tok) {
     for (size_t i = 0; i < sizeof eog_names / sizeof *eog_names; i++) add_eog(tok, find_special(tok, eog_names[i]));
 }
 
+/* ---------------------------------------------------------------- control-looking tokens */
+
+/* llama.cpp (as vendored in llama-cpp-python 0.3.36) retypes tokens by their
+ * text at load, whatever tokenizer.ggml.token_type says: converters often
+ * write these as user-defined, and a user-defined token is cut out of plain
+ * text, so Phi-3's "</s>" became token 2 in text tokenized without specials.
+ * As control tokens they are matched only when specials are parsed, and left
+ * out of plain decoding.  Every end-of-generation spelling becomes control;
+ * of the fill-in-the-middle spellings, only the first one present per role,
+ * and only for a role whose id no key gives. */
+static const char *const eog_texts[] = {
+    "<|eot_id|>",      "<|im_end|>",     "<|end|>",    "<|return|>",       "<|call|>",
+    "<|flush|>",       "<|calls|>",      "<end_of_turn>", "<|endoftext|>", "</s>",
+    "<|eom_id|>",      "<EOT>",          "_<EOT>",     "[EOT]",            "[EOS]",
+    "<|end_of_text|>", "<end_of_utterance>", "<eos>",  "<turn|>",          "<|tool_response>",
+    "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", "[e~[",
+};
+
+#define FIM_TEXTS 8
+static const struct {
+    const char *key, *old_key; /* the role's id keys (old_key: the pre-FIM name) */
+    const char *texts[FIM_TEXTS];
+} fim_roles[] = {
+    {KEY("fim_pre_token_id"), KEY("prefix_token_id"),
+     {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>", "<PRE>",
+      "\xe2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"}},
+    {KEY("fim_suf_token_id"), KEY("suffix_token_id"),
+     {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81hole\xef\xbd\x9c>", "<SUF>",
+      "\xe2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"}},
+    {KEY("fim_mid_token_id"), KEY("middle_token_id"),
+     {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>", "<MID>",
+      "\xe2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"}},
+    {KEY("fim_pad_token_id"), NULL, {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"}},
+    {KEY("fim_rep_token_id"), NULL, {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"}},
+    {KEY("fim_sep_token_id"), NULL, {"<|file_sep|>"}},
+};
+
+static int32_t find_text(const tokenizer *tok, const char *text) { return tok_lookup(tok, text, strlen(text)); }
+
+static void set_type(tokenizer *tok, const char *text, uint8_t type) {
+    int32_t id = find_text(tok, text);
+    if (id >= 0) tok->tokens[id].type = type;
+}
+
+static bool text_is(const tokenizer *tok, int32_t id, const char *text) {
+    return id >= 0 && tok->tokens[id].text_len == strlen(text) &&
+           !memcmp(tok->blob + tok->tokens[id].text_off, text, tok->tokens[id].text_len);
+}
+
+/* Needs the special ids (eos, eot, eom) read; runs before anything that
+ * looks at the types (special_init, spm_prepare, find_eog). */
+static ryot_status retype_controls(tokenizer *tok, const gguf_file *f, ryot_error *err) {
+    for (size_t r = 0; r < sizeof fim_roles / sizeof *fim_roles; r++) {
+        int32_t id = -1;
+        ryot_status st = get_id(f, fim_roles[r].key, tok->n_vocab, &id, err);
+        if (st == RYOT_OK && id < 0 && fim_roles[r].old_key) st = get_id(f, fim_roles[r].old_key, tok->n_vocab, &id, err);
+        if (st != RYOT_OK) return st;
+        for (int k = 0; k < FIM_TEXTS && id < 0 && fim_roles[r].texts[k]; k++)
+            if ((id = find_text(tok, fim_roles[r].texts[k])) >= 0) tok->tokens[id].type = TOKEN_TYPE_CONTROL;
+    }
+    for (size_t i = 0; i < sizeof eog_texts / sizeof *eog_texts; i++) set_type(tok, eog_texts[i], TOKEN_TYPE_CONTROL);
+    /* gpt-oss: these four are always rendered, so user-defined. */
+    static const char *const harmony[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"};
+    for (size_t i = 0; i < sizeof harmony / sizeof *harmony; i++) set_type(tok, harmony[i], TOKEN_TYPE_USER_DEFINED);
+    /* o200k_harmony and solar-open: "<|end|>" is not an end of generation there. */
+    bool has_call = find_text(tok, "<|call|>") >= 0 || find_text(tok, "<|calls|>") >= 0;
+    if (has_call && (find_text(tok, "<|return|>") >= 0 || find_text(tok, "<|flush|>") >= 0))
+        set_type(tok, "<|end|>", TOKEN_TYPE_USER_DEFINED);
+    /* Gemma 4 and PLaMo: "</s>" is ordinary text. */
+    const char *plamo = "<|plamo:eos|>";
+    if (find_text(tok, "<|tool_response>") >= 0 || text_is(tok, tok->eos, plamo) || text_is(tok, tok->eot, plamo) ||
+        text_is(tok, tok->eom, plamo))
+        set_type(tok, "</s>", TOKEN_TYPE_NORMAL);
+    return RYOT_OK;
+}
+
+static bool contains_any(const char *s, const char *const *subs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (strstr(s, subs[i])) return true;
+    return false;
+}
+
+/* A metadata string as a C string ("" when absent or not a string). */
+static void get_cstr(const gguf_file *f, const char *key, char *buf, size_t cap) {
+    gguf_str v = {0, NULL};
+    ryot_error e2;
+    buf[0] = 0;
+    if (gguf_get_str(f, key, &v, &e2) != RYOT_OK || !v.data) return;
+    size_t n = v.len < cap - 1 ? v.len : cap - 1;
+    memcpy(buf, v.data, n);
+    buf[n] = 0;
+}
+
+/* Whitespace swallowed by matched specials: llama.cpp sets it per model by
+ * name, GGUF does not store it.  Phi-3: every special (after retype_controls)
+ * but <unk>, <s> and <|endoftext|> eats the whitespace after it; some BERTs:
+ * the mask token eats that before it. */
+static void set_strip(tokenizer *tok, const gguf_file *f) {
+    char name[256], pre[64], arch[64];
+    get_cstr(f, "general.name", name, sizeof name);
+    get_cstr(f, KEY("pre"), pre, sizeof pre);
+    get_cstr(f, "general.architecture", arch, sizeof arch);
+    for (char *c = name; *c; c++)
+        if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+    static const char *const jina[] = {"jina-v2-de", "jina-v2-es", "jina-v2-code"};
+    static const char *const mask_archs[] = {"nomic-bert-moe", "jina-bert-v3"};
+    static const char *const phi3[] = {"phi-3", "phi3"};
+    static const char *const modern_bert[] = {"modern-bert"};
+    int32_t id;
+    if (contains_any(pre, jina, 3) || contains_any(arch, mask_archs, 2)) {
+        if ((id = find_text(tok, "<mask>")) >= 0) tok->tokens[id].strip |= TOK_STRIP_LEFT;
+    } else if (contains_any(name, phi3, 2)) {
+        for (int32_t i = 0; i < tok->n_vocab; i++) {
+            uint8_t t = tok->tokens[i].type;
+            if (t == TOKEN_TYPE_CONTROL || t == TOKEN_TYPE_USER_DEFINED || t == TOKEN_TYPE_UNKNOWN)
+                tok->tokens[i].strip |= TOK_STRIP_RIGHT;
+        }
+        if ((id = find_text(tok, "</s>")) >= 0) tok->tokens[id].strip |= TOK_STRIP_RIGHT;
+        static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+        for (size_t i = 0; i < 3; i++)
+            if ((id = find_text(tok, keep[i])) >= 0) tok->tokens[id].strip &= (uint8_t)~TOK_STRIP_RIGHT;
+    } else if (contains_any(name, modern_bert, 1)) {
+        if ((id = find_text(tok, "[MASK]")) >= 0) tok->tokens[id].strip |= TOK_STRIP_LEFT;
+    }
+}
+
 /* ---------------------------------------------------------------- load */
 
 static ryot_status load(tokenizer *tok, const gguf_file *f, ryot_error *err) {
@@ -359,7 +485,7 @@ static ryot_status load(tokenizer *tok, const gguf_file *f, ryot_error *err) {
     if (tok->kind == TOKENIZER_BPE) {
         char name[48];
         if (!pre.data) {
-            strcpy(name, "gpt-2"); /* no key: the original GPT-2 pre-tokenizer */
+            strcpy(name, "default"); /* no key: llama.cpp's default pre-tokenizer */
         } else {
             if (pre.len >= sizeof name)
                 return ryot_fail(err, RYOT_ERR_UNSUPPORTED, "unknown pre-tokenizer '%.*s' (" KEY("pre") ")", 64,
@@ -400,6 +526,8 @@ static ryot_status load(tokenizer *tok, const gguf_file *f, ryot_error *err) {
         if (id >= 0 && (tok->tokens[id].piece_len != 1 || (uint8_t)tok->blob[tok->tokens[id].piece_off] != b))
             tok->byte_id[b] = -1;
     }
+    if ((st = retype_controls(tok, f, err)) != RYOT_OK) return st;
+    set_strip(tok, f);
     if (tok->kind == TOKENIZER_SPM && (st = spm_prepare(tok, err)) != RYOT_OK) return st;
     if ((st = special_init(tok, err)) != RYOT_OK) return st;
     find_eog(tok);

@@ -329,3 +329,25 @@ def test_completion_logprobs_offsets_multibyte(client, model_id):
     text, plain, streamed = _completion_offsets(client, model_id, "Emoji time: \U0001F642 and \u65e5\u672c")
     assert all(0 <= o <= len(text) for o in plain), (plain, len(text))
     assert streamed == plain
+
+
+def test_chat_default_max_tokens_cap():
+    """A chat request without max_tokens stops at --default-max-tokens, and a
+    default never turns into a 400: near the end of the context it stops there."""
+    from conftest import start_server
+
+    s = start_server("--ctx", "96", "--default-max-tokens", "12", "--threads", "2", "--max-running", "4")
+    try:
+        c = s.client()
+        mid = c.models.list().data[0].id
+        r = c.chat.completions.create(model=mid, messages=STORY, temperature=0, extra_body={"ignore_eos": True})
+        assert r.usage.completion_tokens == 12
+        assert r.choices[0].finish_reason == "length"
+        # a prompt that leaves fewer than 12 positions: the context left, not an error
+        long_msg = [{"role": "user", "content": "one two three four five six seven eight nine ten " * 6}]
+        r = c.chat.completions.create(model=mid, messages=long_msg, temperature=0, extra_body={"ignore_eos": True})
+        assert r.usage.prompt_tokens + r.usage.completion_tokens == 96
+        assert r.usage.completion_tokens < 12
+        assert r.choices[0].finish_reason == "length"
+    finally:
+        s.stop_and_check()

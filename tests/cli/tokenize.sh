@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # `ryot tokenize` against llama.cpp's vocab test vectors (.inp texts split on
-# "\n__ggml_vocab_test__\n", .out one id line per text), --bos/--eos/--special/
+# "\n__ggml_vocab_test__\n", .out one id line per text) and our own
+# (tests/unit/data/tokenizer, ids from llama.cpp), --bos/--eos/--special/
 # --pieces, malformed and unsupported files, bad usage.  Needs $RYOT.
 set -euo pipefail
 
 RYOT=${RYOT:?set RYOT to the ryot binary}
 TESTDATA=${RYOT_TESTDATA:-../shared/testdata}
 V=$TESTDATA/tokenizer
+OWN=$(dirname "$0")/../unit/data/tokenizer
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
@@ -17,40 +19,52 @@ fail() {
     fails=$((fails + 1))
 }
 
-# Writes the texts of NAME.inp to $TMP/NAME.N (N from 1) and prints their count.
+# split_cases DIR NAME: writes the texts of DIR/NAME.inp to $TMP/NAME.N (N
+# from 1) and prints their count.
 split_cases() {
     perl -0777 -ne '
         my @t = split /\n__ggml_vocab_test__\n/, $_, -1;
         pop @t;  # what follows the last marker (nothing)
         for my $i (0 .. $#t) {
-            open(my $f, ">", "'"$TMP"'/'"$1"'." . ($i + 1)) or die;
+            open(my $f, ">", "'"$TMP"'/'"$2"'." . ($i + 1)) or die;
             print $f $t[$i];
             close $f;
         }
-        print scalar(@t), "\n";' "$V/$1.inp"
+        print scalar(@t), "\n";' "$1/$2.inp"
 }
 
-# check_vectors NAME [MAX]: the first MAX (default all) cases of NAME.
-check_vectors() {
-    local name=$1 n i want got
-    n=$(split_cases "$name")
-    [ -n "${2:-}" ] && [ "$2" -lt "$n" ] && n=$2
+# check_dir DIR NAME OUT MAX [FLAG...]: the first MAX (0: all) texts of
+# DIR/NAME.inp tokenized by `ryot tokenize -m $V/NAME.gguf FLAG...` against
+# the lines of DIR/OUT.
+check_dir() {
+    local dir=$1 name=$2 out=$3 max=$4 n i want got
+    shift 4
+    n=$(split_cases "$dir" "$name")
+    [ "$max" -gt 0 ] && [ "$max" -lt "$n" ] && n=$max
     for ((i = 1; i <= n; i++)); do
         checks=$((checks + 1))
-        want=$(sed -n "${i}p" "$V/$name.out" | sed 's/^ *//; s/ *$//')
-        if ! got=$("$RYOT" tokenize -m "$V/$name.gguf" <"$TMP/$name.$i" 2>"$TMP/err"); then
-            fail "$name case $i: exit status $?: $(cat "$TMP/err")"
+        want=$(sed -n "${i}p" "$dir/$out" | sed 's/^ *//; s/ *$//')
+        if ! got=$("$RYOT" tokenize -m "$V/$name.gguf" "$@" <"$TMP/$name.$i" 2>"$TMP/err"); then
+            fail "$name $* case $i: exit status $?: $(cat "$TMP/err")"
             continue
         fi
-        [ "$got" = "$want" ] || fail "$name case $i: got '$got', want '$want'"
+        [ "$got" = "$want" ] || fail "$name $* case $i: got '$got', want '$want'"
     done
 }
+
+# check_vectors NAME [MAX]: the first MAX (default all) cases of llama.cpp's NAME.
+check_vectors() { check_dir "$V" "$1" "$1.out" "${2:-0}"; }
 
 check_vectors gpt-2
 check_vectors llama-spm
 check_vectors llama3 8
 check_vectors deepseek-coder 8
 check_vectors bert-bge 8
+# gpt-neox: no tokenizer.ggml.pre, llama.cpp's default pre-tokenizer; phi-3:
+# "</s>" is text without --special, token 2 with it.
+check_dir "$OWN" gpt-neox gpt-neox.out 0
+check_dir "$OWN" phi-3 phi-3.out 0
+check_dir "$OWN" phi-3 phi-3.special.out 0 --special
 
 # expect NAME WANT CMD...: stdout equals WANT, exit 0, stderr empty.
 expect() {

@@ -136,14 +136,15 @@ typedef struct vectors {
     char **ids_line;   /* into out */
 } vectors;
 
-static bool vectors_load(const char *name, vectors *v) {
+/* DIR/NAME.inp with the ids of DIR/NAME.OUT_SUFFIX. */
+static bool vectors_load_from(const char *dir, const char *name, const char *out_suffix, vectors *v) {
     char p[1200];
     size_t ni, no;
     memset(v, 0, sizeof *v);
-    snprintf(p, sizeof p, "%s/%s.inp", tok_dir(), name);
+    snprintf(p, sizeof p, "%s/%s.inp", dir, name);
     if (!(v->inp = read_file(p, &ni))) return false;
-    snprintf(p, sizeof p, "%s/%s.out", tok_dir(), name);
-    if (!(v->out = read_file(p, &no))) fail_msg("%s.inp without %s.out", name, name);
+    snprintf(p, sizeof p, "%s/%s%s", dir, name, out_suffix);
+    if (!(v->out = read_file(p, &no))) fail_msg("%s.inp without %s%s", name, name, out_suffix);
     size_t cap = 64;
     v->text = malloc(cap * sizeof *v->text);
     v->text_len = malloc(cap * sizeof *v->text_len);
@@ -171,6 +172,8 @@ static bool vectors_load(const char *name, vectors *v) {
     return true;
 }
 
+static bool vectors_load(const char *name, vectors *v) { return vectors_load_from(tok_dir(), name, ".out", v); }
+
 static void vectors_free(vectors *v) {
     free(v->inp);
     free(v->out);
@@ -195,9 +198,9 @@ static size_t parse_ids(const char *line, int32_t *ids, size_t cap) {
 /* Names of the vocabs with test vectors, sorted. */
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static size_t list_vocabs(const char *suffix, char names[][64], size_t cap) {
-    DIR *d = opendir(tok_dir());
-    if (!d) fail_msg("cannot open %s (set RYOT_TESTDATA)", tok_dir());
+static size_t list_vocabs_in(const char *dir, const char *suffix, char names[][64], size_t cap) {
+    DIR *d = opendir(dir);
+    if (!d) fail_msg("cannot open %s (set RYOT_TESTDATA)", dir);
     size_t n = 0;
     struct dirent *e;
     while ((e = readdir(d)) && n < cap) {
@@ -218,18 +221,22 @@ static size_t list_vocabs(const char *suffix, char names[][64], size_t cap) {
     return n;
 }
 
+static size_t list_vocabs(const char *suffix, char names[][64], size_t cap) {
+    return list_vocabs_in(tok_dir(), suffix, names, cap);
+}
+
 /* Returns the number of mismatching cases; prints each. */
-static size_t check_vectors(const char *name, const tokenizer *t, const vectors *v, size_t *n_cases) {
+static size_t check_vectors(const char *name, const tokenizer *t, const vectors *v, unsigned flags, size_t *n_cases) {
     token_buf out = {0};
     int32_t want[4096];
     size_t bad = 0;
     for (size_t i = 0; i < v->n; i++) {
-        encode_ok(t, v->text[i], v->text_len[i], 0, &out);
+        encode_ok(t, v->text[i], v->text_len[i], flags, &out);
         size_t nw = parse_ids(v->ids_line[i], want, 4096);
         bool same = nw == out.n && !memcmp(want, out.ids, nw * sizeof *want);
         if (!same) {
             bad++;
-            fprintf(stderr, "MISMATCH %s case %zu: text \"", name, i);
+            fprintf(stderr, "MISMATCH %s%s case %zu: text \"", name, flags & TOKENIZE_SPECIAL ? " (specials)" : "", i);
             print_escaped(v->text[i], v->text_len[i]);
             fprintf(stderr, "\"\n");
             print_ids("want", want, nw < 4096 ? nw : 4096);
@@ -256,7 +263,7 @@ static void test_conformance(void **state) {
         if (st) fail_msg("loading %s: %s", path, err.msg);
         vectors v;
         assert_true(vectors_load(names[k], &v));
-        size_t cases, bad = check_vectors(names[k], t, &v, &cases);
+        size_t cases, bad = check_vectors(names[k], t, &v, 0, &cases);
         printf("  %-16s %zu/%zu cases identical\n", names[k], cases - bad, cases);
         total_bad += bad;
         n_vocabs++;
@@ -264,6 +271,33 @@ static void test_conformance(void **state) {
         tokenizer_free(t);
     }
     assert_true(n_vocabs >= 11);
+    assert_int_equal(total_bad, 0);
+}
+
+/* Our own vectors (tests/unit/data/gen_tokenizer_vectors.py, ids from
+ * llama.cpp) on the vocabs of the shared test data: punctuation runs, digit
+ * groups, mixed scripts, special-token texts as plain text (NAME.out) and
+ * parsed (NAME.special.out).  gpt-neox has no tokenizer.ggml.pre: llama.cpp's
+ * default pre-tokenizer. */
+static void test_extra_vectors(void **state) {
+    (void)state;
+    static const char dir[] = "tests/unit/data/tokenizer";
+    char names[64][64];
+    size_t n = list_vocabs_in(dir, ".inp", names, 64), total_bad = 0;
+    assert_true(n >= 12);
+    for (size_t k = 0; k < n; k++) {
+        tokenizer *t = load_vocab(names[k]);
+        for (int special = 0; special < 2; special++) {
+            vectors v;
+            assert_true(vectors_load_from(dir, names[k], special ? ".special.out" : ".out", &v));
+            size_t cases, bad = check_vectors(names[k], t, &v, special ? TOKENIZE_SPECIAL : 0, &cases);
+            printf("  %-16s %-9s %zu/%zu cases identical\n", names[k], special ? "specials" : "plain", cases - bad,
+                   cases);
+            total_bad += bad;
+            vectors_free(&v);
+        }
+        tokenizer_free(t);
+    }
     assert_int_equal(total_bad, 0);
 }
 
@@ -526,7 +560,7 @@ static void test_load_errors(void **state) {
     load_patched("gpt-2", "tokenizer.ggml.model", "wordsoup", RYOT_ERR_UNSUPPORTED, "'wordsoup'");
     load_patched("gpt-2", "tokenizer.ggml.merges", NULL, RYOT_ERR_FORMAT, "merges");
     load_patched("gpt-2", "tokenizer.ggml.tokens", NULL, RYOT_ERR_FORMAT, "tokens");
-    /* Missing pre: the GPT-2 pre-tokenizer. */
+    /* Missing pre: llama.cpp's default pre-tokenizer. */
     load_patched("gpt-2", "tokenizer.ggml.pre", NULL, RYOT_OK, NULL);
     load_patched("gpt-2", "tokenizer.ggml.pre", "qwen2", RYOT_OK, NULL);
 }
@@ -743,7 +777,7 @@ static void test_gemma(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conformance), cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_detok_stream),
+        cmocka_unit_test(test_conformance), cmocka_unit_test(test_extra_vectors), cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_detok_stream),
         cmocka_unit_test(test_detok_repair), cmocka_unit_test(test_specials),   cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_all_load),     cmocka_unit_test(test_odd_input),  cmocka_unit_test(test_threads),
         cmocka_unit_test(test_smollm),       cmocka_unit_test(test_gemma),     cmocka_unit_test(test_wordpiece),

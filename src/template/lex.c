@@ -10,7 +10,7 @@
  *     unless written "+%}" / "+#}".
  * Inside a tag, "}}" and "%}" only end it when every bracket opened in it is
  * closed, as in jinja2 (so "{{ {'a': {'b': 1}} }}" works). */
-#include "tokenizer/chat_template_impl.h"
+#include "template/impl.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * body starts a fresh scope over the enclosing one (so a {% set %} inside a
  * loop is gone after the iteration; namespace() attributes are how templates
  * carry state out), and {% set %} binds in the innermost scope. */
-#include "tokenizer/chat_template_impl.h"
+#include "template/impl.h"
 
 #include <math.h>
 #include <stdlib.h>

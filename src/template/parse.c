@@ -1,11 +1,11 @@
-/* Chat template parser: tokens into a syntax tree (chat_template_impl.h),
+/* Chat template parser: tokens into a syntax tree (impl.h),
  * following jinja2's grammar and precedence, loosest first:
  *   a if c else b  >  or  >  and  >  not  >  comparisons, in, not in
  *   >  + -  >  ~  >  * / // %  >  **  >  unary - +  >  | filter, is test
  *   >  .attr [item] (call)  >  literals, names, ( )
  * so filters bind tighter than any binary operator ("a + b | trim" trims b),
  * and "-x | abs" is abs(-x).  Nesting is limited to CHAT_TEMPLATE_MAX_DEPTH. */
-#include "tokenizer/chat_template_impl.h"
+#include "template/impl.h"
 
 #include <stdio.h>
 #include <string.h>

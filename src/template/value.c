@@ -1,6 +1,6 @@
 /* Chat template values: the arena, UTF-8 and case helpers, and Python's str(),
  * repr(), json.dumps, == and < over template values. */
-#include "tokenizer/chat_template_impl.h"
+#include "template/impl.h"
 
 #include <inttypes.h>
 #include <math.h>

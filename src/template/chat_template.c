@@ -1,10 +1,10 @@
 /* Chat templates: parse once, render per request (chat_template.h). */
-#include "tokenizer/chat_template.h"
+#include "template/chat_template.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer/chat_template_impl.h"
+#include "template/impl.h"
 
 struct chat_template {
     ct_arena arena; /* the normalized source, decoded strings and the syntax tree */

@@ -2,7 +2,7 @@
  * dict / loop methods and the global functions (range, namespace, dict,
  * raise_exception), each with the Python / jinja2 behaviour chat templates
  * rely on. */
-#include "tokenizer/chat_template_impl.h"
+#include "template/impl.h"
 
 #include <math.h>
 #include <stdlib.h>

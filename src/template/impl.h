@@ -1,21 +1,22 @@
-/* Chat template interpreter internals, shared by chat_template*.c:
- *   chat_template_lex.c     source -> tokens (whitespace control, trim/lstrip_blocks)
- *   chat_template_parse.c   tokens -> syntax tree
- *   chat_template_value.c   arena, values, strings, UTF-8, str(), repr(), tojson, comparisons
- *   chat_template_eval.c    syntax tree -> output (scopes, loops, operators, limits)
- *   chat_template_builtins.c filters, tests, methods and global functions
+/* Chat template interpreter internals, shared by chat_template.c (parse and
+ * render entry points) and:
+ *   lex.c       source -> tokens (whitespace control, trim/lstrip_blocks)
+ *   parse.c     tokens -> syntax tree
+ *   value.c     arena, values, strings, UTF-8, str(), repr(), tojson, comparisons
+ *   eval.c      syntax tree -> output (scopes, loops, operators, limits)
+ *   builtins.c  filters, tests, methods and global functions
  * Everything a template or a render allocates lives in one arena, freed at
  * once; values are small structs passed by value that point into it (or into
  * the caller's message strings, which are never copied). */
-#ifndef RYOT_CHAT_TEMPLATE_IMPL_H
-#define RYOT_CHAT_TEMPLATE_IMPL_H
+#ifndef RYOT_TEMPLATE_IMPL_H
+#define RYOT_TEMPLATE_IMPL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/error.h"
-#include "tokenizer/chat_template.h"
+#include "template/chat_template.h"
 
 /* ---------------------------------------------------------------- arena */
 
@@ -227,7 +228,7 @@ static inline bool ct_too_big(ct_render *r) {
 bool ct_charge(ct_render *r, uint64_t n);
 void *ct_ralloc(ct_render *r, size_t n); /* NULL after recording the error */
 
-/* ---------------------------------------------------------------- value helpers (chat_template_value.c) */
+/* ---------------------------------------------------------------- value helpers (value.c) */
 
 static inline ct_str ct_cstr(const char *s) {
     size_t n = 0;
@@ -282,7 +283,7 @@ const ct_value *ct_dict_get_str(const ct_dict *d, const char *key, size_t n);
  * keys; undefined: none).  False with an error for other kinds. */
 bool ct_iterate(ct_render *r, const ct_value *v, const ct_value **items, size_t *n);
 
-/* ---------------------------------------------------------------- builtins (chat_template_builtins.c) */
+/* ---------------------------------------------------------------- builtins (builtins.c) */
 
 typedef struct ct_args {
     const ct_value *pos;
@@ -306,7 +307,7 @@ bool ct_test_known(ct_str name);
 bool ct_getitem(ct_render *r, const ct_value *obj, const ct_value *key, ct_value *out);
 bool ct_getattr(ct_render *r, const ct_value *obj, ct_str name, ct_value *out);
 
-/* ---------------------------------------------------------------- evaluation (chat_template_eval.c) */
+/* ---------------------------------------------------------------- evaluation (eval.c) */
 
 bool ct_render_node(ct_render *r, ct_frame *f, const ct_node *root);
 
