@@ -31,7 +31,10 @@
  *   # ...        comment to the end of the line
  * Literals and classes are UTF-8 aware.  Left recursion (direct, or through
  * rules that can match nothing) is an error, as are undefined and duplicate
- * rules; errors give line:column.
+ * rules and a root that derives no finite string; syntax errors give
+ * line:column.  Alternatives that can never finish (they refer to a rule
+ * with no finite derivation) are never entered, so a matcher's every live
+ * state can still reach a complete sentence.
  *
  * JSON schema support (grammar_from_schema): type (one or a list; "object",
  * "array", "string", "number", "integer", "boolean", "null"), properties
@@ -80,6 +83,11 @@ ryot_status grammar_schema_to_text(const json_t *schema, char **text, ryot_error
 /* Any JSON object: response_format {"type": "json_object"}. */
 ryot_status grammar_json_object(grammar **out, ryot_error *err);
 
+/* Grammars are refcounted: every constructor returns one reference,
+ * grammar_ref adds one (returning g), grammar_free drops one and frees at
+ * zero.  Thread-safe (atomic), so jobs may hold a grammar past the thread
+ * that compiled it. */
+grammar *grammar_ref(const grammar *g);
 void grammar_free(grammar *g);
 
 /* A random string of g's language (tests, benchmarks): alternatives chosen

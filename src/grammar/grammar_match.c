@@ -183,6 +183,8 @@ struct grammar_matcher {
     uint32_t n_set, cap_set;
     uint64_t *seen; /* (pos, parent) pairs visited by expand, open addressing */
     uint32_t seen_cap, n_seen;
+    uint64_t *work; /* expand's worklist of (pos, parent) */
+    uint32_t cap_work;
     /* mask cache */
     uint32_t *masks; /* MASK_SLOTS * words */
     int32_t slot_owner[MASK_SLOTS];
@@ -279,26 +281,42 @@ static void seen_clear(grammar_matcher *m) {
 }
 
 /* Adds to m->set every stack whose top is a GE_CHAR, reachable from position
- * pos with continuation parent without consuming input.  Terminates because
- * grammar_parse rejects left recursion. */
+ * pos with continuation parent without consuming input.  A worklist, not
+ * recursion: nullable chains (x{0,n} of a nullable x) run thousands deep.
+ * Terminates because (pos, parent) pairs are visited once. */
 static bool expand(grammar_matcher *m, uint32_t pos, uint32_t parent) {
-    bool fail = false;
-    if (seen_test_add(m, pos, parent, &fail)) return true;
-    if (fail) return false;
     const grammar *g = m->g;
-    const gram_elem *e = &g->elems[pos];
-    if (e->kind == GE_CHAR) {
-        uint32_t id = node_intern(m, pos, parent);
-        return id && set_add(m, id);
+    uint32_t n = 0;
+    bool fail = false;
+#define PUSH(p_, q_)                                                                                     \
+    do {                                                                                                 \
+        if (!grow((void **)&m->work, &m->cap_work, n + 1, sizeof *m->work)) return false;                \
+        m->work[n++] = (uint64_t)(p_) << 32 | (q_);                                                      \
+    } while (0)
+    PUSH(pos, parent);
+    while (n) {
+        uint64_t w = m->work[--n];
+        pos = (uint32_t)(w >> 32), parent = (uint32_t)w;
+        if (seen_test_add(m, pos, parent, &fail)) continue;
+        if (fail) return false;
+        const gram_elem *e = &g->elems[pos];
+        if (e->kind == GE_CHAR) {
+            uint32_t id = node_intern(m, pos, parent);
+            if (!id || !set_add(m, id)) return false;
+        } else if (e->kind == GE_END) {
+            if (!parent) {
+                if (!set_add(m, 0)) return false;
+            } else {
+                PUSH(m->nodes[parent].pos, m->nodes[parent].parent);
+            }
+        } else {
+            uint32_t cont = parent;
+            if (g->elems[pos + 1].kind != GE_END && !(cont = node_intern(m, pos + 1, parent))) return false;
+            for (uint32_t a = g->rule_alt[e->arg]; a < g->rule_alt[e->arg + 1]; a++)
+                if (!g->alt_dead[a]) PUSH(g->alt_start[a], cont);
+        }
     }
-    if (e->kind == GE_END) {
-        if (!parent) return set_add(m, 0);
-        return expand(m, m->nodes[parent].pos, m->nodes[parent].parent);
-    }
-    uint32_t cont = parent;
-    if (g->elems[pos + 1].kind != GE_END && !(cont = node_intern(m, pos + 1, parent))) return false;
-    for (uint32_t a = g->rule_alt[e->arg]; a < g->rule_alt[e->arg + 1]; a++)
-        if (!expand(m, g->alt_start[a], cont)) return false;
+#undef PUSH
     return true;
 }
 
@@ -485,6 +503,7 @@ void grammar_matcher_free(grammar_matcher *m) {
     free(m->state_ht);
     free(m->set);
     free(m->seen);
+    free(m->work);
     free(m->masks);
     free(m->walk);
     free(m);
@@ -506,7 +525,7 @@ ryot_status grammar_matcher_new(const grammar *g, const grammar_vocab *v, gramma
         m->nodes[0] = (stk_node){UINT32_MAX, 0};
         m->n_nodes = 1;
         for (uint32_t a = g->rule_alt[g->root]; ok && a < g->rule_alt[g->root + 1]; a++)
-            ok = expand(m, g->alt_start[a], 0);
+            ok = g->alt_dead[a] || expand(m, g->alt_start[a], 0);
     }
     int64_t s = ok ? state_intern(m, NULL, 0, 0) : -1;
     if (s < 0) {
