@@ -101,6 +101,12 @@ char *grammar_generate(const grammar *g, uint64_t seed, int max_depth, size_t *l
  * exactly when the grammar can be complete. */
 ryot_status grammar_vocab_new(const char *const *bytes, const size_t *len, int32_t n, const int32_t *eog, int n_eog,
                               grammar_vocab **out, ryot_error *err);
+/* The vocab of a model's tokenizer: each token's bytes as the streaming
+ * detokenizer emits them (tokenizer_token_bytes); control, unknown and
+ * unused tokens have none; the end-of-generation ids are
+ * tokenizer_is_eog's. */
+struct tokenizer;
+ryot_status grammar_vocab_from_tokenizer(const struct tokenizer *tok, grammar_vocab **out, ryot_error *err);
 void grammar_vocab_free(grammar_vocab *v);
 int32_t grammar_vocab_size(const grammar_vocab *v);
 

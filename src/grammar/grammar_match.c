@@ -377,7 +377,7 @@ static int64_t state_intern(grammar_matcher *m, const uint8_t *pend, uint8_t n_p
     memset(m->next + (size_t)id * 256, 0, 256 * sizeof *m->next);
     dstate *s = &m->states[id];
     *s = (dstate){.stk_off = m->n_pool, .n_stk = n, .hash = hash, .n_pend = n_pend, .need = need, .slot = -1};
-    memcpy(s->pend, pend, n_pend);
+    if (n_pend) memcpy(s->pend, pend, n_pend);
     s->accept = !n_pend && n && m->set[0] == 0;
     memcpy(m->pool + m->n_pool, m->set, n * sizeof *m->set);
     m->n_pool += n;
@@ -527,7 +527,7 @@ ryot_status grammar_matcher_new(const grammar *g, const grammar_vocab *v, gramma
         for (uint32_t a = g->rule_alt[g->root]; ok && a < g->rule_alt[g->root + 1]; a++)
             ok = g->alt_dead[a] || expand(m, g->alt_start[a], 0);
     }
-    int64_t s = ok ? state_intern(m, NULL, 0, 0) : -1;
+    int64_t s = ok ? state_intern(m, (const uint8_t[1]){0}, 0, 0) : -1;
     if (s < 0) {
         grammar_matcher_free(m);
         return ryot_fail(err, RYOT_ERR_NOMEM, "grammar matcher: out of memory");

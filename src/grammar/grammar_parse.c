@@ -660,7 +660,7 @@ static ryot_status flatten(parser *p, grammar *g, ryot_error *err) {
         g->rule_alt[i] = na;
         for (uint32_t a = 0; a < b->n_alts; a++) {
             g->alt_start[na++] = ne;
-            memcpy(g->elems + ne, b->alts[a].e, b->alts[a].n * sizeof *g->elems);
+            if (b->alts[a].n) memcpy(g->elems + ne, b->alts[a].e, b->alts[a].n * sizeof *g->elems);
             ne += b->alts[a].n;
             g->elems[ne++] = (gram_elem){GE_END, 0};
         }
