@@ -162,7 +162,7 @@ static int cmp_range(const void *a, const void *b) {
 /* Adds a class from ranges r[0..2n) (any order, may overlap), complemented
  * over [0, MAX_CP] when negate; returns its id or -1. */
 static long class_add(parser *p, uint32_t *r, uint32_t n, bool negate) {
-    qsort(r, n, 2 * sizeof *r, cmp_range);
+    if (n) qsort(r, n, 2 * sizeof *r, cmp_range);
     uint32_t m = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (m && r[2 * i] <= r[2 * (m - 1) + 1] + 1) {
@@ -177,7 +177,7 @@ static long class_add(parser *p, uint32_t *r, uint32_t n, bool negate) {
     if (p->n_classes == 0) p->class_off[0] = 0;
     uint32_t *out = p->ranges + 2 * p->n_ranges, k = 0;
     if (!negate) {
-        memcpy(out, r, 2 * m * sizeof *r);
+        if (m) memcpy(out, r, 2 * m * sizeof *r);
         k = m;
     } else {
         uint32_t next = 0;

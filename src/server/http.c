@@ -505,6 +505,7 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
             .tier = req->priority,
             .timeout_s = req->timeout_s,
             .ignore_eos = req->ignore_eos,
+            .grammar = req->grammar,
         };
         sched_error se;
         if (!(g.job = sched_job_new(core, &spec, &se)) || sched_submit(core, g.job, &se)) {
