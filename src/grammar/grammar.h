@@ -118,6 +118,9 @@ void grammar_matcher_free(grammar_matcher *m);
  * (n_vocab + 31) / 32 words).  After an end-of-generation token nothing is
  * allowed.  Fails only when out of memory. */
 ryot_status grammar_mask(grammar_matcher *m, uint32_t *bits);
+/* Sets logits[i] = -INFINITY for every token i of logits[0..n) whose bit is
+ * clear in bits (a grammar_mask result). */
+void grammar_mask_apply(const uint32_t *bits, float *logits, int32_t n);
 /* Advances by token id; false (state unchanged) when the grammar rejects it.
  * An end-of-generation id is accepted only when the grammar can be complete,
  * and ends the matcher. */

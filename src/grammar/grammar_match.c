@@ -15,6 +15,7 @@
  * are computed on first use and stored in a 256-entry row per state; the
  * mask walk is one table lookup per trie node.  The state count is bounded:
  * past STATE_CAP the DFA is rebuilt from the current state alone. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -632,4 +633,14 @@ ryot_status grammar_mask(grammar_matcher *m, uint32_t *bits) {
     m->states[m->cur].slot = (int32_t)slot;
     memcpy(m->masks + (size_t)slot * row, bits, row * sizeof *bits);
     return RYOT_OK;
+}
+
+void grammar_mask_apply(const uint32_t *bits, float *logits, int32_t n) {
+    for (int32_t w = 0; w < (n + 31) / 32; w++) {
+        const uint32_t m = bits[w];
+        if (m == UINT32_MAX) continue;
+        const int32_t end = w * 32 + 32 < n ? w * 32 + 32 : n;
+        for (int32_t t = w * 32; t < end; t++)
+            if (!(m >> (t & 31) & 1)) logits[t] = -INFINITY;
+    }
 }

@@ -121,6 +121,13 @@ static bool put_json_lit(sc *c, ryot_buf *b, const json_t *v) {
 }
 
 /* ---------------------------------------------------------------- numbers */
+/* Whether s[0..n) is all ch (the digit strings here are not terminated). */
+static bool all_char(const char *s, int n, char ch) {
+    for (int i = 0; i < n; i++)
+        if (s[i] != ch) return false;
+    return true;
+}
+
 /* Alternatives for the digit strings of exactly L digits in [a, b]
  * (a <= b, both L digits): a0 rest>=a' | [a0+1 .. b0-1] any | b0 rest<=b'. */
 static bool put_same_len(ryot_buf *b, const char *lo, const char *hi, int L) {
@@ -129,7 +136,7 @@ static bool put_same_len(ryot_buf *b, const char *lo, const char *hi, int L) {
     if (lo[0] == hi[0])
         return ryot_buf_printf(b, "\"%c\" (", lo[0]) && put_same_len(b, lo + 1, hi + 1, L - 1) &&
                ryot_buf_append(b, ")", 1);
-    bool lo_zero = strspn(lo + 1, "0") >= (size_t)(L - 1), hi_nine = strspn(hi + 1, "9") >= (size_t)(L - 1);
+    bool lo_zero = all_char(lo + 1, L - 1, '0'), hi_nine = all_char(hi + 1, L - 1, '9');
     char first_lo = lo_zero ? lo[0] : (char)(lo[0] + 1), first_hi = hi_nine ? hi[0] : (char)(hi[0] - 1);
     char nines[24], zeros[24];
     memset(nines, '9', sizeof nines);

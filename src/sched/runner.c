@@ -699,14 +699,7 @@ static void admit(sched_runner *rn, int64_t now) {
  * false when the matcher ran out of memory. */
 static bool apply_grammar(sched_runner *rn, choice *c) {
     if (grammar_mask(c->gm, rn->gmask) != RYOT_OK) return false;
-    const int words = (rn->n_vocab + 31) / 32;
-    for (int w = 0; w < words; w++) {
-        const uint32_t m = rn->gmask[w];
-        if (m == UINT32_MAX) continue;
-        const int end = w * 32 + 32 < rn->n_vocab ? w * 32 + 32 : rn->n_vocab;
-        for (int t = w * 32; t < end; t++)
-            if (!(m >> (t & 31) & 1)) rn->logits[t] = -INFINITY;
-    }
+    grammar_mask_apply(rn->gmask, rn->logits, rn->n_vocab);
     return true;
 }
 
