@@ -13,7 +13,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
-/* `ryot bench serve|compare|plot|kernels|tokenizer|membw`, one file each
+/* `ryot bench serve|compare|plot|kernels|tokenizer|membw|grammar`, one file each
  * (src/cli/bench_<name>.c), dispatched by cmd_bench. */
 int cmd_bench_serve(int argc, char **argv);
 int cmd_bench_compare(int argc, char **argv);
@@ -21,6 +21,7 @@ int cmd_bench_plot(int argc, char **argv);
 int cmd_bench_kernels(int argc, char **argv);
 int cmd_bench_tokenizer(int argc, char **argv);
 int cmd_bench_membw(int argc, char **argv);
+int cmd_bench_grammar(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 /* The model used when -m is not given: $RYOT_MODEL, else the default model in

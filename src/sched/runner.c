@@ -16,6 +16,7 @@
 #include "engine/engine.h"
 #include "engine/kv_cache.h"
 #include "engine/sampler.h"
+#include "grammar/grammar.h"
 #include "tokenizer/tokenizer.h"
 
 enum { CH_NEW, CH_WAITING, CH_RUNNING, CH_DONE };
@@ -28,6 +29,7 @@ typedef struct choice {
     sched_item item;
     kv_seq kv;
     sampler *smp;
+    grammar_matcher *gm;   /* NULL without a grammar */
     detok dt;
     int32_t *toks;         /* prompt, then generated tokens */
     int n_toks, cap_toks;
@@ -66,6 +68,7 @@ struct sched_job {
     bool prompt_lp;        /* spec.prompt_logprobs */
     char **stop;
     int n_stop;
+    grammar *grammar;      /* a reference, or NULL */
     int64_t prompt_tokens; /* sum over prompts (each counted once) */
     int64_t t_arrival_ns;
     int64_t deadline_ns;   /* 0: none */
@@ -114,6 +117,9 @@ struct sched_runner {
     void *cand;            /* candidate scratch shared by every sampler (engine thread) */
     int32_t *eog;          /* end-of-generation ids (ignore_eos bans them) */
     int n_eog;
+    pthread_mutex_t gvocab_lock;
+    grammar_vocab *gvocab; /* built by the first job with a grammar, under gvocab_lock; then immutable */
+    uint32_t *gmask;       /* one token mask (engine thread) */
 
     pthread_mutex_t met_lock;
     sched_stats met;       /* under met_lock */
@@ -161,6 +167,7 @@ sched_runner_params sched_runner_default_params(void) {
 
 static void choice_free(choice *c) {
     sampler_free(c->smp);
+    grammar_matcher_free(c->gm);
     detok_free(&c->dt);
     kv_seq_destroy(&c->kv);
     free(c->toks);
@@ -177,6 +184,7 @@ void sched_job_unref(sched_job *j) {
     free(j->ch);
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
     free(j->stop);
+    grammar_free(j->grammar);
     pthread_mutex_destroy(&j->lock);
     pthread_cond_destroy(&j->cond);
     free(j);
@@ -253,6 +261,18 @@ sched_job *sched_job_new(sched_runner *c, const sched_job_spec *s, sched_error *
             sched_job_unref(j);
             goto nomem;
         }
+    if (s->grammar) {
+        j->grammar = grammar_ref(s->grammar);
+        ryot_error err = {0};
+        pthread_mutex_lock(&c->gvocab_lock);
+        ryot_status st = c->gvocab ? RYOT_OK : grammar_vocab_from_tokenizer(c->tok, &c->gvocab, &err);
+        pthread_mutex_unlock(&c->gvocab_lock);
+        if (st) {
+            sched_job_unref(j);
+            set_error(e, RYOT_ERR_UNAVAILABLE, NULL, "%s", err.msg);
+            return NULL;
+        }
+    }
     j->t_arrival_ns = ryot_now_ns();
     if (s->timeout_s > 0) j->deadline_ns = j->t_arrival_ns + (int64_t)(s->timeout_s * 1e9);
     for (int i = 0; i < s->n_prompts; i++) j->prompt_tokens += s->n_prompt[i];
@@ -273,7 +293,8 @@ sched_job *sched_job_new(sched_runner *c, const sched_job_spec *s, sched_error *
         ryot_sampler_params sp = s->sp; /* sampler_init copies the logit bias */
         if (sp.seed != RYOT_SEED_RANDOM) sp.seed += (uint64_t)(k % j->n); /* choices differ */
         if (!ch->toks || kv_seq_init(&ch->kv, ch->cap_toks, c->p.kv_block_size, &err) ||
-            sampler_init(&ch->smp, &sp, c->n_vocab, &err) || detok_init(&ch->dt, c->tok, 0, &err)) {
+            sampler_init(&ch->smp, &sp, c->n_vocab, &err) || detok_init(&ch->dt, c->tok, 0, &err) ||
+            (j->grammar && grammar_matcher_new(j->grammar, c->gvocab, &ch->gm, &err))) {
             sched_job_unref(j);
             set_error(e, err.code == RYOT_ERR_NOMEM || !err.msg[0] ? RYOT_ERR_UNAVAILABLE : RYOT_ERR_INVALID, NULL,
                       "%s", err.msg[0] ? err.msg : "out of memory");
@@ -725,18 +746,36 @@ static void admit(sched_runner *rn, int64_t now) {
     }
 }
 
+/* Bans (logit -INFINITY) every token the choice's grammar rejects now;
+ * false when the matcher ran out of memory. */
+static bool apply_grammar(sched_runner *rn, choice *c) {
+    if (grammar_mask(c->gm, rn->gmask) != RYOT_OK) return false;
+    grammar_mask_apply(rn->gmask, rn->logits, rn->n_vocab);
+    return true;
+}
+
 /* Sampling after the forward pass for a choice whose batch row ended at its last token. */
 static void after_token(sched_runner *rn, choice *c, const float *row, int64_t now) {
     sched_job *j = c->job;
+    if (c->state != CH_RUNNING) return; /* its job failed earlier in this step */
     memcpy(rn->logits, row, (size_t)rn->n_vocab * sizeof(float));
     if (j->ignore_eos)
         for (int i = 0; i < rn->n_eog; i++) rn->logits[rn->eog[i]] = -INFINITY;
+    if (c->gm && !apply_grammar(rn, c)) {
+        fail_job(rn, j, RYOT_ERR_UNAVAILABLE, SCHED_END_ABORTED, "out of memory in the grammar matcher");
+        return;
+    }
+    /* -1: nothing allowed (a grammar that needs bytes no token has) */
     const int32_t tok = sampler_sample(c->smp, rn->logits);
     if (tok < 0) {
         finish_choice(rn, c, SCHED_FINISH_STOP, SCHED_END_STOP);
         return;
     }
     sampler_accept(c->smp, tok);
+    if (c->gm) {
+        const bool in_grammar = grammar_matcher_accept_token(c->gm, tok);
+        RYOT_ASSERT(in_grammar); /* the sampler only draws finite logits */
+    }
     c->toks[c->n_toks++] = tok;
     c->n_gen++;
     pthread_mutex_lock(&rn->met_lock);
@@ -771,7 +810,7 @@ static void after_token(sched_runner *rn, choice *c, const float *row, int64_t n
     c->out.n_gen = c->n_gen;
     pthread_cond_broadcast(&j->cond);
     pthread_mutex_unlock(&j->lock);
-    if (eog || stop)
+    if (eog || stop || (c->gm && grammar_matcher_is_finished(c->gm)))
         finish_choice(rn, c, SCHED_FINISH_STOP, SCHED_END_STOP);
     else if (c->n_gen >= j->max_tokens || c->n_toks >= rn->p.ctx)
         finish_choice(rn, c, SCHED_FINISH_LENGTH, SCHED_END_LENGTH);
@@ -932,6 +971,7 @@ ryot_status sched_runner_new(const ryot_model *rm, const sched_runner_params *pp
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->wake, NULL);
     pthread_mutex_init(&c->met_lock, NULL);
+    pthread_mutex_init(&c->gvocab_lock, NULL);
     sched_stats_init(&c->met);
     engine_params ep = engine_params_default(m);
     ep.n_ctx = p.ctx;
@@ -958,12 +998,13 @@ ryot_status sched_runner_new(const ryot_model *rm, const sched_runner_params *pp
         c->bwho = calloc((size_t)p.max_running, sizeof *c->bwho);
         c->logits = malloc((size_t)c->n_vocab * sizeof *c->logits);
         c->cand = malloc(sampler_scratch_size(c->n_vocab));
+        c->gmask = malloc((size_t)(c->n_vocab + 31) / 32 * sizeof *c->gmask);
         for (int32_t t = 0; c->logits && t < c->n_vocab; t++)
             if (tokenizer_is_eog(c->tok, t)) c->n_eog++;
         c->eog = malloc((size_t)(c->n_eog + 1) * sizeof *c->eog);
         for (int32_t t = 0, k = 0; c->eog && t < c->n_vocab; t++)
             if (tokenizer_is_eog(c->tok, t)) c->eog[k++] = t;
-        if (!c->cand || !c->eog || !c->running || !c->snap || !c->btoks || !c->bseq || !c->bwho || !c->logits)
+        if (!c->cand || !c->gmask || !c->eog || !c->running || !c->snap || !c->btoks || !c->bseq || !c->bwho || !c->logits)
             st = ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
     }
     if (!st && pthread_create(&c->thread, NULL, engine_main, c) != 0)
@@ -1026,11 +1067,14 @@ void sched_runner_free(sched_runner *c) {
     free(c->bwho);
     free(c->logits);
     free(c->cand);
+    free(c->gmask);
+    grammar_vocab_free(c->gvocab);
     free(c->eog);
     sched_free(c->sq);
     kv_cache_free(c->kv);
     engine_free(c->e);
     pthread_mutex_destroy(&c->met_lock);
+    pthread_mutex_destroy(&c->gvocab_lock);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->wake);
     free(c);

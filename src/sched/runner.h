@@ -49,6 +49,7 @@
 /* Prompt rows with logits per step, over all prompt_logprobs sequences. */
 #define SCHED_PROMPT_LP_ROWS 64
 
+struct grammar;
 typedef struct sched_runner sched_runner;
 typedef struct sched_job sched_job;
 
@@ -80,7 +81,8 @@ typedef struct sched_error {
     char msg[RYOT_ERROR_MSG_MAX];
 } sched_error;
 
-/* What a job asks for.  Everything is copied by sched_job_new. */
+/* What a job asks for.  Everything is copied by sched_job_new (the grammar
+ * is shared: sched_job_new takes its own reference, see grammar_ref). */
 typedef struct sched_job_spec {
     const char *id;                  /* for the log line; may be NULL */
     const int32_t *const *prompts;   /* n_prompts prompts of n_prompt[i] token ids */
@@ -99,6 +101,16 @@ typedef struct sched_job_spec {
     bool prompt_logprobs;            /* each choice's channel first gets one sched_token_lp per prompt
                                       * token (the first with no_logprob), all in one take, with
                                       * sp.top_logprobs alternatives when sp.logprobs */
+    /* NULL, or every choice's output is a sentence of this grammar (a
+     * prefix of one when it ends by length or a stop string): before each
+     * sample the tokens the grammar rejects get logit -INFINITY, so top-k,
+     * top-p, min-p, the draw and the reported logprobs all see the
+     * constrained distribution.  End-of-generation is allowed only where
+     * the sentence is complete, and a choice ends (finish "stop") as soon
+     * as nothing but end-of-generation can follow, ignore_eos or not.  The
+     * caller keeps its own reference and may grammar_free it right after
+     * sched_job_new. */
+    const struct grammar *grammar;
 } sched_job_spec;
 
 typedef enum sched_finish {

@@ -726,6 +726,7 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
             .timeout_s = req->timeout_s,
             .ignore_eos = req->ignore_eos,
             .prompt_logprobs = req->echo && req->sp.logprobs,
+            .grammar = req->grammar,
         };
         bool no_cache, no_store;
         cache_control(conn, &no_cache, &no_store);

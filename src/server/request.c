@@ -1,6 +1,7 @@
 /* OpenAI request parsing and validation; the contract is in request.h. */
 #include "server/request.h"
 
+#include "grammar/grammar.h"
 #include "sched/sched.h"
 
 #include <jansson.h>
@@ -413,14 +414,58 @@ static int parse_chat(const json_t *obj, srv_request *r, srv_error *err) {
     json_t *tools = opt(obj, "tools");
     if (tools && (!json_is_array(tools) || json_array_size(tools) > 0))
         return fail(err, "tools", "'tools' (function calling) is not supported");
-    json_t *rf = opt(obj, "response_format");
-    if (rf) {
-        const json_t *t = json_object_get(rf, "type");
-        if (!json_is_object(rf) || !json_is_string(t))
-            return fail(err, "response_format", "'response_format' must be an object with a \"type\"");
-        if (strcmp(json_string_value(t), "text"))
-            return fail(err, "response_format", "'response_format' type \"%.40s\" is not supported (only \"text\")",
-                        json_string_value(t));
+    return 0;
+}
+
+/* A grammar compiler's failure as a 400 on param (503 when out of memory). */
+static int grammar_fail(srv_error *err, const char *param, const ryot_error *ge) {
+    if (ge->code == RYOT_ERR_NOMEM) return nomem(err);
+    return fail(err, param, "'%s' is invalid: %s", param, ge->msg);
+}
+
+/* "response_format" and the "grammar" extension (see srv_request.grammar). */
+static int parse_structured(const json_t *obj, srv_request *r, srv_error *err) {
+    const json_t *rf = opt(obj, "response_format"), *gt = opt(obj, "grammar");
+    ryot_error ge = {0};
+    if (gt) {
+        if (!json_is_string(gt)) return fail(err, "grammar", "'grammar' must be a string");
+        if (grammar_parse(json_string_value(gt), json_string_length(gt), &r->grammar, &ge))
+            return grammar_fail(err, "grammar", &ge);
+        if (asprintf(&r->grammar_src, "grammar:%s", json_string_value(gt)) < 0) {
+            r->grammar_src = NULL;
+            return nomem(err);
+        }
+    }
+    if (!rf) return 0;
+    const json_t *t = json_object_get(rf, "type");
+    if (!json_is_object(rf) || !json_is_string(t))
+        return fail(err, "response_format", "'response_format' must be an object with a string \"type\"");
+    const char *type = json_string_value(t);
+    if (!strcmp(type, "text")) return 0;
+    if (strcmp(type, "json_object") && strcmp(type, "json_schema"))
+        return fail(err, "response_format",
+                    "'response_format' type \"%.40s\" is not supported (\"text\", \"json_object\", \"json_schema\")", type);
+    if (r->grammar) return fail(err, "grammar", "give either 'grammar' or a JSON 'response_format', not both");
+    const json_t *schema = NULL;
+    if (!strcmp(type, "json_schema")) {
+        const json_t *js = json_object_get(rf, "json_schema"), *name, *strict;
+        if (!json_is_object(js))
+            return fail(err, "response_format", "'response_format.json_schema' must be an object");
+        if ((name = json_object_get(js, "name")) && !json_is_null(name) && !json_is_string(name))
+            return fail(err, "response_format", "'response_format.json_schema.name' must be a string");
+        if ((strict = json_object_get(js, "strict")) && !json_is_null(strict) && !json_is_boolean(strict))
+            return fail(err, "response_format", "'response_format.json_schema.strict' must be a boolean");
+        schema = json_object_get(js, "schema");
+        if (json_is_null(schema)) schema = NULL;
+    }
+    ryot_status st = schema ? grammar_from_schema(schema, &r->grammar, &ge) : grammar_json_object(&r->grammar, &ge);
+    if (st) return grammar_fail(err, "response_format", &ge);
+    char *dump = json_dumps(rf, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    int n = dump ? asprintf(&r->grammar_src, "response_format:%s", dump) : -1;
+    free(dump);
+    if (n < 0) {
+        r->grammar_src = NULL;
+        return nomem(err);
     }
     return 0;
 }
@@ -561,6 +606,7 @@ static int parse_request(const json_t *obj, srv_endpoint ep, srv_request *r, srv
         r->timeout_s = t;
     }
     if (get_bool(obj, "ignore_eos", &r->ignore_eos, err)) return -1;
+    if (parse_structured(obj, r, err)) return -1;
     return ep == SRV_EP_CHAT ? parse_chat(obj, r, err) : parse_completions(obj, r, err);
 }
 
@@ -590,6 +636,8 @@ void srv_request_free(srv_request *r) {
         for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->stop);
     free(r->user);
+    grammar_free(r->grammar);
+    free(r->grammar_src);
     memset(r, 0, sizeof *r);
 }
 

@@ -129,6 +129,21 @@ typedef struct srv_request {
                                   * "critical".."background" or an integer 0..4 */
     double timeout_s;            /* 0: none; else (0, SRV_MAX_TIMEOUT_S] ("timeout", seconds) */
     bool ignore_eos;             /* extension: keep generating past EOS (benchmarks) */
+    /* Structured output, compiled here (on the HTTP thread): NULL, or the
+     * grammar of "response_format" {"type": "json_object"} (any JSON
+     * object) or {"type": "json_schema", "json_schema": {"schema": ...}}
+     * (no schema: any JSON object; "name" and "strict" are checked for type
+     * and otherwise ignored: output always follows the schema), or of the
+     * extension "grammar" (grammar text, grammar/grammar.h).  Both at once
+     * is 400 (param "grammar"); a schema or grammar that does not compile is
+     * 400 naming "response_format" or "grammar" with the compiler's message
+     * (the schema path, or line:column).  A reference: srv_request_free
+     * drops it. */
+    struct grammar *grammar;
+    /* the constraint as given, for the response cache's key:
+     * "response_format:" + it dumped with sorted keys, or "grammar:" + the
+     * grammar text (NULL when neither) */
+    char *grammar_src;
 } srv_request;
 
 /* Parses body[0..len) for endpoint ep.  Returns 0 and fills *out (free with
@@ -137,7 +152,7 @@ typedef struct srv_request {
  *
  * Also rejected (400), because ryot would otherwise silently ignore them:
  * completions a non-empty "suffix", "best_of" other than n;
- * chat non-empty "tools", "response_format" other than {"type":"text"}. */
+ * chat non-empty "tools". */
 int srv_request_parse(const char *body, size_t len, srv_endpoint ep, srv_request *out, srv_error *err);
 void srv_request_free(srv_request *r);
 

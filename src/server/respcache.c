@@ -50,6 +50,7 @@ bool srv_cache_request_key(const cache_key *model, const srv_request *req, const
         cache_key_i64(&kb, 20, sp->logit_bias[i].token);
         cache_key_f64(&kb, 21, sp->logit_bias[i].bias);
     }
+    cache_key_str(&kb, 22, req->grammar_src);
     cache_key_end(&kb, out);
     return true;
 }

@@ -6,9 +6,10 @@
  * not those asking for logprobs (their values are not stored) or echo (the
  * record holds no prompt text).  The key
  * covers the model file's identity, the endpoint, every prompt's token ids
- * (chat: after the template), n, max_tokens, the stop strings, ignore_eos and
- * every sampling field (seed included).  A field added to requests that can
- * change the output must join srv_cache_request_key.
+ * (chat: after the template), n, max_tokens, the stop strings, ignore_eos,
+ * every sampling field (seed included) and the response_format or grammar.
+ * A field added to requests that can change the output must join
+ * srv_cache_request_key.
  *
  * The value is a small JSON record (format version, per choice the text and
  * finish reason, the usage); a value that does not decode as such, or has

@@ -100,8 +100,32 @@ def test_nondeterministic_bypasses(cached):
     assert chat(cached, logprobs=True).headers["X-Ryot-Cache"] == "miss"
 
 
+def test_echo_bypasses(cached):
+    body = {"prompt": "Once upon a time", "max_tokens": 4, "temperature": 0, "echo": True}
+    a = post(cached, "/v1/completions", body)
+    b = post(cached, "/v1/completions", body)
+    assert b.headers["X-Ryot-Cache"] == "miss"
+    assert a.json()["choices"][0]["text"] == b.json()["choices"][0]["text"]
+    assert b.json()["choices"][0]["text"].startswith("Once upon a time")
+
+
+def test_constrained_hit_keeps_the_constraint(cached):
+    rf = {"type": "json_schema", "json_schema": {"schema": {"type": "object", "properties": {"a": {"type": "integer"}},
+                                                            "required": ["a"]}}}
+    a = chat(cached, max_tokens=24, response_format=rf)
+    b = chat(cached, max_tokens=24, response_format=rf)
+    assert b.headers["X-Ryot-Cache"] == "hit-l1"
+    assert a.json()["choices"][0]["message"]["content"] == b.json()["choices"][0]["message"]["content"]
+    # another schema is another key
+    rf2 = {"type": "json_schema", "json_schema": {"schema": {"type": "object", "properties": {"b": {"type": "integer"}},
+                                                             "required": ["b"]}}}
+    assert chat(cached, max_tokens=24, response_format=rf2).headers["X-Ryot-Cache"] == "miss"
+
+
 @pytest.mark.parametrize("change", [{"max_tokens": 15}, {"stop": ["e"]}, {"n": 2}, {"top_k": 3},
-                                    {"messages": [{"role": "user", "content": "Name three animals."}]}])
+                                    {"messages": [{"role": "user", "content": "Name three animals."}]},
+                                    {"response_format": {"type": "json_object"}},
+                                    {"grammar": 'root ::= "yes" | "no"'}])
 def test_any_change_misses(cached, change):
     chat(cached, max_tokens=14)
     assert chat(cached, max_tokens=14).headers["X-Ryot-Cache"] == "hit-l1"

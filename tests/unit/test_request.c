@@ -138,8 +138,21 @@ static const bad_case bad_cases[] = {
     {CHAT, "{\"timeout\":1e30," MSGS "}", "timeout"},
     /* unsupported features that would otherwise be ignored silently */
     {CHAT, "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]," MSGS "}", "tools"},
-    {CHAT, "{\"response_format\":{\"type\":\"json_object\"}," MSGS "}", "response_format"},
     {CHAT, "{\"response_format\":\"text\"," MSGS "}", "response_format"},
+    /* structured output */
+    {CHAT, "{\"response_format\":{\"type\":\"xml\"}," MSGS "}", "response_format"},
+    {CHAT, "{\"response_format\":{\"type\":\"json_schema\"}," MSGS "}", "response_format"},
+    {CHAT, "{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":3}}," MSGS "}", "response_format"},
+    {CHAT, "{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"strict\":\"y\"}}," MSGS "}",
+     "response_format"},
+    {CHAT, "{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{\"type\":\"strin\"}}}," MSGS "}",
+     "response_format"},
+    {CMPL, "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{\"not\":{}}}}}",
+     "response_format"},
+    {CHAT, "{\"grammar\":\"root ::= \\\"a\"," MSGS "}", "grammar"},
+    {CHAT, "{\"grammar\":5," MSGS "}", "grammar"},
+    {CMPL, "{\"prompt\":\"x\",\"grammar\":\"root ::= root\"}", "grammar"},
+    {CHAT, "{\"grammar\":\"root ::= \\\"a\\\"\",\"response_format\":{\"type\":\"json_object\"}," MSGS "}", "grammar"},
     {CMPL, "{\"prompt\":\"x\",\"suffix\":\"tail\"}", "suffix"},
     {CMPL, "{\"prompt\":\"x\",\"best_of\":3}", "best_of"},
     /* prompt */
@@ -437,6 +450,36 @@ static void test_priority(void **state) {
         assert_int_equal(r.priority, t);
         srv_request_free(&r);
     }
+}
+
+/* Structured output: compiled while parsing; messages carry the compiler's words. */
+static void test_structured_output(void **state) {
+    (void)state;
+    srv_request r;
+    parse_ok(CHAT, "{\"response_format\":{\"type\":\"text\"}," MSGS "}", &r);
+    assert_null(r.grammar);
+    srv_request_free(&r);
+    parse_ok(CHAT, "{\"response_format\":{\"type\":\"json_object\"}," MSGS "}", &r);
+    assert_non_null(r.grammar);
+    srv_request_free(&r);
+    parse_ok(CMPL,
+             "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"n\","
+             "\"strict\":true,\"schema\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}}}}}}",
+             &r);
+    assert_non_null(r.grammar);
+    srv_request_free(&r);
+    parse_ok(CMPL, "{\"prompt\":\"x\",\"grammar\":\"root ::= \\\"yes\\\" | \\\"no\\\"\"}", &r);
+    assert_non_null(r.grammar);
+    srv_request_free(&r);
+    /* the compiler's message, with the schema path or the line:column */
+    srv_error err;
+    const char *bad = "{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{\"type\":\"object\","
+                      "\"properties\":{\"age\":{\"type\":\"integer\",\"minimum\":\"x\"}}}}}," MSGS "}";
+    assert_int_equal(srv_request_parse(bad, strlen(bad), CHAT, &r, &err), -1);
+    assert_non_null(strstr(err.message, "schema.properties.age.minimum: must be a number"));
+    bad = "{\"grammar\":\"root ::= \\\"a\\\" )\"," MSGS "}";
+    assert_int_equal(srv_request_parse(bad, strlen(bad), CHAT, &r, &err), -1);
+    assert_non_null(strstr(err.message, "grammar line 1:14"));
 }
 
 static void test_completions_fields(void **state) {
@@ -770,6 +813,7 @@ static void test_template_parse(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_structured_output),
         cmocka_unit_test(test_defaults_chat),
         cmocka_unit_test(test_defaults_completions),
         cmocka_unit_test(test_all_fields_chat),

@@ -1,8 +1,9 @@
 /* The serving loop (sched/runner.h) driven directly, without HTTP: greedy
  * output equals the one-sequence decode path, stop strings cut the text,
  * cancellation and timeouts end jobs, and a job that cannot fit is refused
- * with the field named; prompt log-probabilities (echo) equal those of a
- * direct decode over the same tokens, bit for bit.  Uses the default model (SmolLM2 Q4_1 in
+ * with the field named, a grammar constrains every choice (ignore_eos
+ * included) and its logprobs; prompt log-probabilities (echo) equal those of
+ * a direct decode over the same tokens, bit for bit.  Uses the default model (SmolLM2 Q4_1 in
  * $RYOT_MODEL_DIR or ~/.cache/ryot/models); skipped without it, unless
  * CI=true, where it fails. */
 #include <math.h>
@@ -17,6 +18,7 @@
 #include <cmocka.h>
 
 #include "engine/sampler.h"
+#include "grammar/grammar.h"
 #include "ryot.h"
 #include "sched/runner.h"
 
@@ -474,6 +476,77 @@ static void test_stats_count_the_work(void **state) {
     free(ids);
 }
 
+/* A grammar: each of n sampled choices is in the language and ends with
+ * "stop" as soon as nothing else may follow, even with ignore_eos; the
+ * reported alternatives are the constrained distribution's. */
+static void test_grammar_constrains(void **state) {
+    (void)state;
+    NEED_MODEL();
+    grammar *g = NULL;
+    ryot_error err = {0};
+    const char *text = "root ::= (\"yes\" | \"no\")";
+    assert_int_equal(grammar_parse(text, strlen(text), &g, &err), RYOT_OK);
+    int n;
+    int32_t *ids = prompt_ids("Is the sky green? Answer:", &n);
+    const int32_t *p[1] = {ids};
+    sched_job_spec s = greedy_spec(p, &n, 16);
+    s.sp.temperature = 1.0f;
+    s.sp.seed = 7;
+    s.sp.logprobs = true;
+    s.sp.top_logprobs = 5;
+    s.n = 3;
+    s.ignore_eos = true;
+    s.grammar = g;
+    sched_error e;
+    sched_job *j = sched_job_new(runner, &s, &e);
+    if (!j) fail_msg("job: %s", e.msg);
+    grammar_free(g); /* the job holds its own reference */
+    if (sched_submit(runner, j, &e)) fail_msg("submit: %s", e.msg);
+    while (!sched_job_wait_done(j, 1000)) {
+    }
+    for (int c = 0; c < 3; c++) {
+        sched_take t = {0};
+        sched_job_take(j, c, &t, 0);
+        const char *out = t.text.data ? t.text.data : "";
+        if (strcmp(out, "yes") && strcmp(out, "no")) fail_msg("choice %d: '%s'", c, out);
+        assert_int_equal(t.finish, SCHED_FINISH_STOP);
+        assert_true(t.n_lp >= 1);
+        for (int k = 0; k < t.n_lp; k++) assert_true(isfinite(t.lp[k].logprob));
+        /* the first token's alternatives: only prefixes of "yes" or "no" are finite */
+        for (int a = 0; a < t.lp[0].n_top; a++) {
+            if (!isfinite(t.lp[0].top[a].logprob)) continue;
+            const char *alt = t.lp[0].top[a].text;
+            size_t len = t.lp[0].top[a].len;
+            assert_true(len >= 1 && ((len <= 3 && !memcmp("yes", alt, len)) || (len <= 2 && !memcmp("no", alt, len))));
+        }
+        sched_take_free(&t);
+    }
+    sched_job_unref(j);
+
+    /* a JSON schema, greedy */
+    json_t *schema = json_loads("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\",\"minimum\":0,"
+                                "\"maximum\":9},\"b\":{\"enum\":[\"x\",\"y\"]}},\"required\":[\"a\",\"b\"]}",
+                                0, NULL);
+    assert_int_equal(grammar_from_schema(schema, &g, &err), RYOT_OK);
+    json_decref(schema);
+    s = greedy_spec(p, &n, 128);
+    s.grammar = g;
+    char *res;
+    sched_finish fin;
+    run_job(&s, &res, &fin);
+    grammar_free(g);
+    json_t *v = json_loads(res, 0, NULL);
+    if (!v) fail_msg("not JSON: %s", res);
+    json_int_t a = json_integer_value(json_object_get(v, "a"));
+    const char *b = json_string_value(json_object_get(v, "b"));
+    assert_true(json_is_integer(json_object_get(v, "a")) && a >= 0 && a <= 9);
+    assert_true(b && (!strcmp(b, "x") || !strcmp(b, "y")));
+    assert_int_equal(fin, SCHED_FINISH_STOP);
+    json_decref(v);
+    free(res);
+    free(ids);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_matches_decode),
@@ -483,6 +556,7 @@ int main(void) {
         cmocka_unit_test(test_stats_count_the_work),
         cmocka_unit_test(test_prompt_logprobs_match_decode),
         cmocka_unit_test(test_max_tokens_zero),
+        cmocka_unit_test(test_grammar_constrains),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
