@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "engine/ops.h"
+#include "kernels/kernels.h"
 
 #define ATTN_TILE_KV 64 /* key/value positions per tile */
 #define ATTN_MAX_ROWS 32 /* query rows (positions x heads of a group) per work unit */
@@ -19,7 +20,7 @@ typedef struct attn_desc {
     int head_dim_v; /* v and out */
     float scale;    /* multiplies q.k */
     int window;     /* 0: full causal; else query at p sees keys p-window+1..p */
-    const ops_table *ops; /* NULL: the plain C ops */
+    const kernel_ops *ops; /* NULL: the plain C ops */
 } attn_desc;
 
 /* Keys and values of one (layer, KV head) in a paged cache: position p's key

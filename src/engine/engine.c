@@ -116,7 +116,8 @@ ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ry
     e->n_kv_blocks = p.kv_blocks;
     e->max_seqs = p.max_seqs;
     atomic_init(&e->next_unit, 0);
-    e->ops = ops_select(kernels_init(KERNEL_ISA_AUTO));
+    kernels_init(KERNEL_ISA_AUTO);
+    e->ops = kernels_ops();
 
     bool ok = true;
     for (int il = 0; il < hp->n_layer && ok; il++) {

@@ -25,6 +25,7 @@
 
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "kernels/kernels.h"
 #include "model/model.h"
 
 /* distinct activation (vec_dot) types a model may need at once */
@@ -71,7 +72,7 @@ typedef struct engine {
     const model *m;
     int n_ctx, n_batch, n_threads, n_logits_max;
     ryot_pool *pool;
-    const ops_table *ops;        /* element-wise ops for this CPU */
+    const kernel_ops *ops;        /* element-wise ops for this CPU */
     int n_past;                  /* KV positions filled (engine_decode's sequence) */
     int bs, n_kv_blocks, max_seqs;
     int32_t *own_blocks;         /* identity block table of engine_decode */
