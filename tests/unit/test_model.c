@@ -28,11 +28,12 @@
 
 #include <cmocka.h>
 
+#include "backend/cpu/attention.h"
+#include "backend/cpu/cpu.h"
+#include "backend/cpu/ops.h"
 #include "common/tiny_model.h"
 #include "core/rng.h"
-#include "engine/attention.h"
 #include "engine/engine.h"
-#include "engine/ops.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 
@@ -350,12 +351,12 @@ static void test_batch_qwen2_f16(void **st) {
     batch_vs_sequential("qwen2", RYOT_TYPE_F16);
 }
 
-/* Decode past ENGINE_SPLIT_MIN keys splits attention into parts merged by the
+/* Decode past CPU_SPLIT_MIN keys splits attention into parts merged by the
  * last finisher: against the reference, and the same bits for 1 and 2 threads. */
 static void split_kv_case(const char *arch) {
     tiny_spec s = tiny_spec_default(arch);
     loaded l = load_ok(&s);
-    const int V = l.m->hp.n_vocab, n = ENGINE_SPLIT_MIN + 280; /* 3 parts of ENGINE_SPLIT_CHUNK */
+    const int V = l.m->hp.n_vocab, n = CPU_SPLIT_MIN + 280; /* 3 parts of CPU_SPLIT_CHUNK */
     int32_t *t = malloc((size_t)n * sizeof *t);
     tokens(t, n, V, 21);
     float *got[2];

@@ -1,11 +1,11 @@
-#include "engine/attention.h"
+#include "backend/cpu/attention.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
-#include "engine/ops.h"
+#include "backend/cpu/ops.h"
 #include "kernels/kernels.h"
 
 /* scratch: q rows (MAX_ROWS x dk) | v tile (TILE_KV x dv) | scores (MAX_ROWS x

@@ -1,4 +1,4 @@
-#include "engine/ops.h"
+#include "backend/cpu/ops.h"
 
 #include <math.h>
 #include <string.h>

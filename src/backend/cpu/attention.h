@@ -3,13 +3,13 @@
  * softmax, so no n x n score matrix exists.  Tiles are aligned to multiples
  * of ATTN_TILE_KV from position 0, so a query computes the same sequence of
  * operations whether it arrives alone (decode) or inside a prompt batch. */
-#ifndef RYOT_ENGINE_ATTENTION_H
-#define RYOT_ENGINE_ATTENTION_H
+#ifndef RYOT_BACKEND_CPU_ATTENTION_H
+#define RYOT_BACKEND_CPU_ATTENTION_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/ops.h"
+#include "backend/cpu/ops.h"
 #include "kernels/kernels.h"
 
 #define ATTN_TILE_KV 64 /* key/value positions per tile */

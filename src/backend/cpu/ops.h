@@ -3,8 +3,8 @@
  * Inner loops run over multiples of 8 with a scalar tail so GCC's -O2
  * ("very cheap") vectorizer takes them.  Every op is deterministic: the result
  * of one row never depends on how rows were split across threads. */
-#ifndef RYOT_ENGINE_OPS_H
-#define RYOT_ENGINE_OPS_H
+#ifndef RYOT_BACKEND_CPU_OPS_H
+#define RYOT_BACKEND_CPU_OPS_H
 
 #include <stdint.h>
 
