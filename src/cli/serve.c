@@ -3,7 +3,6 @@
  * SIGTERM: new requests get 503 and the listener closes, running and queued
  * requests get --shutdown-timeout seconds to finish, the rest are cut, and
  * the process exits 0. */
-#include <errno.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,6 +49,12 @@ static void usage(FILE *out) {
             "      --default-max-tokens N  chat requests without max_tokens generate at most N tokens\n"
             "                          (default %d, capped to the context left; 0: the context left)\n"
             "      --max-body BYTES    largest request body (default 8388608); larger: 413\n"
+            "      --cache-mb N        response cache of N MiB for deterministic requests (temperature 0\n"
+            "                          or a seed, no logprobs); default 0: off\n"
+            "      --cache-ttl S       seconds a cached answer stays valid (default 3600)\n"
+            "      --redis URL         share cached answers through Redis (redis://HOST[:PORT][/DB]);\n"
+            "                          works with or without --cache-mb\n"
+            "      --redis-timeout-ms N  bound of each Redis connect and command (default 5)\n"
             "      --body-timeout S    seconds a client gets to send a request body once its headers\n"
             "                          are in (default 60); slower or stalled uploads: the connection closes\n"
             "      --tier-targets A,B,C,D,E  time-to-first-token targets in ms of the tiers critical,\n"
@@ -64,15 +69,6 @@ static void usage(FILE *out) {
             (long long)d.target_ms[4], (long long)d.age_ms);
 }
 
-static bool parse_int(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
 int cmd_serve(int argc, char **argv) {
     const char *model_path = NULL, *alias = NULL, *api_key = getenv("RYOT_API_KEY");
     srv_http_params hp = {.host = "127.0.0.1", .port = 8080, .max_body = 8u << 20, .body_timeout = 60};
@@ -84,7 +80,7 @@ int cmd_serve(int argc, char **argv) {
         long n;
 #define NEED_INT(lo, hi)                                                                  \
     do {                                                                                  \
-        if (!v || !parse_int(v, lo, hi, &n)) {                                            \
+        if (!v || !cli_parse_long(v, lo, hi, &n)) {                                       \
             fprintf(stderr, "ryot serve: %s needs an integer in %ld..%ld\n", a, (long)(lo), (long)(hi)); \
             return 2;                                                                     \
         }                                                                                 \
@@ -128,6 +124,17 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--default-max-tokens")) {
             NEED_INT(0, 1 << 30);
             cp.default_max_tokens = (int)n;
+        } else if (!strcmp(a, "--cache-mb")) {
+            NEED_INT(0, 1 << 20);
+            hp.cache_bytes = (size_t)n << 20;
+        } else if (!strcmp(a, "--cache-ttl")) {
+            NEED_INT(1, 365L * 86400);
+            hp.cache_ttl_s = (double)n;
+        } else if (!strcmp(a, "--redis") && v) {
+            hp.redis_url = v, i++;
+        } else if (!strcmp(a, "--redis-timeout-ms")) {
+            NEED_INT(1, 60000);
+            hp.redis_timeout_ms = (int)n;
         } else if (!strcmp(a, "--max-body")) {
             NEED_INT(1, 1L << 40);
             hp.max_body = (size_t)n;

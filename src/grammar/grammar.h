@@ -31,7 +31,10 @@
  *   # ...        comment to the end of the line
  * Literals and classes are UTF-8 aware.  Left recursion (direct, or through
  * rules that can match nothing) is an error, as are undefined and duplicate
- * rules; errors give line:column.
+ * rules and a root that derives no finite string; syntax errors give
+ * line:column.  Alternatives that can never finish (they refer to a rule
+ * with no finite derivation) are never entered, so a matcher's every live
+ * state can still reach a complete sentence.
  *
  * JSON schema support (grammar_from_schema): type (one or a list; "object",
  * "array", "string", "number", "integer", "boolean", "null"), properties
@@ -80,6 +83,11 @@ ryot_status grammar_schema_to_text(const json_t *schema, char **text, ryot_error
 /* Any JSON object: response_format {"type": "json_object"}. */
 ryot_status grammar_json_object(grammar **out, ryot_error *err);
 
+/* Grammars are refcounted: every constructor returns one reference,
+ * grammar_ref adds one (returning g), grammar_free drops one and frees at
+ * zero.  Thread-safe (atomic), so jobs may hold a grammar past the thread
+ * that compiled it. */
+grammar *grammar_ref(const grammar *g);
 void grammar_free(grammar *g);
 
 /* A random string of g's language (tests, benchmarks): alternatives chosen
@@ -93,6 +101,12 @@ char *grammar_generate(const grammar *g, uint64_t seed, int max_depth, size_t *l
  * exactly when the grammar can be complete. */
 ryot_status grammar_vocab_new(const char *const *bytes, const size_t *len, int32_t n, const int32_t *eog, int n_eog,
                               grammar_vocab **out, ryot_error *err);
+/* The vocab of a model's tokenizer: each token's bytes as the streaming
+ * detokenizer emits them (tokenizer_token_bytes); control, unknown and
+ * unused tokens have none; the end-of-generation ids are
+ * tokenizer_is_eog's. */
+struct tokenizer;
+ryot_status grammar_vocab_from_tokenizer(const struct tokenizer *tok, grammar_vocab **out, ryot_error *err);
 void grammar_vocab_free(grammar_vocab *v);
 int32_t grammar_vocab_size(const grammar_vocab *v);
 
@@ -104,6 +118,9 @@ void grammar_matcher_free(grammar_matcher *m);
  * (n_vocab + 31) / 32 words).  After an end-of-generation token nothing is
  * allowed.  Fails only when out of memory. */
 ryot_status grammar_mask(grammar_matcher *m, uint32_t *bits);
+/* Sets logits[i] = -INFINITY for every token i of logits[0..n) whose bit is
+ * clear in bits (a grammar_mask result). */
+void grammar_mask_apply(const uint32_t *bits, float *logits, int32_t n);
 /* Advances by token id; false (state unchanged) when the grammar rejects it.
  * An end-of-generation id is accepted only when the grammar can be complete,
  * and ends the matcher. */

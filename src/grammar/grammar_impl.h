@@ -3,6 +3,7 @@
 #ifndef RYOT_GRAMMAR_IMPL_H
 #define RYOT_GRAMMAR_IMPL_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "grammar/grammar.h"
@@ -19,11 +20,16 @@ typedef struct gram_elem {
  * rule r's alternatives start at elems[alt_start[rule_alt[r] ..
  * rule_alt[r + 1])].  Class c is the sorted, disjoint, non-adjacent code
  * point ranges ranges[2k], ranges[2k + 1] (inclusive) for k in
- * [class_off[c], class_off[c + 1]). */
+ * [class_off[c], class_off[c + 1]).  An alternative that derives no finite
+ * string (it refers to a rule that never terminates) is marked dead in
+ * alt_dead: the matcher and the generator never enter it, so every live
+ * parse stack can still be completed. */
 struct grammar {
+    atomic_int refs;
     gram_elem *elems;
     uint32_t n_elems;
     uint32_t *alt_start;
+    uint8_t *alt_dead;  /* per alternative */
     uint32_t *rule_alt; /* n_rules + 1 */
     uint32_t n_rules, root;
     uint32_t *ranges;

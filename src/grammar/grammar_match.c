@@ -15,6 +15,7 @@
  * are computed on first use and stored in a 256-entry row per state; the
  * mask walk is one table lookup per trie node.  The state count is bounded:
  * past STATE_CAP the DFA is rebuilt from the current state alone. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,6 +184,8 @@ struct grammar_matcher {
     uint32_t n_set, cap_set;
     uint64_t *seen; /* (pos, parent) pairs visited by expand, open addressing */
     uint32_t seen_cap, n_seen;
+    uint64_t *work; /* expand's worklist of (pos, parent) */
+    uint32_t cap_work;
     /* mask cache */
     uint32_t *masks; /* MASK_SLOTS * words */
     int32_t slot_owner[MASK_SLOTS];
@@ -279,26 +282,42 @@ static void seen_clear(grammar_matcher *m) {
 }
 
 /* Adds to m->set every stack whose top is a GE_CHAR, reachable from position
- * pos with continuation parent without consuming input.  Terminates because
- * grammar_parse rejects left recursion. */
+ * pos with continuation parent without consuming input.  A worklist, not
+ * recursion: nullable chains (x{0,n} of a nullable x) run thousands deep.
+ * Terminates because (pos, parent) pairs are visited once. */
 static bool expand(grammar_matcher *m, uint32_t pos, uint32_t parent) {
-    bool fail = false;
-    if (seen_test_add(m, pos, parent, &fail)) return true;
-    if (fail) return false;
     const grammar *g = m->g;
-    const gram_elem *e = &g->elems[pos];
-    if (e->kind == GE_CHAR) {
-        uint32_t id = node_intern(m, pos, parent);
-        return id && set_add(m, id);
+    uint32_t n = 0;
+    bool fail = false;
+#define PUSH(p_, q_)                                                                                     \
+    do {                                                                                                 \
+        if (!grow((void **)&m->work, &m->cap_work, n + 1, sizeof *m->work)) return false;                \
+        m->work[n++] = (uint64_t)(p_) << 32 | (q_);                                                      \
+    } while (0)
+    PUSH(pos, parent);
+    while (n) {
+        uint64_t w = m->work[--n];
+        pos = (uint32_t)(w >> 32), parent = (uint32_t)w;
+        if (seen_test_add(m, pos, parent, &fail)) continue;
+        if (fail) return false;
+        const gram_elem *e = &g->elems[pos];
+        if (e->kind == GE_CHAR) {
+            uint32_t id = node_intern(m, pos, parent);
+            if (!id || !set_add(m, id)) return false;
+        } else if (e->kind == GE_END) {
+            if (!parent) {
+                if (!set_add(m, 0)) return false;
+            } else {
+                PUSH(m->nodes[parent].pos, m->nodes[parent].parent);
+            }
+        } else {
+            uint32_t cont = parent;
+            if (g->elems[pos + 1].kind != GE_END && !(cont = node_intern(m, pos + 1, parent))) return false;
+            for (uint32_t a = g->rule_alt[e->arg]; a < g->rule_alt[e->arg + 1]; a++)
+                if (!g->alt_dead[a]) PUSH(g->alt_start[a], cont);
+        }
     }
-    if (e->kind == GE_END) {
-        if (!parent) return set_add(m, 0);
-        return expand(m, m->nodes[parent].pos, m->nodes[parent].parent);
-    }
-    uint32_t cont = parent;
-    if (g->elems[pos + 1].kind != GE_END && !(cont = node_intern(m, pos + 1, parent))) return false;
-    for (uint32_t a = g->rule_alt[e->arg]; a < g->rule_alt[e->arg + 1]; a++)
-        if (!expand(m, g->alt_start[a], cont)) return false;
+#undef PUSH
     return true;
 }
 
@@ -359,7 +378,7 @@ static int64_t state_intern(grammar_matcher *m, const uint8_t *pend, uint8_t n_p
     memset(m->next + (size_t)id * 256, 0, 256 * sizeof *m->next);
     dstate *s = &m->states[id];
     *s = (dstate){.stk_off = m->n_pool, .n_stk = n, .hash = hash, .n_pend = n_pend, .need = need, .slot = -1};
-    memcpy(s->pend, pend, n_pend);
+    if (n_pend) memcpy(s->pend, pend, n_pend);
     s->accept = !n_pend && n && m->set[0] == 0;
     memcpy(m->pool + m->n_pool, m->set, n * sizeof *m->set);
     m->n_pool += n;
@@ -485,6 +504,7 @@ void grammar_matcher_free(grammar_matcher *m) {
     free(m->state_ht);
     free(m->set);
     free(m->seen);
+    free(m->work);
     free(m->masks);
     free(m->walk);
     free(m);
@@ -506,9 +526,9 @@ ryot_status grammar_matcher_new(const grammar *g, const grammar_vocab *v, gramma
         m->nodes[0] = (stk_node){UINT32_MAX, 0};
         m->n_nodes = 1;
         for (uint32_t a = g->rule_alt[g->root]; ok && a < g->rule_alt[g->root + 1]; a++)
-            ok = expand(m, g->alt_start[a], 0);
+            ok = g->alt_dead[a] || expand(m, g->alt_start[a], 0);
     }
-    int64_t s = ok ? state_intern(m, NULL, 0, 0) : -1;
+    int64_t s = ok ? state_intern(m, (const uint8_t[1]){0}, 0, 0) : -1;
     if (s < 0) {
         grammar_matcher_free(m);
         return ryot_fail(err, RYOT_ERR_NOMEM, "grammar matcher: out of memory");
@@ -613,4 +633,14 @@ ryot_status grammar_mask(grammar_matcher *m, uint32_t *bits) {
     m->states[m->cur].slot = (int32_t)slot;
     memcpy(m->masks + (size_t)slot * row, bits, row * sizeof *bits);
     return RYOT_OK;
+}
+
+void grammar_mask_apply(const uint32_t *bits, float *logits, int32_t n) {
+    for (int32_t w = 0; w < (n + 31) / 32; w++) {
+        const uint32_t m = bits[w];
+        if (m == UINT32_MAX) continue;
+        const int32_t end = w * 32 + 32 < n ? w * 32 + 32 : n;
+        for (int32_t t = w * 32; t < end; t++)
+            if (!(m >> (t & 31) & 1)) logits[t] = -INFINITY;
+    }
 }

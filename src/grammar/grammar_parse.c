@@ -43,6 +43,8 @@ typedef struct parser {
     uint32_t n_classes, cap_classes;
     uint64_t n_elems;
     uint32_t n_generated;
+    uint32_t *name_ht; /* open addressing over rule names: rule id + 1, 0 empty */
+    uint32_t ht_cap;
 } parser;
 
 static bool grow(void **p, uint32_t *cap, uint32_t need, size_t elem) {
@@ -92,17 +94,44 @@ static bool seq_append(parser *p, seq *dst, const seq *src) {
     return true;
 }
 
+static uint32_t name_hash(const char *s, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+/* The slot of name in the name table: its rule's, or the empty one to fill. */
+static uint32_t *name_slot(const parser *p, const char *name, size_t n) {
+    uint32_t h = name_hash(name, n) & (p->ht_cap - 1);
+    for (;; h = (h + 1) & (p->ht_cap - 1)) {
+        uint32_t r = p->name_ht[h];
+        if (!r) return &p->name_ht[h];
+        const char *rn = p->rules[r - 1].name;
+        if (strlen(rn) == n && !memcmp(rn, name, n)) return &p->name_ht[h];
+    }
+}
+
 static long rule_find(const parser *p, const char *name, size_t n) {
-    for (uint32_t i = 0; i < p->n_rules; i++)
-        if (strlen(p->rules[i].name) == n && !memcmp(p->rules[i].name, name, n)) return i;
-    return -1;
+    if (!p->ht_cap) return -1;
+    uint32_t r = *name_slot(p, name, n);
+    return r ? (long)r - 1 : -1;
 }
 
 static long rule_add(parser *p, const char *name, size_t n) {
     if (!grow((void **)&p->rules, &p->cap_rules, p->n_rules + 1, sizeof *p->rules)) return nomem(p), -1;
+    if (2 * (p->n_rules + 1) > p->ht_cap) {
+        uint32_t cap = p->ht_cap ? 2 * p->ht_cap : 64;
+        uint32_t *ht = calloc(cap, sizeof *ht), *old = p->name_ht, old_cap = p->ht_cap;
+        if (!ht) return nomem(p), -1;
+        p->name_ht = ht, p->ht_cap = cap;
+        for (uint32_t i = 0; i < old_cap; i++)
+            if (old[i]) *name_slot(p, p->rules[old[i] - 1].name, strlen(p->rules[old[i] - 1].name)) = old[i];
+        free(old);
+    }
     brule *r = &p->rules[p->n_rules];
     memset(r, 0, sizeof *r);
     if (!(r->name = strndup(name, n))) return nomem(p), -1;
+    *name_slot(p, r->name, n) = p->n_rules + 1;
     return p->n_rules++;
 }
 
@@ -133,7 +162,7 @@ static int cmp_range(const void *a, const void *b) {
 /* Adds a class from ranges r[0..2n) (any order, may overlap), complemented
  * over [0, MAX_CP] when negate; returns its id or -1. */
 static long class_add(parser *p, uint32_t *r, uint32_t n, bool negate) {
-    qsort(r, n, 2 * sizeof *r, cmp_range);
+    if (n) qsort(r, n, 2 * sizeof *r, cmp_range);
     uint32_t m = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (m && r[2 * i] <= r[2 * (m - 1) + 1] + 1) {
@@ -148,7 +177,7 @@ static long class_add(parser *p, uint32_t *r, uint32_t n, bool negate) {
     if (p->n_classes == 0) p->class_off[0] = 0;
     uint32_t *out = p->ranges + 2 * p->n_ranges, k = 0;
     if (!negate) {
-        memcpy(out, r, 2 * m * sizeof *r);
+        if (m) memcpy(out, r, 2 * m * sizeof *r);
         k = m;
     } else {
         uint32_t next = 0;
@@ -480,31 +509,117 @@ static void nullable_rules(const grammar *g, bool *nullable) {
     }
 }
 
-/* Depth-first search over "r can start with rule x without consuming":
- * color 1 = on the path, 2 = done. */
-static long left_cycle(const grammar *g, const bool *nullable, uint8_t *color, uint32_t r) {
-    color[r] = 1;
-    for (uint32_t a = g->rule_alt[r]; a < g->rule_alt[r + 1]; a++) {
-        for (const gram_elem *e = g->elems + g->alt_start[a]; e->kind == GE_RULE; e++) {
-            if (color[e->arg] == 1) return e->arg;
-            if (color[e->arg] == 0) {
-                long c = left_cycle(g, nullable, color, e->arg);
-                if (c >= 0) return c;
+/* Edges r -> x where rule r can reach rule x without consuming input
+ * (x is a leading reference, after nullable ones), as CSR arrays. */
+static bool left_edges(const grammar *g, const bool *nullable, uint32_t **off_out, uint32_t **to_out) {
+    uint32_t *off = calloc(g->n_rules + 1, sizeof *off);
+    uint32_t *to = NULL, n = 0, cap = 0;
+    if (!off) return false;
+    for (uint32_t r = 0; r < g->n_rules; r++) {
+        off[r] = n;
+        for (uint32_t a = g->rule_alt[r]; a < g->rule_alt[r + 1]; a++)
+            for (const gram_elem *e = g->elems + g->alt_start[a]; e->kind == GE_RULE; e++) {
+                if (!grow((void **)&to, &cap, n + 1, sizeof *to)) return free(off), free(to), false;
+                to[n++] = e->arg;
+                if (!nullable[e->arg]) break;
             }
-            if (!nullable[e->arg]) break;
+    }
+    off[g->n_rules] = n;
+    *off_out = off, *to_out = to;
+    return true;
+}
+
+/* A rule on a cycle of left_edges, or -1: depth-first search with an
+ * explicit stack (a grammar may chain many thousands of rules);
+ * color 1 = on the path, 2 = done. */
+static long left_cycle(const uint32_t *off, const uint32_t *to, uint8_t *color, uint32_t *stk,
+                       uint32_t *it, uint32_t start) {
+    uint32_t depth = 0;
+    stk[0] = start, it[0] = off[start], color[start] = 1;
+    for (;;) {
+        uint32_t r = stk[depth];
+        if (it[depth] == off[r + 1]) {
+            color[r] = 2;
+            if (depth-- == 0) return -1;
+            continue;
+        }
+        uint32_t x = to[it[depth]++];
+        if (color[x] == 1) return x;
+        if (color[x] == 0) {
+            depth++;
+            stk[depth] = x, it[depth] = off[x], color[x] = 1;
         }
     }
-    color[r] = 2;
-    return -1;
+}
+
+/* Shortest sentence of each rule in code points (UINT32_MAX: none, the rule
+ * never terminates), by fixed-point iteration. */
+static uint32_t alt_minlen(const grammar *g, const uint32_t *minlen, uint32_t start) {
+    uint64_t n = 0;
+    for (const gram_elem *e = g->elems + start; e->kind != GE_END; e++) n += e->kind == GE_CHAR ? 1 : minlen[e->arg];
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+static void rule_minlen(const grammar *g, uint32_t *minlen) {
+    for (uint32_t r = 0; r < g->n_rules; r++) minlen[r] = UINT32_MAX;
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (uint32_t r = 0; r < g->n_rules; r++)
+            for (uint32_t a = g->rule_alt[r]; a < g->rule_alt[r + 1]; a++) {
+                uint32_t m = alt_minlen(g, minlen, g->alt_start[a]);
+                if (m < minlen[r]) minlen[r] = m, changed = true;
+            }
+    }
+}
+
+/* Left recursion, and the dead alternatives (see grammar_impl.h). */
+static ryot_status grammar_check(grammar *g, ryot_error *err) {
+    uint32_t n_alts = g->rule_alt[g->n_rules];
+    bool *nullable = malloc(g->n_rules * sizeof *nullable);
+    uint8_t *color = calloc(g->n_rules, 1);
+    uint32_t *stk = malloc(g->n_rules * sizeof *stk), *it = malloc(g->n_rules * sizeof *it);
+    uint32_t *minlen = malloc(g->n_rules * sizeof *minlen), *off = NULL, *to = NULL;
+    g->alt_dead = calloc(n_alts ? n_alts : 1, 1);
+    ryot_status st = RYOT_OK;
+    if (!nullable || !color || !stk || !it || !minlen || !g->alt_dead) st = ryot_fail(err, RYOT_ERR_NOMEM, "grammar: out of memory");
+    if (st == RYOT_OK) {
+        nullable_rules(g, nullable);
+        if (!left_edges(g, nullable, &off, &to)) st = ryot_fail(err, RYOT_ERR_NOMEM, "grammar: out of memory");
+    }
+    for (uint32_t r = 0; st == RYOT_OK && r < g->n_rules; r++) {
+        long c = color[r] ? -1 : left_cycle(off, to, color, stk, it, r);
+        if (c >= 0) st = ryot_fail(err, RYOT_ERR_INVALID, "grammar: rule '%.100s' is left-recursive", g->names[c]);
+    }
+    if (st == RYOT_OK) {
+        rule_minlen(g, minlen);
+        if (minlen[g->root] == UINT32_MAX)
+            st = ryot_fail(err, RYOT_ERR_INVALID, "grammar: 'root' matches no finite string");
+        for (uint32_t a = 0; a < n_alts; a++) g->alt_dead[a] = alt_minlen(g, minlen, g->alt_start[a]) == UINT32_MAX;
+    }
+    free(nullable);
+    free(color);
+    free(stk);
+    free(it);
+    free(minlen);
+    free(off);
+    free(to);
+    return st;
+}
+
+grammar *grammar_ref(const grammar *g) {
+    grammar *w = (grammar *)g;
+    atomic_fetch_add(&w->refs, 1);
+    return w;
 }
 
 void grammar_free(grammar *g) {
-    if (!g) return;
+    if (!g || atomic_fetch_sub(&g->refs, 1) != 1) return;
     if (g->names)
         for (uint32_t i = 0; i < g->n_rules; i++) free(g->names[i]);
     free(g->names);
     free(g->elems);
     free(g->alt_start);
+    free(g->alt_dead);
     free(g->rule_alt);
     free(g->ranges);
     free(g->class_off);
@@ -518,6 +633,7 @@ static void parser_free(parser *p) {
         free(p->rules[i].name);
     }
     free(p->rules);
+    free(p->name_ht);
     free(p->ranges);
     free(p->class_off);
 }
@@ -544,7 +660,7 @@ static ryot_status flatten(parser *p, grammar *g, ryot_error *err) {
         g->rule_alt[i] = na;
         for (uint32_t a = 0; a < b->n_alts; a++) {
             g->alt_start[na++] = ne;
-            memcpy(g->elems + ne, b->alts[a].e, b->alts[a].n * sizeof *g->elems);
+            if (b->alts[a].n) memcpy(g->elems + ne, b->alts[a].e, b->alts[a].n * sizeof *g->elems);
             ne += b->alts[a].n;
             g->elems[ne++] = (gram_elem){GE_END, 0};
         }
@@ -577,20 +693,11 @@ ryot_status grammar_parse(const char *text, size_t len, grammar **out, ryot_erro
     grammar *g = NULL;
     ryot_status st = ok ? RYOT_OK : (err ? err->code : RYOT_ERR_INVALID);
     if (st == RYOT_OK && !(g = calloc(1, sizeof *g))) st = ryot_fail(err, RYOT_ERR_NOMEM, "grammar: out of memory");
+    if (g) atomic_init(&g->refs, 1);
     if (st == RYOT_OK) st = flatten(&p, g, err);
     if (st == RYOT_OK) {
         g->root = (uint32_t)root;
-        bool *nullable = malloc(g->n_rules * sizeof *nullable);
-        uint8_t *color = calloc(g->n_rules, 1);
-        if (!nullable || !color) st = ryot_fail(err, RYOT_ERR_NOMEM, "grammar: out of memory");
-        else nullable_rules(g, nullable);
-        for (uint32_t r = 0; st == RYOT_OK && r < g->n_rules; r++) {
-            long c = color[r] ? -1 : left_cycle(g, nullable, color, r);
-            if (c >= 0)
-                st = ryot_fail(err, RYOT_ERR_INVALID, "grammar: rule '%.100s' is left-recursive", g->names[c]);
-        }
-        free(nullable);
-        free(color);
+        st = grammar_check(g, err);
     }
     parser_free(&p);
     free(copy);
@@ -612,12 +719,6 @@ typedef struct gen {
     ryot_buf out;
     bool ok;
 } gen;
-
-static uint32_t alt_minlen(const grammar *g, const uint32_t *minlen, uint32_t start) {
-    uint64_t n = 0;
-    for (const gram_elem *e = g->elems + start; e->kind != GE_END; e++) n += e->kind == GE_CHAR ? 1 : minlen[e->arg];
-    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
-}
 
 static void gen_put(gen *s, uint32_t cp) {
     char b[4];
@@ -653,7 +754,13 @@ static void gen_rule(gen *s, uint32_t r, int depth) {
     const grammar *g = s->g;
     uint32_t a0 = g->rule_alt[r], na = g->rule_alt[r + 1] - a0, pick = a0;
     if (depth < s->max_depth) {
-        pick = a0 + (uint32_t)(ryot_rng_next(&s->rng) % na);
+        uint32_t live = 0;
+        for (uint32_t a = a0; a < a0 + na; a++) live += !g->alt_dead[a];
+        uint32_t k = (uint32_t)(ryot_rng_next(&s->rng) % live); /* the k-th live one */
+        for (pick = a0;; pick++) {
+            if (g->alt_dead[pick]) continue;
+            if (k-- == 0) break;
+        }
     } else {
         for (uint32_t a = a0 + 1; a < a0 + na; a++)
             if (s->altlen[a] < s->altlen[pick]) pick = a;
@@ -672,15 +779,7 @@ char *grammar_generate(const grammar *g, uint64_t seed, int max_depth, size_t *l
     s.altlen = malloc((n_alts ? n_alts : 1) * sizeof *s.altlen);
     char *res = NULL;
     if (s.minlen && s.altlen) {
-        for (uint32_t r = 0; r < g->n_rules; r++) s.minlen[r] = UINT32_MAX;
-        for (bool changed = true; changed;) {
-            changed = false;
-            for (uint32_t r = 0; r < g->n_rules; r++)
-                for (uint32_t a = g->rule_alt[r]; a < g->rule_alt[r + 1]; a++) {
-                    uint32_t m = alt_minlen(g, s.minlen, g->alt_start[a]);
-                    if (m < s.minlen[r]) s.minlen[r] = m, changed = true;
-                }
-        }
+        rule_minlen(g, s.minlen);
         for (uint32_t a = 0; a < n_alts; a++) s.altlen[a] = alt_minlen(g, s.minlen, g->alt_start[a]);
         gen_rule(&s, g->root, 0);
         if (s.ok && !s.out.data) s.ok = ryot_buf_append(&s.out, "", 0);

@@ -121,6 +121,13 @@ static bool put_json_lit(sc *c, ryot_buf *b, const json_t *v) {
 }
 
 /* ---------------------------------------------------------------- numbers */
+/* Whether s[0..n) is all ch (the digit strings here are not terminated). */
+static bool all_char(const char *s, int n, char ch) {
+    for (int i = 0; i < n; i++)
+        if (s[i] != ch) return false;
+    return true;
+}
+
 /* Alternatives for the digit strings of exactly L digits in [a, b]
  * (a <= b, both L digits): a0 rest>=a' | [a0+1 .. b0-1] any | b0 rest<=b'. */
 static bool put_same_len(ryot_buf *b, const char *lo, const char *hi, int L) {
@@ -129,7 +136,7 @@ static bool put_same_len(ryot_buf *b, const char *lo, const char *hi, int L) {
     if (lo[0] == hi[0])
         return ryot_buf_printf(b, "\"%c\" (", lo[0]) && put_same_len(b, lo + 1, hi + 1, L - 1) &&
                ryot_buf_append(b, ")", 1);
-    bool lo_zero = strspn(lo + 1, "0") >= (size_t)(L - 1), hi_nine = strspn(hi + 1, "9") >= (size_t)(L - 1);
+    bool lo_zero = all_char(lo + 1, L - 1, '0'), hi_nine = all_char(hi + 1, L - 1, '9');
     char first_lo = lo_zero ? lo[0] : (char)(lo[0] + 1), first_hi = hi_nine ? hi[0] : (char)(hi[0] - 1);
     char nines[24], zeros[24];
     memset(nines, '9', sizeof nines);
@@ -662,7 +669,7 @@ static bool compile_object(sc *c, const json_t *s, const char *path, int depth, 
     if (!json_object_size(props) && !n_req) {
         if (add && !json_is_boolean(add) && !json_is_object(add))
             return sub_path(p, path, "additionalProperties"), invalid(c, p, "must be a boolean or a schema");
-        if (json_is_false(add)) return ryot_buf_append(b, "\"{\" ws \"}\"", 9) || oom(c);
+        if (json_is_false(add)) return ryot_buf_append(b, "\"{\" ws \"}\"", 10) || oom(c);
         if (!add || json_is_true(add)) return use_common(c, C_VALUE), ryot_buf_append(b, "json-object", 11) || oom(c);
         rname v;
         sub_path(p, path, "additionalProperties");
@@ -756,7 +763,7 @@ static bool compile_array(sc *c, const json_t *s, const char *path, int depth, r
     } else if (!items) {
         use_common(c, C_VALUE);
     }
-    if (hi == 0) return ryot_buf_append(b, "\"[\" ws \"]\"", 9) || oom(c);
+    if (hi == 0) return ryot_buf_append(b, "\"[\" ws \"]\"", 10) || oom(c);
     /* rest_j: what may follow j emitted items, built from the end: past the
      * prefix a counted run of items, inside it prefixItems[j] (optional once
      * minItems are in) */
@@ -1006,8 +1013,18 @@ ryot_status grammar_from_schema(const json_t *schema, grammar **out, ryot_error 
     ryot_status st = grammar_schema_to_text(schema, &text, err);
     if (st != RYOT_OK) return st;
     st = grammar_parse(text, strlen(text), out, err);
-    /* the text is ours: a parse error is a bug in this file, but report it */
-    if (st != RYOT_OK) ryot_error_prefix(err, "schema: internal grammar error: ");
+    /* The text is ours, so two checks of grammar_parse are the schema's
+     * fault: left recursion (a $ref cycle, or a pattern repeating what can
+     * be empty) and a root with no finite sentence (required recursion);
+     * anything else is a bug in this file, still reported. */
+    if (st == RYOT_ERR_INVALID && err && strstr(err->msg, "left-recursive"))
+        st = ryot_fail(err, RYOT_ERR_INVALID,
+                       "schema: a $ref cycle that consumes no input, or a pattern that repeats what can be empty");
+    else if (st == RYOT_ERR_INVALID && err && strstr(err->msg, "no finite"))
+        st = ryot_fail(err, RYOT_ERR_INVALID,
+                       "schema: no finite JSON value satisfies it (every value would recurse through a required $ref)");
+    else if (st != RYOT_OK)
+        ryot_error_prefix(err, "schema: internal grammar error: ");
     free(text);
     return st;
 }

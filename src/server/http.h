@@ -22,6 +22,10 @@ typedef struct srv_http_params {
                             * (default 60); a slower or stalled upload is cut: the
                             * connection closes without a reply */
     int max_connections;   /* default 1024 */
+    size_t cache_bytes;    /* L1 response cache size (--cache-mb); 0: no cache */
+    double cache_ttl_s;    /* seconds a cached answer stays valid (default 3600) */
+    const char *redis_url; /* L2 cache in Redis (redis://HOST[:PORT][/DB]); NULL: none */
+    int redis_timeout_ms;  /* bound of each Redis connect and command (default 5) */
 } srv_http_params;
 
 typedef struct srv_http srv_http;

@@ -1,6 +1,7 @@
 /* OpenAI request parsing and validation; the contract is in request.h. */
 #include "server/request.h"
 
+#include "grammar/grammar.h"
 #include "sched/sched.h"
 
 #include <jansson.h>
@@ -308,6 +309,9 @@ static int parse_tool_choice(const json_t *obj, srv_request *r, srv_error *err) 
     }
     if (r->tool_choice != SRV_TOOL_NONE && r->tool_choice != SRV_TOOL_AUTO && !r->n_tools)
         return fail(err, "tool_choice", "'tool_choice' requires 'tools'");
+    /* a forced call is itself grammar-constrained; two constraints do not compose */
+    if ((r->tool_choice == SRV_TOOL_REQUIRED || r->tool_choice == SRV_TOOL_NAMED) && r->grammar)
+        return fail(err, "tool_choice", "a forced 'tool_choice' cannot be combined with 'response_format' or 'grammar'");
     if (name) {
         for (int i = 0; i < r->n_tools; i++)
             if (!strcmp(name, json_string_value(json_object_get(json_object_get(json_array_get(r->tools, (size_t)i),
@@ -533,11 +537,11 @@ static int parse_sampling(const json_t *obj, srv_request *r, srv_error *err) {
     bool given;
 
     if (get_number(obj, "temperature", 0.0, 2.0, &x, &given, err)) return -1;
-    if (given) sp->temperature = (float)x;
+    if (given) sp->temperature = (float)x, r->sp_given |= SRV_GIVEN_TEMPERATURE;
     if (get_number(obj, "top_p", 0.0, 1.0, &x, &given, err)) return -1;
-    if (given) sp->top_p = (float)x;
+    if (given) sp->top_p = (float)x, r->sp_given |= SRV_GIVEN_TOP_P;
     if (get_number(obj, "min_p", 0.0, 1.0, &x, &given, err)) return -1;
-    if (given) sp->min_p = (float)x;
+    if (given) sp->min_p = (float)x, r->sp_given |= SRV_GIVEN_MIN_P;
     if (get_number(obj, "presence_penalty", -2.0, 2.0, &x, &given, err)) return -1;
     if (given) sp->presence_penalty = (float)x;
     if (get_number(obj, "frequency_penalty", -2.0, 2.0, &x, &given, err)) return -1;
@@ -548,11 +552,12 @@ static int parse_sampling(const json_t *obj, srv_request *r, srv_error *err) {
         if (!given) continue;
         if (!(x > 0.0)) return fail(err, rep_keys[k], "'%s' must be greater than 0", rep_keys[k]);
         sp->repeat_penalty = (float)x;
+        r->sp_given |= SRV_GIVEN_REPEAT_PENALTY;
     }
     if (get_int(obj, "top_k", -1, INT32_MAX, &i, &given, err)) return -1;
-    if (given) sp->top_k = i < 0 ? 0 : (int32_t)i;
+    if (given) sp->top_k = i < 0 ? 0 : (int32_t)i, r->sp_given |= SRV_GIVEN_TOP_K;
     if (get_int(obj, "repeat_last_n", -1, INT32_MAX, &i, &given, err)) return -1;
-    if (given) sp->penalty_last_n = (int32_t)i;
+    if (given) sp->penalty_last_n = (int32_t)i, r->sp_given |= SRV_GIVEN_PENALTY_LAST_N;
     if (get_int(obj, "seed", INT64_MIN, INT64_MAX, &i, &r->has_seed, err)) return -1;
     if (r->has_seed) sp->seed = (uint64_t)i;
     if (parse_logit_bias(obj, r, err)) return -1;
@@ -578,43 +583,122 @@ static int parse_chat(const json_t *obj, srv_request *r, srv_error *err) {
         r->sp.top_logprobs = (int32_t)i;
     }
 
-    if (parse_tools(obj, &r->tools, &r->n_tools, err) || parse_tool_choice(obj, r, err)) return -1;
-    json_t *rf = opt(obj, "response_format");
-    if (rf) {
-        const json_t *t = json_object_get(rf, "type");
-        if (!json_is_object(rf) || !json_is_string(t))
-            return fail(err, "response_format", "'response_format' must be an object with a \"type\"");
-        if (strcmp(json_string_value(t), "text"))
-            return fail(err, "response_format", "'response_format' type \"%.40s\" is not supported (only \"text\")",
-                        json_string_value(t));
+    return parse_tools(obj, &r->tools, &r->n_tools, err) || parse_tool_choice(obj, r, err) ? -1 : 0;
+}
+
+/* A grammar compiler's failure as a 400 on param (503 when out of memory). */
+static int grammar_fail(srv_error *err, const char *param, const ryot_error *ge) {
+    if (ge->code == RYOT_ERR_NOMEM) return nomem(err);
+    return fail(err, param, "'%s' is invalid: %s", param, ge->msg);
+}
+
+/* "response_format" and the "grammar" extension (see srv_request.grammar). */
+static int parse_structured(const json_t *obj, srv_request *r, srv_error *err) {
+    const json_t *rf = opt(obj, "response_format"), *gt = opt(obj, "grammar");
+    ryot_error ge = {0};
+    if (gt) {
+        if (!json_is_string(gt)) return fail(err, "grammar", "'grammar' must be a string");
+        if (grammar_parse(json_string_value(gt), json_string_length(gt), &r->grammar, &ge))
+            return grammar_fail(err, "grammar", &ge);
+        if (asprintf(&r->grammar_src, "grammar:%s", json_string_value(gt)) < 0) {
+            r->grammar_src = NULL;
+            return nomem(err);
+        }
+    }
+    if (!rf) return 0;
+    const json_t *t = json_object_get(rf, "type");
+    if (!json_is_object(rf) || !json_is_string(t))
+        return fail(err, "response_format", "'response_format' must be an object with a string \"type\"");
+    const char *type = json_string_value(t);
+    if (!strcmp(type, "text")) return 0;
+    if (strcmp(type, "json_object") && strcmp(type, "json_schema"))
+        return fail(err, "response_format",
+                    "'response_format' type \"%.40s\" is not supported (\"text\", \"json_object\", \"json_schema\")", type);
+    if (r->grammar) return fail(err, "grammar", "give either 'grammar' or a JSON 'response_format', not both");
+    const json_t *schema = NULL;
+    if (!strcmp(type, "json_schema")) {
+        const json_t *js = json_object_get(rf, "json_schema"), *name, *strict;
+        if (!json_is_object(js))
+            return fail(err, "response_format", "'response_format.json_schema' must be an object");
+        if ((name = json_object_get(js, "name")) && !json_is_null(name) && !json_is_string(name))
+            return fail(err, "response_format", "'response_format.json_schema.name' must be a string");
+        if ((strict = json_object_get(js, "strict")) && !json_is_null(strict) && !json_is_boolean(strict))
+            return fail(err, "response_format", "'response_format.json_schema.strict' must be a boolean");
+        schema = json_object_get(js, "schema");
+        if (json_is_null(schema)) schema = NULL;
+    }
+    ryot_status st = schema ? grammar_from_schema(schema, &r->grammar, &ge) : grammar_json_object(&r->grammar, &ge);
+    if (st) return grammar_fail(err, "response_format", &ge);
+    char *dump = json_dumps(rf, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    int n = dump ? asprintf(&r->grammar_src, "response_format:%s", dump) : -1;
+    free(dump);
+    if (n < 0) {
+        r->grammar_src = NULL;
+        return nomem(err);
     }
     return 0;
 }
 
-static int parse_completions(const json_t *obj, srv_request *r, srv_error *err) {
+/* A token-id prompt: a non-empty array of ids in [0, INT32_MAX] (the vocab
+ * is checked by the caller) into r->prompt_ids[i]. */
+static int parse_prompt_ids(const json_t *a, const char *param, srv_request *r, int i, srv_error *err) {
+    const size_t n = json_array_size(a);
+    if (n == 0) return fail(err, param, "'%s' must not be an empty list of token ids", param);
+    if (n > INT32_MAX / 2) return fail(err, param, "'%s' has too many tokens", param);
+    if (!r->prompt_ids && (!(r->prompt_ids = calloc((size_t)r->n_prompts, sizeof *r->prompt_ids)) ||
+                           !(r->n_prompt_ids = calloc((size_t)r->n_prompts, sizeof *r->n_prompt_ids))))
+        return nomem(err);
+    if (!(r->prompt_ids[i] = malloc(n * sizeof *r->prompt_ids[i]))) return nomem(err);
+    for (size_t k = 0; k < n; k++) {
+        char kp[48];
+        snprintf(kp, sizeof kp, "%s[%zu]", param, k);
+        int64_t id;
+        if (int_value(json_array_get(a, k), kp, 0, INT32_MAX, &id, err)) return -1;
+        r->prompt_ids[i][k] = (int32_t)id;
+    }
+    r->n_prompt_ids[i] = (int)n;
+    return 0;
+}
+
+/* "prompt": a string, an array of strings, an array of token ids (one
+ * prompt), or an array whose items are strings or arrays of token ids. */
+static int parse_prompt(const json_t *obj, srv_request *r, srv_error *err) {
     json_t *p = opt(obj, "prompt");
     if (!p) return fail(err, "prompt", "'prompt' is required");
     if (json_is_string(p)) {
         if (!(r->prompts = calloc(1, sizeof *r->prompts)) || !(r->prompts[0] = dup_str(p))) return nomem(err);
         r->n_prompts = 1;
-    } else if (json_is_array(p)) {
-        size_t n = json_array_size(p);
-        if (n == 0) return fail(err, "prompt", "'prompt' must not be an empty array");
-        if (n > SRV_MAX_PROMPTS)
-            return fail(err, "prompt", "'prompt' may hold at most %d prompts", SRV_MAX_PROMPTS);
-        if (!(r->prompts = calloc(n, sizeof *r->prompts))) return nomem(err);
-        for (size_t i = 0; i < n; i++) {
-            const json_t *s = json_array_get(p, i);
-            char param[32];
-            snprintf(param, sizeof param, "prompt[%zu]", i);
-            if (!json_is_string(s))
-                return fail(err, param, "'%s' must be a string (token-id prompts are not supported)", param);
-            if (!(r->prompts[i] = dup_str(s))) return nomem(err);
-            r->n_prompts = (int)i + 1;
-        }
-    } else {
-        return fail(err, "prompt", "'prompt' must be a string or an array of strings");
+        return 0;
     }
+    if (!json_is_array(p))
+        return fail(err, "prompt", "'prompt' must be a string, an array of strings or an array of token ids");
+    size_t n = json_array_size(p);
+    if (n == 0) return fail(err, "prompt", "'prompt' must not be an empty array");
+    if (json_is_number(json_array_get(p, 0))) { /* one prompt of token ids */
+        if (!(r->prompts = calloc(1, sizeof *r->prompts))) return nomem(err);
+        r->n_prompts = 1;
+        return parse_prompt_ids(p, "prompt", r, 0, err);
+    }
+    if (n > SRV_MAX_PROMPTS) return fail(err, "prompt", "'prompt' may hold at most %d prompts", SRV_MAX_PROMPTS);
+    if (!(r->prompts = calloc(n, sizeof *r->prompts))) return nomem(err);
+    r->n_prompts = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *s = json_array_get(p, i);
+        char param[32];
+        snprintf(param, sizeof param, "prompt[%zu]", i);
+        if (json_is_array(s)) {
+            if (parse_prompt_ids(s, param, r, (int)i, err)) return -1;
+        } else if (!json_is_string(s)) {
+            return fail(err, param, "'%s' must be a string or an array of token ids", param);
+        } else if (!(r->prompts[i] = dup_str(s))) {
+            return nomem(err);
+        }
+    }
+    return 0;
+}
+
+static int parse_completions(const json_t *obj, srv_request *r, srv_error *err) {
+    if (parse_prompt(obj, r, err)) return -1;
 
     int64_t i;
     bool given;
@@ -623,9 +707,7 @@ static int parse_completions(const json_t *obj, srv_request *r, srv_error *err) 
         r->sp.logprobs = true;
         r->sp.top_logprobs = (int32_t)i;
     }
-    bool echo = false;
-    if (get_bool(obj, "echo", &echo, err)) return -1;
-    if (echo) return fail(err, "echo", "'echo' is not supported");
+    if (get_bool(obj, "echo", &r->echo, err)) return -1;
     json_t *suffix = opt(obj, "suffix");
     if (suffix && (!json_is_string(suffix) || json_string_length(suffix) > 0))
         return fail(err, "suffix", "'suffix' (insertion) is not supported");
@@ -634,27 +716,41 @@ static int parse_completions(const json_t *obj, srv_request *r, srv_error *err) 
     return 0;
 }
 
+ryot_sampler_params srv_request_openai_sampling(void) {
+    ryot_sampler_params sp = ryot_sampler_params_default();
+    sp.temperature = 1.0f;
+    sp.top_k = 0;
+    sp.top_p = 1.0f;
+    sp.min_p = 0.0f;
+    sp.repeat_penalty = 1.0f;
+    sp.frequency_penalty = 0.0f;
+    sp.presence_penalty = 0.0f;
+    sp.penalty_last_n = -1;
+    sp.seed = RYOT_SEED_RANDOM;
+    sp.logit_bias = NULL;
+    sp.n_logit_bias = 0;
+    sp.logprobs = false;
+    sp.top_logprobs = 0;
+    return sp;
+}
+
+void srv_request_default_sampling(srv_request *r, const ryot_sampler_params *d) {
+    ryot_sampler_params *sp = &r->sp;
+    if (!(r->sp_given & SRV_GIVEN_TEMPERATURE)) sp->temperature = d->temperature;
+    if (!(r->sp_given & SRV_GIVEN_TOP_P)) sp->top_p = d->top_p;
+    if (!(r->sp_given & SRV_GIVEN_TOP_K)) sp->top_k = d->top_k;
+    if (!(r->sp_given & SRV_GIVEN_MIN_P)) sp->min_p = d->min_p;
+    if (!(r->sp_given & SRV_GIVEN_REPEAT_PENALTY)) sp->repeat_penalty = d->repeat_penalty;
+    if (!(r->sp_given & SRV_GIVEN_PENALTY_LAST_N)) sp->penalty_last_n = d->penalty_last_n;
+}
+
 static void request_defaults(srv_request *r, srv_endpoint ep) {
     memset(r, 0, sizeof *r);
     r->ep = ep;
     r->max_tokens = -1;
     r->n = 1;
     r->priority = SCHED_NORMAL;
-    ryot_sampler_params *sp = &r->sp;
-    *sp = ryot_sampler_params_default();
-    sp->temperature = 1.0f;
-    sp->top_k = 0;
-    sp->top_p = 1.0f;
-    sp->min_p = 0.0f;
-    sp->repeat_penalty = 1.0f;
-    sp->frequency_penalty = 0.0f;
-    sp->presence_penalty = 0.0f;
-    sp->penalty_last_n = -1;
-    sp->seed = RYOT_SEED_RANDOM;
-    sp->logit_bias = NULL;
-    sp->n_logit_bias = 0;
-    sp->logprobs = false;
-    sp->top_logprobs = 0;
+    r->sp = srv_request_openai_sampling();
 }
 
 static int parse_request(const json_t *obj, srv_endpoint ep, srv_request *r, srv_error *err) {
@@ -663,7 +759,9 @@ static int parse_request(const json_t *obj, srv_endpoint ep, srv_request *r, srv
     if (get_str(obj, "model", &r->model, err)) return -1;
     if (get_int(obj, "n", 1, SRV_MAX_N, &i, &given, err)) return -1;
     if (given) r->n = (int)i;
-    if (get_int(obj, "max_tokens", 1, SRV_MAX_TOKENS_LIMIT, &i, &given, err)) return -1;
+    /* completions may ask for 0: prefill only (echo + logprobs scores the prompt) */
+    if (get_int(obj, "max_tokens", ep == SRV_EP_COMPLETIONS ? 0 : 1, SRV_MAX_TOKENS_LIMIT, &i, &given, err))
+        return -1;
     if (given) r->max_tokens = (int)i;
     if (parse_sampling(obj, r, err)) return -1;
     if (parse_stop(obj, r, err)) return -1;
@@ -677,6 +775,7 @@ static int parse_request(const json_t *obj, srv_endpoint ep, srv_request *r, srv
         r->timeout_s = t;
     }
     if (get_bool(obj, "ignore_eos", &r->ignore_eos, err)) return -1;
+    if (parse_structured(obj, r, err)) return -1;
     return ep == SRV_EP_CHAT ? parse_chat(obj, r, err) : parse_completions(obj, r, err);
 }
 
@@ -694,14 +793,20 @@ void srv_request_free(srv_request *r) {
     if (!r) return;
     free(r->model);
     srv_messages_free(r->messages, r->n_messages);
-    if (r->prompts)
-        for (int i = 0; i < r->n_prompts; i++) free(r->prompts[i]);
+    for (int i = 0; i < r->n_prompts; i++) {
+        if (r->prompts) free(r->prompts[i]);
+        if (r->prompt_ids) free(r->prompt_ids[i]);
+    }
     free(r->prompts);
+    free(r->prompt_ids);
+    free(r->n_prompt_ids);
     free(r->logit_bias);
     if (r->stop)
         for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->stop);
     free(r->user);
+    grammar_free(r->grammar);
+    free(r->grammar_src);
     json_decref(r->tools);
     memset(r, 0, sizeof *r);
 }

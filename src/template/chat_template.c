@@ -8,7 +8,7 @@
 #include "template/impl.h"
 
 struct chat_template {
-    ct_arena arena; /* the normalized source, decoded strings and the syntax tree */
+    ryot_arena arena; /* the normalized source, decoded strings and the syntax tree */
     ct_node *root;
 };
 
@@ -20,7 +20,7 @@ ryot_status chat_template_parse(const char *src, size_t len, chat_template **out
     chat_template *t = calloc(1, sizeof *t);
     if (!t) return ryot_fail(err, RYOT_ERR_NOMEM, "chat template: out of memory");
     /* jinja2 reads \r\n and \r as \n, and drops one newline at the very end */
-    char *s = ct_alloc(&t->arena, len + 1);
+    char *s = ryot_arena_alloc(&t->arena, len + 1);
     if (!s) {
         chat_template_free(t);
         return ryot_fail(err, RYOT_ERR_NOMEM, "chat template: out of memory");
@@ -53,7 +53,7 @@ ryot_status chat_template_parse(const char *src, size_t len, chat_template **out
 
 void chat_template_free(chat_template *t) {
     if (!t) return;
-    ct_arena_free(&t->arena);
+    ryot_arena_free(&t->arena);
     free(t);
 }
 
@@ -100,12 +100,12 @@ static ryot_status render_with(const chat_template *t, ct_render *r, ct_value me
         *out = r->out;
         if (out_len) *out_len = r->out_len;
     }
-    ct_arena_free(&r->arena);
+    ryot_arena_free(&r->arena);
     return st;
 }
 
 static void render_begin(ct_render *r, ryot_error *err) {
-    *r = (ct_render){.arena = {.cap = CHAT_TEMPLATE_MAX_MEMORY}, .line = 1};
+    *r = (ct_render){.arena = {.limit = CHAT_TEMPLATE_MAX_MEMORY}, .line = 1};
     r->err = err ? err : &r->local_err;
     r->err->code = RYOT_OK;
     r->err->msg[0] = 0;
