@@ -412,7 +412,8 @@ static int parse_messages(const json_t *obj, srv_message **out, int *n_out, srv_
         }
         const json_t *calls = opt(msg, "tool_calls");
         if (calls && !strcmp(r, "assistant") && parse_msg_tool_calls(calls, mi, &m[i], err)) goto fail;
-        if (!strcmp(r, "tool")) {
+        const json_t *call_id = opt(msg, "tool_call_id");
+        if (call_id && !strcmp(r, "tool")) { /* optional: templates that ignore it take results without */
             snprintf(param, sizeof param, "messages[%d].tool_call_id", mi);
             if (req_str(msg, "tool_call_id", param, &m[i].tool_call_id, err)) goto fail;
         }

@@ -82,7 +82,7 @@ typedef struct srv_tool_call {
  * for an assistant message whose content is null/absent (e.g. tool calls).
  * assistant: "tool_calls" [{"id", "type": "function", "function": {"name",
  * "arguments": string}}] (names as tool names, below); tool: "tool_call_id"
- * (required) and content (required).  Other fields (name, ...) are ignored. */
+ * (optional; a string when given) and content.  Other fields (name, ...) are ignored. */
 typedef struct srv_message {
     char *role;
     char *content;

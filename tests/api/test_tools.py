@@ -197,7 +197,7 @@ def test_bad_tools_400(http, extra, param):
 
 
 def test_bad_tool_messages_400(http):
-    msgs = ASK + [{"role": "tool", "content": "12:00"}]
+    msgs = ASK + [{"role": "tool", "tool_call_id": ["call_1"], "content": "12:00"}]
     r = http.post("/v1/chat/completions", json={"messages": msgs, "max_tokens": 4})
     assert_openai_error(r, 400, param="messages[1].tool_call_id")
     msgs = ASK + [{"role": "assistant", "content": None, "tool_calls": [{"type": "function", "function": {"name": "f"}}]}]

@@ -148,7 +148,7 @@ static const bad_case bad_cases[] = {
     {CHAT, "{\"tool_choice\":\"required\"," MSGS "}", "tool_choice"},
     {CHAT, "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"parallel_tool_calls\":1," MSGS "}",
      "parallel_tool_calls"},
-    {CHAT, "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "messages[0].tool_call_id"},
+    {CHAT, "{\"messages\":[{\"role\":\"tool\",\"tool_call_id\":7,\"content\":\"x\"}]}", "messages[0].tool_call_id"},
     {CHAT, "{\"response_format\":\"text\"," MSGS "}", "response_format"},
     /* structured output */
     {CHAT, "{\"response_format\":{\"type\":\"xml\"}," MSGS "}", "response_format"},
