@@ -36,7 +36,7 @@ struct srv_http {
     struct MHD_Daemon *d;
     srv_http_params p;
     char *api_key;
-    _Atomic(sched_runner *) core;
+    _Atomic(sched_runner *) runner;
     char *model_id;
     cache_l1 *cache;    /* NULL: --cache-mb 0 */
     cache_l2 *l2;       /* NULL: no --redis */
@@ -860,7 +860,7 @@ static int tools_setup(const ryot_model *m, gen *g, srv_error *e) {
     return 0;
 }
 
-static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Connection *conn, srv_endpoint ep,
+static enum MHD_Result generate(srv_http *h, sched_runner *runner, struct MHD_Connection *conn, srv_endpoint ep,
                                 const conn_ctx *cx) {
     gen g = {.h = h};
     srv_error e;
@@ -870,7 +870,7 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
     /* fields the request left out: the model's recommendation, else OpenAI's
      * (a few lookups in the GGUF's key table: cheap next to any generation) */
     ryot_sampler_params defaults = srv_request_openai_sampling();
-    ryot_model_sampling_defaults(sched_runner_model(core), &defaults);
+    ryot_model_sampling_defaults(sched_runner_model(runner), &defaults);
     srv_request_default_sampling(&g.req, &defaults);
     const srv_request *req = &g.req;
     if (!model_known(h, req->model)) {
@@ -885,9 +885,9 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
     int *n_ids = calloc((size_t)np, sizeof *n_ids);
     int rc = ids && n_ids ? 0 : -1;
     if (rc) srv_error_set(&e, 503, NULL, "out of memory");
-    if (!rc) rc = tools_setup(sched_runner_model(core), &g, &e);
-    if (!rc) rc = tokenize_prompts(sched_runner_model(core), req, g.tool_prefix, ids, n_ids, &e);
-    if (!rc) rc = echo_texts(sched_runner_model(core), &g.req, &e);
+    if (!rc) rc = tools_setup(sched_runner_model(runner), &g, &e);
+    if (!rc) rc = tokenize_prompts(sched_runner_model(runner), req, g.tool_prefix, ids, n_ids, &e);
+    if (!rc) rc = echo_texts(sched_runner_model(runner), &g.req, &e);
     if (!rc) {
         srv_make_id(g.id, sizeof g.id, ep == SRV_EP_CHAT ? "chatcmpl-" : "cmpl-");
         g.created = (int64_t)time(NULL);
@@ -939,7 +939,7 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
             }
         }
         sched_error se;
-        if (!g.job && (!(g.job = sched_job_new(core, &spec, &se)) || sched_submit(core, g.job, &se))) {
+        if (!g.job && (!(g.job = sched_job_new(runner, &spec, &se)) || sched_submit(runner, g.job, &se))) {
             error_from_sched(&e, &se);
             rc = -1;
         } else if (!rc && cacheable && !g.flight) {
@@ -964,11 +964,11 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
 
 /* ------------------------------------------------------------------ small endpoints */
 
-static enum MHD_Result do_tokenize(sched_runner *core, struct MHD_Connection *conn, const conn_ctx *cx) {
+static enum MHD_Result do_tokenize(sched_runner *runner, struct MHD_Connection *conn, const conn_ctx *cx) {
     srv_tokenize_req tr;
     srv_error e;
     if (srv_tokenize_parse(cx->body.data ? cx->body.data : "", cx->body.len, &tr, &e)) return reply_error(conn, &e);
-    const ryot_model *m = sched_runner_model(core);
+    const ryot_model *m = sched_runner_model(runner);
     char *text = NULL;
     size_t len = 0;
     int rc = 0;
@@ -1001,11 +1001,11 @@ static enum MHD_Result do_tokenize(sched_runner *core, struct MHD_Connection *co
     return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
 }
 
-static enum MHD_Result do_detokenize(sched_runner *core, struct MHD_Connection *conn, const conn_ctx *cx) {
+static enum MHD_Result do_detokenize(sched_runner *runner, struct MHD_Connection *conn, const conn_ctx *cx) {
     srv_detokenize_req dr;
     srv_error e;
     if (srv_detokenize_parse(cx->body.data ? cx->body.data : "", cx->body.len, &dr, &e)) return reply_error(conn, &e);
-    const ryot_model *m = sched_runner_model(core);
+    const ryot_model *m = sched_runner_model(runner);
     for (int i = 0; i < dr.n_tokens; i++)
         if (dr.tokens[i] >= ryot_n_vocab(m)) {
             srv_error_set(&e, 400, "tokens", "token %d is outside the vocabulary (%d tokens)", (int)dr.tokens[i],
@@ -1024,13 +1024,13 @@ static enum MHD_Result do_detokenize(sched_runner *core, struct MHD_Connection *
     return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
 }
 
-static enum MHD_Result do_template(sched_runner *core, struct MHD_Connection *conn, const conn_ctx *cx) {
+static enum MHD_Result do_template(sched_runner *runner, struct MHD_Connection *conn, const conn_ctx *cx) {
     srv_template_req tr;
     srv_error e;
     if (srv_template_parse(cx->body.data ? cx->body.data : "", cx->body.len, &tr, &e)) return reply_error(conn, &e);
     char *text = NULL;
     size_t len = 0;
-    int rc = render_chat(sched_runner_model(core), tr.messages, tr.n_messages, tr.tools, tr.add_generation_prompt, &text,
+    int rc = render_chat(sched_runner_model(runner), tr.messages, tr.n_messages, tr.tools, tr.add_generation_prompt, &text,
                          &len, &e);
     srv_template_free(&tr);
     if (rc) return reply_error(conn, &e);
@@ -1244,18 +1244,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         MHD_destroy_response(resp);
         return ret;
     }
-    sched_runner *core = atomic_load(&h->core);
+    sched_runner *runner = atomic_load(&h->runner);
     if (r == R_HEALTH) {
-        if (!core) return reply_err(conn, 503, NULL, "the model is loading");
+        if (!runner) return reply_err(conn, 503, NULL, "the model is loading");
         return reply_json(conn, 200, strdup("{\"status\":\"ok\"}"));
     }
     if (r == R_METRICS) {
         ryot_buf b = {0};
-        if (core) {
+        if (runner) {
             sched_stats st;
-            sched_runner_stats(core, &st);
+            sched_runner_stats(runner, &st);
             srv_metrics_render(&st, &b);
-            if (h->cache) { /* set before core (srv_http_set_core) */
+            if (h->cache) { /* set before runner (srv_http_set_runner) */
                 cache_l1_stats cs;
                 cache_l1_stats_get(h->cache, &cs);
                 srv_metrics_render_cache(&cs, &b);
@@ -1278,7 +1278,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return reply(conn, 200, "text/plain; version=0.0.4", b.data, b.len);
     }
     if (!authorized(h, conn)) return reply_err(conn, 401, NULL, "missing or invalid API key (Authorization: Bearer ...)");
-    if (!core) return reply_err(conn, 503, NULL, "the model is loading");
+    if (!runner) return reply_err(conn, 503, NULL, "the model is loading");
     switch (r) {
     case R_MODELS: {
         const char *ids[1] = {h->model_id};
@@ -1298,11 +1298,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         json_decref(o);
         return json ? reply_json(conn, 200, json) : MHD_NO;
     }
-    case R_CHAT: return generate(h, core, conn, SRV_EP_CHAT, cx);
-    case R_COMPLETIONS: return generate(h, core, conn, SRV_EP_COMPLETIONS, cx);
-    case R_TOKENIZE: return do_tokenize(core, conn, cx);
-    case R_DETOKENIZE: return do_detokenize(core, conn, cx);
-    case R_TEMPLATE: return do_template(core, conn, cx);
+    case R_CHAT: return generate(h, runner, conn, SRV_EP_CHAT, cx);
+    case R_COMPLETIONS: return generate(h, runner, conn, SRV_EP_COMPLETIONS, cx);
+    case R_TOKENIZE: return do_tokenize(runner, conn, cx);
+    case R_DETOKENIZE: return do_detokenize(runner, conn, cx);
+    case R_TEMPLATE: return do_template(runner, conn, cx);
     default: return reply_err(conn, 404, NULL, "unknown route");
     }
 }
@@ -1330,7 +1330,7 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
     if (!h->p.body_timeout) h->p.body_timeout = 60;
     if (h->p.max_connections <= 0) h->p.max_connections = 1024;
     if (pp->api_key && *pp->api_key) h->api_key = strdup(pp->api_key);
-    atomic_init(&h->core, NULL);
+    atomic_init(&h->runner, NULL);
     flight_table_init(&h->flights);
     struct sockaddr_in addr = {0};
     addr.sin_family = AF_INET;
@@ -1366,14 +1366,14 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
 
 int srv_http_port(const srv_http *h) { return h->port; }
 
-void srv_http_set_core(srv_http *h, sched_runner *core, const char *model_id, const char *const *aliases, int n_aliases) {
+void srv_http_set_runner(srv_http *h, sched_runner *runner, const char *model_id, const char *const *aliases, int n_aliases) {
     h->model_id = strdup(model_id);
     h->aliases = calloc((size_t)(n_aliases > 0 ? n_aliases : 1), sizeof *h->aliases);
     for (int i = 0; h->aliases && i < n_aliases; i++)
         if (aliases[i] && (h->aliases[h->n_aliases] = strdup(aliases[i]))) h->n_aliases++;
     if (h->p.cache_bytes) h->cache = cache_l1_new(h->p.cache_bytes, h->p.cache_ttl_s > 0 ? h->p.cache_ttl_s : 3600);
-    if (h->cache || h->l2) srv_cache_model_identity(sched_runner_model(core), &h->model_fp);
-    atomic_store(&h->core, core);
+    if (h->cache || h->l2) srv_cache_model_identity(sched_runner_model(runner), &h->model_fp);
+    atomic_store(&h->runner, runner);
 }
 
 void srv_http_quiesce(srv_http *h) {
