@@ -212,8 +212,8 @@ int cmd_serve(int argc, char **argv) {
         srv_http_stop(http);
         return 1;
     }
-    sched_runner *core;
-    if (sched_runner_new(m, &cp, &core, &err)) {
+    sched_runner *runner;
+    if (sched_runner_new(m, &cp, &runner, &err)) {
         fprintf(stderr, "ryot serve: %s\n", err.msg);
         ryot_model_free(m);
         srv_http_stop(http);
@@ -229,7 +229,7 @@ int cmd_serve(int argc, char **argv) {
         file_stem(embed_path, embed_id, sizeof embed_id);
         if (ryot_embedder_load(embed_path, cp.n_threads, &em, &err) || srv_embed_new(em, embed_id, &embed, &err)) {
             fprintf(stderr, "ryot serve: %s\n", err.msg);
-            sched_runner_free(core);
+            sched_runner_free(runner);
             ryot_model_free(m);
             srv_http_stop(http);
             return 1;
@@ -241,8 +241,8 @@ int cmd_serve(int argc, char **argv) {
     ryot_model_info info;
     ryot_model_get_info(m, &info);
     const char *aliases[1] = {info.name};
-    srv_http_set_core(http, core, id, aliases, info.name && *info.name ? 1 : 0);
-    const sched_runner_params *p = sched_runner_get_params(core);
+    srv_http_set_runner(http, runner, id, aliases, info.name && *info.name ? 1 : 0);
+    const sched_runner_params *p = sched_runner_get_params(runner);
     fprintf(stderr,
             "ryot serve: ready: model '%s' (%s, %s), %d threads, ctx %d, %d KV blocks x %d, batch %d tokens, "
             "%d running, queue %d%s\n",
@@ -251,11 +251,11 @@ int cmd_serve(int argc, char **argv) {
     while (!g_stop) pause();
     fprintf(stderr, "ryot serve: shutting down (up to %.0f s for running requests)\n", shutdown_timeout);
     srv_http_quiesce(http);
-    const int cut = sched_runner_drain(core, shutdown_timeout);
+    const int cut = sched_runner_drain(runner, shutdown_timeout);
     if (cut) fprintf(stderr, "ryot serve: %d requests cut at shutdown\n", cut);
     usleep(200000); /* let connection threads send their last bytes */
     srv_http_stop(http);
-    sched_runner_free(core);
+    sched_runner_free(runner);
     ryot_model_free(m);
     srv_embed_free(embed);
     fprintf(stderr, "ryot serve: stopped\n");

@@ -15,8 +15,8 @@
  * Activation buffers are allocated at load for ENCODER_MAX_BATCH tokens
  * (at least one full context); longer batches are cut into chunks of whole
  * sentences.  An encoder is used by one thread at a time. */
-#ifndef RYOT_ENGINE_ENCODER_H
-#define RYOT_ENGINE_ENCODER_H
+#ifndef RYOT_BACKEND_CPU_ENCODER_H
+#define RYOT_BACKEND_CPU_ENCODER_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -10,7 +10,7 @@
  * their own step first.  Every output element is computed by one thread with
  * the same code whatever the split, so results do not depend on the thread
  * count or on the other sentences of the batch. */
-#include "engine/encoder.h"
+#include "backend/cpu/encoder.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +21,7 @@
 #include "core/threadpool.h"
 #include "gguf/gguf.h"
 #include "kernels/kernels.h"
+#include "backend/cpu/ops.h"
 #include "model/model.h"
 
 typedef struct encoder_layer {
@@ -449,7 +450,7 @@ static void step_attn(void *arg, int ith, int nth) {
             for (int j = 0; j < len; j++) sum += s[j] = expf(s[j] - mx);
             float *o = e->att + (size_t)(t0 + i) * E + (size_t)hd * D;
             memset(o, 0, (size_t)D * sizeof *o);
-            for (int j = 0; j < len; j++) ops_axpy_inline(o, s[j] / sum, e->v + (size_t)(t0 + j) * E + (size_t)hd * D, D);
+            for (int j = 0; j < len; j++) ops_axpy(o, s[j] / sum, e->v + (size_t)(t0 + j) * E + (size_t)hd * D, D);
         }
     }
 }
