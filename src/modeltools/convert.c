@@ -467,6 +467,7 @@ static void set_metadata(gguf_writer *w, const bert_shape *sh, const bert_vocab 
     gguf_writer_set_str(w, "tokenizer.ggml.model", "bert");
     gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)bv->tokens, bv->n);
     gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, bv->types, bv->n);
+    gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", (uint32_t)sh->n_types); /* segment (token type) count, as BERT readers expect */
     gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)bv->unk);
     gguf_writer_set_u32(w, "tokenizer.ggml.cls_token_id", (uint32_t)bv->cls);
     gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", (uint32_t)bv->sep);
