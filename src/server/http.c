@@ -38,6 +38,7 @@ struct srv_http {
     char *api_key;
     _Atomic(sched_runner *) runner;
     char *model_id;
+    srv_embed *embed;   /* NULL: no --embed-model */
     cache_l1 *cache;    /* NULL: --cache-mb 0 */
     cache_l2 *l2;       /* NULL: no --redis */
     flight_table flights; /* cacheable generations in flight (coalescing) */
@@ -1156,6 +1157,21 @@ static enum MHD_Result request_body(const srv_http *h, struct MHD_Connection *co
     return MHD_YES;
 }
 
+/* POST /v1/embeddings: parsing, encoding and the reply in server/embeddings.c. */
+static enum MHD_Result do_embeddings(srv_http *h, struct MHD_Connection *conn, conn_ctx *cx) {
+    if (!h->embed) {
+        srv_error e;
+        srv_error_set(&e, 404, "model", "no embedding model is loaded (ryot serve --embed-model FILE)");
+        e.code = "model_not_found";
+        return reply_error(conn, &e);
+    }
+    char *json;
+    srv_error e;
+    if (srv_embed_handle(h->embed, cx->body.data ? cx->body.data : "", cx->body.len, &json, &e) != 0)
+        return reply_error(conn, &e);
+    return reply_json(conn, 200, json);
+}
+
 /* ------------------------------------------------------------------ routing */
 
 typedef enum route {
@@ -1168,7 +1184,8 @@ typedef enum route {
     R_COMPLETIONS,
     R_TOKENIZE,
     R_DETOKENIZE,
-    R_TEMPLATE
+    R_TEMPLATE,
+    R_EMBEDDINGS
 } route;
 
 static route find_route(const char *url, const char **method_needed) {
@@ -1185,6 +1202,7 @@ static route find_route(const char *url, const char **method_needed) {
         {"/tokenize", "POST", R_TOKENIZE},
         {"/detokenize", "POST", R_DETOKENIZE},
         {"/apply-template", "POST", R_TEMPLATE},
+        {"/v1/embeddings", "POST", R_EMBEDDINGS},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (strcmp(url, routes[i].path) == 0) {
@@ -1281,11 +1299,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (!runner) return reply_err(conn, 503, NULL, "the model is loading");
     switch (r) {
     case R_MODELS: {
-        const char *ids[1] = {h->model_id};
-        return reply_json(conn, 200, srv_json_models(ids, 1, (int64_t)time(NULL)));
+        const char *ids[2] = {h->model_id, h->embed ? srv_embed_model_id(h->embed) : NULL};
+        return reply_json(conn, 200, srv_json_models(ids, h->embed ? 2 : 1, (int64_t)time(NULL)));
     }
     case R_MODEL_ONE: {
         const char *id = url + 11;
+        if (h->embed && !strcmp(id, srv_embed_model_id(h->embed))) {
+            json_t *o = json_pack("{s:s,s:s,s:I,s:s}", "id", id, "object", "model", "created", (json_int_t)time(NULL),
+                                  "owned_by", "ryot");
+            char *json = o ? json_dumps(o, JSON_COMPACT) : NULL;
+            json_decref(o);
+            return json ? reply_json(conn, 200, json) : MHD_NO;
+        }
         if (!model_known(h, id)) {
             srv_error e;
             srv_error_set(&e, 404, "model", "the model '%.200s' does not exist", id);
@@ -1303,6 +1328,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     case R_TOKENIZE: return do_tokenize(runner, conn, cx);
     case R_DETOKENIZE: return do_detokenize(runner, conn, cx);
     case R_TEMPLATE: return do_template(runner, conn, cx);
+    case R_EMBEDDINGS: return do_embeddings(h, conn, cx);
     default: return reply_err(conn, 404, NULL, "unknown route");
     }
 }
@@ -1375,6 +1401,8 @@ void srv_http_set_runner(srv_http *h, sched_runner *runner, const char *model_id
     if (h->cache || h->l2) srv_cache_model_identity(sched_runner_model(runner), &h->model_fp);
     atomic_store(&h->runner, runner);
 }
+
+void srv_http_set_embed(srv_http *h, srv_embed *e) { h->embed = e; }
 
 void srv_http_quiesce(srv_http *h) {
     MHD_socket s = MHD_quiesce_daemon(h->d);

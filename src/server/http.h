@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "sched/runner.h"
+#include "server/embeddings.h"
 
 typedef struct srv_http_params {
     const char *host;      /* listen address (default 127.0.0.1) */
@@ -35,6 +36,10 @@ int srv_http_port(const srv_http *h);
 /* Makes the server ready: model_id is the name /v1/models lists and
  * requests must use (aliases: more accepted names, may be NULL). */
 void srv_http_set_runner(srv_http *h, sched_runner *runner, const char *model_id, const char *const *aliases, int n_aliases);
+/* Serves POST /v1/embeddings with e (owned by the caller, who frees it after
+ * srv_http_stop); call before srv_http_set_runner.  Without it the endpoint
+ * answers 404. */
+void srv_http_set_embed(srv_http *h, srv_embed *e);
 /* Stop accepting connections (those open keep running). */
 void srv_http_quiesce(srv_http *h);
 void srv_http_stop(srv_http *h);
