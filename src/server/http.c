@@ -19,6 +19,7 @@
 #include "server/metrics.h"
 #include "server/openai.h"
 #include "server/request.h"
+#include "server/webui.h"
 #include "tokenizer/tokenizer.h"
 
 #define WAIT_SLICE_MS 50 /* how often a waiting handler checks its client */
@@ -30,6 +31,7 @@ struct srv_http {
     struct MHD_Daemon *d;
     srv_http_params p;
     char *api_key;
+    char *webui_csp; /* the page's Content-Security-Policy (webui.h) */
     _Atomic(sched_runner *) core;
     char *model_id;
     char **aliases;
@@ -600,6 +602,23 @@ static enum MHD_Result do_template(sched_runner *core, struct MHD_Connection *co
     return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
 }
 
+/* The web page: public (it asks for the key itself and sends it to /v1/*),
+ * served while the model loads too.  no-cache: the page changes with the
+ * binary, so a browser revalidates (it is small) rather than keep an old one. */
+static enum MHD_Result do_webui(const srv_http *h, struct MHD_Connection *conn) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(srv_webui_page_len, (void *)srv_webui_page, MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(r, "Content-Security-Policy", h->webui_csp);
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    enum MHD_Result ret = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 /* ------------------------------------------------------------------ request framing */
 
 /* What the header fields say about the body's length (RFC 9112 section 6),
@@ -729,7 +748,8 @@ typedef enum route {
     R_COMPLETIONS,
     R_TOKENIZE,
     R_DETOKENIZE,
-    R_TEMPLATE
+    R_TEMPLATE,
+    R_WEBUI
 } route;
 
 static route find_route(const char *url, const char **method_needed) {
@@ -746,6 +766,8 @@ static route find_route(const char *url, const char **method_needed) {
         {"/tokenize", "POST", R_TOKENIZE},
         {"/detokenize", "POST", R_DETOKENIZE},
         {"/apply-template", "POST", R_TEMPLATE},
+        {"/", "GET", R_WEBUI},
+        {"/index.html", "GET", R_WEBUI},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (strcmp(url, routes[i].path) == 0) {
@@ -787,7 +809,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         e.code = "not_found";
         return reply_error(conn, &e);
     }
-    if (strcmp(method, need) != 0 && !(r == R_HEALTH && strcmp(method, "HEAD") == 0)) {
+    if (strcmp(method, need) != 0 && !((r == R_HEALTH || r == R_WEBUI) && strcmp(method, "HEAD") == 0)) {
         char msg[96];
         snprintf(msg, sizeof msg, "%.16s is not allowed on %.40s (use %s)", method, url, need);
         srv_error e;
@@ -805,6 +827,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         MHD_destroy_response(resp);
         return ret;
     }
+    if (r == R_WEBUI) return do_webui(h, conn);
     sched_runner *core = atomic_load(&h->core);
     if (r == R_HEALTH) {
         if (!core) return reply_err(conn, 503, NULL, "the model is loading");
@@ -874,11 +897,18 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
     if (!h->p.body_timeout) h->p.body_timeout = 60;
     if (h->p.max_connections <= 0) h->p.max_connections = 1024;
     if (pp->api_key && *pp->api_key) h->api_key = strdup(pp->api_key);
+    h->webui_csp = srv_webui_csp((const char *)srv_webui_page);
+    if (!h->webui_csp) {
+        free(h->api_key);
+        free(h);
+        return ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
+    }
     atomic_init(&h->core, NULL);
     struct sockaddr_in addr = {0};
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)h->p.port);
     if (inet_pton(AF_INET, h->p.host, &addr.sin_addr) != 1) {
+        free(h->webui_csp);
         free(h->api_key);
         free(h);
         return ryot_fail(err, RYOT_ERR_INVALID, "--host %s is not an IPv4 address", pp->host);
@@ -891,6 +921,7 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_THREAD_STACK_SIZE,
                             (size_t)(512 * 1024), MHD_OPTION_END);
     if (!h->d) {
+        free(h->webui_csp);
         free(h->api_key);
         free(h);
         return ryot_fail(err, RYOT_ERR_IO, "cannot listen on %s:%d (%s)", pp->host ? pp->host : "127.0.0.1",
@@ -923,6 +954,7 @@ void srv_http_stop(srv_http *h) {
     for (int i = 0; i < h->n_aliases; i++) free(h->aliases[i]);
     free(h->aliases);
     free(h->model_id);
+    free(h->webui_csp);
     free(h->api_key);
     free(h);
 }

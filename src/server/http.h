@@ -3,8 +3,8 @@
  * over the serving core (core.h), SSE streaming, /metrics, /health.
  *
  * The listener starts before the model is loaded: until srv_http_set_core
- * is called every endpoint but /health and /metrics answers 503, and
- * /health says "loading". */
+ * is called every endpoint but /health, /metrics and the web page (GET /,
+ * webui.h) answers 503, and /health says "loading". */
 #ifndef RYOT_SERVER_HTTP_H
 #define RYOT_SERVER_HTTP_H
 
