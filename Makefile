@@ -5,9 +5,10 @@
 
 CC      ?= cc
 BUILD   ?= build
-# libryot needs the first three; libcurl only the load generator (benchsuite),
+# libryot needs these (libsodium: the cache keys' BLAKE2b; zstd + hiredis: the Redis
+# cache); libcurl only the load generator (benchsuite),
 # so only the ryot binary and the benchsuite tests link it.
-PKGS    := libpcre2-8 jansson libmicrohttpd
+PKGS    := libpcre2-8 jansson libmicrohttpd libsodium libzstd hiredis
 CURL_PKG := libcurl
 OPT     ?= -O2 -march=x86-64-v2
 CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -g -pthread -Isrc -Iinclude \

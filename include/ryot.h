@@ -56,10 +56,20 @@ typedef struct ryot_model_info {
 } ryot_model_info;
 
 void ryot_model_get_info(const ryot_model *m, ryot_model_info *info);
+/* The model file's bytes as mapped (valid while m lives): *size bytes, of
+ * which the first *data_offset are the header (metadata and tensor table)
+ * and the rest the tensor data.  For identifying the file (the server's
+ * response-cache keys), not for parsing. */
+const void *ryot_model_file_bytes(const ryot_model *m, uint64_t *size, uint64_t *data_offset);
 
 /* The model's tokenizer (src/tokenizer/tokenizer.h), for streaming
  * detokenization (detok_*) and vocab queries; owned by the model. */
 const struct tokenizer *ryot_model_tokenizer(const ryot_model *m);
+
+/* The model's chat format and template (src/template/chat.h), for the
+ * server's OpenAI-shaped messages and tools (chat_apply_json); owned by the
+ * model. */
+const struct chat *ryot_model_chat(const ryot_model *m);
 
 /* ---------------------------------------------------------------- tokens */
 
@@ -135,6 +145,13 @@ typedef struct ryot_sampler_params {
  * repeat_penalty 1 (off), frequency/presence 0, penalty_last_n 64, random
  * seed, no bias, no logprobs. */
 ryot_sampler_params ryot_sampler_params_default(void);
+
+/* The model's recommended sampling, from the GGUF keys general.sampling.temp,
+ * .top_k, .top_p, .min_p, .penalty_repeat and .penalty_last_n: each one the
+ * file carries, with a valid value, replaces that field of *sp; the others
+ * (and an out-of-range value) leave *sp as it is.  Returns how many fields it
+ * set.  The server and `ryot run` start each request's parameters here. */
+int ryot_model_sampling_defaults(const ryot_model *m, ryot_sampler_params *sp);
 
 /* ---------------------------------------------------------------- context */
 

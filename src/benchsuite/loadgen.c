@@ -7,18 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "benchsuite/sse.h"
+#include "core/buf.h"
+#include "core/clock.h"
 #include "core/rng.h"
 
 #define ERRBODY_MAX 512
-
-double lg_now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 lg_config lg_config_default(void) {
     return (lg_config){.chat = true, .max_in_flight = 1, .seed = 1, .num_requests = 100, .timeout_s = 600,
@@ -48,8 +43,7 @@ typedef struct xfer {
     size_t itl_cap;
     char *errbody;
     size_t errbody_len;
-    char *text;
-    size_t text_len, text_cap;
+    ryot_buf text;
     bool stream_error;
     char curl_err[CURL_ERROR_SIZE];
     struct xfer *prev, *next; /* the list of transfers in flight */
@@ -76,21 +70,6 @@ static void set_error(xfer *x, const char *fmt, const char *detail) {
     snprintf(x->res.error, sizeof x->res.error, fmt, detail);
 }
 
-static bool append(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
-    if (*len + n + 1 > *cap) {
-        size_t c = *cap ? *cap * 2 : 256;
-        while (c < *len + n + 1) c *= 2;
-        char *nb = realloc(*buf, c);
-        if (!nb) return false;
-        *buf = nb;
-        *cap = c;
-    }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = '\0';
-    return true;
-}
-
 static void token_event(xfer *x, const char *s, size_t n) {
     double t = x->t_cb;
     if (x->res.n_events == 0) {
@@ -111,7 +90,7 @@ static void token_event(xfer *x, const char *s, size_t n) {
     }
     x->t_last_event = t;
     x->res.n_events++;
-    if (x->cfg->keep_text && !append(&x->text, &x->text_len, &x->text_cap, s, n)) {
+    if (x->cfg->keep_text && !ryot_buf_append(&x->text, s, n)) {
         set_error(x, "%s", "out of memory keeping the text");
         x->stream_error = true;
     }
@@ -179,7 +158,7 @@ static bool on_event(void *ud, const char *data, size_t len, bool is_error) {
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
     xfer *x = ud;
     size_t n = size * nmemb;
-    x->t_cb = x->t_last_byte = lg_now_s();
+    x->t_cb = x->t_last_byte = ryot_now_s();
     long status = 0;
     curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
     if (status < 200 || status >= 300) {
@@ -211,7 +190,7 @@ static void xfer_free(xfer *x) {
     free(x->res.itl_ms);
     free(x->res.text);
     free(x->errbody);
-    free(x->text);
+    ryot_buf_free(&x->text);
     free(x);
 }
 
@@ -256,7 +235,7 @@ static ryot_status xfer_start(CURLM *multi, const lg_config *cfg, lg_request *re
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     if (cfg->timeout_s > 0) curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(cfg->timeout_s * 1e3));
-    x->t_send = lg_now_s();
+    x->t_send = ryot_now_s();
     x->res.start_s = x->t_send - t0;
     CURLMcode mc = curl_multi_add_handle(multi, c);
     if (mc != CURLM_OK) {
@@ -276,7 +255,7 @@ static void xfer_finish(xfer *x, CURLcode rc, lg_result *r) {
     lg_result *res = &x->res;
     if (rc == CURLE_OK) sse_finish(&x->sse, on_event, x, &err);
     curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &res->http_status);
-    double end = x->t_last_byte > 0 ? x->t_last_byte : lg_now_s();
+    double end = x->t_last_byte > 0 ? x->t_last_byte : ryot_now_s();
     res->e2e_ms = (end - x->t_send) * 1e3;
     if (!res->usage_seen) res->output_tokens = res->n_events;
     if (res->n_events > 0) res->ttft_ms = (x->t_first - x->t_send) * 1e3;
@@ -292,8 +271,8 @@ static void xfer_finish(xfer *x, CURLcode rc, lg_result *r) {
     /* A transport failure that never got a status line keeps status 0. */
     res->ok = rc == CURLE_OK && res->http_status / 100 == 2 && !x->stream_error && res->n_events > 0;
     if (x->cfg->keep_text) {
-        res->text = x->text ? x->text : strdup("");
-        x->text = NULL;
+        res->text = x->text.data ? x->text.data : strdup("");
+        x->text = (ryot_buf){0};
     }
     *r = *res;
     memset(res, 0, sizeof *res); /* ownership of itl_ms and text moved */
@@ -325,7 +304,7 @@ ryot_status lg_run_load(const lg_config *cfg, lg_source *src, lg_run *out, ryot_
 
     ryot_rng rng;
     ryot_rng_seed(&rng, cfg->seed);
-    double t0 = lg_now_s(), next_arrival = t0, last_tick = t0, t_end = t0;
+    double t0 = ryot_now_s(), next_arrival = t0, last_tick = t0, t_end = t0;
     out->wall_start = t0;
     size_t in_flight = 0;
     long issued = 0;
@@ -333,7 +312,7 @@ ryot_status lg_run_load(const lg_config *cfg, lg_source *src, lg_run *out, ryot_
     bool exhausted = false;
     st = RYOT_OK;
     for (;;) {
-        double now = lg_now_s();
+        double now = ryot_now_s();
         bool may_issue = !exhausted && !(cfg->stop && *cfg->stop) &&
                          (cfg->num_requests <= 0 || issued < cfg->num_requests) &&
                          (cfg->duration_s <= 0 || now - t0 < cfg->duration_s);
@@ -393,12 +372,12 @@ ryot_status lg_run_load(const lg_config *cfg, lg_source *src, lg_run *out, ryot_
                 goto out;
             }
             lg_result *r = &out->results[out->n_results - 1];
-            double end = x->t_last_byte > 0 ? x->t_last_byte : lg_now_s();
+            double end = x->t_last_byte > 0 ? x->t_last_byte : ryot_now_s();
             if (end > t_end) t_end = end;
             if (src->done) src->done(src->ud, &x->req, r);
             xfer_free(x);
         }
-        now = lg_now_s();
+        now = ryot_now_s();
         if (cfg->on_tick && cfg->tick_s > 0 && now - last_tick >= cfg->tick_s) {
             last_tick = now;
             cfg->on_tick(cfg->tick_ud, now - t0, out->n_results, in_flight, false);
@@ -417,7 +396,7 @@ ryot_status lg_run_load(const lg_config *cfg, lg_source *src, lg_run *out, ryot_
         }
     }
     out->duration_s = t_end - t0;
-    if (cfg->on_tick) cfg->on_tick(cfg->tick_ud, lg_now_s() - t0, out->n_results, 0, true);
+    if (cfg->on_tick) cfg->on_tick(cfg->tick_ud, ryot_now_s() - t0, out->n_results, 0, true);
 out:
     if (st != RYOT_OK) {
         /* Abandon whatever is still in flight. */
@@ -442,16 +421,11 @@ void lg_run_free(lg_run *r) {
     memset(r, 0, sizeof *r);
 }
 
-typedef struct getbuf {
-    char *p;
-    size_t len, cap;
-} getbuf;
-
 static size_t on_get(char *ptr, size_t size, size_t nmemb, void *ud) {
-    getbuf *b = ud;
+    ryot_buf *b = ud;
     size_t n = size * nmemb;
     if (b->len + n > ((size_t)64 << 20)) return 0; /* refuse absurd bodies */
-    return append(&b->p, &b->len, &b->cap, ptr, n) ? n : 0;
+    return ryot_buf_append(b, ptr, n) ? n : 0;
 }
 
 ryot_status lg_http_get(const char *url, const char *api_key, double timeout_s, char **body, long *status,
@@ -462,7 +436,7 @@ ryot_status lg_http_get(const char *url, const char *api_key, double timeout_s, 
     if (st != RYOT_OK) return st;
     CURL *c = curl_easy_init();
     if (!c) return ryot_fail(err, RYOT_ERR_NOMEM, "curl_easy_init failed");
-    getbuf b = {0};
+    ryot_buf b = {0};
     struct curl_slist *hdrs = NULL;
     char auth[512], errbuf[CURL_ERROR_SIZE] = "";
     if (api_key) {
@@ -481,10 +455,10 @@ ryot_status lg_http_get(const char *url, const char *api_key, double timeout_s, 
     curl_easy_cleanup(c);
     curl_slist_free_all(hdrs);
     if (rc != CURLE_OK) {
-        free(b.p);
+        ryot_buf_free(&b);
         return ryot_fail(err, RYOT_ERR_IO, "GET %s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
     }
-    *body = b.p ? b.p : strdup("");
+    *body = b.data ? b.data : strdup("");
     if (!*body) return ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
     return RYOT_OK;
 }

@@ -106,6 +106,5 @@ void lg_run_free(lg_run *r);
 ryot_status lg_http_get(const char *url, const char *api_key, double timeout_s, char **body, long *status,
                         ryot_error *err);
 
-double lg_now_s(void); /* CLOCK_MONOTONIC seconds */
 
 #endif

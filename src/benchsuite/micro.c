@@ -5,17 +5,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/rng.h"
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
-
-static double clock_s(clockid_t c) {
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 typedef struct bw_part {
     const uint64_t *p;
@@ -54,7 +48,7 @@ ryot_status micro_membw(size_t bytes, int n_threads, int passes, double *gbps, r
         bw_part parts[MAX_BW_THREADS];
         pthread_t th[MAX_BW_THREADS];
         int started = 0;
-        double t0 = clock_s(CLOCK_MONOTONIC);
+        double t0 = ryot_now_s();
         for (int t = 0; t < n_threads; t++) {
             parts[t].p = buf + n / (size_t)n_threads * (size_t)t;
             parts[t].n = t == n_threads - 1 ? n - n / (size_t)n_threads * (size_t)t : n / (size_t)n_threads;
@@ -65,7 +59,7 @@ ryot_status micro_membw(size_t bytes, int n_threads, int passes, double *gbps, r
             started++;
         }
         for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
-        double el = clock_s(CLOCK_MONOTONIC) - t0;
+        double el = ryot_now_s() - t0;
         if (el < best) best = el;
     }
     free(buf);
@@ -82,12 +76,12 @@ static double time_dot(const kernel_traits *k, int64_t rows, int64_t n, const ui
     double best = INFINITY;
     for (int rep = 0; rep < 7; rep++) {
         int iters = 0;
-        double t0 = clock_s(CLOCK_THREAD_CPUTIME_ID), el;
+        double t0 = ryot_thread_cpu_s(), el;
         do {
             k->vec_dot_rows(n, rows, 1, w, rb, y, yb, out, (size_t)rows);
             g_sink = out[rows - 1];
             iters++;
-            el = clock_s(CLOCK_THREAD_CPUTIME_ID) - t0;
+            el = ryot_thread_cpu_s() - t0;
         } while (el < MICRO_MIN_REP_S);
         if (el / iters < best) best = el / iters;
     }
@@ -99,12 +93,12 @@ static double time_rows(const kernel_traits *k, int64_t nrx, int64_t nry, int64_
     double best = INFINITY;
     for (int rep = 0; rep < 5; rep++) {
         int iters = 0;
-        double t0 = clock_s(CLOCK_THREAD_CPUTIME_ID), el;
+        double t0 = ryot_thread_cpu_s(), el;
         do {
             k->vec_dot_rows(n, nrx, nry, w, rb, y, yb, out, (size_t)nrx);
             g_sink = out[0];
             iters++;
-            el = clock_s(CLOCK_THREAD_CPUTIME_ID) - t0;
+            el = ryot_thread_cpu_s() - t0;
         } while (el < MICRO_MIN_REP_S);
         if (el / iters < best) best = el / iters;
     }
@@ -173,9 +167,9 @@ static ryot_status encode_best(const tokenizer *tok, bool cached, const char *te
             break;
         }
         ids.n = 0;
-        double w0 = clock_s(CLOCK_MONOTONIC), t0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+        double w0 = ryot_now_s(), t0 = ryot_thread_cpu_s();
         st = tokenizer_encode(tok, s, text, n, 0, &ids, err);
-        double dt = clock_s(CLOCK_THREAD_CPUTIME_ID) - t0, dw = clock_s(CLOCK_MONOTONIC) - w0;
+        double dt = ryot_thread_cpu_s() - t0, dw = ryot_now_s() - w0;
         if (dt < *cpu) *cpu = dt, *wall = dw;
         tokenizer_scratch_free(s);
     }

@@ -9,27 +9,16 @@ void sse_init(sse_parser *p) {
 }
 
 void sse_free(sse_parser *p) {
-    free(p->line);
-    free(p->data);
+    ryot_buf_free(&p->line);
+    ryot_buf_free(&p->data);
     memset(p, 0, sizeof *p);
-}
-
-static bool reserve(char **buf, size_t *cap, size_t need) {
-    if (need <= *cap) return true;
-    size_t c = *cap ? *cap : 256;
-    while (c < need) c *= 2;
-    char *nb = realloc(*buf, c);
-    if (!nb) return false;
-    *buf = nb;
-    *cap = c;
-    return true;
 }
 
 static ryot_status dispatch(sse_parser *p, sse_event_fn fn, void *ud, ryot_error *err) {
     if (!p->have_data) return RYOT_OK;
-    bool go = fn(ud, p->data ? p->data : "", p->data_len, p->is_error);
+    bool go = fn(ud, p->data.data ? p->data.data : "", p->data.len, p->is_error);
     p->have_data = p->is_error = false;
-    p->data_len = 0;
+    ryot_buf_clear(&p->data);
     if (!go) return ryot_fail(err, RYOT_ERR_INVALID, "SSE: event handler stopped the stream");
     return RYOT_OK;
 }
@@ -47,13 +36,10 @@ static ryot_status take_line(sse_parser *p, const char *s, size_t n, sse_event_f
     bool is_data = name_len == 4 && !memcmp(s, "data", 4);
     bool is_err = name_len == 5 && !memcmp(s, "error", 5);
     if (!is_data && !is_err) return RYOT_OK;
-    size_t need = p->data_len + (p->have_data ? 1 : 0) + val_len + 1;
+    size_t need = p->data.len + (p->have_data ? 1 : 0) + val_len + 1;
     if (need > p->max_event) return ryot_fail(err, RYOT_ERR_FORMAT, "SSE: event larger than %zu bytes", p->max_event);
-    if (!reserve(&p->data, &p->data_cap, need)) return ryot_fail(err, RYOT_ERR_NOMEM, "SSE: out of memory");
-    if (p->have_data) p->data[p->data_len++] = '\n';
-    memcpy(p->data + p->data_len, val, val_len);
-    p->data_len += val_len;
-    p->data[p->data_len] = '\0';
+    if ((p->have_data && !ryot_buf_append(&p->data, "\n", 1)) || !ryot_buf_append(&p->data, val, val_len))
+        return ryot_fail(err, RYOT_ERR_NOMEM, "SSE: out of memory");
     p->have_data = true;
     if (is_err) p->is_error = true;
     return RYOT_OK;
@@ -69,22 +55,17 @@ ryot_status sse_feed(sse_parser *p, const char *buf, size_t n, sse_event_fn fn, 
         size_t rest = n - i, k = 0;
         while (k < rest && s[k] != '\n' && s[k] != '\r') k++;
         if (k == rest) { /* no terminator: carry the piece over */
-            if (p->line_len + k + 1 > p->max_event)
+            if (p->line.len + k + 1 > p->max_event)
                 return ryot_fail(err, RYOT_ERR_FORMAT, "SSE: line longer than %zu bytes", p->max_event);
-            if (!reserve(&p->line, &p->line_cap, p->line_len + k + 1))
-                return ryot_fail(err, RYOT_ERR_NOMEM, "SSE: out of memory");
-            memcpy(p->line + p->line_len, s, k);
-            p->line_len += k;
+            if (!ryot_buf_append(&p->line, s, k)) return ryot_fail(err, RYOT_ERR_NOMEM, "SSE: out of memory");
             return RYOT_OK;
         }
         ryot_status st;
-        if (p->line_len) {
-            if (!reserve(&p->line, &p->line_cap, p->line_len + k + 1))
-                return ryot_fail(err, RYOT_ERR_NOMEM, "SSE: out of memory");
-            memcpy(p->line + p->line_len, s, k);
-            size_t len = p->line_len + k;
-            p->line_len = 0;
-            st = take_line(p, p->line, len, fn, ud, err);
+        if (p->line.len) {
+            if (!ryot_buf_append(&p->line, s, k)) return ryot_fail(err, RYOT_ERR_NOMEM, "SSE: out of memory");
+            size_t len = p->line.len;
+            p->line.len = 0; /* the bytes stay valid until the next append */
+            st = take_line(p, p->line.data, len, fn, ud, err);
         } else {
             st = take_line(p, s, k, fn, ud, err);
         }
@@ -101,10 +82,10 @@ ryot_status sse_feed(sse_parser *p, const char *buf, size_t n, sse_event_fn fn, 
 }
 
 ryot_status sse_finish(sse_parser *p, sse_event_fn fn, void *ud, ryot_error *err) {
-    if (p->line_len) {
-        size_t len = p->line_len;
-        p->line_len = 0;
-        ryot_status st = take_line(p, p->line, len, fn, ud, err);
+    if (p->line.len) {
+        size_t len = p->line.len;
+        p->line.len = 0;
+        ryot_status st = take_line(p, p->line.data, len, fn, ud, err);
         if (st != RYOT_OK) return st;
     }
     return dispatch(p, fn, ud, err);

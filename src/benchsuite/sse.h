@@ -11,16 +11,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 
 /* Returns false to stop parsing (sse_feed then returns RYOT_ERR_INVALID). */
 typedef bool (*sse_event_fn)(void *ud, const char *data, size_t len, bool is_error);
 
 typedef struct sse_parser {
-    char *line; /* the partial line carried between feeds */
-    size_t line_len, line_cap;
-    char *data; /* the event being assembled */
-    size_t data_len, data_cap;
+    ryot_buf line; /* the partial line carried between feeds */
+    ryot_buf data; /* the event being assembled */
     bool have_data, is_error, last_cr;
     size_t max_event; /* a bigger line or event is an error (default 16 MiB) */
 } sse_parser;

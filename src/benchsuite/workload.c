@@ -156,7 +156,12 @@ struct workload {
     int next_user;
     json_t **lines; /* file */
     size_t n_lines, next_line;
+    char **sent;    /* synthetic with repeat_ratio: the distinct bodies sent so far */
+    size_t n_sent, cap_sent;
+    int *sent_in;   /* their prompt lengths */
 };
+
+#define REPEAT_POOL_MAX 4096 /* distinct bodies kept for repeats */
 
 static int draw_len(workload *w, const len_dist *d, int fixed) {
     double v;
@@ -222,7 +227,38 @@ static ryot_status finish_body(json_t *body, lg_request *req, ryot_error *err) {
     return RYOT_OK;
 }
 
+/* A repeat of an earlier body (repeat_ratio): true when one was drawn. */
+static bool next_repeat(workload *w, lg_request *req, ryot_error *err, ryot_status *st) {
+    if (w->cfg.repeat_ratio <= 0 || !w->n_sent || ryot_rng_uniform(&w->rng) >= w->cfg.repeat_ratio) return false;
+    size_t k = (size_t)(ryot_rng_next(&w->rng) % w->n_sent);
+    req->body = strdup(w->sent[k]);
+    req->input_tokens_est = w->sent_in[k];
+    *st = req->body ? RYOT_OK : ryot_fail(err, RYOT_ERR_NOMEM, "out of memory building a request");
+    return true;
+}
+
+/* Keeps a new body for later repeats (while the pool has room). */
+static void remember(workload *w, const lg_request *req) {
+    if (w->cfg.repeat_ratio <= 0 || w->n_sent >= REPEAT_POOL_MAX) return;
+    if (w->n_sent == w->cap_sent) {
+        size_t cap = w->cap_sent ? w->cap_sent * 2 : 64;
+        char **ns = realloc(w->sent, cap * sizeof *ns);
+        if (!ns) return;
+        w->sent = ns;
+        int *ni = realloc(w->sent_in, cap * sizeof *ni);
+        if (!ni) return;
+        w->sent_in = ni;
+        w->cap_sent = cap;
+    }
+    char *b = strdup(req->body);
+    if (!b) return;
+    w->sent[w->n_sent] = b;
+    w->sent_in[w->n_sent++] = req->input_tokens_est;
+}
+
 static ryot_status next_synthetic(workload *w, lg_request *req, ryot_error *err) {
+    ryot_status rst;
+    if (w->cfg.kind == WORKLOAD_SYNTHETIC && next_repeat(w, req, err, &rst)) return rst;
     int in = draw_len(w, &w->cfg.input_dist, w->cfg.input_len);
     int out = draw_len(w, &w->cfg.output_dist, w->cfg.output_len);
     char *prompt = random_words(&w->rng, in);
@@ -256,8 +292,11 @@ static ryot_status next_synthetic(workload *w, lg_request *req, ryot_error *err)
         req->tier = tier;
         json_object_set_new(body, "priority", json_string(TIER_NAMES[tier]));
     }
+    if (w->cfg.repeat_ratio > 0) json_object_set_new(body, "temperature", json_real(0));
     req->input_tokens_est = in;
-    return finish_body(body, req, err);
+    ryot_status st = finish_body(body, req, err);
+    if (st == RYOT_OK) remember(w, req);
+    return st;
 }
 
 static json_t *message(const char *role, const char *content) {
@@ -457,6 +496,9 @@ void workload_free(workload *w) {
     free(w->users);
     for (size_t i = 0; i < w->n_lines; i++) json_decref(w->lines[i]);
     free(w->lines);
+    for (size_t i = 0; i < w->n_sent; i++) free(w->sent[i]);
+    free(w->sent);
+    free(w->sent_in);
     free(w->system_prompt);
     free(w->model);
     free(w);

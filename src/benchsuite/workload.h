@@ -49,6 +49,9 @@ typedef struct workload_config {
     int prefix_len, users, turns;   /* shared-prefix */
     double tier_mix[LG_N_TIERS];    /* mixed-priority weights */
     const char *path;               /* file */
+    double repeat_ratio;            /* synthetic: fraction of requests that resend an earlier
+                                     * body verbatim (0..1); > 0 also sends temperature 0, so
+                                     * the repeats are cacheable (response-cache benchmarks) */
     uint64_t seed;
 } workload_config;
 

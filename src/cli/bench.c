@@ -9,14 +9,13 @@
  *    "threads": T, "isa": ..., "results": [{"test": "pp512", "n": 512,
  *    "mean": t/s, "sd": t/s, "runs": [t/s...]}, ...]}
  * Exit status: 0 ok, 1 load or decode failure, 2 bad usage. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "core/rng.h"
 #include "kernels/kernels.h"
 #include "ryot.h"
@@ -39,21 +38,6 @@ static void usage(FILE *out) {
             "  -t, --threads N    worker threads (default: online CPUs)\n"
             "      --json         print the results as JSON\n"
             "  -h, --help         show this help\n");
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static bool parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
 }
 
 typedef struct bench_result {
@@ -94,6 +78,7 @@ int cmd_bench(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "kernels")) return cmd_bench_kernels(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "tokenizer")) return cmd_bench_tokenizer(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "membw")) return cmd_bench_membw(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "grammar")) return cmd_bench_grammar(argc - 1, argv + 1);
     const char *model_path = NULL;
     long n_prompt = 512, n_gen = 128, reps = 5, n_threads = 0;
     bool json = false;
@@ -125,7 +110,7 @@ int cmd_bench(int argc, char **argv) {
             return 2;
         }
         if (!v) goto need;
-        if (!parse_long(v, lo, hi, target)) {
+        if (!cli_parse_long(v, lo, hi, target)) {
             fprintf(stderr, "ryot bench: bad value '%s' for %s\n", v, a);
             return 2;
         }
@@ -171,9 +156,9 @@ int cmd_bench(int argc, char **argv) {
         r->runs = calloc((size_t)reps, sizeof(double));
         if (!r->runs) goto nomem;
         for (long it = 0; it <= reps; it++) {
-            double t0 = now_s();
+            double t0 = ryot_now_s();
             if (ryot_decode(c, toks, (int)n_prompt, 0, 1, &err)) goto fail;
-            double dt = now_s() - t0;
+            double dt = ryot_now_s() - t0;
             if (it > 0) r->runs[r->n_runs++] = n_prompt / dt;
         }
         stats(r);
@@ -185,10 +170,10 @@ int cmd_bench(int argc, char **argv) {
         r->runs = calloc((size_t)reps, sizeof(double));
         if (!r->runs) goto nomem;
         for (long it = 0; it <= reps; it++) {
-            double t0 = now_s();
+            double t0 = ryot_now_s();
             for (long i = 0; i < n_gen; i++)
                 if (ryot_decode(c, &toks[i], 1, (int)i, 1, &err)) goto fail;
-            double dt = now_s() - t0;
+            double dt = ryot_now_s() - t0;
             if (it > 0) r->runs[r->n_runs++] = n_gen / dt;
         }
         stats(r);

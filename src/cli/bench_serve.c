@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "benchsuite/loadgen.h"
+#include "core/clock.h"
 #include "benchsuite/results.h"
 #include "benchsuite/soak.h"
 #include "benchsuite/stats.h"
@@ -52,6 +53,8 @@ static void serve_usage(FILE *out) {
             "  --input-dist D         fixed | uniform:A,B | normal:MU,SD (default fixed)\n"
             "  --output-dist D        the same for output lengths\n"
             "  --no-ignore-eos        do not send \"ignore_eos\": true\n"
+            "  --repeat-ratio R       synthetic: resend an earlier request verbatim with probability R\n"
+            "                         (and send temperature 0: response-cache benchmarks)\n"
             "  --prefix-len N         shared-prefix: system prompt words (default 1024)\n"
             "  --users N --turns N    shared-prefix: conversations and turns each (default 16, 3)\n"
             "  --tier-mix SPEC        mixed-priority weights, e.g. critical=1,high=2,normal=4,low=2,background=1\n"
@@ -248,6 +251,7 @@ static json_t *settings_json(const workload_config *wc, const double *sweep, int
     json_object_set_new(o, "endpoint", json_string(wc->chat ? "chat" : "completions"));
     json_object_set_new(o, "input_len", json_integer(wc->input_len));
     json_object_set_new(o, "output_len", json_integer(wc->output_len));
+    if (wc->repeat_ratio > 0) json_object_set_new(o, "repeat_ratio", json_real(wc->repeat_ratio));
     static const char *const DN[] = {"fixed", "uniform", "normal"};
     json_t *d = json_object();
     json_object_set_new(d, "kind", json_string(DN[wc->input_dist.kind]));
@@ -370,7 +374,8 @@ int cmd_bench_serve(int argc, char **argv) {
             if (workload_parse_dist(v, &wc.input_dist, &err) != RYOT_OK) goto bad_err;
         } else if (!strcmp(a, "--output-dist")) {
             if (workload_parse_dist(v, &wc.output_dist, &err) != RYOT_OK) goto bad_err;
-        } else if (!strcmp(a, "--prefix-len")) ok = cli_parse_double(v, 0, 1e6, &d), wc.prefix_len = (int)d;
+        } else if (!strcmp(a, "--repeat-ratio")) ok = cli_parse_double(v, 0, 1, &wc.repeat_ratio);
+        else if (!strcmp(a, "--prefix-len")) ok = cli_parse_double(v, 0, 1e6, &d), wc.prefix_len = (int)d;
         else if (!strcmp(a, "--users")) ok = cli_parse_double(v, 1, 1e5, &d), wc.users = (int)d;
         else if (!strcmp(a, "--turns")) ok = cli_parse_double(v, 1, 1e5, &d), wc.turns = (int)d;
         else if (!strcmp(a, "--tier-mix")) {
@@ -478,7 +483,7 @@ int cmd_bench_serve(int argc, char **argv) {
                                                       (int)max_conc, num_requests, duration, warmup, &slo, timeout));
 
     int n_points = by_rate ? n_rates : n_conc;
-    double soak_t0 = lg_now_s();
+    double soak_t0 = ryot_now_s();
     bool any_fail = false;
     lg_source src = workload_source(wl);
     for (int p = 0; p < n_points && !g_stop; p++) {
@@ -521,7 +526,7 @@ int cmd_bench_serve(int argc, char **argv) {
         ts.total = num_requests;
         ts.duration = duration;
         snprintf(ts.label, sizeof ts.label, "%s%g", by_rate ? "rate " : "c=", by_rate ? rates[p] : conc[p]);
-        ts.t_offset = lg_now_s() - soak_t0;
+        ts.t_offset = ryot_now_s() - soak_t0;
         scrape before = do_scrape(&mn, api_key, NULL);
         lg_run run;
         if (lg_run_load(&cfg, &src, &run, &err) != RYOT_OK) {
@@ -611,7 +616,7 @@ int cmd_bench_serve(int argc, char **argv) {
         }
     }
     if (pid > 0) {
-        take_sample(&ts, lg_now_s() - soak_t0);
+        take_sample(&ts, ryot_now_s() - soak_t0);
         soak_verdict v;
         size_t first = 0;
         while (first < ts.n_samples && ts.samples[first].t_s < soak_skip) first++;

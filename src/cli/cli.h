@@ -13,7 +13,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
-/* `ryot bench serve|compare|plot|kernels|tokenizer|membw`, one file each
+/* `ryot bench serve|compare|plot|kernels|tokenizer|membw|grammar`, one file each
  * (src/cli/bench_<name>.c), dispatched by cmd_bench. */
 int cmd_bench_serve(int argc, char **argv);
 int cmd_bench_compare(int argc, char **argv);
@@ -21,6 +21,7 @@ int cmd_bench_plot(int argc, char **argv);
 int cmd_bench_kernels(int argc, char **argv);
 int cmd_bench_tokenizer(int argc, char **argv);
 int cmd_bench_membw(int argc, char **argv);
+int cmd_bench_grammar(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 /* The model used when -m is not given: $RYOT_MODEL, else the default model in
@@ -33,7 +34,8 @@ const char *cli_default_model(void);
 char *cli_read_stream(FILE *f, size_t *len);
 char *cli_read_file(const char *path, size_t *len);
 
-/* A flag value: the whole of s is a number in [lo, hi] (NaN is not). */
+/* A flag value: the whole of s is a (decimal) number in [lo, hi] (NaN is not). */
+bool cli_parse_long(const char *s, long lo, long hi, long *out);
 bool cli_parse_double(const char *s, double lo, double hi, double *out);
 
 #endif

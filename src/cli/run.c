@@ -7,15 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "engine/sampler.h"
 #include "ryot.h"
 #include "tokenizer/tokenizer.h"
 
 #define RUN_DEFAULT_N 128
+
+enum { RUN_GIVEN_TEMP = 1, RUN_GIVEN_TOP_K = 2, RUN_GIVEN_TOP_P = 4, RUN_GIVEN_MIN_P = 8, RUN_GIVEN_REPEAT = 16 };
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -30,6 +32,8 @@ static void usage(FILE *out) {
             "  -n, --n-predict N   most tokens to generate (default %d); stops earlier at an\n"
             "                      end-of-generation token (EOS, end of turn)\n"
             "      --temp T        temperature (default 0.8); 0 = greedy (argmax)\n"
+            "                      (these sampling defaults yield to the model's general.sampling.*\n"
+            "                      GGUF keys where it has them)\n"
             "      --top-k K       keep the K most likely tokens (default 40; 0 = off)\n"
             "      --top-p P       nucleus sampling (default 0.95; 1 = off)\n"
             "      --min-p P       drop tokens below P x the top probability (default 0.05; 0 = off)\n"
@@ -38,6 +42,8 @@ static void usage(FILE *out) {
             "      --chat          render the prompt as one user message through the model's chat\n"
             "                      template (the GGUF's, else the built-in ChatML, Gemma or Llama 3\n"
             "                      one), as the server does, and parse special tokens\n"
+            "      --system TEXT   with --chat: a system message before the user's (replacing the\n"
+            "                      template's default system turn, where it has one)\n"
             "      --print-prompt  print the prompt text as it goes to the tokenizer (after --chat)\n"
             "                      to stdout, byte for byte, and exit without generating\n"
             "      --ids           print the generated token ids, space-separated, on one line\n"
@@ -47,21 +53,6 @@ static void usage(FILE *out) {
             "\n"
             "exit status: 0 ok, 1 model or decode failure, 2 bad usage\n",
             RUN_DEFAULT_N);
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static bool parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
 }
 
 static bool parse_float(const char *s, float *out) {
@@ -74,10 +65,11 @@ static bool parse_float(const char *s, float *out) {
 }
 
 int cmd_run(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL;
+    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *system_msg = NULL;
     long n_predict = RUN_DEFAULT_N, n_threads = 0, n_ctx = 0;
     bool chat = false, print_ids = false, print_prompt = false;
     ryot_sampler_params sp = ryot_sampler_params_default();
+    unsigned given = 0; /* RUN_GIVEN_* bits: sampling flags on the command line */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -110,36 +102,41 @@ int cmd_run(int argc, char **argv) {
             prompt_file = v;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             NEED_VALUE();
-            if (!parse_long(v, 0, 1 << 24, &lv)) BAD_VALUE();
+            if (!cli_parse_long(v, 0, 1 << 24, &lv)) BAD_VALUE();
             n_predict = lv;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             NEED_VALUE();
-            if (!parse_long(v, 1, 512, &lv)) BAD_VALUE();
+            if (!cli_parse_long(v, 1, 512, &lv)) BAD_VALUE();
             n_threads = lv;
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
             NEED_VALUE();
-            if (!parse_long(v, 1, 1 << 24, &lv)) BAD_VALUE();
+            if (!cli_parse_long(v, 1, 1 << 24, &lv)) BAD_VALUE();
             n_ctx = lv;
         } else if (!strcmp(a, "--temp")) {
             NEED_VALUE();
             if (!parse_float(v, &fv)) BAD_VALUE();
             sp.temperature = fv;
+            given |= RUN_GIVEN_TEMP;
         } else if (!strcmp(a, "--top-k")) {
             NEED_VALUE();
-            if (!parse_long(v, 0, 1 << 30, &lv)) BAD_VALUE();
+            if (!cli_parse_long(v, 0, 1 << 30, &lv)) BAD_VALUE();
             sp.top_k = (int32_t)lv;
+            given |= RUN_GIVEN_TOP_K;
         } else if (!strcmp(a, "--top-p")) {
             NEED_VALUE();
             if (!parse_float(v, &fv)) BAD_VALUE();
             sp.top_p = fv;
+            given |= RUN_GIVEN_TOP_P;
         } else if (!strcmp(a, "--min-p")) {
             NEED_VALUE();
             if (!parse_float(v, &fv)) BAD_VALUE();
             sp.min_p = fv;
+            given |= RUN_GIVEN_MIN_P;
         } else if (!strcmp(a, "--repeat-penalty")) {
             NEED_VALUE();
             if (!parse_float(v, &fv)) BAD_VALUE();
             sp.repeat_penalty = fv;
+            given |= RUN_GIVEN_REPEAT;
         } else if (!strcmp(a, "--seed")) {
             NEED_VALUE();
             char *end;
@@ -149,6 +146,9 @@ int cmd_run(int argc, char **argv) {
             sp.seed = (uint64_t)s;
         } else if (!strcmp(a, "--chat")) {
             chat = true;
+        } else if (!strcmp(a, "--system")) {
+            NEED_VALUE();
+            system_msg = v;
         } else if (!strcmp(a, "--ids")) {
             print_ids = true;
         } else if (!strcmp(a, "--print-prompt")) {
@@ -165,6 +165,10 @@ int cmd_run(int argc, char **argv) {
     }
     if (prompt && prompt_file) {
         fprintf(stderr, "ryot run: -p and -f are exclusive\n");
+        return 2;
+    }
+    if (system_msg && !chat) {
+        fprintf(stderr, "ryot run: --system needs --chat\n");
         return 2;
     }
     if (!model_path && !(model_path = cli_default_model())) return 1;
@@ -187,16 +191,25 @@ int cmd_run(int argc, char **argv) {
         }
         prompt = file_text;
     }
-    double t0 = now_ms();
+    double t0 = ryot_now_ms();
     if (ryot_model_load(model_path, &m, &err)) goto fail;
-    double t_load = now_ms() - t0;
+    double t_load = ryot_now_ms() - t0;
+    /* flags win over the model's recommended sampling, which wins over ours */
+    ryot_sampler_params rec = ryot_sampler_params_default();
+    ryot_model_sampling_defaults(m, &rec);
+    if (!(given & RUN_GIVEN_TEMP)) sp.temperature = rec.temperature;
+    if (!(given & RUN_GIVEN_TOP_K)) sp.top_k = rec.top_k;
+    if (!(given & RUN_GIVEN_TOP_P)) sp.top_p = rec.top_p;
+    if (!(given & RUN_GIVEN_MIN_P)) sp.min_p = rec.min_p;
+    if (!(given & RUN_GIVEN_REPEAT)) sp.repeat_penalty = rec.repeat_penalty;
 
     const char *text = prompt;
     size_t text_len = strlen(prompt);
     if (chat) {
         /* the same rendering as the server's chat endpoints */
-        const ryot_chat_message msg = {"user", prompt};
-        if (ryot_chat_apply(m, &msg, 1, true, &rendered, &text_len, &err)) goto fail;
+        const ryot_chat_message msgs[2] = {{"system", system_msg}, {"user", prompt}};
+        const int n_msgs = system_msg ? 2 : 1;
+        if (ryot_chat_apply(m, msgs + 2 - n_msgs, n_msgs, true, &rendered, &text_len, &err)) goto fail;
         text = rendered;
     }
     if (print_prompt) {
@@ -237,9 +250,9 @@ int cmd_run(int argc, char **argv) {
         dt_ok = true;
     }
 
-    double t1 = now_ms();
+    double t1 = ryot_now_ms();
     if (ryot_decode(c, ids, n_prompt, 0, 1, &err)) goto fail;
-    double t_prompt = now_ms() - t1;
+    double t_prompt = ryot_now_ms() - t1;
 
     double t_dec = 0.0; /* generation: decode calls only (sampling and printing excluded) */
     int n_gen = 0, n_dec = 0, pos = n_prompt;
@@ -260,9 +273,9 @@ int cmd_run(int argc, char **argv) {
         }
         fflush(stdout);
         if (n_gen == n_predict) break;
-        double td = now_ms();
+        double td = ryot_now_ms();
         if (ryot_decode(c, &tok, 1, pos, 1, &err)) goto fail;
-        t_dec += now_ms() - td;
+        t_dec += ryot_now_ms() - td;
         n_dec++;
         pos++;
     }

@@ -3,7 +3,6 @@
  * SIGTERM: new requests get 503 and the listener closes, running and queued
  * requests get --shutdown-timeout seconds to finish, the rest are cut, and
  * the process exits 0. */
-#include <errno.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,7 +30,7 @@ static void usage(FILE *out) {
             "\n"
             "Serve the model over an OpenAI-compatible HTTP API: POST /v1/chat/completions,\n"
             "/v1/completions, /tokenize, /detokenize, /apply-template; GET /v1/models,\n"
-            "/health, /metrics.\n"
+            "/health, /metrics; and a web chat page at / (open http://HOST:PORT/ in a browser).\n"
             "\n"
             "options:\n"
             "  -m, --model FILE        GGUF model (default: $RYOT_MODEL, else the default model)\n"
@@ -50,27 +49,25 @@ static void usage(FILE *out) {
             "      --default-max-tokens N  chat requests without max_tokens generate at most N tokens\n"
             "                          (default %d, capped to the context left; 0: the context left)\n"
             "      --max-body BYTES    largest request body (default 8388608); larger: 413\n"
+            "      --cache-mb N        response cache of N MiB for deterministic requests (temperature 0\n"
+            "                          or a seed, no logprobs); default 0: off\n"
+            "      --cache-ttl S       seconds a cached answer stays valid (default 3600)\n"
+            "      --redis URL         share cached answers through Redis (redis://HOST[:PORT][/DB]);\n"
+            "                          works with or without --cache-mb\n"
+            "      --redis-timeout-ms N  bound of each Redis connect and command (default 5)\n"
             "      --body-timeout S    seconds a client gets to send a request body once its headers\n"
             "                          are in (default 60); slower or stalled uploads: the connection closes\n"
             "      --tier-targets A,B,C,D,E  time-to-first-token targets in ms of the tiers critical,\n"
             "                          high, normal, low, background (default %lld,%lld,%lld,%lld,%lld)\n"
             "      --age-ms MS         a waiting request gains one tier per MS waited (default %lld)\n"
             "      --shutdown-timeout S  on SIGINT/SIGTERM, seconds running requests get to finish (default 30)\n"
+            "      --no-webui          no web chat page at / (it answers 404)\n"
             "      --quiet             no per-request log lines\n"
             "  -h, --help              this help\n",
             d.ctx, d.kv_block_size, d.batch_tokens, d.max_running, d.max_queue, d.default_max_tokens,
             (long long)d.target_ms[0],
             (long long)d.target_ms[1], (long long)d.target_ms[2], (long long)d.target_ms[3],
             (long long)d.target_ms[4], (long long)d.age_ms);
-}
-
-static bool parse_int(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -84,7 +81,7 @@ int cmd_serve(int argc, char **argv) {
         long n;
 #define NEED_INT(lo, hi)                                                                  \
     do {                                                                                  \
-        if (!v || !parse_int(v, lo, hi, &n)) {                                            \
+        if (!v || !cli_parse_long(v, lo, hi, &n)) {                                       \
             fprintf(stderr, "ryot serve: %s needs an integer in %ld..%ld\n", a, (long)(lo), (long)(hi)); \
             return 2;                                                                     \
         }                                                                                 \
@@ -128,6 +125,17 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--default-max-tokens")) {
             NEED_INT(0, 1 << 30);
             cp.default_max_tokens = (int)n;
+        } else if (!strcmp(a, "--cache-mb")) {
+            NEED_INT(0, 1 << 20);
+            hp.cache_bytes = (size_t)n << 20;
+        } else if (!strcmp(a, "--cache-ttl")) {
+            NEED_INT(1, 365L * 86400);
+            hp.cache_ttl_s = (double)n;
+        } else if (!strcmp(a, "--redis") && v) {
+            hp.redis_url = v, i++;
+        } else if (!strcmp(a, "--redis-timeout-ms")) {
+            NEED_INT(1, 60000);
+            hp.redis_timeout_ms = (int)n;
         } else if (!strcmp(a, "--max-body")) {
             NEED_INT(1, 1L << 40);
             hp.max_body = (size_t)n;
@@ -153,6 +161,8 @@ int cmd_serve(int argc, char **argv) {
                 return 2;
             }
             i++;
+        } else if (!strcmp(a, "--no-webui")) {
+            hp.no_webui = true;
         } else if (!strcmp(a, "--quiet")) {
             cp.log_requests = false;
         } else {
@@ -193,8 +203,8 @@ int cmd_serve(int argc, char **argv) {
         srv_http_stop(http);
         return 1;
     }
-    sched_runner *core;
-    if (sched_runner_new(m, &cp, &core, &err)) {
+    sched_runner *runner;
+    if (sched_runner_new(m, &cp, &runner, &err)) {
         fprintf(stderr, "ryot serve: %s\n", err.msg);
         ryot_model_free(m);
         srv_http_stop(http);
@@ -214,8 +224,8 @@ int cmd_serve(int argc, char **argv) {
     ryot_model_info info;
     ryot_model_get_info(m, &info);
     const char *aliases[1] = {info.name};
-    srv_http_set_core(http, core, id, aliases, info.name && *info.name ? 1 : 0);
-    const sched_runner_params *p = sched_runner_get_params(core);
+    srv_http_set_runner(http, runner, id, aliases, info.name && *info.name ? 1 : 0);
+    const sched_runner_params *p = sched_runner_get_params(runner);
     fprintf(stderr,
             "ryot serve: ready: model '%s' (%s, %s), %d threads, ctx %d, %d KV blocks x %d, batch %d tokens, "
             "%d running, queue %d%s\n",
@@ -224,11 +234,11 @@ int cmd_serve(int argc, char **argv) {
     while (!g_stop) pause();
     fprintf(stderr, "ryot serve: shutting down (up to %.0f s for running requests)\n", shutdown_timeout);
     srv_http_quiesce(http);
-    const int cut = sched_runner_drain(core, shutdown_timeout);
+    const int cut = sched_runner_drain(runner, shutdown_timeout);
     if (cut) fprintf(stderr, "ryot serve: %d requests cut at shutdown\n", cut);
     usleep(200000); /* let connection threads send their last bytes */
     srv_http_stop(http);
-    sched_runner_free(core);
+    sched_runner_free(runner);
     ryot_model_free(m);
     fprintf(stderr, "ryot serve: stopped\n");
     return 0;

@@ -39,6 +39,15 @@ char *cli_read_file(const char *path, size_t *len) {
     return buf;
 }
 
+bool cli_parse_long(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
 bool cli_parse_double(const char *s, double lo, double hi, double *out) {
     char *end;
     errno = 0;

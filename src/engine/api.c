@@ -50,6 +50,31 @@ ryot_status ryot_model_load(const char *path, ryot_model **out, ryot_error *err)
     return RYOT_OK;
 }
 
+int ryot_model_sampling_defaults(const ryot_model *m, ryot_sampler_params *sp) {
+    const gguf_file *f = m->m->gguf;
+    int n = 0;
+    float x;
+    int64_t i;
+    if (!gguf_get_f32(f, "general.sampling.temp", &x, NULL) && x >= 0 && x <= 2) sp->temperature = x, n++;
+    if (!gguf_get_f32(f, "general.sampling.top_p", &x, NULL) && x > 0 && x <= 1) sp->top_p = x, n++;
+    if (!gguf_get_f32(f, "general.sampling.min_p", &x, NULL) && x >= 0 && x <= 1) sp->min_p = x, n++;
+    if (!gguf_get_f32(f, "general.sampling.penalty_repeat", &x, NULL) && x > 0 && x <= 10)
+        sp->repeat_penalty = x, n++;
+    /* top_k <= 0 in a file means "off", as in a request */
+    if (!gguf_get_i64(f, "general.sampling.top_k", &i, NULL) && i <= INT32_MAX)
+        sp->top_k = i < 0 ? 0 : (int32_t)i, n++;
+    if (!gguf_get_i64(f, "general.sampling.penalty_last_n", &i, NULL) && i >= -1 && i <= INT32_MAX)
+        sp->penalty_last_n = (int32_t)i, n++;
+    return n;
+}
+
+const void *ryot_model_file_bytes(const ryot_model *m, uint64_t *size, uint64_t *data_offset) {
+    const gguf_file *f = m->m->gguf;
+    *size = f->size;
+    *data_offset = f->data_offset;
+    return f->base;
+}
+
 void ryot_model_free(ryot_model *m) {
     if (!m) return;
     chat_free(&m->chat);
@@ -77,6 +102,8 @@ void ryot_model_get_info(const ryot_model *rm, ryot_model_info *info) {
 }
 
 const struct tokenizer *ryot_model_tokenizer(const ryot_model *m) { return m->tok; }
+
+const struct chat *ryot_model_chat(const ryot_model *m) { return &m->chat; }
 int ryot_n_vocab(const ryot_model *m) { return m->m->hp.n_vocab; }
 
 ryot_status ryot_tokenize(const ryot_model *m, const char *text, size_t len, unsigned flags, ryot_token **ids,

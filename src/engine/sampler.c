@@ -300,10 +300,9 @@ void sampler_apply_penalties(sampler *s, float *logits) {
     }
 }
 
-/* Log-softmax of the shaped logits (NaN counts as -inf); fills s->lp except
- * the chosen token, and returns the log-sum-exp. */
-static double compute_logprobs(sampler *s, const float *logits) {
-    const int32_t n = s->n_vocab;
+/* Log-softmax of logits[0..n) (NaN counts as -inf); fills lp->top with the
+ * `want` best and lp->n_top, not lp->chosen, and returns the log-sum-exp. */
+static double row_logprobs(const float *logits, int32_t n, int32_t want, sampler_logprobs *lp) {
     float max = -INFINITY;
     for (int32_t i = 0; i < n; i++)
         if (logits[i] > max) max = logits[i];
@@ -313,8 +312,8 @@ static double compute_logprobs(sampler *s, const float *logits) {
             if (logits[i] > -INFINITY) sum += expf(logits[i] - max);
     double lse = (double)max + log(sum);
 
-    int32_t want = s->p.top_logprobs < n ? s->p.top_logprobs : n;
-    sampler_token_logprob *top = s->lp.top;
+    if (want > n) want = n;
+    sampler_token_logprob *top = lp->top;
     int32_t nt = 0;
     if (want > 0) {
         /* keep the `want` best (logit desc, id asc) in top[], sorted; ids come in
@@ -331,8 +330,20 @@ static double compute_logprobs(sampler *s, const float *logits) {
         }
         for (int32_t j = 0; j < nt; j++) top[j].logprob = (float)((double)top[j].logprob - lse);
     }
-    s->lp.n_top = nt;
+    lp->n_top = nt;
     return lse;
+}
+
+/* The shaped logits' log-softmax into s->lp (all but the chosen token). */
+static double compute_logprobs(sampler *s, const float *logits) {
+    return row_logprobs(logits, s->n_vocab, s->p.top_logprobs, &s->lp);
+}
+
+void sampler_row_logprobs(const float *logits, int32_t n_vocab, int32_t token, int32_t n_top, sampler_logprobs *out) {
+    if (n_top > RYOT_MAX_TOP_LOGPROBS) n_top = RYOT_MAX_TOP_LOGPROBS;
+    const double lse = row_logprobs(logits, n_vocab, n_top < 0 ? 0 : n_top, out);
+    const float l = token >= 0 && token < n_vocab && !isnan(logits[token]) ? logits[token] : -INFINITY;
+    out->chosen = (sampler_token_logprob){token, (float)((double)l - lse)};
 }
 
 static int32_t argmax(const float *logits, int32_t n) {

@@ -79,6 +79,13 @@ void sampler_apply_penalties(sampler *s, float *logits);
  * params.logprobs, or before the first call, or after it returned -1. */
 const sampler_logprobs *sampler_last_logprobs(const sampler *s);
 
+/* Log-probabilities of `token` and of the n_top (0..RYOT_MAX_TOP_LOGPROBS)
+ * most likely tokens under one row of raw logits (no bias, no penalties),
+ * with sampler_sample's arithmetic: a chosen token that is also the most
+ * likely gets the same float as top[0].  Used for prompt tokens (echo) and
+ * for scoring a given continuation. */
+void sampler_row_logprobs(const float *logits, int32_t n_vocab, int32_t token, int32_t n_top, sampler_logprobs *out);
+
 /* Appends a token to the penalty history (ids outside the vocab are ignored). */
 void sampler_accept(sampler *s, int32_t token);
 

@@ -16,54 +16,15 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+
+#include "core/arena.h"
 #include <unistd.h>
 
-/* ------------------------------------------------------------------ arena */
-
-typedef struct arena_block {
-    struct arena_block *next;
-    size_t used, cap;
-    _Alignas(16) unsigned char data[];
-} arena_block;
-
-typedef struct arena {
-    arena_block *head; /* the block being filled; older blocks follow */
-    size_t first_cap;  /* size of the first block: small for small files */
-} arena;
-
+/* The arena's first block: what a file needs is roughly proportional to its
+ * header, so small for tiny inputs (tests, fuzzing), doubling for big ones up
+ * to 64 MiB blocks. */
 #define ARENA_MIN_BLOCK ((size_t)64 << 10)
-#define ARENA_MAX_GROWTH ((size_t)64 << 20)
-
-/* Zeroed, 16-byte aligned; NULL when n overflows or malloc fails. */
-static void *arena_alloc(arena *a, uint64_t n) {
-    if (n > SIZE_MAX - 32) return NULL;
-    size_t need = ((size_t)n + 15) & ~(size_t)15;
-    arena_block *b = a->head;
-    if (!b || b->cap - b->used < need) {
-        size_t cap = b ? b->cap * 2 : a->first_cap;
-        if (cap > ARENA_MAX_GROWTH) cap = ARENA_MAX_GROWTH;
-        if (cap < need) cap = need;
-        if (cap > SIZE_MAX - sizeof(arena_block)) return NULL;
-        arena_block *nb = calloc(1, sizeof(arena_block) + cap);
-        if (!nb) return NULL;
-        nb->cap = cap;
-        nb->next = b;
-        a->head = nb;
-        b = nb;
-    }
-    void *p = b->data + b->used;
-    b->used += need;
-    return p;
-}
-
-static void arena_free(arena *a) {
-    if (!a) return;
-    for (arena_block *b = a->head, *next; b; b = next) {
-        next = b->next;
-        free(b);
-    }
-    free(a);
-}
+#define ARENA_MAX_BLOCK ((size_t)64 << 20)
 
 /* ------------------------------------------------------------ type tables */
 
@@ -164,7 +125,7 @@ typedef struct parser {
     const uint8_t *base;
     uint64_t size;
     uint64_t pos;
-    arena *a;
+    ryot_arena *a;
     ryot_error *err;
     char ctx[2 * NAME_BUF + 64]; /* "kv #3 'name'" or "tensor 'x' (#2)": prefix of messages */
 } parser;
@@ -221,7 +182,7 @@ static void *alloc_array(parser *p, uint64_t n, size_t elem) {
         nomem(p, UINT64_MAX);
         return NULL;
     }
-    void *q = arena_alloc(p->a, bytes ? bytes : 1);
+    void *q = ryot_arena_alloc(p->a, bytes ? bytes : 1);
     if (!q) nomem(p, bytes);
     return q;
 }
@@ -583,13 +544,14 @@ static ryot_status parse(parser *p, gguf_file *f) {
 
 static ryot_status open_buffer(const void *buf, size_t size, bool mapped, gguf_file **out, ryot_error *err) {
     *out = NULL;
-    arena *a = calloc(1, sizeof *a);
-    /* What a file needs is roughly proportional to its header: start small
-     * for tiny inputs (tests, fuzzing), grow by doubling for big ones. */
-    if (a) a->first_cap = size < ARENA_MIN_BLOCK / 2 ? 1024 + 2 * size : ARENA_MIN_BLOCK;
-    gguf_file *f = a ? arena_alloc(a, sizeof *f) : NULL;
+    ryot_arena *a = calloc(1, sizeof *a);
+    if (a) {
+        a->first = size < ARENA_MIN_BLOCK / 2 ? 1024 + 2 * size : ARENA_MIN_BLOCK;
+        a->max_block = ARENA_MAX_BLOCK;
+    }
+    gguf_file *f = a ? ryot_arena_alloc(a, sizeof *f) : NULL;
     if (!f) {
-        arena_free(a);
+        free(a);
         return ryot_fail(err, RYOT_ERR_NOMEM, "gguf: out of memory");
     }
     f->base = buf;
@@ -655,7 +617,9 @@ ryot_status gguf_open(const char *path, gguf_file **out, ryot_error *err) {
 void gguf_close(gguf_file *f) {
     if (!f) return;
     if (f->mapped) munmap((void *)f->base, f->size);
-    arena_free(f->arena); /* f itself lives in the arena */
+    ryot_arena *a = f->arena; /* f itself lives in the arena */
+    ryot_arena_free(a);
+    free(a);
 }
 
 /* ---------------------------------------------------------------- lookups */

@@ -16,6 +16,7 @@
 #include "engine/engine.h"
 #include "engine/kv_cache.h"
 #include "engine/sampler.h"
+#include "grammar/grammar.h"
 #include "tokenizer/tokenizer.h"
 
 enum { CH_NEW, CH_WAITING, CH_RUNNING, CH_DONE };
@@ -28,6 +29,7 @@ typedef struct choice {
     sched_item item;
     kv_seq kv;
     sampler *smp;
+    grammar_matcher *gm;   /* NULL without a grammar */
     detok dt;
     int32_t *toks;         /* prompt, then generated tokens */
     int n_toks, cap_toks;
@@ -40,6 +42,8 @@ typedef struct choice {
     int64_t t_first_ns, t_last_ns, t_admit_ns;
     int n_cached;          /* prompt tokens taken from the prefix cache (first admission) */
     bool admitted_once;
+    sched_token_lp *plp;   /* (n_prompt) prompt logprobs, engine thread until published */
+    int n_plp;             /* prompt tokens whose logprob is known (prompt_lp jobs) */
     /* channel, under job->lock */
     sched_take out;
 } choice;
@@ -61,8 +65,10 @@ struct sched_job {
     int tier;
     bool ignore_eos;
     int top_logprobs;      /* alternatives reported per token; logprobs off: -1 */
+    bool prompt_lp;        /* spec.prompt_logprobs */
     char **stop;
     int n_stop;
+    grammar *grammar;      /* a reference, or NULL */
     int64_t prompt_tokens; /* sum over prompts (each counted once) */
     int64_t t_arrival_ns;
     int64_t deadline_ns;   /* 0: none */
@@ -111,6 +117,9 @@ struct sched_runner {
     void *cand;            /* candidate scratch shared by every sampler (engine thread) */
     int32_t *eog;          /* end-of-generation ids (ignore_eos bans them) */
     int n_eog;
+    pthread_mutex_t gvocab_lock;
+    grammar_vocab *gvocab; /* built by the first job with a grammar, under gvocab_lock; then immutable */
+    uint32_t *gmask;       /* one token mask (engine thread) */
 
     pthread_mutex_t met_lock;
     sched_stats met;       /* under met_lock */
@@ -158,9 +167,11 @@ sched_runner_params sched_runner_default_params(void) {
 
 static void choice_free(choice *c) {
     sampler_free(c->smp);
+    grammar_matcher_free(c->gm);
     detok_free(&c->dt);
     kv_seq_destroy(&c->kv);
     free(c->toks);
+    free(c->plp);
     ryot_buf_free(&c->held);
     sched_take_free(&c->out);
 }
@@ -173,6 +184,7 @@ void sched_job_unref(sched_job *j) {
     free(j->ch);
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
     free(j->stop);
+    grammar_free(j->grammar);
     pthread_mutex_destroy(&j->lock);
     pthread_cond_destroy(&j->cond);
     free(j);
@@ -236,6 +248,7 @@ sched_job *sched_job_new(sched_runner *c, const sched_job_spec *s, sched_error *
     j->tier = s->tier;
     j->ignore_eos = s->ignore_eos;
     j->top_logprobs = s->sp.logprobs ? s->sp.top_logprobs : -1;
+    j->prompt_lp = s->prompt_logprobs;
     j->n_choices = s->n_prompts * s->n;
     j->ch = calloc((size_t)j->n_choices, sizeof *j->ch);
     j->stop = s->n_stop ? calloc((size_t)s->n_stop, sizeof *j->stop) : NULL;
@@ -248,6 +261,18 @@ sched_job *sched_job_new(sched_runner *c, const sched_job_spec *s, sched_error *
             sched_job_unref(j);
             goto nomem;
         }
+    if (s->grammar) {
+        j->grammar = grammar_ref(s->grammar);
+        ryot_error err = {0};
+        pthread_mutex_lock(&c->gvocab_lock);
+        ryot_status st = c->gvocab ? RYOT_OK : grammar_vocab_from_tokenizer(c->tok, &c->gvocab, &err);
+        pthread_mutex_unlock(&c->gvocab_lock);
+        if (st) {
+            sched_job_unref(j);
+            set_error(e, RYOT_ERR_UNAVAILABLE, NULL, "%s", err.msg);
+            return NULL;
+        }
+    }
     j->t_arrival_ns = ryot_now_ns();
     if (s->timeout_s > 0) j->deadline_ns = j->t_arrival_ns + (int64_t)(s->timeout_s * 1e9);
     for (int i = 0; i < s->n_prompts; i++) j->prompt_tokens += s->n_prompt[i];
@@ -260,11 +285,16 @@ sched_job *sched_job_new(sched_runner *c, const sched_job_spec *s, sched_error *
         ch->n_prompt = s->n_prompt[pi];
         ch->cap_toks = s->n_prompt[pi] + max_tokens + 1;
         ch->toks = malloc((size_t)ch->cap_toks * sizeof *ch->toks);
+        if (j->prompt_lp && !(ch->plp = calloc((size_t)ch->n_prompt, sizeof *ch->plp))) {
+            sched_job_unref(j);
+            goto nomem;
+        }
         ryot_error err = {0};
         ryot_sampler_params sp = s->sp; /* sampler_init copies the logit bias */
         if (sp.seed != RYOT_SEED_RANDOM) sp.seed += (uint64_t)(k % j->n); /* choices differ */
         if (!ch->toks || kv_seq_init(&ch->kv, ch->cap_toks, c->p.kv_block_size, &err) ||
-            sampler_init(&ch->smp, &sp, c->n_vocab, &err) || detok_init(&ch->dt, c->tok, 0, &err)) {
+            sampler_init(&ch->smp, &sp, c->n_vocab, &err) || detok_init(&ch->dt, c->tok, 0, &err) ||
+            (j->grammar && grammar_matcher_new(j->grammar, c->gvocab, &ch->gm, &err))) {
             sched_job_unref(j);
             set_error(e, err.code == RYOT_ERR_NOMEM || !err.msg[0] ? RYOT_ERR_UNAVAILABLE : RYOT_ERR_INVALID, NULL,
                       "%s", err.msg[0] ? err.msg : "out of memory");
@@ -448,6 +478,17 @@ static bool emit(choice *c, const char *p, size_t n) {
     return false;
 }
 
+static void lp_entry(sched_runner *rn, sched_token_lp *t, const sampler_logprobs *lp, int n_top) {
+    memset(t, 0, sizeof *t);
+    t->text = tokenizer_token_bytes(rn->tok, lp->chosen.token, &t->len);
+    t->logprob = lp->chosen.logprob;
+    t->n_top = n_top < lp->n_top ? n_top : lp->n_top;
+    for (int i = 0; i < t->n_top; i++) {
+        t->top[i].text = tokenizer_token_bytes(rn->tok, lp->top[i].token, &t->top[i].len);
+        t->top[i].logprob = lp->top[i].logprob;
+    }
+}
+
 static void add_logprobs(sched_runner *rn, choice *c, const sampler_logprobs *lp) {
     sched_take *o = &c->out;
     if (o->n_lp == o->cap_lp) {
@@ -457,15 +498,44 @@ static void add_logprobs(sched_runner *rn, choice *c, const sampler_logprobs *lp
         o->lp = a;
         o->cap_lp = cap;
     }
-    sched_token_lp *t = &o->lp[o->n_lp++];
-    memset(t, 0, sizeof *t);
-    t->text = tokenizer_token_bytes(rn->tok, lp->chosen.token, &t->len);
-    t->logprob = lp->chosen.logprob;
-    t->n_top = c->job->top_logprobs < lp->n_top ? c->job->top_logprobs : lp->n_top;
-    for (int i = 0; i < t->n_top; i++) {
-        t->top[i].text = tokenizer_token_bytes(rn->tok, lp->top[i].token, &t->top[i].len);
-        t->top[i].logprob = lp->top[i].logprob;
+    lp_entry(rn, &o->lp[o->n_lp++], lp, c->job->top_logprobs);
+}
+
+/* Prompt log-probabilities from one forward's rows row0..row0+n-1, the
+ * logits after positions pos0..pos0+n-1: row r gives token pos0+r+1's
+ * log-prob.  Tokens already known (a sequence recomputed after preemption)
+ * are skipped, so each is reported once; the whole prompt goes to the
+ * channel in one piece once complete, before any generated token. */
+static void prompt_logprobs(sched_runner *rn, choice *c, int pos0, int n, int row0) {
+    sched_job *j = c->job;
+    const int n_top = j->top_logprobs > 0 ? j->top_logprobs : 0;
+    if (c->n_plp == 0) {
+        sched_token_lp *t = &c->plp[0];
+        t->text = tokenizer_token_bytes(rn->tok, c->toks[0], &t->len);
+        t->no_logprob = true;
+        c->n_plp = 1;
     }
+    for (int r = 0; r < n; r++) {
+        const int t = pos0 + r + 1;
+        if (t < c->n_plp) continue;
+        if (t >= c->n_prompt) break;
+        sampler_logprobs lp;
+        sampler_row_logprobs(engine_logits(rn->e, row0 + r), rn->n_vocab, c->toks[t], n_top, &lp);
+        lp_entry(rn, &c->plp[t], &lp, n_top);
+        c->n_plp = t + 1;
+    }
+    if (c->n_plp < c->n_prompt) return;
+    pthread_mutex_lock(&j->lock);
+    sched_take *o = &c->out;
+    sched_token_lp *a = realloc(o->lp, (size_t)(o->n_lp + c->n_prompt + 16) * sizeof *a);
+    if (a) {
+        o->lp = a;
+        o->cap_lp = o->n_lp + c->n_prompt + 16;
+        memcpy(o->lp + o->n_lp, c->plp, (size_t)c->n_prompt * sizeof *a);
+        o->n_lp += c->n_prompt;
+    }
+    pthread_cond_broadcast(&j->cond);
+    pthread_mutex_unlock(&j->lock);
 }
 
 /* ------------------------------------------------------------------ engine thread */
@@ -638,7 +708,9 @@ static void admit(sched_runner *rn, int64_t now) {
         sched_item *it = sched_peek(rn->sq, now_ms);
         if (!it) break;
         choice *c = it->owner;
-        const int hit = kv_seq_match_prefix(rn->kv, &c->kv, c->toks, c->n_toks - 1);
+        /* cached blocks hold KV, not the logits prompt logprobs need */
+        const bool need_rows = c->job->prompt_lp && c->n_plp < c->n_prompt;
+        const int hit = need_rows ? 0 : kv_seq_match_prefix(rn->kv, &c->kv, c->toks, c->n_toks - 1);
         bool ok = kv_seq_reserve(rn->kv, &c->kv, c->n_toks);
         while (!ok) { /* only a strictly lower tier gives way to a new sequence */
             choice *v = victim(rn, c, it->tier + 1);
@@ -674,18 +746,36 @@ static void admit(sched_runner *rn, int64_t now) {
     }
 }
 
+/* Bans (logit -INFINITY) every token the choice's grammar rejects now;
+ * false when the matcher ran out of memory. */
+static bool apply_grammar(sched_runner *rn, choice *c) {
+    if (grammar_mask(c->gm, rn->gmask) != RYOT_OK) return false;
+    grammar_mask_apply(rn->gmask, rn->logits, rn->n_vocab);
+    return true;
+}
+
 /* Sampling after the forward pass for a choice whose batch row ended at its last token. */
 static void after_token(sched_runner *rn, choice *c, const float *row, int64_t now) {
     sched_job *j = c->job;
+    if (c->state != CH_RUNNING) return; /* its job failed earlier in this step */
     memcpy(rn->logits, row, (size_t)rn->n_vocab * sizeof(float));
     if (j->ignore_eos)
         for (int i = 0; i < rn->n_eog; i++) rn->logits[rn->eog[i]] = -INFINITY;
+    if (c->gm && !apply_grammar(rn, c)) {
+        fail_job(rn, j, RYOT_ERR_UNAVAILABLE, SCHED_END_ABORTED, "out of memory in the grammar matcher");
+        return;
+    }
+    /* -1: nothing allowed (a grammar that needs bytes no token has) */
     const int32_t tok = sampler_sample(c->smp, rn->logits);
     if (tok < 0) {
         finish_choice(rn, c, SCHED_FINISH_STOP, SCHED_END_STOP);
         return;
     }
     sampler_accept(c->smp, tok);
+    if (c->gm) {
+        const bool in_grammar = grammar_matcher_accept_token(c->gm, tok);
+        RYOT_ASSERT(in_grammar); /* the sampler only draws finite logits */
+    }
     c->toks[c->n_toks++] = tok;
     c->n_gen++;
     pthread_mutex_lock(&rn->met_lock);
@@ -720,11 +810,15 @@ static void after_token(sched_runner *rn, choice *c, const float *row, int64_t n
     c->out.n_gen = c->n_gen;
     pthread_cond_broadcast(&j->cond);
     pthread_mutex_unlock(&j->lock);
-    if (eog || stop)
+    if (eog || stop || (c->gm && grammar_matcher_is_finished(c->gm)))
         finish_choice(rn, c, SCHED_FINISH_STOP, SCHED_END_STOP);
     else if (c->n_gen >= j->max_tokens || c->n_toks >= rn->p.ctx)
         finish_choice(rn, c, SCHED_FINISH_LENGTH, SCHED_END_LENGTH);
 }
+
+/* A prompt_logprobs sequence whose prompt is not yet reported: its prefill
+ * asks for every row's logits. */
+static bool wants_rows(const choice *c) { return c->job->prompt_lp && c->n_plp < c->n_prompt; }
 
 /* One step: batch assembly, forward, sampling.  false when idle.
  * Decode tokens are placed first, then prefill chunks in admission order
@@ -732,6 +826,7 @@ static void after_token(sched_runner *rn, choice *c, const float *row, int64_t n
  * its chunk writes, preempting (lowest tier, newest) when none are left. */
 static bool step(sched_runner *rn) {
     int budget = rn->p.batch_tokens;
+    int lp_rows = SCHED_PROMPT_LP_ROWS; /* prompt rows with logits left in this step */
     const int n_snap = rn->n_running;
     memcpy(rn->snap, rn->running, (size_t)n_snap * sizeof *rn->snap);
     for (int i = 0; i < n_snap; i++) rn->snap[i]->take = 0;
@@ -742,6 +837,7 @@ static bool step(sched_runner *rn) {
             if (c->state != CH_RUNNING || (pass == 0) != decode) continue;
             int take = c->n_toks - c->n_done;
             if (take > budget) take = budget;
+            if (!decode && wants_rows(c) && take > lp_rows) take = lp_rows;
             if (take <= 0) continue;
             bool ok = kv_seq_reserve(rn->kv, &c->kv, c->n_done + take);
             while (!ok) {
@@ -758,6 +854,7 @@ static bool step(sched_runner *rn) {
             if (!ok || c->state != CH_RUNNING) continue;
             c->take = take;
             budget -= take;
+            if (!decode && wants_rows(c)) lp_rows -= take;
         }
     }
     int n = 0, k = 0;
@@ -769,7 +866,8 @@ static bool step(sched_runner *rn) {
                                      .n_blocks = c->kv.n_blocks,
                                      .pos = c->n_done,
                                      .n = c->take,
-                                     .n_logits = c->n_done + c->take == c->n_toks ? 1 : 0};
+                                     .n_logits = wants_rows(c) ? c->take
+                                                 : c->n_done + c->take == c->n_toks ? 1 : 0};
         rn->bwho[k++] = c;
         n += c->take;
     }
@@ -784,9 +882,16 @@ static bool step(sched_runner *rn) {
     const int64_t now = ryot_now_ns();
     for (int b = 0, row = 0; b < k; b++) {
         choice *c = rn->bwho[b];
+        const int n_logits = rn->bseq[b].n_logits;
+        if (wants_rows(c)) prompt_logprobs(rn, c, c->n_done, rn->bseq[b].n, row);
         c->n_done += rn->bseq[b].n;
         kv_seq_commit(rn->kv, &c->kv, c->toks, c->n_done);
-        if (rn->bseq[b].n_logits) after_token(rn, c, engine_logits(rn->e, row++), now);
+        row += n_logits;
+        if (c->n_done < c->n_toks) continue;
+        if (c->job->max_tokens == 0) /* prefill only (loglikelihood scoring) */
+            finish_choice(rn, c, SCHED_FINISH_LENGTH, SCHED_END_LENGTH);
+        else
+            after_token(rn, c, engine_logits(rn->e, row - 1), now);
     }
     return true;
 }
@@ -866,12 +971,13 @@ ryot_status sched_runner_new(const ryot_model *rm, const sched_runner_params *pp
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->wake, NULL);
     pthread_mutex_init(&c->met_lock, NULL);
+    pthread_mutex_init(&c->gvocab_lock, NULL);
     sched_stats_init(&c->met);
     engine_params ep = engine_params_default(m);
     ep.n_ctx = p.ctx;
     ep.n_batch = p.batch_tokens;
     if (p.n_threads > 0) ep.n_threads = p.n_threads;
-    ep.n_logits_max = p.max_running;
+    ep.n_logits_max = p.max_running + SCHED_PROMPT_LP_ROWS; /* runner.h: prompt logprobs */
     ep.kv_block_size = p.kv_block_size;
     ep.kv_blocks = p.kv_blocks;
     ep.max_seqs = p.max_running;
@@ -892,12 +998,13 @@ ryot_status sched_runner_new(const ryot_model *rm, const sched_runner_params *pp
         c->bwho = calloc((size_t)p.max_running, sizeof *c->bwho);
         c->logits = malloc((size_t)c->n_vocab * sizeof *c->logits);
         c->cand = malloc(sampler_scratch_size(c->n_vocab));
+        c->gmask = malloc((size_t)(c->n_vocab + 31) / 32 * sizeof *c->gmask);
         for (int32_t t = 0; c->logits && t < c->n_vocab; t++)
             if (tokenizer_is_eog(c->tok, t)) c->n_eog++;
         c->eog = malloc((size_t)(c->n_eog + 1) * sizeof *c->eog);
         for (int32_t t = 0, k = 0; c->eog && t < c->n_vocab; t++)
             if (tokenizer_is_eog(c->tok, t)) c->eog[k++] = t;
-        if (!c->cand || !c->eog || !c->running || !c->snap || !c->btoks || !c->bseq || !c->bwho || !c->logits)
+        if (!c->cand || !c->gmask || !c->eog || !c->running || !c->snap || !c->btoks || !c->bseq || !c->bwho || !c->logits)
             st = ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
     }
     if (!st && pthread_create(&c->thread, NULL, engine_main, c) != 0)
@@ -960,11 +1067,14 @@ void sched_runner_free(sched_runner *c) {
     free(c->bwho);
     free(c->logits);
     free(c->cand);
+    free(c->gmask);
+    grammar_vocab_free(c->gvocab);
     free(c->eog);
     sched_free(c->sq);
     kv_cache_free(c->kv);
     engine_free(c->e);
     pthread_mutex_destroy(&c->met_lock);
+    pthread_mutex_destroy(&c->gvocab_lock);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->wake);
     free(c);

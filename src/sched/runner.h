@@ -18,6 +18,17 @@
  *   4. one engine_forward over the batch; sample, detokenize, stop strings,
  *      finish; results go to the job's channel.
  *
+ * Prompt log-probabilities (spec.prompt_logprobs, for echo and
+ * loglikelihood scoring): prefill asks the engine for the logits of every
+ * prompt row, and each prompt token gets its log-prob given its prefix
+ * (sampler_row_logprobs: raw logits, no bias or penalties).  Such a sequence
+ * skips the prefix cache until its prompt is reported (cached blocks hold
+ * KV, not logits: it recomputes them) and prefills at most
+ * SCHED_PROMPT_LP_ROWS rows per step, all such sequences together, so the
+ * engine's logits buffer is max_running + SCHED_PROMPT_LP_ROWS rows of
+ * n_vocab floats (64 extra rows: 12 MiB for a 49k vocabulary, 64 MiB for
+ * 262k).
+ *
  * A job: n choices per prompt, each choice one sequence.  Threads: a job is
  * shared by its submitter and the engine thread (refcounted); its channel
  * (pending text, logprobs, finish per choice) is guarded by the job's mutex,
@@ -35,6 +46,10 @@
 #include "sched/sched.h"
 #include "sched/stats.h"
 
+/* Prompt rows with logits per step, over all prompt_logprobs sequences. */
+#define SCHED_PROMPT_LP_ROWS 64
+
+struct grammar;
 typedef struct sched_runner sched_runner;
 typedef struct sched_job sched_job;
 
@@ -66,7 +81,8 @@ typedef struct sched_error {
     char msg[RYOT_ERROR_MSG_MAX];
 } sched_error;
 
-/* What a job asks for.  Everything is copied by sched_job_new. */
+/* What a job asks for.  Everything is copied by sched_job_new (the grammar
+ * is shared: sched_job_new takes its own reference, see grammar_ref). */
 typedef struct sched_job_spec {
     const char *id;                  /* for the log line; may be NULL */
     const int32_t *const *prompts;   /* n_prompts prompts of n_prompt[i] token ids */
@@ -74,13 +90,27 @@ typedef struct sched_job_spec {
     int n_prompts;
     const char *prompt_param;        /* field named in errors about a prompt ("prompt", "messages") */
     int n;                           /* choices per prompt (choice k belongs to prompt k / n) */
-    int max_tokens;                  /* -1: the runner's default_max_tokens */
+    int max_tokens;                  /* -1: the runner's default_max_tokens; 0: the job ends after
+                                      * prefill (finish LENGTH, nothing generated) */
     ryot_sampler_params sp;          /* a fixed seed is offset by k % n for choice k */
     const char *const *stop;         /* stop strings (non-empty); output ends before the first match */
     int n_stop;
     int tier;                        /* sched_tier */
     double timeout_s;                /* 0: none */
     bool ignore_eos;                 /* end-of-generation tokens banned */
+    bool prompt_logprobs;            /* each choice's channel first gets one sched_token_lp per prompt
+                                      * token (the first with no_logprob), all in one take, with
+                                      * sp.top_logprobs alternatives when sp.logprobs */
+    /* NULL, or every choice's output is a sentence of this grammar (a
+     * prefix of one when it ends by length or a stop string): before each
+     * sample the tokens the grammar rejects get logit -INFINITY, so top-k,
+     * top-p, min-p, the draw and the reported logprobs all see the
+     * constrained distribution.  End-of-generation is allowed only where
+     * the sentence is complete, and a choice ends (finish "stop") as soon
+     * as nothing but end-of-generation can follow, ignore_eos or not.  The
+     * caller keeps its own reference and may grammar_free it right after
+     * sched_job_new. */
+    const struct grammar *grammar;
 } sched_job_spec;
 
 typedef enum sched_finish {
@@ -89,7 +119,7 @@ typedef enum sched_finish {
     SCHED_FINISH_LENGTH,             /* max_tokens or the context is full */
 } sched_finish;
 
-/* One generated token's log-probabilities.  text[0..len) are the token's raw
+/* One generated (or prompt) token's log-probabilities.  text[0..len) are the token's raw
  * bytes (owned by the model's vocab; may be a partial UTF-8 sequence). */
 typedef struct sched_top_lp {
     const char *text;
@@ -101,6 +131,7 @@ typedef struct sched_token_lp {
     const char *text;
     size_t len;
     float logprob;
+    bool no_logprob;                          /* the first prompt token: nothing precedes it */
     int n_top;                                /* 0..RYOT_MAX_TOP_LOGPROBS */
     sched_top_lp top[RYOT_MAX_TOP_LOGPROBS];  /* by logprob descending */
 } sched_token_lp;

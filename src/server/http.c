@@ -16,10 +16,16 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "cache/l1.h"
+#include "cache/l2.h"
 #include "server/metrics.h"
 #include "server/openai.h"
 #include "server/request.h"
+#include "server/flight.h"
+#include "server/respcache.h"
+#include "server/tools.h"
 #include "server/webui.h"
+#include "template/chat.h"
 #include "tokenizer/tokenizer.h"
 
 #define WAIT_SLICE_MS 50 /* how often a waiting handler checks its client */
@@ -31,9 +37,14 @@ struct srv_http {
     struct MHD_Daemon *d;
     srv_http_params p;
     char *api_key;
-    char *webui_csp; /* the page's Content-Security-Policy (webui.h) */
-    _Atomic(sched_runner *) core;
+    char *webui_csp;      /* the page's Content-Security-Policy (webui.h); NULL: --no-webui */
+    char webui_etag[48];  /* "..." : the page's SHA-256, base64, quoted */
+    _Atomic(sched_runner *) runner;
     char *model_id;
+    cache_l1 *cache;    /* NULL: --cache-mb 0 */
+    cache_l2 *l2;       /* NULL: no --redis */
+    flight_table flights; /* cacheable generations in flight (coalescing) */
+    cache_key model_fp; /* srv_cache_model_identity, once the model is set */
     char **aliases;
     int n_aliases;
     int port;
@@ -55,6 +66,22 @@ static enum MHD_Result reply(struct MHD_Connection *conn, int status, const char
     }
     MHD_add_response_header(r, "Content-Type", type);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* A generation endpoint's 200 (body taken over): with X-Ryot-Cache. */
+static enum MHD_Result reply_generated(struct MHD_Connection *conn, const char *type, char *body, size_t len,
+                                       const char *cache_state) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "X-Ryot-Cache", cache_state);
+    if (!strcmp(type, "text/event-stream")) MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(conn, 200, r);
     MHD_destroy_response(r);
     return ret;
 }
@@ -138,10 +165,29 @@ static bool model_known(const srv_http *h, const char *name) {
     return false;
 }
 
-/* Chat messages -> prompt text through the model's template. */
-static int render_chat(const ryot_model *m, const srv_message *msgs, int n, bool add_gen, char **out, size_t *len,
-                       srv_error *e) {
-    ryot_chat_message *cm = calloc((size_t)n, sizeof *cm);
+static bool messages_use_tools(const srv_message *msgs, int n) {
+    for (int i = 0; i < n; i++)
+        if (msgs[i].n_tool_calls || msgs[i].tool_call_id) return true;
+    return false;
+}
+
+/* Chat messages (and tools: NULL for none) -> prompt text through the
+ * model's template.  Without tools or tool turns, the plain messages path. */
+static int render_chat(const ryot_model *m, const srv_message *msgs, int n, const json_t *tools, bool add_gen,
+                       char **out, size_t *len, srv_error *e) {
+    if (tools || messages_use_tools(msgs, n)) {
+        json_t *jm = srv_messages_json(msgs, n);
+        ryot_error err = {0};
+        ryot_status st = jm ? chat_apply_json(ryot_model_chat(m), jm, tools, add_gen, out, len, &err) : RYOT_ERR_NOMEM;
+        json_decref(jm);
+        if (st) {
+            srv_error_set(e, st == RYOT_ERR_NOMEM ? 503 : 400, "messages", "chat template: %s",
+                          jm ? err.msg : "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    ryot_chat_message *cm = calloc(n > 0 ? (size_t)n : 1, sizeof *cm);
     if (!cm) {
         srv_error_set(e, 503, NULL, "out of memory");
         return -1;
@@ -180,10 +226,23 @@ typedef struct gen {
     int64_t created;
     sched_job *job;
     int n_choices;
+    bool store;    /* a cacheable miss: store the answer under key when it ends well */
+    cache_key key;
+    srv_http *h;
+    flight *flight;  /* cacheable: the generation is read through a flight (coalescing) */
+    size_t *cursors; /* with flight: per choice, the bytes of its text read so far */
+    bool tools;             /* tools active (srv_tools_active): answers are parsed for calls */
+    chat_tool_style tool_style;
+    char *tool_prefix;      /* a forced call: what the prompt ends with and each answer continues */
+    grammar *tool_grammar;  /* a forced call: the constraint of what follows tool_prefix */
 } gen;
 
 static void gen_free(gen *g) {
+    if (g->flight) flight_leave(&g->h->flights, g->flight); /* the last reader cancels an unfinished job */
+    free(g->cursors);
     sched_job_unref(g->job);
+    free(g->tool_prefix);
+    grammar_free(g->tool_grammar);
     srv_request_free(&g->req);
     memset(g, 0, sizeof *g);
 }
@@ -206,7 +265,59 @@ static srv_usage usage_of(const sched_job_result *r) {
     return (srv_usage){r->prompt_tokens, r->completion_tokens, r->cached_tokens};
 }
 
+/* echo: the prompt text of choice i (prompt i / n) in front of text. */
+static bool prepend_prompt(const srv_request *req, int i, ryot_buf *text) {
+    const char *p = req->prompts[i / req->n];
+    ryot_buf b = {0};
+    if (!ryot_buf_append(&b, p, strlen(p)) || (text->len && !ryot_buf_append(&b, text->data, text->len))) {
+        ryot_buf_free(&b);
+        return false;
+    }
+    ryot_buf_free(text);
+    *text = b;
+    return true;
+}
+
+/* A chat choice's text (g->tools) as the message's content and tool calls,
+ * parsed with the forced prefix in front.  false: out of memory. */
+static bool choice_tools(const gen *g, const char *text, size_t len, srv_tool_result *r) {
+    if (!g->tool_prefix) return srv_tools_parse(g->tool_style, &g->req, text, len, r);
+    ryot_buf b = {0};
+    bool ok = ryot_buf_append(&b, g->tool_prefix, strlen(g->tool_prefix)) && (!len || ryot_buf_append(&b, text, len)) &&
+              srv_tools_parse(g->tool_style, &g->req, b.data, b.len, r);
+    ryot_buf_free(&b);
+    return ok;
+}
+
+/* The stream chunks that end chat choice i with tools: the content left
+ * (when any), the calls (each whole, one chunk), then finish_reason.
+ * parts gets up to 3; returns how many (a NULL one: out of memory). */
+static int tool_tail_chunks(const srv_resp_meta *m, int i, const srv_tool_result *r, sched_finish fin, bool usage,
+                            char **parts) {
+    int np = 0;
+    if (r->content_len) {
+        srv_chat_delta d = {.index = i, .content = r->content, .content_len = r->content_len};
+        parts[np++] = srv_json_chat_chunk(m, &d, 1, usage, NULL);
+    }
+    if (r->n_calls) {
+        srv_chat_delta d = {.index = i, .tool_calls = r->calls, .n_tool_calls = r->n_calls};
+        parts[np++] = srv_json_chat_chunk(m, &d, 1, usage, NULL);
+    }
+    srv_chat_delta d = {.index = i, .finish = fin, .finish_tool_calls = r->n_calls > 0};
+    parts[np++] = srv_json_chat_chunk(m, &d, 1, usage, NULL);
+    return np;
+}
+
 /* ------------------------------------------------------------------ streaming */
+
+/* A streamed choice with tools: its text is sent as content only as far as
+ * it surely is content (chat_tools_content_prefix); from a call's opening
+ * on (a forced call: from the start) it is held and parsed at the end. */
+typedef struct tool_hold {
+    ryot_buf text;
+    size_t sent;   /* text[0..sent) went out as content */
+    bool opened;   /* a call opened at sent: hold the rest */
+} tool_hold;
 
 typedef struct stream_ctx {
     srv_http *h;
@@ -217,10 +328,48 @@ typedef struct stream_ctx {
     bool ended;
     bool *role_sent;      /* per choice (chat) */
     bool *fin_sent;
+    bool *echo_sent;      /* per choice: the prompt text went out (completions echo) */
     int64_t *text_chars;  /* per choice: text_offset of the next token (completions logprobs) */
+    tool_hold *hold;      /* per choice, with tools active */
     int n_fin;
     sched_take take;
 } stream_ctx;
+
+/* What choice i produced since the last call, into t (appending). */
+static bool gen_take(gen *g, int i, sched_take *t) {
+    return g->flight ? flight_take(g->flight, i, &g->cursors[i], t) : sched_job_take(g->job, i, t, 0);
+}
+
+static void gen_wait(gen *g, int timeout_ms) {
+    if (g->flight) flight_wait(g->flight, g->cursors, timeout_ms);
+    else sched_job_wait(g->job, timeout_ms);
+}
+
+/* A reader gone (client disconnected): the job stops unless other readers
+ * of its flight remain. */
+static void gen_abandon(gen *g) {
+    if (!g->flight) sched_job_cancel(g->job);
+}
+
+/* Stores a finished answer under g->key: once per flight, by whichever of
+ * its readers gets there first (and only when g->store, i.e. not no-store). */
+static void cache_store(srv_http *h, gen *g, const srv_usage *u) {
+    if (!g->flight || !g->store || !flight_claim_store(g->flight)) return;
+    srv_cached c = {.n = g->n_choices, .usage = *u};
+    c.choices = calloc((size_t)c.n, sizeof *c.choices);
+    if (!c.choices) return;
+    for (int i = 0; i < c.n; i++) {
+        sched_finish fin;
+        const ryot_buf *b = flight_text(g->flight, i, &fin);
+        c.choices[i] = (srv_cached_choice){.text = b->data, .len = b->len, .finish = fin};
+    }
+    size_t len;
+    char *val = srv_cache_encode(&c, &len);
+    free(c.choices); /* the texts stay the flight's */
+    if (val && h->cache) cache_l1_put(h->cache, &g->key, val, len, ryot_now_s());
+    if (val && h->l2) cache_l2_put(h->l2, &g->key, val, len);
+    free(val);
+}
 
 static void sse(stream_ctx *s, char *json) {
     if (!json) return;
@@ -237,12 +386,43 @@ static void stream_meta(const stream_ctx *s, srv_resp_meta *m) {
     m->system_fingerprint = NULL;
 }
 
+/* Chat choice i with tools: s->take's text joins the held text; what is
+ * surely content goes out (with the take's logprobs), and at the end the
+ * rest is parsed into content and calls. */
+static void stream_tools(stream_ctx *s, const srv_resp_meta *m, int i) {
+    const sched_take *t = &s->take;
+    tool_hold *h = &s->hold[i];
+    const bool usage = s->g.req.include_usage;
+    if (t->text.len && !ryot_buf_append(&h->text, t->text.data, t->text.len)) return;
+    size_t n = 0;
+    if (!h->opened && !s->g.tool_prefix)
+        n = chat_tools_content_prefix(s->g.tool_style, h->text.data + h->sent, h->text.len - h->sent, h->sent == 0,
+                                      &h->opened);
+    if (n || t->n_lp) {
+        srv_chat_delta d = {.index = i,
+                            .content = n ? h->text.data + h->sent : NULL,
+                            .content_len = n,
+                            .with_logprobs = s->g.req.sp.logprobs,
+                            .lp = t->lp,
+                            .n_lp = t->n_lp};
+        sse(s, srv_json_chat_chunk(m, &d, 1, usage, NULL));
+        h->sent += n;
+    }
+    if (!t->finished || s->fin_sent[i] || t->finish == SCHED_FINISH_NONE) return; /* NONE: failed, error event follows */
+    srv_tool_result r;
+    if (!choice_tools(&s->g, h->text.data + h->sent, h->text.len - h->sent, &r)) return;
+    char *parts[3];
+    const int np = tool_tail_chunks(m, i, &r, t->finish, usage, parts);
+    for (int k = 0; k < np; k++) sse(s, parts[k]);
+    srv_tool_result_free(&r);
+}
+
 /* Formats what choice i produced since the last call. */
 static void stream_choice(stream_ctx *s, int i) {
     const srv_request *req = &s->g.req;
     sched_take *t = &s->take;
     sched_take_clear(t);
-    if (!sched_job_take(s->g.job, i, t, 0) && s->role_sent[i]) return;
+    if (!gen_take(&s->g, i, t) && s->role_sent[i]) return;
     srv_resp_meta m;
     stream_meta(s, &m);
     const bool usage = req->include_usage;
@@ -253,7 +433,9 @@ static void stream_choice(stream_ctx *s, int i) {
             sse(s, srv_json_chat_chunk(&m, &d, 1, usage, NULL));
             s->role_sent[i] = true;
         }
-        if (t->text.len || t->n_lp) {
+        if (s->hold) {
+            stream_tools(s, &m, i);
+        } else if (t->text.len || t->n_lp) {
             srv_chat_delta d = {.index = i,
                                 .content = t->text.data ? t->text.data : "",
                                 .content_len = t->text.len,
@@ -262,12 +444,18 @@ static void stream_choice(stream_ctx *s, int i) {
                                 .n_lp = t->n_lp};
             sse(s, srv_json_chat_chunk(&m, &d, 1, usage, NULL));
         }
-        if (t->finished && !s->fin_sent[i] && t->finish != SCHED_FINISH_NONE) { /* NONE: failed, error event follows */
+        /* with tools, stream_tools sends the end; NONE: failed, the error event follows */
+        if (!s->hold && t->finished && !s->fin_sent[i] && t->finish != SCHED_FINISH_NONE) {
             srv_chat_delta d = {.index = i, .finish = t->finish};
             sse(s, srv_json_chat_chunk(&m, &d, 1, usage, NULL));
         }
     } else {
         s->role_sent[i] = true;
+        if (req->echo && !s->echo_sent[i]) {
+            /* the prompt's logprobs arrive in one piece before anything else: send them with its text */
+            if (lp && !t->n_lp && !t->text.len && !t->finished) return;
+            s->echo_sent[i] = prepend_prompt(req, i, &t->text);
+        }
         if (t->text.len || t->n_lp) {
             srv_completion_choice c = {.index = i,
                                        .text = t->text.data ? t->text.data : "",
@@ -297,12 +485,15 @@ static void stream_end(stream_ctx *s) {
         srv_error err;
         error_from_sched(&err, &r.err);
         sse(s, srv_json_error(&err));
-    } else if (s->g.req.include_usage) {
-        srv_resp_meta m;
-        stream_meta(s, &m);
+    } else {
         srv_usage u = usage_of(&r);
-        sse(s, s->g.req.ep == SRV_EP_CHAT ? srv_json_chat_chunk(&m, NULL, 0, true, &u)
-                                          : srv_json_completion_chunk(&m, NULL, 0, true, &u));
+        cache_store(s->h, &s->g, &u);
+        if (s->g.req.include_usage) {
+            srv_resp_meta m;
+            stream_meta(s, &m);
+            sse(s, s->g.req.ep == SRV_EP_CHAT ? srv_json_chat_chunk(&m, NULL, 0, true, &u)
+                                              : srv_json_completion_chunk(&m, NULL, 0, true, &u));
+        }
     }
     ryot_buf_append(&s->out, "data: [DONE]\n\n", 14);
     s->ended = true;
@@ -337,9 +528,9 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         }
         if (s->out.len) continue;
         /* nothing new: wait on the job, then check the client */
-        sched_job_wait(s->g.job, WAIT_SLICE_MS);
+        gen_wait(&s->g, WAIT_SLICE_MS);
         if (client_gone(s->fd)) {
-            sched_job_cancel(s->g.job);
+            gen_abandon(&s->g);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
@@ -347,33 +538,40 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void stream_free(void *cls) {
     stream_ctx *s = cls;
-    if (!sched_job_done(s->g.job)) sched_job_cancel(s->g.job); /* client gone mid-stream */
+    if (!sched_job_done(s->g.job)) gen_abandon(&s->g); /* client gone mid-stream */
+    for (int i = 0; s->hold && i < s->g.n_choices; i++) ryot_buf_free(&s->hold[i].text);
     gen_free(&s->g);
     ryot_buf_free(&s->out);
     sched_take_free(&s->take);
     free(s->role_sent);
     free(s->fin_sent);
+    free(s->echo_sent);
     free(s->text_chars);
+    free(s->hold);
     free(s);
 }
 
 /* Takes g over (it is freed on every path). */
-static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, gen *g) {
+static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, gen *g, const char *cache_state) {
     const int nc = g->n_choices;
     stream_ctx *s = calloc(1, sizeof *s);
     if (s) {
         s->role_sent = calloc((size_t)nc, sizeof *s->role_sent);
         s->fin_sent = calloc((size_t)nc, sizeof *s->fin_sent);
+        s->echo_sent = calloc((size_t)nc, sizeof *s->echo_sent);
         s->text_chars = calloc((size_t)nc, sizeof *s->text_chars);
+        if (g->tools) s->hold = calloc((size_t)nc, sizeof *s->hold);
     }
-    if (!s || !s->role_sent || !s->fin_sent || !s->text_chars) {
+    if (!s || !s->role_sent || !s->fin_sent || !s->echo_sent || !s->text_chars || (g->tools && !s->hold)) {
         if (s) {
             free(s->role_sent);
             free(s->fin_sent);
+            free(s->echo_sent);
             free(s->text_chars);
+            free(s->hold);
             free(s);
         }
-        sched_job_cancel(g->job);
+        gen_abandon(g);
         gen_free(g);
         return reply_err(conn, 503, NULL, "out of memory");
     }
@@ -388,6 +586,7 @@ static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, ge
     }
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "X-Ryot-Cache", cache_state);
     enum MHD_Result ret = MHD_queue_response(conn, 200, r);
     MHD_destroy_response(r);
     return ret;
@@ -396,11 +595,11 @@ static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, ge
 /* ------------------------------------------------------------------ generation */
 
 /* Waits for the job and answers with the whole completion.  Takes g over. */
-static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn, gen *g) {
+static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn, gen *g, const char *cache_state) {
     const int fd = conn_fd(conn);
     while (!sched_job_wait_done(g->job, WAIT_SLICE_MS)) {
         if (client_gone(fd)) {
-            sched_job_cancel(g->job);
+            gen_abandon(g);
             gen_free(g);
             return MHD_NO;
         }
@@ -418,10 +617,13 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
     sched_take *t = calloc((size_t)nc, sizeof *t);
     srv_chat_choice *cc = calloc((size_t)nc, sizeof *cc);
     srv_completion_choice *pc = calloc((size_t)nc, sizeof *pc);
+    srv_tool_result *tr = calloc((size_t)nc, sizeof *tr);
     char *json = NULL;
-    if (t && cc && pc) {
+    bool mem_ok = t && cc && pc && tr;
+    if (mem_ok) {
         for (int i = 0; i < nc; i++) {
-            sched_job_take(g->job, i, &t[i], 0);
+            gen_take(g, i, &t[i]);
+            if (g->req.echo && !prepend_prompt(&g->req, i, &t[i].text)) mem_ok = false;
             const char *text = t[i].text.data ? t[i].text.data : "";
             cc[i] = (srv_chat_choice){.index = i,
                                       .content = text,
@@ -430,6 +632,13 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
                                       .with_logprobs = lp,
                                       .lp = t[i].lp,
                                       .n_lp = t[i].n_lp};
+            if (g->tools) {
+                if (!choice_tools(g, text, t[i].text.len, &tr[i])) mem_ok = false;
+                cc[i].content = tr[i].content;
+                cc[i].content_len = tr[i].content_len;
+                cc[i].tool_calls = tr[i].calls;
+                cc[i].n_tool_calls = tr[i].n_calls;
+            }
             pc[i] = (srv_completion_choice){.index = i,
                                             .text = text,
                                             .text_len = t[i].text.len,
@@ -440,41 +649,232 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
         }
         srv_resp_meta m = {.id = g->id, .created = g->created, .model = h->model_id};
         srv_usage u = usage_of(&res);
-        json = g->req.ep == SRV_EP_CHAT ? srv_json_chat_completion(&m, cc, nc, &u) : srv_json_completion(&m, pc, nc, &u);
+        if (mem_ok) {
+            json = g->req.ep == SRV_EP_CHAT ? srv_json_chat_completion(&m, cc, nc, &u)
+                                            : srv_json_completion(&m, pc, nc, &u);
+            cache_store(h, g, &u);
+        }
     }
-    if (t)
-        for (int i = 0; i < nc; i++) sched_take_free(&t[i]);
+    for (int i = 0; i < nc; i++) {
+        if (t) sched_take_free(&t[i]);
+        if (tr) srv_tool_result_free(&tr[i]);
+    }
     free(t);
+    free(tr);
     free(cc);
     free(pc);
     gen_free(g);
     if (!json) return reply_err(conn, 503, NULL, "out of memory");
-    return reply_json(conn, 200, json);
+    return reply_generated(conn, "application/json", json, strlen(json), cache_state);
 }
 
-/* Token ids of every prompt of req (chat: the rendered messages). */
-static int tokenize_prompts(const ryot_model *m, const srv_request *req, int32_t **ids, int *n_ids, srv_error *e) {
+/* Answers g's request from a cached record, in the shape (and, when the
+ * request streams, the SSE framing) a generation would have.  Takes g over. */
+static enum MHD_Result reply_cached(srv_http *h, struct MHD_Connection *conn, gen *g, const srv_cached *c,
+                                    const char *tier) {
+    const srv_request *req = &g->req;
+    const bool chat = req->ep == SRV_EP_CHAT;
+    srv_resp_meta m = {.id = g->id, .created = g->created, .model = h->model_id};
+    ryot_buf out = {0};
+    bool ok = true;
+    if (!req->stream) {
+        srv_chat_choice *cc = calloc((size_t)c->n, sizeof *cc);
+        srv_completion_choice *pc = calloc((size_t)c->n, sizeof *pc);
+        srv_tool_result *tr = calloc((size_t)c->n, sizeof *tr);
+        char *json = NULL;
+        bool mem_ok = cc && pc && tr;
+        for (int i = 0; mem_ok && i < c->n; i++) {
+            cc[i] = (srv_chat_choice){.index = i, .content = c->choices[i].text, .content_len = c->choices[i].len,
+                                      .finish = c->choices[i].finish};
+            if (chat && g->tools) {
+                mem_ok = choice_tools(g, c->choices[i].text, c->choices[i].len, &tr[i]);
+                cc[i] = (srv_chat_choice){.index = i, .content = tr[i].content, .content_len = tr[i].content_len,
+                                          .finish = c->choices[i].finish, .tool_calls = tr[i].calls,
+                                          .n_tool_calls = tr[i].n_calls};
+            }
+            pc[i] = (srv_completion_choice){.index = i, .text = c->choices[i].text, .text_len = c->choices[i].len,
+                                            .finish = c->choices[i].finish};
+        }
+        if (mem_ok)
+            json = chat ? srv_json_chat_completion(&m, cc, c->n, &c->usage) : srv_json_completion(&m, pc, c->n, &c->usage);
+        for (int i = 0; tr && i < c->n; i++) srv_tool_result_free(&tr[i]);
+        free(tr);
+        free(cc);
+        free(pc);
+        gen_free(g);
+        if (!json) return reply_err(conn, 503, NULL, "out of memory");
+        return reply_generated(conn, "application/json", json, strlen(json), tier);
+    }
+    const bool usage = req->include_usage;
+    for (int i = 0; ok && i <= c->n; i++) {
+        char *parts[4] = {NULL, NULL, NULL, NULL};
+        int np = 0;
+        if (i == c->n) {
+            if (usage)
+                parts[np++] = chat ? srv_json_chat_chunk(&m, NULL, 0, true, &c->usage)
+                                   : srv_json_completion_chunk(&m, NULL, 0, true, &c->usage);
+        } else if (chat) {
+            srv_chat_delta role = {.index = i, .role = true, .content = ""};
+            srv_chat_delta text = {.index = i, .content = c->choices[i].text, .content_len = c->choices[i].len};
+            srv_chat_delta fin = {.index = i, .finish = c->choices[i].finish};
+            parts[np++] = srv_json_chat_chunk(&m, &role, 1, usage, NULL);
+            srv_tool_result r;
+            if (!g->tools) {
+                if (c->choices[i].len) parts[np++] = srv_json_chat_chunk(&m, &text, 1, usage, NULL);
+                parts[np++] = srv_json_chat_chunk(&m, &fin, 1, usage, NULL);
+            } else if (!(ok = choice_tools(g, c->choices[i].text, c->choices[i].len, &r))) {
+                np = 0;
+                free(parts[0]);
+            } else {
+                np += tool_tail_chunks(&m, i, &r, c->choices[i].finish, usage, parts + np);
+                srv_tool_result_free(&r);
+            }
+        } else {
+            srv_completion_choice text = {.index = i, .text = c->choices[i].text, .text_len = c->choices[i].len};
+            srv_completion_choice fin = {.index = i, .text = "", .finish = c->choices[i].finish};
+            if (c->choices[i].len) parts[np++] = srv_json_completion_chunk(&m, &text, 1, usage, NULL);
+            parts[np++] = srv_json_completion_chunk(&m, &fin, 1, usage, NULL);
+        }
+        for (int k = 0; k < np; k++) {
+            ok = ok && parts[k] && ryot_buf_printf(&out, "data: %s\n\n", parts[k]);
+            free(parts[k]);
+        }
+    }
+    ok = ok && ryot_buf_append(&out, "data: [DONE]\n\n", 14);
+    gen_free(g);
+    if (!ok) {
+        ryot_buf_free(&out);
+        return reply_err(conn, 503, NULL, "out of memory");
+    }
+    return reply_generated(conn, "text/event-stream", out.data, out.len, tier);
+}
+
+/* The request's Cache-Control directives that concern the response cache. */
+static void cache_control(struct MHD_Connection *conn, bool *no_cache, bool *no_store) {
+    *no_cache = *no_store = false;
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Cache-Control");
+    for (const char *p = v; p && *p;) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, " \t,=");
+        if (n == 8 && !strncasecmp(p, "no-cache", 8)) *no_cache = true;
+        if (n == 8 && !strncasecmp(p, "no-store", 8)) *no_store = true;
+        p += n;
+        p += strcspn(p, ","); /* skip a directive's argument */
+    }
+}
+
+/* A token-id prompt i: copied into ids[i] once every id is in the vocab. */
+static int copy_prompt_ids(const ryot_model *m, const srv_request *req, int i, int32_t **ids, int *n_ids,
+                           srv_error *e) {
+    const int n = req->n_prompt_ids[i];
+    for (int k = 0; k < n; k++)
+        if (req->prompt_ids[i][k] >= ryot_n_vocab(m)) {
+            srv_error_set(e, 400, "prompt", "token id %d (prompt %d, position %d) is outside the vocabulary (%d tokens)",
+                          (int)req->prompt_ids[i][k], i, k, ryot_n_vocab(m));
+            return -1;
+        }
+    if (!(ids[i] = malloc((size_t)n * sizeof *ids[i]))) {
+        srv_error_set(e, 503, NULL, "out of memory");
+        return -1;
+    }
+    memcpy(ids[i], req->prompt_ids[i], (size_t)n * sizeof *ids[i]);
+    n_ids[i] = n;
+    return 0;
+}
+
+/* echo: token-id prompts get their text (prompts[i], NULL until now) from
+ * the detokenizer, special tokens spelled out as /detokenize does. */
+static int echo_texts(const ryot_model *m, srv_request *req, srv_error *e) {
+    for (int i = 0; req->echo && req->prompt_ids && i < req->n_prompts; i++) {
+        if (!req->prompt_ids[i]) continue;
+        size_t len;
+        ryot_error err = {0};
+        if (ryot_detokenize(m, req->prompt_ids[i], req->n_prompt_ids[i], true, &req->prompts[i], &len, &err)) {
+            srv_error_set(e, 400, "prompt", "detokenize: %s", err.msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Token ids of every prompt of req (chat: the rendered messages, then
+ * prefix when not NULL). */
+static int tokenize_prompts(const ryot_model *m, const srv_request *req, const char *prefix, int32_t **ids, int *n_ids,
+                            srv_error *e) {
     if (req->ep == SRV_EP_CHAT) {
         char *text = NULL;
         size_t len = 0;
-        int rc = render_chat(m, req->messages, req->n_messages, true, &text, &len, e);
+        const json_t *tools = srv_tools_active(req) ? req->tools : NULL;
+        int rc = render_chat(m, req->messages, req->n_messages, tools, true, &text, &len, e);
+        if (!rc && prefix) {
+            /* a forced call: the answer continues the call's opening */
+            const size_t pl = strlen(prefix);
+            char *t = realloc(text, len + pl + 1);
+            if (!t) {
+                srv_error_set(e, 503, NULL, "out of memory");
+                rc = -1;
+            } else {
+                memcpy(t + len, prefix, pl + 1);
+                text = t;
+                len += pl;
+            }
+        }
         if (!rc) rc = tokenize(m, text, len, RYOT_TOK_ADD_BOS | RYOT_TOK_SPECIAL, &ids[0], &n_ids[0], e);
         free(text);
         return rc;
     }
-    for (int i = 0; i < req->n_prompts; i++)
-        if (tokenize(m, req->prompts[i], strlen(req->prompts[i]), RYOT_TOK_ADD_BOS | RYOT_TOK_SPECIAL, &ids[i],
-                     &n_ids[i], e))
+    for (int i = 0; i < req->n_prompts; i++) {
+        if (req->prompt_ids && req->prompt_ids[i]) { /* used as given: no BOS added */
+            if (copy_prompt_ids(m, req, i, ids, n_ids, e)) return -1;
+        } else if (tokenize(m, req->prompts[i], strlen(req->prompts[i]), RYOT_TOK_ADD_BOS | RYOT_TOK_SPECIAL,
+                            &ids[i], &n_ids[i], e)) {
             return -1;
+        }
+    }
     return 0;
 }
 
-static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Connection *conn, srv_endpoint ep,
+/* The call style, and for a forced call its prefix and grammar, of a chat
+ * request with tools active. */
+static int tools_setup(const ryot_model *m, gen *g, srv_error *e) {
+    const srv_request *req = &g->req;
+    if (req->ep != SRV_EP_CHAT || !srv_tools_active(req)) return 0;
+    g->tools = true;
+    g->tool_style = chat_tools_style(ryot_model_chat_format(m));
+    bool nomem;
+    g->tool_prefix = srv_tools_prefix(g->tool_style, req, &nomem);
+    if (!g->tool_prefix) {
+        if (nomem) srv_error_set(e, 503, NULL, "out of memory");
+        return nomem ? -1 : 0;
+    }
+    char *text, param[64];
+    ryot_error err = {0};
+    ryot_status st = srv_tools_grammar_text(g->tool_style, req, &text, param, sizeof param, &err);
+    if (!st) {
+        st = grammar_parse(text, strlen(text), &g->tool_grammar, &err);
+        free(text);
+        if (st && st != RYOT_ERR_NOMEM) snprintf(param, sizeof param, "tools");
+    }
+    if (st) {
+        if (st == RYOT_ERR_NOMEM) srv_error_set(e, 503, NULL, "out of memory");
+        else srv_error_set(e, 400, param, "'%s' cannot be followed by a forced call: %s", param, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static enum MHD_Result generate(srv_http *h, sched_runner *runner, struct MHD_Connection *conn, srv_endpoint ep,
                                 const conn_ctx *cx) {
-    gen g = {0};
+    gen g = {.h = h};
     srv_error e;
+    const char *cache_state = "miss";
     if (srv_request_parse(cx->body.data ? cx->body.data : "", cx->body.len, ep, &g.req, &e))
         return reply_error(conn, &e);
+    /* fields the request left out: the model's recommendation, else OpenAI's
+     * (a few lookups in the GGUF's key table: cheap next to any generation) */
+    ryot_sampler_params defaults = srv_request_openai_sampling();
+    ryot_model_sampling_defaults(sched_runner_model(runner), &defaults);
+    srv_request_default_sampling(&g.req, &defaults);
     const srv_request *req = &g.req;
     if (!model_known(h, req->model)) {
         srv_error_set(&e, 404, "model", "the model '%s' does not exist (this server serves '%s')", req->model,
@@ -488,7 +888,9 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
     int *n_ids = calloc((size_t)np, sizeof *n_ids);
     int rc = ids && n_ids ? 0 : -1;
     if (rc) srv_error_set(&e, 503, NULL, "out of memory");
-    if (!rc) rc = tokenize_prompts(sched_runner_model(core), req, ids, n_ids, &e);
+    if (!rc) rc = tools_setup(sched_runner_model(runner), &g, &e);
+    if (!rc) rc = tokenize_prompts(sched_runner_model(runner), req, g.tool_prefix, ids, n_ids, &e);
+    if (!rc) rc = echo_texts(sched_runner_model(runner), &g.req, &e);
     if (!rc) {
         srv_make_id(g.id, sizeof g.id, ep == SRV_EP_CHAT ? "chatcmpl-" : "cmpl-");
         g.created = (int64_t)time(NULL);
@@ -507,10 +909,47 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
             .tier = req->priority,
             .timeout_s = req->timeout_s,
             .ignore_eos = req->ignore_eos,
+            .prompt_logprobs = req->echo && req->sp.logprobs,
+            .grammar = g.tool_grammar ? g.tool_grammar : req->grammar,
         };
+        bool no_cache, no_store;
+        cache_control(conn, &no_cache, &no_store);
+        const bool cacheable = (h->cache || h->l2) && srv_cache_request_key(&h->model_fp, req, &spec, &g.key);
+        if (cacheable) {
+            void *val = NULL;
+            size_t vlen = 0;
+            const char *tier = NULL;
+            if (!no_cache && h->cache && cache_l1_get(h->cache, &g.key, ryot_now_s(), &val, &vlen)) tier = "hit-l1";
+            else if (!no_cache && h->l2 && cache_l2_get(h->l2, &g.key, &val, &vlen)) tier = "hit-l2";
+            srv_cached hit;
+            if (tier && !srv_cache_decode(val, vlen, spec.n_prompts * spec.n, &hit)) {
+                if (h->cache && !strcmp(tier, "hit-l2")) cache_l1_put(h->cache, &g.key, val, vlen, ryot_now_s());
+                free(val);
+                for (int i = 0; i < np; i++) free(ids[i]);
+                free(ids);
+                free(n_ids);
+                enum MHD_Result ret = reply_cached(h, conn, &g, &hit, tier);
+                srv_cached_free(&hit);
+                return ret;
+            }
+            free(val);
+            g.store = !no_store;
+            /* the same request already generating: read its answer as it comes */
+            if (!no_cache && (g.flight = flight_join(&h->flights, &g.key))) {
+                g.job = flight_job(g.flight);
+                sched_job_ref(g.job);
+                cache_state = "coalesced";
+            }
+        }
         sched_error se;
-        if (!(g.job = sched_job_new(core, &spec, &se)) || sched_submit(core, g.job, &se)) {
+        if (!g.job && (!(g.job = sched_job_new(runner, &spec, &se)) || sched_submit(runner, g.job, &se))) {
             error_from_sched(&e, &se);
+            rc = -1;
+        } else if (!rc && cacheable && !g.flight) {
+            g.flight = flight_open(&h->flights, &g.key, g.job); /* NULL (no memory): read directly */
+        }
+        if (!rc && g.flight && !(g.cursors = calloc((size_t)flight_n_choices(g.flight), sizeof *g.cursors))) {
+            srv_error_set(&e, 503, NULL, "out of memory");
             rc = -1;
         }
     }
@@ -522,17 +961,17 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
         return reply_error(conn, &e);
     }
     g.n_choices = sched_job_n_choices(g.job);
-    if (req->stream) return start_stream(h, conn, &g);
-    return finish_blocking(h, conn, &g);
+    if (req->stream) return start_stream(h, conn, &g, cache_state);
+    return finish_blocking(h, conn, &g, cache_state);
 }
 
 /* ------------------------------------------------------------------ small endpoints */
 
-static enum MHD_Result do_tokenize(sched_runner *core, struct MHD_Connection *conn, const conn_ctx *cx) {
+static enum MHD_Result do_tokenize(sched_runner *runner, struct MHD_Connection *conn, const conn_ctx *cx) {
     srv_tokenize_req tr;
     srv_error e;
     if (srv_tokenize_parse(cx->body.data ? cx->body.data : "", cx->body.len, &tr, &e)) return reply_error(conn, &e);
-    const ryot_model *m = sched_runner_model(core);
+    const ryot_model *m = sched_runner_model(runner);
     char *text = NULL;
     size_t len = 0;
     int rc = 0;
@@ -541,7 +980,7 @@ static enum MHD_Result do_tokenize(sched_runner *core, struct MHD_Connection *co
         len = strlen(tr.content);
         if (!text) rc = -1, srv_error_set(&e, 503, NULL, "out of memory");
     } else {
-        rc = render_chat(m, tr.messages, tr.n_messages, tr.add_generation_prompt, &text, &len, &e);
+        rc = render_chat(m, tr.messages, tr.n_messages, NULL, tr.add_generation_prompt, &text, &len, &e);
     }
     int32_t *ids = NULL;
     int n = 0;
@@ -565,11 +1004,11 @@ static enum MHD_Result do_tokenize(sched_runner *core, struct MHD_Connection *co
     return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
 }
 
-static enum MHD_Result do_detokenize(sched_runner *core, struct MHD_Connection *conn, const conn_ctx *cx) {
+static enum MHD_Result do_detokenize(sched_runner *runner, struct MHD_Connection *conn, const conn_ctx *cx) {
     srv_detokenize_req dr;
     srv_error e;
     if (srv_detokenize_parse(cx->body.data ? cx->body.data : "", cx->body.len, &dr, &e)) return reply_error(conn, &e);
-    const ryot_model *m = sched_runner_model(core);
+    const ryot_model *m = sched_runner_model(runner);
     for (int i = 0; i < dr.n_tokens; i++)
         if (dr.tokens[i] >= ryot_n_vocab(m)) {
             srv_error_set(&e, 400, "tokens", "token %d is outside the vocabulary (%d tokens)", (int)dr.tokens[i],
@@ -588,13 +1027,14 @@ static enum MHD_Result do_detokenize(sched_runner *core, struct MHD_Connection *
     return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
 }
 
-static enum MHD_Result do_template(sched_runner *core, struct MHD_Connection *conn, const conn_ctx *cx) {
+static enum MHD_Result do_template(sched_runner *runner, struct MHD_Connection *conn, const conn_ctx *cx) {
     srv_template_req tr;
     srv_error e;
     if (srv_template_parse(cx->body.data ? cx->body.data : "", cx->body.len, &tr, &e)) return reply_error(conn, &e);
     char *text = NULL;
     size_t len = 0;
-    int rc = render_chat(sched_runner_model(core), tr.messages, tr.n_messages, tr.add_generation_prompt, &text, &len, &e);
+    int rc = render_chat(sched_runner_model(runner), tr.messages, tr.n_messages, tr.tools, tr.add_generation_prompt, &text,
+                         &len, &e);
     srv_template_free(&tr);
     if (rc) return reply_error(conn, &e);
     char *json = srv_json_apply_template(text, len);
@@ -602,19 +1042,25 @@ static enum MHD_Result do_template(sched_runner *core, struct MHD_Connection *co
     return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
 }
 
-/* The web page: public (it asks for the key itself and sends it to /v1/*),
- * served while the model loads too.  no-cache: the page changes with the
- * binary, so a browser revalidates (it is small) rather than keep an old one. */
+/* The web page (webui.h): public, since it holds no secret (it asks for the
+ * key itself and sends it with its API calls), and served while the model
+ * loads too.  no-cache plus an ETag: the page changes with the binary, so a
+ * browser revalidates each time and gets a bodiless 304 while it is the same. */
 static enum MHD_Result do_webui(const srv_http *h, struct MHD_Connection *conn) {
+    const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
+    const bool same = inm && (strstr(inm, h->webui_etag) || strcmp(inm, "*") == 0);
     struct MHD_Response *r =
-        MHD_create_response_from_buffer(srv_webui_page_len, (void *)srv_webui_page, MHD_RESPMEM_PERSISTENT);
+        same ? MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT)
+             : MHD_create_response_from_buffer(srv_webui_page_len, (void *)srv_webui_page, MHD_RESPMEM_PERSISTENT);
     if (!r) return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+    if (!same) MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
     MHD_add_response_header(r, "Content-Security-Policy", h->webui_csp);
     MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "ETag", h->webui_etag);
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-    enum MHD_Result ret = MHD_queue_response(conn, 200, r);
+    enum MHD_Result ret = MHD_queue_response(conn, same ? 304 : 200, r);
     MHD_destroy_response(r);
     return ret;
 }
@@ -800,7 +1246,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return reply_err(conn, 413, NULL, msg);
     }
     const char *need = NULL;
-    const route r = find_route(url, &need);
+    route r = find_route(url, &need);
+    if (r == R_WEBUI && !h->webui_csp) r = R_NONE; /* --no-webui */
     if (r == R_NONE) {
         char msg[200];
         snprintf(msg, sizeof msg, "unknown route %.120s %.16s", url, method);
@@ -809,7 +1256,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         e.code = "not_found";
         return reply_error(conn, &e);
     }
-    if (strcmp(method, need) != 0 && !((r == R_HEALTH || r == R_WEBUI) && strcmp(method, "HEAD") == 0)) {
+    const bool head_ok = r == R_HEALTH || r == R_WEBUI; /* MHD sends a HEAD reply without its body */
+    if (strcmp(method, need) != 0 && !(head_ok && strcmp(method, "HEAD") == 0)) {
         char msg[96];
         snprintf(msg, sizeof msg, "%.16s is not allowed on %.40s (use %s)", method, url, need);
         srv_error e;
@@ -822,30 +1270,47 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
             return MHD_NO;
         }
         MHD_add_response_header(resp, "Content-Type", "application/json");
-        MHD_add_response_header(resp, "Allow", need);
+        MHD_add_response_header(resp, "Allow", head_ok ? "GET, HEAD" : need);
         enum MHD_Result ret = MHD_queue_response(conn, 405, resp);
         MHD_destroy_response(resp);
         return ret;
     }
     if (r == R_WEBUI) return do_webui(h, conn);
-    sched_runner *core = atomic_load(&h->core);
+    sched_runner *runner = atomic_load(&h->runner);
     if (r == R_HEALTH) {
-        if (!core) return reply_err(conn, 503, NULL, "the model is loading");
+        if (!runner) return reply_err(conn, 503, NULL, "the model is loading");
         return reply_json(conn, 200, strdup("{\"status\":\"ok\"}"));
     }
     if (r == R_METRICS) {
         ryot_buf b = {0};
-        if (core) {
+        if (runner) {
             sched_stats st;
-            sched_runner_stats(core, &st);
+            sched_runner_stats(runner, &st);
             srv_metrics_render(&st, &b);
+            if (h->cache) { /* set before runner (srv_http_set_runner) */
+                cache_l1_stats cs;
+                cache_l1_stats_get(h->cache, &cs);
+                srv_metrics_render_cache(&cs, &b);
+            }
+            if (h->cache || h->l2) {
+                pthread_mutex_lock(&h->flights.mu);
+                unsigned long long co = h->flights.coalesced;
+                pthread_mutex_unlock(&h->flights.mu);
+                ryot_buf_printf(&b, "# HELP ryot_cache_coalesced_total Requests that joined an identical one in flight.\n"
+                                    "# TYPE ryot_cache_coalesced_total counter\nryot_cache_coalesced_total %llu\n", co);
+            }
+            if (h->l2) {
+                cache_l2_stats ls;
+                cache_l2_stats_get(h->l2, &ls);
+                srv_metrics_render_redis(&ls, &b);
+            }
         }
         if (!b.data) ryot_buf_append(&b, "", 0);
         if (!b.data) return MHD_NO;
         return reply(conn, 200, "text/plain; version=0.0.4", b.data, b.len);
     }
     if (!authorized(h, conn)) return reply_err(conn, 401, NULL, "missing or invalid API key (Authorization: Bearer ...)");
-    if (!core) return reply_err(conn, 503, NULL, "the model is loading");
+    if (!runner) return reply_err(conn, 503, NULL, "the model is loading");
     switch (r) {
     case R_MODELS: {
         const char *ids[1] = {h->model_id};
@@ -865,11 +1330,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         json_decref(o);
         return json ? reply_json(conn, 200, json) : MHD_NO;
     }
-    case R_CHAT: return generate(h, core, conn, SRV_EP_CHAT, cx);
-    case R_COMPLETIONS: return generate(h, core, conn, SRV_EP_COMPLETIONS, cx);
-    case R_TOKENIZE: return do_tokenize(core, conn, cx);
-    case R_DETOKENIZE: return do_detokenize(core, conn, cx);
-    case R_TEMPLATE: return do_template(core, conn, cx);
+    case R_CHAT: return generate(h, runner, conn, SRV_EP_CHAT, cx);
+    case R_COMPLETIONS: return generate(h, runner, conn, SRV_EP_COMPLETIONS, cx);
+    case R_TOKENIZE: return do_tokenize(runner, conn, cx);
+    case R_DETOKENIZE: return do_detokenize(runner, conn, cx);
+    case R_TEMPLATE: return do_template(runner, conn, cx);
     default: return reply_err(conn, 404, NULL, "unknown route");
     }
 }
@@ -897,21 +1362,27 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
     if (!h->p.body_timeout) h->p.body_timeout = 60;
     if (h->p.max_connections <= 0) h->p.max_connections = 1024;
     if (pp->api_key && *pp->api_key) h->api_key = strdup(pp->api_key);
-    h->webui_csp = srv_webui_csp((const char *)srv_webui_page);
-    if (!h->webui_csp) {
-        free(h->api_key);
-        free(h);
-        return ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
-    }
-    atomic_init(&h->core, NULL);
+    atomic_init(&h->runner, NULL);
+    flight_table_init(&h->flights);
     struct sockaddr_in addr = {0};
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)h->p.port);
-    if (inet_pton(AF_INET, h->p.host, &addr.sin_addr) != 1) {
-        free(h->webui_csp);
-        free(h->api_key);
-        free(h);
-        return ryot_fail(err, RYOT_ERR_INVALID, "--host %s is not an IPv4 address", pp->host);
+    ryot_status st = RYOT_OK;
+    if (!h->p.no_webui && !(h->webui_csp = srv_webui_csp((const char *)srv_webui_page)))
+        st = ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
+    if (h->webui_csp) {
+        char d[45];
+        srv_webui_sha256_b64(srv_webui_page, srv_webui_page_len, d);
+        snprintf(h->webui_etag, sizeof h->webui_etag, "\"%.43s\"", d); /* the digest without its '=' pad */
+    }
+    if (!st && inet_pton(AF_INET, h->p.host, &addr.sin_addr) != 1)
+        st = ryot_fail(err, RYOT_ERR_INVALID, "--host %s is not an IPv4 address", pp->host);
+    if (!st && pp->redis_url)
+        st = cache_l2_new(pp->redis_url, pp->redis_timeout_ms, (int64_t)(pp->cache_ttl_s > 0 ? pp->cache_ttl_s : 3600),
+                          &h->l2, err);
+    if (st) {
+        srv_http_stop(h);
+        return st;
     }
     h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                                 MHD_USE_ITC,
@@ -921,11 +1392,10 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_THREAD_STACK_SIZE,
                             (size_t)(512 * 1024), MHD_OPTION_END);
     if (!h->d) {
-        free(h->webui_csp);
-        free(h->api_key);
-        free(h);
-        return ryot_fail(err, RYOT_ERR_IO, "cannot listen on %s:%d (%s)", pp->host ? pp->host : "127.0.0.1",
-                         pp->port, strerror(errno));
+        st = ryot_fail(err, RYOT_ERR_IO, "cannot listen on %s:%d (%s)", pp->host ? pp->host : "127.0.0.1", pp->port,
+                       strerror(errno));
+        srv_http_stop(h);
+        return st;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = di ? di->port : pp->port;
@@ -935,12 +1405,14 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
 
 int srv_http_port(const srv_http *h) { return h->port; }
 
-void srv_http_set_core(srv_http *h, sched_runner *core, const char *model_id, const char *const *aliases, int n_aliases) {
+void srv_http_set_runner(srv_http *h, sched_runner *runner, const char *model_id, const char *const *aliases, int n_aliases) {
     h->model_id = strdup(model_id);
     h->aliases = calloc((size_t)(n_aliases > 0 ? n_aliases : 1), sizeof *h->aliases);
     for (int i = 0; h->aliases && i < n_aliases; i++)
         if (aliases[i] && (h->aliases[h->n_aliases] = strdup(aliases[i]))) h->n_aliases++;
-    atomic_store(&h->core, core);
+    if (h->p.cache_bytes) h->cache = cache_l1_new(h->p.cache_bytes, h->p.cache_ttl_s > 0 ? h->p.cache_ttl_s : 3600);
+    if (h->cache || h->l2) srv_cache_model_identity(sched_runner_model(runner), &h->model_fp);
+    atomic_store(&h->runner, runner);
 }
 
 void srv_http_quiesce(srv_http *h) {
@@ -950,11 +1422,14 @@ void srv_http_quiesce(srv_http *h) {
 
 void srv_http_stop(srv_http *h) {
     if (!h) return;
-    MHD_stop_daemon(h->d);
+    if (h->d) MHD_stop_daemon(h->d);
     for (int i = 0; i < h->n_aliases; i++) free(h->aliases[i]);
     free(h->aliases);
     free(h->model_id);
     free(h->webui_csp);
     free(h->api_key);
+    cache_l1_free(h->cache);
+    cache_l2_free(h->l2);
+    flight_table_destroy(&h->flights);
     free(h);
 }

@@ -1,13 +1,14 @@
 /* HTTP front of ryot serve (libmicrohttpd, one thread per connection):
  * routing, API-key check, request framing and body limits, OpenAI endpoints
- * over the serving core (core.h), SSE streaming, /metrics, /health.
+ * over the serving loop (sched/runner.h), SSE streaming, /metrics, /health.
  *
- * The listener starts before the model is loaded: until srv_http_set_core
+ * The listener starts before the model is loaded: until srv_http_set_runner
  * is called every endpoint but /health, /metrics and the web page (GET /,
  * webui.h) answers 503, and /health says "loading". */
 #ifndef RYOT_SERVER_HTTP_H
 #define RYOT_SERVER_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/error.h"
@@ -22,6 +23,11 @@ typedef struct srv_http_params {
                             * (default 60); a slower or stalled upload is cut: the
                             * connection closes without a reply */
     int max_connections;   /* default 1024 */
+    size_t cache_bytes;    /* L1 response cache size (--cache-mb); 0: no cache */
+    double cache_ttl_s;    /* seconds a cached answer stays valid (default 3600) */
+    const char *redis_url; /* L2 cache in Redis (redis://HOST[:PORT][/DB]); NULL: none */
+    int redis_timeout_ms;  /* bound of each Redis connect and command (default 5) */
+    bool no_webui;         /* --no-webui: no chat page at / (404 there) */
 } srv_http_params;
 
 typedef struct srv_http srv_http;
@@ -30,7 +36,7 @@ ryot_status srv_http_start(const srv_http_params *p, srv_http **out, ryot_error 
 int srv_http_port(const srv_http *h);
 /* Makes the server ready: model_id is the name /v1/models lists and
  * requests must use (aliases: more accepted names, may be NULL). */
-void srv_http_set_core(srv_http *h, sched_runner *core, const char *model_id, const char *const *aliases, int n_aliases);
+void srv_http_set_runner(srv_http *h, sched_runner *runner, const char *model_id, const char *const *aliases, int n_aliases);
 /* Stop accepting connections (those open keep running). */
 void srv_http_quiesce(srv_http *h);
 void srv_http_stop(srv_http *h);

@@ -69,3 +69,34 @@ void srv_metrics_render(const sched_stats *m, ryot_buf *b) {
     hist(b, "ryot_e2e_request_latency_seconds", "Time from arrival to the last token.", &m->e2e);
     hist(b, "ryot_request_queue_time_seconds", "Time from arrival to first admission.", &m->queue);
 }
+
+/* A gauge that is a count: printed exactly (%.6g would round bytes). */
+static void gauge_u64(ryot_buf *b, const char *name, const char *help, uint64_t v) {
+    head(b, name, "gauge", help);
+    ryot_buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+void srv_metrics_render_cache(const cache_l1_stats *c, ryot_buf *b) {
+    head(b, "ryot_cache_requests_total", "counter", "Response-cache lookups, by tier and result.");
+    ryot_buf_printf(b, "ryot_cache_requests_total{tier=\"l1\",result=\"hit\"} %llu\n", (unsigned long long)c->hits);
+    ryot_buf_printf(b, "ryot_cache_requests_total{tier=\"l1\",result=\"miss\"} %llu\n",
+                    (unsigned long long)c->misses);
+    counter(b, "ryot_cache_expired_total", "Lookups that found an expired entry (counted as misses too).", c->expired);
+    counter(b, "ryot_cache_stores_total", "Answers stored in the response cache.", c->stores);
+    counter(b, "ryot_cache_too_big_total", "Answers not stored: larger than an eighth of the cache.", c->too_big);
+    counter(b, "ryot_cache_evictions_total", "Entries evicted to make room.", c->evictions);
+    gauge_u64(b, "ryot_cache_entries", "Entries in the response cache.", c->entries);
+    gauge_u64(b, "ryot_cache_bytes", "Bytes charged to the response cache (values and per-entry overhead).", c->bytes);
+    gauge_u64(b, "ryot_cache_capacity_bytes", "The response cache's byte bound (--cache-mb).", c->max_bytes);
+}
+
+void srv_metrics_render_redis(const cache_l2_stats *c, ryot_buf *b) {
+    head(b, "ryot_cache_l2_requests_total", "counter", "Redis (L2) cache lookups, by result.");
+    ryot_buf_printf(b, "ryot_cache_l2_requests_total{result=\"hit\"} %llu\n", (unsigned long long)c->hits);
+    ryot_buf_printf(b, "ryot_cache_l2_requests_total{result=\"miss\"} %llu\n", (unsigned long long)c->misses);
+    counter(b, "ryot_cache_l2_stores_total", "Answers stored in Redis.", c->stores);
+    counter(b, "ryot_cache_redis_errors_total", "Failed or timed-out Redis connects and commands.", c->errors);
+    counter(b, "ryot_cache_redis_corrupt_total", "Redis records that did not decode (treated as misses).", c->corrupt);
+    counter(b, "ryot_cache_redis_reconnects_total", "Reconnects to Redis after a failure.", c->reconnects);
+    gauge_u64(b, "ryot_cache_redis_up", "1 while connected to Redis.", c->up);
+}

@@ -67,6 +67,12 @@ typedef struct srv_chat_choice {
     bool with_logprobs;
     const sched_token_lp *lp;
     int n_lp;
+    /* n_tool_calls > 0: the message gets "tool_calls": [{"id", "type":
+     * "function", "function": {"name", "arguments"}}], "content" is null
+     * when content is NULL, and finish_reason is "tool_calls" unless the
+     * choice ran out of tokens ("length") */
+    const srv_tool_call *tool_calls;
+    int n_tool_calls;
 } srv_chat_choice;
 
 /* {"id","object":"chat.completion","created","model",["system_fingerprint"],
@@ -89,6 +95,13 @@ typedef struct srv_chat_delta {
     bool with_logprobs;             /* false -> "logprobs": null */
     const sched_token_lp *lp;
     int n_lp;
+    /* n_tool_calls > 0: "tool_calls": [{"index": tool_index0 + k, "id",
+     * "type": "function", "function": {"name", "arguments"}}], each call
+     * whole in one piece */
+    const srv_tool_call *tool_calls;
+    int n_tool_calls;
+    int tool_index0;
+    bool finish_tool_calls;         /* finish STOP reads "tool_calls" (calls were sent) */
 } srv_chat_delta;
 
 /* {"id","object":"chat.completion.chunk","created","model",
@@ -112,7 +125,8 @@ char *srv_json_chat_chunk(const srv_resp_meta *m, const srv_chat_delta *c, int n
  * decrease, and streamed and non-streamed answers agree.  The first token
  * of this choice is at text_offset0 (0 in a non-stream response; in stream
  * chunks the sum of srv_utf8_leads over the tokens sent before).  Tokens with the same text collapse in a top_logprobs
- * dict (the first, i.e. most likely, kept). */
+ * dict (the first, i.e. most likely, kept).  An entry with no_logprob (the
+ * first prompt token under echo) has token_logprobs and top_logprobs null. */
 typedef struct srv_completion_choice {
     int index;
     const char *text;

@@ -1,6 +1,7 @@
 /* OpenAI request parsing and validation; the contract is in request.h. */
 #include "server/request.h"
 
+#include "grammar/grammar.h"
 #include "sched/sched.h"
 
 #include <jansson.h>
@@ -148,13 +149,179 @@ static json_t *load_object(const char *body, size_t len, srv_error *err) {
 
 /* ---------------------------------------------------------------- messages */
 
+static void tool_calls_free(srv_tool_call *c, int n) {
+    for (int i = 0; c && i < n; i++) {
+        free(c[i].id);
+        free(c[i].name);
+        free(c[i].arguments);
+    }
+    free(c);
+}
+
 void srv_messages_free(srv_message *m, int n) {
     if (!m) return;
     for (int i = 0; i < n; i++) {
         free(m[i].role);
         free(m[i].content);
+        tool_calls_free(m[i].tool_calls, m[i].n_tool_calls);
+        free(m[i].tool_call_id);
     }
     free(m);
+}
+
+/* ---------------------------------------------------------------- tools */
+
+/* OpenAI's rule for function names: 1..64 of [a-zA-Z0-9_-]. */
+static bool tool_name_ok(const json_t *name) {
+    const char *s = json_string_value(name);
+    size_t n = json_string_length(name);
+    if (!s || n == 0 || n > 64) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+              s[i] == '_' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+/* A required string field of obj, as a malloc'd copy; param names it. */
+static int req_str(const json_t *obj, const char *key, const char *param, char **out, srv_error *err) {
+    const json_t *v = opt(obj, key);
+    if (!v) return fail(err, param, "'%s' is required", param);
+    if (!json_is_string(v)) return fail(err, param, "'%s' must be a string", param);
+    if (!(*out = dup_str(v))) return nomem(err);
+    return 0;
+}
+
+/* messages[mi].tool_calls of an assistant message. */
+static int parse_msg_tool_calls(const json_t *arr, int mi, srv_message *m, srv_error *err) {
+    char param[96];
+    snprintf(param, sizeof param, "messages[%d].tool_calls", mi);
+    if (!json_is_array(arr)) return fail(err, param, "'%s' must be an array", param);
+    size_t n = json_array_size(arr);
+    if (n == 0) return 0;
+    if (n > INT32_MAX / 2) return fail(err, param, "too many tool calls");
+    if (!(m->tool_calls = calloc(n, sizeof *m->tool_calls))) return nomem(err);
+    for (size_t k = 0; k < n; k++) {
+        const json_t *c = json_array_get(arr, k), *fn = json_object_get(c, "function"), *type;
+        srv_tool_call *tc = &m->tool_calls[k];
+        m->n_tool_calls = (int)k + 1;
+        char p[128];
+        snprintf(param, sizeof param, "messages[%d].tool_calls[%zu]", mi, k);
+        if (!json_is_object(c) || !json_is_object(fn))
+            return fail(err, param, "'%s' must be an object with a \"function\" object", param);
+        if ((type = opt(c, "type")) && (!json_is_string(type) || strcmp(json_string_value(type), "function")))
+            return fail(err, param, "'%s': type must be \"function\"", param);
+        snprintf(p, sizeof p, "%s.id", param);
+        if (req_str(c, "id", p, &tc->id, err)) return -1;
+        snprintf(p, sizeof p, "%s.function.name", param);
+        if (req_str(fn, "name", p, &tc->name, err)) return -1;
+        if (!tool_name_ok(json_object_get(fn, "name")))
+            return fail(err, p, "'%s' must be 1 to 64 of a-z, A-Z, 0-9, _ and -", p);
+        snprintf(p, sizeof p, "%s.function.arguments", param);
+        if (req_str(fn, "arguments", p, &tc->arguments, err)) return -1;
+    }
+    return 0;
+}
+
+/* One tools[i] entry -> its normalized copy appended to out. */
+static int parse_tool(const json_t *t, size_t i, json_t *out, srv_error *err) {
+    char param[64], p[96];
+    snprintf(param, sizeof param, "tools[%zu]", i);
+    const json_t *type = json_object_get(t, "type"), *fn = json_object_get(t, "function");
+    if (!json_is_object(t) || !json_is_string(type) || strcmp(json_string_value(type), "function"))
+        return fail(err, param, "'%s' must be an object with \"type\": \"function\"", param);
+    if (!json_is_object(fn)) return fail(err, param, "'%s' must have a \"function\" object", param);
+    const json_t *name = json_object_get(fn, "name");
+    snprintf(p, sizeof p, "%s.function.name", param);
+    if (!tool_name_ok(name)) return fail(err, p, "'%s' must be a string of 1 to 64 of a-z, A-Z, 0-9, _ and -", p);
+    size_t k;
+    json_t *prev;
+    json_array_foreach(out, k, prev) {
+        if (json_equal(json_object_get(json_object_get(prev, "function"), "name"), name))
+            return fail(err, p, "'%s': the function name '%s' is given twice", p, json_string_value(name));
+    }
+    const json_t *desc = opt(fn, "description");
+    snprintf(p, sizeof p, "%s.function.description", param);
+    if (desc && !json_is_string(desc)) return fail(err, p, "'%s' must be a string", p);
+    json_t *params = opt(fn, "parameters");
+    snprintf(p, sizeof p, "%s.function.parameters", param);
+    if (params) {
+        const json_t *pt = json_object_get(params, "type");
+        if (!json_is_object(params)) return fail(err, p, "'%s' must be a JSON schema object", p);
+        if (pt && (!json_is_string(pt) || strcmp(json_string_value(pt), "object")))
+            return fail(err, p, "'%s' must describe an object (\"type\": \"object\")", p);
+    }
+    json_t *nf = json_object(), *nt = json_object();
+    json_t *np = params ? json_incref(params) : json_pack("{s:s,s:{}}", "type", "object", "properties");
+    bool ok = nf && nt && np && !json_object_set(nf, "name", (json_t *)name) &&
+              (!desc || !json_object_set(nf, "description", (json_t *)desc)) && !json_object_set(nf, "parameters", np) &&
+              !json_object_set_new(nt, "type", json_string("function")) && !json_object_set(nt, "function", nf) &&
+              !json_array_append(out, nt);
+    json_decref(nf);
+    json_decref(nt);
+    json_decref(np);
+    return ok ? 0 : nomem(err);
+}
+
+/* obj["tools"] -> *out (NULL when absent or empty). */
+static int parse_tools(const json_t *obj, json_t **out, int *n_out, srv_error *err) {
+    json_t *v = opt(obj, "tools");
+    if (!v) return 0;
+    if (!json_is_array(v)) return fail(err, "tools", "'tools' must be an array of tool objects");
+    size_t n = json_array_size(v);
+    if (n == 0) return 0;
+    if (n > SRV_MAX_TOOLS) return fail(err, "tools", "'tools' may hold at most %d tools", SRV_MAX_TOOLS);
+    json_t *arr = json_array();
+    if (!arr) return nomem(err);
+    for (size_t i = 0; i < n; i++)
+        if (parse_tool(json_array_get(v, i), i, arr, err)) {
+            json_decref(arr);
+            return -1;
+        }
+    *out = arr;
+    *n_out = (int)n;
+    return 0;
+}
+
+static int parse_tool_choice(const json_t *obj, srv_request *r, srv_error *err) {
+    r->tool_choice = r->n_tools ? SRV_TOOL_AUTO : SRV_TOOL_NONE;
+    r->parallel_tool_calls = true;
+    if (get_bool(obj, "parallel_tool_calls", &r->parallel_tool_calls, err)) return -1;
+    json_t *v = opt(obj, "tool_choice");
+    if (!v) return 0;
+    const char *name = NULL;
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        if (!strcmp(s, "auto")) r->tool_choice = r->n_tools ? SRV_TOOL_AUTO : SRV_TOOL_NONE;
+        else if (!strcmp(s, "none")) r->tool_choice = SRV_TOOL_NONE;
+        else if (!strcmp(s, "required")) r->tool_choice = SRV_TOOL_REQUIRED;
+        else
+            return fail(err, "tool_choice",
+                        "'tool_choice' must be \"auto\", \"none\", \"required\" or a function, got \"%.40s\"", s);
+    } else {
+        const json_t *type = json_object_get(v, "type"), *fn = json_object_get(v, "function");
+        if (!json_is_object(v) || !json_is_string(type) || strcmp(json_string_value(type), "function") ||
+            !json_is_string(json_object_get(fn, "name")))
+            return fail(err, "tool_choice",
+                        "'tool_choice' must be a string or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+        name = json_string_value(json_object_get(fn, "name"));
+        r->tool_choice = SRV_TOOL_NAMED;
+    }
+    if (r->tool_choice != SRV_TOOL_NONE && r->tool_choice != SRV_TOOL_AUTO && !r->n_tools)
+        return fail(err, "tool_choice", "'tool_choice' requires 'tools'");
+    /* a forced call is itself grammar-constrained; two constraints do not compose */
+    if ((r->tool_choice == SRV_TOOL_REQUIRED || r->tool_choice == SRV_TOOL_NAMED) && r->grammar)
+        return fail(err, "tool_choice", "a forced 'tool_choice' cannot be combined with 'response_format' or 'grammar'");
+    if (name) {
+        for (int i = 0; i < r->n_tools; i++)
+            if (!strcmp(name, json_string_value(json_object_get(json_object_get(json_array_get(r->tools, (size_t)i),
+                                                                                "function"), "name")))) {
+                r->tool_named = i;
+                return 0;
+            }
+        return fail(err, "tool_choice", "'tool_choice' names the function '%.64s', which is not in 'tools'", name);
+    }
+    return 0;
 }
 
 static const char *normalize_role(const char *r) {
@@ -242,6 +409,13 @@ static int parse_messages(const json_t *obj, srv_message **out, int *n_out, srv_
             }
         } else if (parse_content(content, mi, &m[i].content, err)) {
             goto fail;
+        }
+        const json_t *calls = opt(msg, "tool_calls");
+        if (calls && !strcmp(r, "assistant") && parse_msg_tool_calls(calls, mi, &m[i], err)) goto fail;
+        const json_t *call_id = opt(msg, "tool_call_id");
+        if (call_id && !strcmp(r, "tool")) { /* optional: templates that ignore it take results without */
+            snprintf(param, sizeof param, "messages[%d].tool_call_id", mi);
+            if (req_str(msg, "tool_call_id", param, &m[i].tool_call_id, err)) goto fail;
         }
     }
     *out = m;
@@ -364,11 +538,11 @@ static int parse_sampling(const json_t *obj, srv_request *r, srv_error *err) {
     bool given;
 
     if (get_number(obj, "temperature", 0.0, 2.0, &x, &given, err)) return -1;
-    if (given) sp->temperature = (float)x;
+    if (given) sp->temperature = (float)x, r->sp_given |= SRV_GIVEN_TEMPERATURE;
     if (get_number(obj, "top_p", 0.0, 1.0, &x, &given, err)) return -1;
-    if (given) sp->top_p = (float)x;
+    if (given) sp->top_p = (float)x, r->sp_given |= SRV_GIVEN_TOP_P;
     if (get_number(obj, "min_p", 0.0, 1.0, &x, &given, err)) return -1;
-    if (given) sp->min_p = (float)x;
+    if (given) sp->min_p = (float)x, r->sp_given |= SRV_GIVEN_MIN_P;
     if (get_number(obj, "presence_penalty", -2.0, 2.0, &x, &given, err)) return -1;
     if (given) sp->presence_penalty = (float)x;
     if (get_number(obj, "frequency_penalty", -2.0, 2.0, &x, &given, err)) return -1;
@@ -379,11 +553,12 @@ static int parse_sampling(const json_t *obj, srv_request *r, srv_error *err) {
         if (!given) continue;
         if (!(x > 0.0)) return fail(err, rep_keys[k], "'%s' must be greater than 0", rep_keys[k]);
         sp->repeat_penalty = (float)x;
+        r->sp_given |= SRV_GIVEN_REPEAT_PENALTY;
     }
     if (get_int(obj, "top_k", -1, INT32_MAX, &i, &given, err)) return -1;
-    if (given) sp->top_k = i < 0 ? 0 : (int32_t)i;
+    if (given) sp->top_k = i < 0 ? 0 : (int32_t)i, r->sp_given |= SRV_GIVEN_TOP_K;
     if (get_int(obj, "repeat_last_n", -1, INT32_MAX, &i, &given, err)) return -1;
-    if (given) sp->penalty_last_n = (int32_t)i;
+    if (given) sp->penalty_last_n = (int32_t)i, r->sp_given |= SRV_GIVEN_PENALTY_LAST_N;
     if (get_int(obj, "seed", INT64_MIN, INT64_MAX, &i, &r->has_seed, err)) return -1;
     if (r->has_seed) sp->seed = (uint64_t)i;
     if (parse_logit_bias(obj, r, err)) return -1;
@@ -409,45 +584,122 @@ static int parse_chat(const json_t *obj, srv_request *r, srv_error *err) {
         r->sp.top_logprobs = (int32_t)i;
     }
 
-    json_t *tools = opt(obj, "tools");
-    if (tools && (!json_is_array(tools) || json_array_size(tools) > 0))
-        return fail(err, "tools", "'tools' (function calling) is not supported");
-    json_t *rf = opt(obj, "response_format");
-    if (rf) {
-        const json_t *t = json_object_get(rf, "type");
-        if (!json_is_object(rf) || !json_is_string(t))
-            return fail(err, "response_format", "'response_format' must be an object with a \"type\"");
-        if (strcmp(json_string_value(t), "text"))
-            return fail(err, "response_format", "'response_format' type \"%.40s\" is not supported (only \"text\")",
-                        json_string_value(t));
+    return parse_tools(obj, &r->tools, &r->n_tools, err) || parse_tool_choice(obj, r, err) ? -1 : 0;
+}
+
+/* A grammar compiler's failure as a 400 on param (503 when out of memory). */
+static int grammar_fail(srv_error *err, const char *param, const ryot_error *ge) {
+    if (ge->code == RYOT_ERR_NOMEM) return nomem(err);
+    return fail(err, param, "'%s' is invalid: %s", param, ge->msg);
+}
+
+/* "response_format" and the "grammar" extension (see srv_request.grammar). */
+static int parse_structured(const json_t *obj, srv_request *r, srv_error *err) {
+    const json_t *rf = opt(obj, "response_format"), *gt = opt(obj, "grammar");
+    ryot_error ge = {0};
+    if (gt) {
+        if (!json_is_string(gt)) return fail(err, "grammar", "'grammar' must be a string");
+        if (grammar_parse(json_string_value(gt), json_string_length(gt), &r->grammar, &ge))
+            return grammar_fail(err, "grammar", &ge);
+        if (asprintf(&r->grammar_src, "grammar:%s", json_string_value(gt)) < 0) {
+            r->grammar_src = NULL;
+            return nomem(err);
+        }
+    }
+    if (!rf) return 0;
+    const json_t *t = json_object_get(rf, "type");
+    if (!json_is_object(rf) || !json_is_string(t))
+        return fail(err, "response_format", "'response_format' must be an object with a string \"type\"");
+    const char *type = json_string_value(t);
+    if (!strcmp(type, "text")) return 0;
+    if (strcmp(type, "json_object") && strcmp(type, "json_schema"))
+        return fail(err, "response_format",
+                    "'response_format' type \"%.40s\" is not supported (\"text\", \"json_object\", \"json_schema\")", type);
+    if (r->grammar) return fail(err, "grammar", "give either 'grammar' or a JSON 'response_format', not both");
+    const json_t *schema = NULL;
+    if (!strcmp(type, "json_schema")) {
+        const json_t *js = json_object_get(rf, "json_schema"), *name, *strict;
+        if (!json_is_object(js))
+            return fail(err, "response_format", "'response_format.json_schema' must be an object");
+        if ((name = json_object_get(js, "name")) && !json_is_null(name) && !json_is_string(name))
+            return fail(err, "response_format", "'response_format.json_schema.name' must be a string");
+        if ((strict = json_object_get(js, "strict")) && !json_is_null(strict) && !json_is_boolean(strict))
+            return fail(err, "response_format", "'response_format.json_schema.strict' must be a boolean");
+        schema = json_object_get(js, "schema");
+        if (json_is_null(schema)) schema = NULL;
+    }
+    ryot_status st = schema ? grammar_from_schema(schema, &r->grammar, &ge) : grammar_json_object(&r->grammar, &ge);
+    if (st) return grammar_fail(err, "response_format", &ge);
+    char *dump = json_dumps(rf, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    int n = dump ? asprintf(&r->grammar_src, "response_format:%s", dump) : -1;
+    free(dump);
+    if (n < 0) {
+        r->grammar_src = NULL;
+        return nomem(err);
     }
     return 0;
 }
 
-static int parse_completions(const json_t *obj, srv_request *r, srv_error *err) {
+/* A token-id prompt: a non-empty array of ids in [0, INT32_MAX] (the vocab
+ * is checked by the caller) into r->prompt_ids[i]. */
+static int parse_prompt_ids(const json_t *a, const char *param, srv_request *r, int i, srv_error *err) {
+    const size_t n = json_array_size(a);
+    if (n == 0) return fail(err, param, "'%s' must not be an empty list of token ids", param);
+    if (n > INT32_MAX / 2) return fail(err, param, "'%s' has too many tokens", param);
+    if (!r->prompt_ids && (!(r->prompt_ids = calloc((size_t)r->n_prompts, sizeof *r->prompt_ids)) ||
+                           !(r->n_prompt_ids = calloc((size_t)r->n_prompts, sizeof *r->n_prompt_ids))))
+        return nomem(err);
+    if (!(r->prompt_ids[i] = malloc(n * sizeof *r->prompt_ids[i]))) return nomem(err);
+    for (size_t k = 0; k < n; k++) {
+        char kp[48];
+        snprintf(kp, sizeof kp, "%s[%zu]", param, k);
+        int64_t id;
+        if (int_value(json_array_get(a, k), kp, 0, INT32_MAX, &id, err)) return -1;
+        r->prompt_ids[i][k] = (int32_t)id;
+    }
+    r->n_prompt_ids[i] = (int)n;
+    return 0;
+}
+
+/* "prompt": a string, an array of strings, an array of token ids (one
+ * prompt), or an array whose items are strings or arrays of token ids. */
+static int parse_prompt(const json_t *obj, srv_request *r, srv_error *err) {
     json_t *p = opt(obj, "prompt");
     if (!p) return fail(err, "prompt", "'prompt' is required");
     if (json_is_string(p)) {
         if (!(r->prompts = calloc(1, sizeof *r->prompts)) || !(r->prompts[0] = dup_str(p))) return nomem(err);
         r->n_prompts = 1;
-    } else if (json_is_array(p)) {
-        size_t n = json_array_size(p);
-        if (n == 0) return fail(err, "prompt", "'prompt' must not be an empty array");
-        if (n > SRV_MAX_PROMPTS)
-            return fail(err, "prompt", "'prompt' may hold at most %d prompts", SRV_MAX_PROMPTS);
-        if (!(r->prompts = calloc(n, sizeof *r->prompts))) return nomem(err);
-        for (size_t i = 0; i < n; i++) {
-            const json_t *s = json_array_get(p, i);
-            char param[32];
-            snprintf(param, sizeof param, "prompt[%zu]", i);
-            if (!json_is_string(s))
-                return fail(err, param, "'%s' must be a string (token-id prompts are not supported)", param);
-            if (!(r->prompts[i] = dup_str(s))) return nomem(err);
-            r->n_prompts = (int)i + 1;
-        }
-    } else {
-        return fail(err, "prompt", "'prompt' must be a string or an array of strings");
+        return 0;
     }
+    if (!json_is_array(p))
+        return fail(err, "prompt", "'prompt' must be a string, an array of strings or an array of token ids");
+    size_t n = json_array_size(p);
+    if (n == 0) return fail(err, "prompt", "'prompt' must not be an empty array");
+    if (json_is_number(json_array_get(p, 0))) { /* one prompt of token ids */
+        if (!(r->prompts = calloc(1, sizeof *r->prompts))) return nomem(err);
+        r->n_prompts = 1;
+        return parse_prompt_ids(p, "prompt", r, 0, err);
+    }
+    if (n > SRV_MAX_PROMPTS) return fail(err, "prompt", "'prompt' may hold at most %d prompts", SRV_MAX_PROMPTS);
+    if (!(r->prompts = calloc(n, sizeof *r->prompts))) return nomem(err);
+    r->n_prompts = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *s = json_array_get(p, i);
+        char param[32];
+        snprintf(param, sizeof param, "prompt[%zu]", i);
+        if (json_is_array(s)) {
+            if (parse_prompt_ids(s, param, r, (int)i, err)) return -1;
+        } else if (!json_is_string(s)) {
+            return fail(err, param, "'%s' must be a string or an array of token ids", param);
+        } else if (!(r->prompts[i] = dup_str(s))) {
+            return nomem(err);
+        }
+    }
+    return 0;
+}
+
+static int parse_completions(const json_t *obj, srv_request *r, srv_error *err) {
+    if (parse_prompt(obj, r, err)) return -1;
 
     int64_t i;
     bool given;
@@ -456,9 +708,7 @@ static int parse_completions(const json_t *obj, srv_request *r, srv_error *err) 
         r->sp.logprobs = true;
         r->sp.top_logprobs = (int32_t)i;
     }
-    bool echo = false;
-    if (get_bool(obj, "echo", &echo, err)) return -1;
-    if (echo) return fail(err, "echo", "'echo' is not supported");
+    if (get_bool(obj, "echo", &r->echo, err)) return -1;
     json_t *suffix = opt(obj, "suffix");
     if (suffix && (!json_is_string(suffix) || json_string_length(suffix) > 0))
         return fail(err, "suffix", "'suffix' (insertion) is not supported");
@@ -467,27 +717,41 @@ static int parse_completions(const json_t *obj, srv_request *r, srv_error *err) 
     return 0;
 }
 
+ryot_sampler_params srv_request_openai_sampling(void) {
+    ryot_sampler_params sp = ryot_sampler_params_default();
+    sp.temperature = 1.0f;
+    sp.top_k = 0;
+    sp.top_p = 1.0f;
+    sp.min_p = 0.0f;
+    sp.repeat_penalty = 1.0f;
+    sp.frequency_penalty = 0.0f;
+    sp.presence_penalty = 0.0f;
+    sp.penalty_last_n = -1;
+    sp.seed = RYOT_SEED_RANDOM;
+    sp.logit_bias = NULL;
+    sp.n_logit_bias = 0;
+    sp.logprobs = false;
+    sp.top_logprobs = 0;
+    return sp;
+}
+
+void srv_request_default_sampling(srv_request *r, const ryot_sampler_params *d) {
+    ryot_sampler_params *sp = &r->sp;
+    if (!(r->sp_given & SRV_GIVEN_TEMPERATURE)) sp->temperature = d->temperature;
+    if (!(r->sp_given & SRV_GIVEN_TOP_P)) sp->top_p = d->top_p;
+    if (!(r->sp_given & SRV_GIVEN_TOP_K)) sp->top_k = d->top_k;
+    if (!(r->sp_given & SRV_GIVEN_MIN_P)) sp->min_p = d->min_p;
+    if (!(r->sp_given & SRV_GIVEN_REPEAT_PENALTY)) sp->repeat_penalty = d->repeat_penalty;
+    if (!(r->sp_given & SRV_GIVEN_PENALTY_LAST_N)) sp->penalty_last_n = d->penalty_last_n;
+}
+
 static void request_defaults(srv_request *r, srv_endpoint ep) {
     memset(r, 0, sizeof *r);
     r->ep = ep;
     r->max_tokens = -1;
     r->n = 1;
     r->priority = SCHED_NORMAL;
-    ryot_sampler_params *sp = &r->sp;
-    *sp = ryot_sampler_params_default();
-    sp->temperature = 1.0f;
-    sp->top_k = 0;
-    sp->top_p = 1.0f;
-    sp->min_p = 0.0f;
-    sp->repeat_penalty = 1.0f;
-    sp->frequency_penalty = 0.0f;
-    sp->presence_penalty = 0.0f;
-    sp->penalty_last_n = -1;
-    sp->seed = RYOT_SEED_RANDOM;
-    sp->logit_bias = NULL;
-    sp->n_logit_bias = 0;
-    sp->logprobs = false;
-    sp->top_logprobs = 0;
+    r->sp = srv_request_openai_sampling();
 }
 
 static int parse_request(const json_t *obj, srv_endpoint ep, srv_request *r, srv_error *err) {
@@ -496,7 +760,9 @@ static int parse_request(const json_t *obj, srv_endpoint ep, srv_request *r, srv
     if (get_str(obj, "model", &r->model, err)) return -1;
     if (get_int(obj, "n", 1, SRV_MAX_N, &i, &given, err)) return -1;
     if (given) r->n = (int)i;
-    if (get_int(obj, "max_tokens", 1, SRV_MAX_TOKENS_LIMIT, &i, &given, err)) return -1;
+    /* completions may ask for 0: prefill only (echo + logprobs scores the prompt) */
+    if (get_int(obj, "max_tokens", ep == SRV_EP_COMPLETIONS ? 0 : 1, SRV_MAX_TOKENS_LIMIT, &i, &given, err))
+        return -1;
     if (given) r->max_tokens = (int)i;
     if (parse_sampling(obj, r, err)) return -1;
     if (parse_stop(obj, r, err)) return -1;
@@ -510,6 +776,7 @@ static int parse_request(const json_t *obj, srv_endpoint ep, srv_request *r, srv
         r->timeout_s = t;
     }
     if (get_bool(obj, "ignore_eos", &r->ignore_eos, err)) return -1;
+    if (parse_structured(obj, r, err)) return -1;
     return ep == SRV_EP_CHAT ? parse_chat(obj, r, err) : parse_completions(obj, r, err);
 }
 
@@ -527,14 +794,21 @@ void srv_request_free(srv_request *r) {
     if (!r) return;
     free(r->model);
     srv_messages_free(r->messages, r->n_messages);
-    if (r->prompts)
-        for (int i = 0; i < r->n_prompts; i++) free(r->prompts[i]);
+    for (int i = 0; i < r->n_prompts; i++) {
+        if (r->prompts) free(r->prompts[i]);
+        if (r->prompt_ids) free(r->prompt_ids[i]);
+    }
     free(r->prompts);
+    free(r->prompt_ids);
+    free(r->n_prompt_ids);
     free(r->logit_bias);
     if (r->stop)
         for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->stop);
     free(r->user);
+    grammar_free(r->grammar);
+    free(r->grammar_src);
+    json_decref(r->tools);
     memset(r, 0, sizeof *r);
 }
 
@@ -626,7 +900,9 @@ int srv_template_parse(const char *body, size_t len, srv_template_req *out, srv_
     out->add_generation_prompt = true;
     json_t *root = load_object(body, len, err);
     if (!root) return -1;
+    int n_tools = 0;
     int rc = parse_messages(root, &out->messages, &out->n_messages, err);
+    if (!rc) rc = parse_tools(root, &out->tools, &n_tools, err);
     if (!rc) rc = get_bool(root, "add_generation_prompt", &out->add_generation_prompt, err);
     json_decref(root);
     if (rc) srv_template_free(out);
@@ -636,5 +912,6 @@ int srv_template_parse(const char *body, size_t len, srv_template_req *out, srv_
 void srv_template_free(srv_template_req *r) {
     if (!r) return;
     srv_messages_free(r->messages, r->n_messages);
+    json_decref(r->tools);
     memset(r, 0, sizeof *r);
 }

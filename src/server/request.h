@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "ryot.h"
 
 #define SRV_MAX_N 16          /* "n" (choices per prompt) accepted: 1..16 */
@@ -37,6 +39,7 @@
 #define SRV_MAX_COMPLETION_LOGPROBS 5 /* /v1/completions "logprobs": 0..5 */
 #define SRV_MAX_TIMEOUT_S 86400.0     /* "timeout": (0, 1 day] */
 #define SRV_MAX_TOKENS_LIMIT (1 << 30) /* max_tokens above this: 400 */
+#define SRV_MAX_TOOLS 128     /* "tools" entries, as OpenAI */
 
 typedef enum srv_endpoint { SRV_EP_CHAT, SRV_EP_COMPLETIONS } srv_endpoint;
 
@@ -64,15 +67,38 @@ void srv_error_set(srv_error *e, int status, const char *param, const char *fmt,
     __attribute__((format(printf, 4, 5)));
 void srv_error_setv(srv_error *e, int status, const char *param, const char *fmt, va_list ap);
 
+/* A tool call: of an assistant message in a request, or parsed from the
+ * model's output for a response.  arguments is JSON text (OpenAI sends and
+ * expects a string). */
+typedef struct srv_tool_call {
+    char *id;
+    char *name;
+    char *arguments;
+} srv_tool_call;
+
 /* One chat message.  role is normalized: "system", "user", "assistant" or
  * "tool" ("developer" becomes "system").  content is the string, or the
  * "text" parts of a content array concatenated with no separator; NULL only
  * for an assistant message whose content is null/absent (e.g. tool calls).
- * Other message fields (name, tool_calls, ...) are ignored. */
+ * assistant: "tool_calls" [{"id", "type": "function", "function": {"name",
+ * "arguments": string}}] (names as tool names, below); tool: "tool_call_id"
+ * (optional; a string when given) and content.  Other fields (name, ...) are ignored. */
 typedef struct srv_message {
     char *role;
     char *content;
+    srv_tool_call *tool_calls;
+    int n_tool_calls;
+    char *tool_call_id;   /* role "tool" only */
 } srv_message;
+
+/* "tool_choice": "auto" (the default with tools), "none" (the default
+ * without), "required", or {"type": "function", "function": {"name": ...}}. */
+typedef enum srv_tool_choice {
+    SRV_TOOL_AUTO,
+    SRV_TOOL_NONE,
+    SRV_TOOL_REQUIRED,
+    SRV_TOOL_NAMED,
+} srv_tool_choice;
 
 typedef struct srv_request {
     srv_endpoint ep;
@@ -82,17 +108,24 @@ typedef struct srv_request {
     srv_message *messages;
     int n_messages;
 
-    /* completions: a string or an array of 1..SRV_MAX_PROMPTS strings; each
-     * prompt is a separate generation with n choices (choice index =
-     * prompt index * n + i).  "" is accepted (the caller decides what an
-     * empty prompt means, e.g. BOS only).  Token-id prompts are rejected. */
+    /* completions: a string, an array of 1..SRV_MAX_PROMPTS strings, an
+     * array of token ids (one prompt), or an array of 1..SRV_MAX_PROMPTS
+     * items each a string or an array of token ids; each prompt is a
+     * separate generation with n choices (choice index = prompt index * n +
+     * i).  "" is accepted (the caller decides what an empty prompt means,
+     * e.g. BOS only); an empty id list is not.  Prompt i is text prompts[i]
+     * or, when prompt_ids && prompt_ids[i], n_prompt_ids[i] >= 1 ids (ids in
+     * [0, INT32_MAX], not yet checked against the vocab; prompts[i] NULL). */
     char **prompts;
+    int32_t **prompt_ids;        /* NULL when every prompt is text */
+    int *n_prompt_ids;
     int n_prompts;
+    bool echo;                   /* completions: the text (and logprobs) start with the prompt's */
 
     /* -1 when absent (the caller picks: the server's --default-max-tokens
      * for chat, OpenAI's 16 for /v1/completions).  chat: max_completion_tokens
      * is an alias; when both are given max_completion_tokens wins.
-     * 1..SRV_MAX_TOKENS_LIMIT. */
+     * 1..SRV_MAX_TOKENS_LIMIT (completions: 0 too, nothing generated). */
     int max_tokens;
 
     /* OpenAI defaults, not llama.cpp's: temperature 1 (0..2; 0 = greedy),
@@ -107,6 +140,7 @@ typedef struct srv_request {
      * top_logprobs = that integer.
      * sp.logit_bias points into logit_bias below (owned by the request). */
     ryot_sampler_params sp;
+    unsigned sp_given; /* SRV_GIVEN_* bits: the fields the request set itself */
     bool has_seed;
     ryot_logit_bias *logit_bias; /* (n_logit_bias) ids >= 0, not yet checked against the vocab */
     int n_logit_bias;               /* -100 maps to -INFINITY (ban); others in [-100, 100] are added as is */
@@ -121,6 +155,33 @@ typedef struct srv_request {
                                   * "critical".."background" or an integer 0..4 */
     double timeout_s;            /* 0: none; else (0, SRV_MAX_TIMEOUT_S] ("timeout", seconds) */
     bool ignore_eos;             /* extension: keep generating past EOS (benchmarks) */
+    /* Structured output, compiled here (on the HTTP thread): NULL, or the
+     * grammar of "response_format" {"type": "json_object"} (any JSON
+     * object) or {"type": "json_schema", "json_schema": {"schema": ...}}
+     * (no schema: any JSON object; "name" and "strict" are checked for type
+     * and otherwise ignored: output always follows the schema), or of the
+     * extension "grammar" (grammar text, grammar/grammar.h).  Both at once
+     * is 400 (param "grammar"); a schema or grammar that does not compile is
+     * 400 naming "response_format" or "grammar" with the compiler's message
+     * (the schema path, or line:column).  A reference: srv_request_free
+     * drops it. */
+    struct grammar *grammar;
+    /* the constraint as given, for the response cache's key:
+     * "response_format:" + it dumped with sorted keys, or "grammar:" + the
+     * grammar text (NULL when neither) */
+    char *grammar_src;
+
+    /* chat "tools": up to SRV_MAX_TOOLS {"type": "function", "function":
+     * {"name", "description", "parameters"}}: names [a-zA-Z0-9_-]{1,64},
+     * unique; description a string; parameters a JSON schema object whose
+     * "type", if given, is "object" (absent: {"type": "object",
+     * "properties": {}} is filled in).  Kept as a normalized JSON array
+     * (owned; NULL when absent or empty) with exactly those fields. */
+    json_t *tools;
+    int n_tools;
+    srv_tool_choice tool_choice;
+    int tool_named;              /* SRV_TOOL_NAMED: index into tools; an unknown name is a 400 */
+    bool parallel_tool_calls;    /* default true; false: at most one call per choice */
 } srv_request;
 
 /* Parses body[0..len) for endpoint ep.  Returns 0 and fills *out (free with
@@ -128,10 +189,28 @@ typedef struct srv_request {
  * (srv_request_free on it is a no-op).
  *
  * Also rejected (400), because ryot would otherwise silently ignore them:
- * completions "echo": true, a non-empty "suffix", "best_of" other than n;
- * chat non-empty "tools", "response_format" other than {"type":"text"}. */
+ * completions a non-empty "suffix", "best_of" other than n;
+ * chat "tool_choice" "required" or a function without tools, or with a
+ * "response_format"/"grammar" constraint. */
 int srv_request_parse(const char *body, size_t len, srv_endpoint ep, srv_request *out, srv_error *err);
 void srv_request_free(srv_request *r);
+
+/* Which sampling fields a request gave (srv_request.sp_given). */
+enum {
+    SRV_GIVEN_TEMPERATURE = 1u << 0,
+    SRV_GIVEN_TOP_P = 1u << 1,
+    SRV_GIVEN_TOP_K = 1u << 2,
+    SRV_GIVEN_MIN_P = 1u << 3,
+    SRV_GIVEN_REPEAT_PENALTY = 1u << 4,
+    SRV_GIVEN_PENALTY_LAST_N = 1u << 5,
+};
+/* OpenAI's defaults (temperature 1, no top-k/top-p/min-p, no penalties): what
+ * a parsed request starts from. */
+ryot_sampler_params srv_request_openai_sampling(void);
+/* The server's defaults for the fields in sp_given that the request left out
+ * (the server passes OpenAI's, with the model's general.sampling.* keys over
+ * them: ryot_model_sampling_defaults). */
+void srv_request_default_sampling(srv_request *r, const ryot_sampler_params *defaults);
 
 /* POST /tokenize: {"content": string} or {"messages": [...]} (the caller
  * renders the chat template and tokenizes the result), exactly one of the
@@ -159,11 +238,13 @@ typedef struct srv_detokenize_req {
 int srv_detokenize_parse(const char *body, size_t len, srv_detokenize_req *out, srv_error *err);
 void srv_detokenize_free(srv_detokenize_req *r);
 
-/* POST /apply-template: {"messages": [...], "add_generation_prompt": bool
- * (default true)} -> the caller renders and answers {"prompt": ...}. */
+/* POST /apply-template: {"messages": [...], "tools": [...] (optional),
+ * "add_generation_prompt": bool (default true)} -> the caller renders and
+ * answers {"prompt": ...}. */
 typedef struct srv_template_req {
     srv_message *messages;
     int n_messages;
+    json_t *tools;               /* "tools" as in a chat request; NULL when none */
     bool add_generation_prompt;
 } srv_template_req;
 int srv_template_parse(const char *body, size_t len, srv_template_req *out, srv_error *err);

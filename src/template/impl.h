@@ -2,7 +2,7 @@
  * render entry points) and:
  *   lex.c       source -> tokens (whitespace control, trim/lstrip_blocks)
  *   parse.c     tokens -> syntax tree
- *   value.c     arena, values, strings, UTF-8, str(), repr(), tojson, comparisons
+ *   value.c     values, strings, UTF-8, str(), repr(), tojson, comparisons
  *   eval.c      syntax tree -> output (scopes, loops, operators, limits)
  *   builtins.c  filters, tests, methods and global functions
  * Everything a template or a render allocates lives in one arena, freed at
@@ -15,23 +15,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/arena.h"
 #include "core/error.h"
 #include "template/chat_template.h"
 
-/* ---------------------------------------------------------------- arena */
+/* Memory: one ryot_arena per template (source, strings, syntax tree) and one
+ * per render (values), the latter limited to CHAT_TEMPLATE_MAX_MEMORY. */
 
-typedef struct ct_chunk ct_chunk;
-
-typedef struct ct_arena {
-    ct_chunk *head;
-    size_t total; /* bytes requested from malloc so far */
-    size_t cap;   /* most bytes it may request; 0: no limit */
-    bool over;    /* the last failure was the cap, not malloc */
-} ct_arena;
-
-/* 16-byte aligned, zeroed; NULL when malloc fails or the cap would be passed. */
-void *ct_alloc(ct_arena *a, size_t n);
-void ct_arena_free(ct_arena *a);
 
 /* ---------------------------------------------------------------- values */
 
@@ -185,9 +175,9 @@ typedef struct ct_token {
 
 /* Splits src (newlines already normalized) into tokens; strings are decoded
  * into the arena.  *toks is malloc'd (free()); it ends with T_EOF. */
-ryot_status ct_lex(const char *src, size_t len, ct_arena *a, ct_token **toks, size_t *n, ryot_error *err);
+ryot_status ct_lex(const char *src, size_t len, ryot_arena *a, ct_token **toks, size_t *n, ryot_error *err);
 
-ryot_status ct_parse(const ct_token *toks, size_t n, ct_arena *a, ct_node **root, ryot_error *err);
+ryot_status ct_parse(const ct_token *toks, size_t n, ryot_arena *a, ct_node **root, ryot_error *err);
 
 /* ---------------------------------------------------------------- render state */
 
@@ -204,7 +194,7 @@ struct ct_frame {
 };
 
 typedef struct ct_render {
-    ct_arena arena;
+    ryot_arena arena;
     char *out;
     size_t out_len, out_cap;
     uint64_t steps, iterations;

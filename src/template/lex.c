@@ -22,7 +22,7 @@ typedef struct lexer {
     const char *src;
     size_t len, pos;
     int line;
-    ct_arena *arena;
+    ryot_arena *arena;
     ct_token *toks;
     size_t n, cap;
     ryot_error *err;
@@ -106,7 +106,7 @@ static ryot_status lex_string(lexer *L, char quote, ct_token *t) {
     }
     if (i >= L->len) return lex_fail(L, "unterminated string");
     size_t body = i - start;
-    char *out = ct_alloc(L->arena, body + 1);
+    char *out = ryot_arena_alloc(L->arena, body + 1);
     if (!out) return ryot_fail(L->err, RYOT_ERR_NOMEM, "chat template: out of memory");
     size_t o = 0;
     for (size_t j = start; j < i;) {
@@ -368,7 +368,7 @@ static ryot_status lex_comment(lexer *L, bool *line_starting) {
     return lex_fail(L, "unterminated comment (missing '#}')");
 }
 
-ryot_status ct_lex(const char *src, size_t len, ct_arena *a, ct_token **toks, size_t *n, ryot_error *err) {
+ryot_status ct_lex(const char *src, size_t len, ryot_arena *a, ct_token **toks, size_t *n, ryot_error *err) {
     lexer L = {.src = src, .len = len, .line = 1, .arena = a, .err = err};
     bool line_starting = true;
     ryot_status st = RYOT_OK;

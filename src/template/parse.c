@@ -13,7 +13,7 @@
 typedef struct parser {
     const ct_token *t;
     size_t n, pos;
-    ct_arena *arena;
+    ryot_arena *arena;
     int depth;
     ryot_error *err;
     ryot_status st; /* first error */
@@ -78,7 +78,7 @@ static bool expect_op(parser *P, ct_op op, const char *what) {
 }
 
 static ct_node *node(parser *P, ct_ntype type) {
-    ct_node *n = ct_alloc(P->arena, sizeof *n);
+    ct_node *n = ryot_arena_alloc(P->arena, sizeof *n);
     if (!n) return nomem(P);
     n->type = (uint8_t)type;
     n->line = cur(P)->line;
@@ -94,7 +94,7 @@ typedef struct kids {
 static bool kids_push(parser *P, kids *k, ct_node *n) {
     if (k->n == k->cap) {
         int cap = k->cap ? k->cap * 2 : 8;
-        ct_node **v = ct_alloc(P->arena, (size_t)cap * sizeof *v);
+        ct_node **v = ryot_arena_alloc(P->arena, (size_t)cap * sizeof *v);
         if (!v) {
             nomem(P);
             return false;
@@ -131,7 +131,7 @@ static bool parse_call_args(parser *P, ct_node *n) {
         if (cur(P)->type == T_NAME && peek(P, 1)->type == T_OP && peek(P, 1)->op == OP_ASSIGN) {
             if (n_names == cap_names) {
                 int cap = cap_names ? cap_names * 2 : 4;
-                ct_str *v = ct_alloc(P->arena, (size_t)cap * sizeof *v);
+                ct_str *v = ryot_arena_alloc(P->arena, (size_t)cap * sizeof *v);
                 if (!v) return nomem(P), false;
                 if (n_names) memcpy(v, names, (size_t)n_names * sizeof *v);
                 names = v;
@@ -348,7 +348,7 @@ static ct_node *parse_primary(parser *P) {
         if (!(n = node(P, N_CONST))) return NULL;
         size_t total = 0, k = 0;
         while (peek(P, k)->type == T_STRING) total += peek(P, k++)->s.n;
-        char *s = ct_alloc(P->arena, total + 1);
+        char *s = ryot_arena_alloc(P->arena, total + 1);
         if (!s) return nomem(P);
         size_t o = 0;
         while (cur(P)->type == T_STRING) {
@@ -516,7 +516,7 @@ static ct_node *parse_compare(parser *P) {
     }
     if (!k.n) return first;
     ct_node *n = node(P, N_CMP);
-    uint8_t *o = ct_alloc(P->arena, (size_t)k.n);
+    uint8_t *o = ryot_arena_alloc(P->arena, (size_t)k.n);
     if (!n || !o) return nomem(P);
     memcpy(o, ops, (size_t)k.n);
     n->a = first;
@@ -769,7 +769,7 @@ static ct_node *parse_body(parser *P, const char *const *ends, int *end) {
     return b;
 }
 
-ryot_status ct_parse(const ct_token *toks, size_t n, ct_arena *a, ct_node **root, ryot_error *err) {
+ryot_status ct_parse(const ct_token *toks, size_t n, ryot_arena *a, ct_node **root, ryot_error *err) {
     parser P = {.t = toks, .n = n, .arena = a, .err = err};
     *root = parse_body(&P, NULL, NULL);
     if (!*root) return P.st ? P.st : ryot_fail(err, RYOT_ERR_INTERNAL, "chat template: parse failed");

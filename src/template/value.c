@@ -13,59 +13,6 @@
  * refused by repr/json and compare unequal, instead of overflowing the stack. */
 #define VALUE_MAX_DEPTH 64
 
-/* ---------------------------------------------------------------- arena */
-
-struct ct_chunk {
-    ct_chunk *next;
-    size_t size, used;
-    _Alignas(16) unsigned char data[];
-};
-
-#define CHUNK_MIN (64u << 10)
-
-void *ct_alloc(ct_arena *a, size_t n) {
-    n = (n + 15) & ~(size_t)15;
-    if (n == 0) n = 16;
-    ct_chunk *c = a->head;
-    if (!c || c->size - c->used < n) {
-        size_t size = n > CHUNK_MIN ? n : CHUNK_MIN;
-        if (c && size < c->size * 2 && c->size * 2 <= (16u << 20)) size = c->size * 2;
-        if (size > SIZE_MAX - sizeof *c || (a->cap && (a->total + size > a->cap))) {
-            /* retry at the exact size before giving up */
-            size = n;
-            if (size > SIZE_MAX - sizeof *c || (a->cap && a->total + size > a->cap)) {
-                a->over = true;
-                return NULL;
-            }
-        }
-        c = malloc(sizeof *c + size);
-        if (!c) {
-            a->over = false;
-            return NULL;
-        }
-        c->size = size;
-        c->used = 0;
-        c->next = a->head;
-        a->head = c;
-        a->total += size;
-    }
-    void *p = c->data + c->used;
-    c->used += n;
-    memset(p, 0, n);
-    return p;
-}
-
-void ct_arena_free(ct_arena *a) {
-    ct_chunk *c = a->head;
-    while (c) {
-        ct_chunk *next = c->next;
-        free(c);
-        c = next;
-    }
-    a->head = NULL;
-    a->total = 0;
-}
-
 /* ---------------------------------------------------------------- errors */
 
 bool ct_error(ct_render *r, const char *fmt, ...) {
@@ -93,7 +40,7 @@ bool ct_charge(ct_render *r, uint64_t n) {
 }
 
 void *ct_ralloc(ct_render *r, size_t n) {
-    void *p = ct_alloc(&r->arena, n);
+    void *p = ryot_arena_alloc(&r->arena, n);
     if (!p) ct_nomem(r);
     return p;
 }
@@ -230,7 +177,7 @@ bool ct_buf_put(ct_render *r, ct_buf *b, const char *s, size_t n) {
             if (cap > CHAT_TEMPLATE_MAX_MEMORY) return ct_too_big(r);
             cap *= 2;
         }
-        char *p = ct_alloc(&r->arena, cap);
+        char *p = ryot_arena_alloc(&r->arena, cap);
         if (!p) return ct_nomem(r);
         if (b->n) memcpy(p, b->p, b->n);
         b->p = p;

@@ -59,3 +59,64 @@ def read_metadata(path):
             key = r.string()
             meta[key] = r.value(r.take("I"))
         return meta
+
+
+def _pack_value(v):
+    """(type, bytes) of a Python scalar as a GGUF value: str, bool, int (i32), float (f32)."""
+    if isinstance(v, str):
+        b = v.encode()
+        return _STRING, struct.pack("<Q", len(b)) + b
+    if isinstance(v, bool):
+        return 7, struct.pack("<?", v)
+    if isinstance(v, int):
+        return 5, struct.pack("<i", v)
+    if isinstance(v, float):
+        return 6, struct.pack("<f", v)
+    raise TypeError(f"no GGUF type for {type(v).__name__}")
+
+
+def write_with_metadata(src, dst, extra):
+    """Copies the GGUF file src to dst with the keys of `extra` added (keys
+    src already has are left as they are: add only new ones).  The tensor
+    table is kept byte for byte and the data section re-aligned, so tensor
+    offsets (relative to the data section) stay valid."""
+    with open(src, "rb") as f:
+        blob = f.read()
+    import io
+
+    f = io.BytesIO(blob)
+    f.read(4)
+    r = _Reader(f)
+    version = r.take("I")
+    n_tensors = r.take("Q")
+    n_kv = r.take("Q")
+    kv_start = f.tell()
+    alignment = 32
+    for _ in range(n_kv):
+        key = r.string()
+        v = r.value(r.take("I"))
+        if key == "general.alignment":
+            alignment = v
+        if key in extra:
+            raise ValueError(f"{src} already has {key}")
+    kv_end = f.tell()
+    for _ in range(n_tensors):
+        r.string()
+        n_dims = r.take("I")
+        for _ in range(n_dims):
+            r.take("Q")
+        r.take("I")  # type
+        r.take("Q")  # offset
+    tensors_end = f.tell()
+    data_start = -(-tensors_end // alignment) * alignment
+    out = bytearray(b"GGUF" + struct.pack("<IQQ", version, n_tensors, n_kv + len(extra)))
+    out += blob[kv_start:kv_end]
+    for key, v in extra.items():
+        kb = key.encode()
+        t, vb = _pack_value(v)
+        out += struct.pack("<Q", len(kb)) + kb + struct.pack("<I", t) + vb
+    out += blob[kv_end:tensors_end]
+    out += b"\0" * (-len(out) % alignment)
+    out += blob[data_start:]
+    with open(dst, "wb") as g:
+        g.write(out)

@@ -81,6 +81,45 @@ EOF
     fi
 done
 
+# the same messages give the same text at temperature 0: `ryot run --chat
+# --system` against /v1/chat/completions (both stop at the end of the turn or
+# after 48 tokens)
+GEN_SYSTEM="You are a helpful assistant."
+GEN_USER="What is the capital of France?"
+for file in SmolLM2-135M-Instruct.Q4_1.gguf gemma-3-270m-q4_k_m.gguf; do
+    M=$MODEL_DIR/$file
+    [ -f "$M" ] || continue # reported above
+    checks=$((checks + 1))
+    "$RYOT" run -m "$M" --chat --system "$GEN_SYSTEM" --temp 0 -n 48 -t 1 -c 256 -p "$GEN_USER" \
+        >"$TMP/run_gen.txt" 2>"$TMP/err" || { fail "$file: ryot run --chat --system: $(cat "$TMP/err")"; continue; }
+    start_server "$M" || continue
+    python3 - "$URL/v1/chat/completions" "$GEN_SYSTEM" "$GEN_USER" "$TMP/server_gen.txt" <<'EOF' ||
+import json, sys, urllib.request
+url, system, user, out = sys.argv[1:5]
+body = json.dumps({"messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                   "temperature": 0, "max_tokens": 48}).encode()
+req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+with urllib.request.urlopen(req, timeout=120) as r:
+    text = json.load(r)["choices"][0]["message"]["content"]
+with open(out, "wb") as f:
+    f.write(text.encode())
+EOF
+        fail "$file: POST /v1/chat/completions failed"
+    stop_server
+    printf '\n' >>"$TMP/server_gen.txt" # ryot run ends its output with a newline
+    if ! cmp -s "$TMP/run_gen.txt" "$TMP/server_gen.txt"; then
+        fail "$file: run --chat and the server generate different text: [$(cat "$TMP/run_gen.txt")] vs [$(cat "$TMP/server_gen.txt")]"
+    elif [ "$(wc -c <"$TMP/run_gen.txt")" -lt 4 ]; then
+        fail "$file: run --chat generated nothing"
+    fi
+done
+
+# --system without --chat is a usage error
+checks=$((checks + 1))
+rc=0
+"$RYOT" run --system x -p hi >/dev/null 2>"$TMP/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--system" "$TMP/err" || fail "--system without --chat: rc $rc, $(cat "$TMP/err")"
+
 # a model without any chat format: --chat is refused with a message (exit 1)
 checks=$((checks + 1))
 "$RYOT" gen -o "$TMP/tiny.gguf" --preset tiny-llama >/dev/null 2>&1

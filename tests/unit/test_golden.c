@@ -54,6 +54,10 @@
  * Under AddressSanitizer (make asan) the scalar reference level runs only the
  * first REF_STEPS steps of each prompt and no batch check: the full ref pass
  * takes minutes there; the optimized build runs everything on every level.
+ * Those few steps (under P99_MIN_STEPS) get the argmax and mean rules, not
+ * the p99 one: their nearest-rank p99 is their maximum (gemma3's largest
+ * error of all 448 ref steps, 1.28 nats against a p99 of 0.87, is at a
+ * prompt's second step).
  *
  * The models live outside the repository (scripts/fetch-models.sh); without
  * them the test is skipped, unless CI=true, where it fails. */
@@ -81,6 +85,7 @@
 #define SOFT_MISS_MAX 1
 #define TOP10_MEAN_TOL 0.35
 #define TOP10_P99_TOL 1.0
+#define P99_MIN_STEPS 100
 #define TOP_K 10
 
 #define N_THREADS 2
@@ -272,11 +277,16 @@ static int score_judge(const golden *g, tf_score *sc, const char *label, double 
     const double mean = sum / sc->n;
     qsort(sc->err, (size_t)sc->n, sizeof *sc->err, cmp_double);
     const double p99 = sc->err[(99 * sc->n + 99) / 100 - 1], mx = sc->err[sc->n - 1];
+    /* below P99_MIN_STEPS steps the nearest-rank p99 is the maximum, which
+     * the bound is not for (the ASan build's sub-sampled ref level) */
+    const bool p99_rule = sc->n >= P99_MIN_STEPS;
     print_message("%s %s: %d steps, argmax misses: %d at margin >= %.1f, %d in [%.1f, %.1f) (at most %d), %d below; "
-                  "top-10 error mean %.4f (<= %.2f), p99 %.4f (<= %.2f), max %.4f; %.1f s\n",
+                  "top-10 error mean %.4f (<= %.2f), p99 %.4f (%s %.2f), max %.4f; %.1f s\n",
                   g->name, label, sc->n, sc->hard, HARD_MARGIN, sc->soft, SOFT_MARGIN, HARD_MARGIN, SOFT_MISS_MAX,
-                  sc->low, mean, TOP10_MEAN_TOL, p99, TOP10_P99_TOL, mx, secs);
-    int broken = (sc->hard > 0) + (sc->soft > SOFT_MISS_MAX) + (mean > TOP10_MEAN_TOL) + (p99 > TOP10_P99_TOL);
+                  sc->low, mean, TOP10_MEAN_TOL, p99, p99_rule ? "<=" : "not judged below 100 steps; bound",
+                  TOP10_P99_TOL, mx, secs);
+    int broken = (sc->hard > 0) + (sc->soft > SOFT_MISS_MAX) + (mean > TOP10_MEAN_TOL) +
+                 (p99_rule && p99 > TOP10_P99_TOL);
     if (broken) print_message("FAIL %s %s: %d of the teacher-forced rules broken\n", g->name, label, broken);
     return broken;
 }

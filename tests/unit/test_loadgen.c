@@ -45,6 +45,7 @@
 #include <cmocka.h>
 
 #include "benchsuite/loadgen.h"
+#include "core/clock.h"
 #include "benchsuite/results.h"
 #include "benchsuite/sse.h"
 #include "benchsuite/workload.h"
@@ -73,7 +74,7 @@ static void sleep_ms(double ms) {
 
 /* Sleep until t0 + ms (absolute schedule, so errors do not accumulate). */
 static void sleep_until(double t0, double ms) {
-    double wait = t0 + ms / 1e3 - lg_now_s();
+    double wait = t0 + ms / 1e3 - ryot_now_s();
     if (wait > 0) sleep_ms(wait * 1e3);
 }
 
@@ -136,13 +137,13 @@ static void serve_stream(int fd, double t0, bool usage, server_rec *rec) {
         send_all(fd, first); /* the event is incomplete until the rest */
         sleep_until(t0, at);
         send_all(fd, ev + half);
-        if (rec) rec->t_tok[i] = lg_now_s();
+        if (rec) rec->t_tok[i] = ryot_now_s();
     }
     if (usage)
         send_all(fd, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":5,"
                      "\"total_tokens\":12}}\n\n");
     send_all(fd, ": keep-alive comment\n\ndata: [DONE]\n\n");
-    if (rec) rec->t_end = lg_now_s();
+    if (rec) rec->t_end = ryot_now_s();
 }
 
 static void *conn_thread(void *arg) {
@@ -152,7 +153,7 @@ static void *conn_thread(void *arg) {
     char path[256];
     int rid = -1;
     if (read_request(fd, path, sizeof path, &rid)) {
-        double t0 = lg_now_s();
+        double t0 = ryot_now_s();
         server_rec *rec = rid >= 0 && rid < MAX_RID ? &g_rec[rid] : NULL;
         if (rec) rec->t_recv = t0;
         if (!strcmp(path, "/ok"))
@@ -549,6 +550,44 @@ static void test_workload_synthetic(void **state) {
     assert_int_equal(workload_parse_dist("normal:100,10", &c.input_dist, &err), RYOT_OK);
 }
 
+/* repeat_ratio: that fraction of bodies are verbatim copies of earlier ones,
+ * every body asks for temperature 0; without it, no body repeats and none
+ * sets a temperature. */
+static void test_workload_repeats(void **state) {
+    (void)state;
+    for (int pass = 0; pass < 2; pass++) {
+        workload_config c = workload_config_default();
+        c.input_len = 8;
+        c.repeat_ratio = pass ? 0.5 : 0;
+        workload *w;
+        ryot_error err = {0};
+        assert_int_equal(workload_new(&c, &w, &err), RYOT_OK);
+        lg_source src = workload_source(w);
+        enum { N = 400 };
+        char *bodies[N];
+        int repeats = 0;
+        for (int i = 0; i < N; i++) {
+            lg_request req;
+            json_t *j = next_body(&src, &req);
+            json_t *t = json_object_get(j, "temperature");
+            if (pass) assert_true(json_is_number(t) && json_number_value(t) == 0);
+            else assert_null(t);
+            assert_int_equal(req.input_tokens_est, 8);
+            json_decref(j);
+            for (int k = 0; k < i; k++)
+                if (!strcmp(bodies[k], req.body)) {
+                    repeats++;
+                    break;
+                }
+            bodies[i] = req.body;
+        }
+        if (pass) assert_true(repeats > N * 4 / 10 && repeats < N * 6 / 10);
+        else assert_int_equal(repeats, 0);
+        for (int i = 0; i < N; i++) free(bodies[i]);
+        workload_free(w);
+    }
+}
+
 static void test_workload_shared_prefix(void **state) {
     (void)state;
     workload_config c = workload_config_default();
@@ -695,6 +734,7 @@ int main(void) {
         cmocka_unit_test(test_transport_error),
         cmocka_unit_test(test_poisson_rate),
         cmocka_unit_test(test_workload_synthetic),
+        cmocka_unit_test(test_workload_repeats),
         cmocka_unit_test(test_workload_shared_prefix),
         cmocka_unit_test(test_workload_mixed_priority),
         cmocka_unit_test(test_workload_file),

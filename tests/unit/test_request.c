@@ -137,10 +137,33 @@ static const bad_case bad_cases[] = {
     {CHAT, "{\"timeout\":\"10\"," MSGS "}", "timeout"},
     {CHAT, "{\"timeout\":1e30," MSGS "}", "timeout"},
     /* unsupported features that would otherwise be ignored silently */
-    {CHAT, "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]," MSGS "}", "tools"},
-    {CHAT, "{\"response_format\":{\"type\":\"json_object\"}," MSGS "}", "response_format"},
+    {CHAT, "{\"tools\":{}," MSGS "}", "tools"},
+    {CHAT, "{\"tools\":[{\"type\":\"function\",\"function\":{}}]," MSGS "}", "tools[0].function.name"},
+    {CHAT, "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}},"
+           "{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]," MSGS "}", "tools[1].function.name"},
+    {CHAT, "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":1}}]," MSGS "}",
+     "tools[0].function.parameters"},
+    {CHAT, "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
+           "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"g\"}}," MSGS "}", "tool_choice"},
+    {CHAT, "{\"tool_choice\":\"required\"," MSGS "}", "tool_choice"},
+    {CHAT, "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"parallel_tool_calls\":1," MSGS "}",
+     "parallel_tool_calls"},
+    {CHAT, "{\"messages\":[{\"role\":\"tool\",\"tool_call_id\":7,\"content\":\"x\"}]}", "messages[0].tool_call_id"},
     {CHAT, "{\"response_format\":\"text\"," MSGS "}", "response_format"},
-    {CMPL, "{\"prompt\":\"x\",\"echo\":true}", "echo"},
+    /* structured output */
+    {CHAT, "{\"response_format\":{\"type\":\"xml\"}," MSGS "}", "response_format"},
+    {CHAT, "{\"response_format\":{\"type\":\"json_schema\"}," MSGS "}", "response_format"},
+    {CHAT, "{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":3}}," MSGS "}", "response_format"},
+    {CHAT, "{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"strict\":\"y\"}}," MSGS "}",
+     "response_format"},
+    {CHAT, "{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{\"type\":\"strin\"}}}," MSGS "}",
+     "response_format"},
+    {CMPL, "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{\"not\":{}}}}}",
+     "response_format"},
+    {CHAT, "{\"grammar\":\"root ::= \\\"a\"," MSGS "}", "grammar"},
+    {CHAT, "{\"grammar\":5," MSGS "}", "grammar"},
+    {CMPL, "{\"prompt\":\"x\",\"grammar\":\"root ::= root\"}", "grammar"},
+    {CHAT, "{\"grammar\":\"root ::= \\\"a\\\"\",\"response_format\":{\"type\":\"json_object\"}," MSGS "}", "grammar"},
     {CMPL, "{\"prompt\":\"x\",\"suffix\":\"tail\"}", "suffix"},
     {CMPL, "{\"prompt\":\"x\",\"best_of\":3}", "best_of"},
     /* prompt */
@@ -150,8 +173,20 @@ static const bad_case bad_cases[] = {
     {CMPL, "{\"prompt\":5}", "prompt"},
     {CMPL, "{\"prompt\":{\"a\":1}}", "prompt"},
     {CMPL, "{\"prompt\":[\"a\",7]}", "prompt[1]"},
-    {CMPL, "{\"prompt\":[1,2,3]}", "prompt[0]"},
-    {CMPL, "{\"prompt\":[[1,2]]}", "prompt[0]"},
+    /* token-id prompts: ids in [0, INT32_MAX], lists not empty, no mixing inside one list */
+    {CMPL, "{\"prompt\":[1,\"a\"]}", "prompt[1]"},
+    {CMPL, "{\"prompt\":[1,-2]}", "prompt[1]"},
+    {CMPL, "{\"prompt\":[1.5]}", "prompt[0]"},
+    {CMPL, "{\"prompt\":[2147483648]}", "prompt[0]"},
+    {CMPL, "{\"prompt\":[[]]}", "prompt[0]"},
+    {CMPL, "{\"prompt\":[[1,2],[3,-1]]}", "prompt[1][1]"},
+    {CMPL, "{\"prompt\":[[1,2],[3,\"x\"]]}", "prompt[1][1]"},
+    {CMPL, "{\"prompt\":[[1],7]}", "prompt[1]"},
+    {CMPL, "{\"prompt\":[\"a\",[[1]]]}", "prompt[1][0]"},
+    {CMPL, "{\"prompt\":\"x\",\"echo\":1}", "echo"},
+    {CMPL, "{\"prompt\":\"x\",\"max_tokens\":-1}", "max_tokens"},
+    /* chat has no token-id form: content must be text */
+    {CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":[1,2]}]}", "messages[0].content[0]"},
     {CMPL, "{\"prompt\":\"x\",\"temperature\":3}", "temperature"},
     /* the completions endpoint does not need messages, the chat one not prompt */
     {CHAT, "{\"prompt\":\"x\"}", "messages"},
@@ -178,6 +213,7 @@ static void test_rejections(void **state) {
         /* out is zeroed on failure: freeing it is a no-op */
         assert_null(r.messages);
         assert_null(r.prompts);
+        assert_null(r.prompt_ids);
         assert_null(r.stop);
         assert_null(r.model);
         srv_request_free(&r);
@@ -427,6 +463,36 @@ static void test_priority(void **state) {
     }
 }
 
+/* Structured output: compiled while parsing; messages carry the compiler's words. */
+static void test_structured_output(void **state) {
+    (void)state;
+    srv_request r;
+    parse_ok(CHAT, "{\"response_format\":{\"type\":\"text\"}," MSGS "}", &r);
+    assert_null(r.grammar);
+    srv_request_free(&r);
+    parse_ok(CHAT, "{\"response_format\":{\"type\":\"json_object\"}," MSGS "}", &r);
+    assert_non_null(r.grammar);
+    srv_request_free(&r);
+    parse_ok(CMPL,
+             "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"n\","
+             "\"strict\":true,\"schema\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}}}}}}",
+             &r);
+    assert_non_null(r.grammar);
+    srv_request_free(&r);
+    parse_ok(CMPL, "{\"prompt\":\"x\",\"grammar\":\"root ::= \\\"yes\\\" | \\\"no\\\"\"}", &r);
+    assert_non_null(r.grammar);
+    srv_request_free(&r);
+    /* the compiler's message, with the schema path or the line:column */
+    srv_error err;
+    const char *bad = "{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{\"type\":\"object\","
+                      "\"properties\":{\"age\":{\"type\":\"integer\",\"minimum\":\"x\"}}}}}," MSGS "}";
+    assert_int_equal(srv_request_parse(bad, strlen(bad), CHAT, &r, &err), -1);
+    assert_non_null(strstr(err.message, "schema.properties.age.minimum: must be a number"));
+    bad = "{\"grammar\":\"root ::= \\\"a\\\" )\"," MSGS "}";
+    assert_int_equal(srv_request_parse(bad, strlen(bad), CHAT, &r, &err), -1);
+    assert_non_null(strstr(err.message, "grammar line 1:14"));
+}
+
 static void test_completions_fields(void **state) {
     (void)state;
     srv_request r;
@@ -456,6 +522,60 @@ static void test_completions_fields(void **state) {
     parse_ok(CMPL, "{\"prompt\":\"a\",\"top_k\":-1}", &r);
     assert_int_equal(r.sp.top_k, 0);
     srv_request_free(&r);
+}
+
+/* Token-id prompts, echo and max_tokens 0 (what lm-evaluation-harness sends). */
+static void test_token_prompts(void **state) {
+    (void)state;
+    srv_request r;
+    parse_ok(CMPL, "{\"prompt\":[1,2.0,3],\"echo\":true,\"logprobs\":1,\"max_tokens\":0}", &r);
+    assert_int_equal(r.n_prompts, 1);
+    assert_null(r.prompts[0]);
+    assert_non_null(r.prompt_ids);
+    assert_int_equal(r.n_prompt_ids[0], 3);
+    assert_int_equal(r.prompt_ids[0][0], 1);
+    assert_int_equal(r.prompt_ids[0][1], 2);
+    assert_int_equal(r.prompt_ids[0][2], 3);
+    assert_true(r.echo);
+    assert_true(r.sp.logprobs);
+    assert_int_equal(r.max_tokens, 0);
+    srv_request_free(&r);
+    /* a list of lists, strings mixed in; ids up to INT32_MAX (the vocab is the caller's check) */
+    parse_ok(CMPL, "{\"prompt\":[[7],\"text\",[2147483647,0]]}", &r);
+    assert_int_equal(r.n_prompts, 3);
+    assert_null(r.prompts[0]);
+    assert_int_equal(r.n_prompt_ids[0], 1);
+    assert_int_equal(r.prompt_ids[0][0], 7);
+    assert_string_equal(r.prompts[1], "text");
+    assert_null(r.prompt_ids[1]);
+    assert_int_equal(r.n_prompt_ids[2], 2);
+    assert_int_equal(r.prompt_ids[2][0], INT32_MAX);
+    assert_false(r.echo);
+    assert_int_equal(r.max_tokens, -1);
+    srv_request_free(&r);
+    /* text prompts leave prompt_ids NULL */
+    parse_ok(CMPL, "{\"prompt\":[\"a\",\"b\"],\"echo\":false}", &r);
+    assert_null(r.prompt_ids);
+    srv_request_free(&r);
+    /* one flat list is one prompt, however long; a list of lists is capped */
+    char body[64 + 8 * (SRV_MAX_PROMPTS + 1)];
+    size_t at = (size_t)snprintf(body, sizeof body, "{\"prompt\":[");
+    for (int i = 0; i <= SRV_MAX_PROMPTS; i++) at += (size_t)snprintf(body + at, sizeof body - at, "%s%d", i ? "," : "", i);
+    snprintf(body + at, sizeof body - at, "]}");
+    parse_ok(CMPL, body, &r);
+    assert_int_equal(r.n_prompts, 1);
+    assert_int_equal(r.n_prompt_ids[0], SRV_MAX_PROMPTS + 1);
+    srv_request_free(&r);
+    at = (size_t)snprintf(body, sizeof body, "{\"prompt\":[");
+    for (int i = 0; i <= SRV_MAX_PROMPTS; i++) at += (size_t)snprintf(body + at, sizeof body - at, "%s[%d]", i ? "," : "", i);
+    snprintf(body + at, sizeof body - at, "]}");
+    srv_error err = {0};
+    assert_int_equal(srv_request_parse(body, strlen(body), CMPL, &r, &err), -1);
+    assert_string_equal(err.param, "prompt");
+    /* max_tokens 0 is for completions only */
+    const char *chat0 = "{\"max_tokens\":0," MSGS "}";
+    assert_int_equal(srv_request_parse(chat0, strlen(chat0), CHAT, &r, &err), -1);
+    assert_string_equal(err.param, "max_tokens");
 }
 
 static void test_prompt_array_cap(void **state) {
@@ -704,10 +824,12 @@ static void test_template_parse(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_structured_output),
         cmocka_unit_test(test_defaults_chat),
         cmocka_unit_test(test_defaults_completions),
         cmocka_unit_test(test_all_fields_chat),
         cmocka_unit_test(test_max_tokens_alias),
+        cmocka_unit_test(test_token_prompts),
         cmocka_unit_test(test_nulls_are_absent),
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_content_parts),
