@@ -67,18 +67,18 @@ $(BUILD)/src/kernels/x86/avx512%.o: CFLAGS += $(AVX512_FLAGS)
 
 # The web page becomes a C array (server/webui.h): POSIX od prints its bytes
 # in hex, sed turns them into initializers, and a NUL ends the array.  Plain
-# C compiles with every compiler and flag set here (gcc, ASan, clang for
-# fuzz) on any target; `ld -r -b binary` would tie the build to GNU ld-style
-# linkers and ELF (symbol names derived from the path, an object without a
-# .note.GNU-stack note), .incbin to GNU assemblers, and xxd is not a base
-# tool (it ships with vim).  Written to a temporary name first, so a failed
-# run leaves no half file for the next make to trust.
+# C builds with every compiler and flag set here (gcc, ASan, clang for fuzz)
+# and needs only coreutils and sed (no xxd, no linker-specific binary
+# embedding).  Each step writes its own file and the last one is renamed
+# into place, so a failed step stops make and leaves no half file to trust.
 $(BUILD)/gen/webui_page.c: $(WEBUI_PAGE) Makefile
 	@mkdir -p $(dir $@)
-	{ printf '/* generated from %s by the Makefile: do not edit */\n#include "server/webui.h"\n\n' '$<'; \
-	  printf 'const unsigned char srv_webui_page[] = {\n'; \
-	  od -An -v -tx1 '$<' | sed -e 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	od -An -v -tx1 '$<' >$@.hex
+	{ printf '/* generated from %s by the Makefile: do not edit */\n#include "server/webui.h"\n\n' '$<' && \
+	  printf 'const unsigned char srv_webui_page[] = {\n' && \
+	  sed -e 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g' $@.hex && \
 	  printf '0x00};\nconst size_t srv_webui_page_len = sizeof srv_webui_page - 1;\n'; } >$@.tmp
+	rm -f $@.hex
 	mv $@.tmp $@
 
 $(WEBUI_OBJ): $(BUILD)/gen/webui_page.c
