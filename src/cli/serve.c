@@ -30,7 +30,8 @@ static void usage(FILE *out) {
             "\n"
             "Serve the model over an OpenAI-compatible HTTP API: POST /v1/chat/completions,\n"
             "/v1/completions, /tokenize, /detokenize, /apply-template, /v1/embeddings (with\n"
-            "--embed-model); GET /v1/models, /health, /metrics.\n"
+            "--embed-model); GET /v1/models, /health, /metrics; and a web chat page at /\n"
+            "(open http://HOST:PORT/ in a browser).\n"
             "\n"
             "options:\n"
             "  -m, --model FILE        GGUF model (default: $RYOT_MODEL, else the default model)\n"
@@ -63,6 +64,7 @@ static void usage(FILE *out) {
             "                          high, normal, low, background (default %lld,%lld,%lld,%lld,%lld)\n"
             "      --age-ms MS         a waiting request gains one tier per MS waited (default %lld)\n"
             "      --shutdown-timeout S  on SIGINT/SIGTERM, seconds running requests get to finish (default 30)\n"
+            "      --no-webui          no web chat page at / (it answers 404)\n"
             "      --quiet             no per-request log lines\n"
             "  -h, --help              this help\n",
             d.ctx, d.kv_block_size, d.batch_tokens, d.max_running, d.max_queue, d.default_max_tokens,
@@ -172,6 +174,8 @@ int cmd_serve(int argc, char **argv) {
                 return 2;
             }
             i++;
+        } else if (!strcmp(a, "--no-webui")) {
+            hp.no_webui = true;
         } else if (!strcmp(a, "--quiet")) {
             cp.log_requests = false;
         } else {
