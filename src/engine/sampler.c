@@ -398,8 +398,10 @@ static int64_t top_k_heap(cand *h, const float *logits, int32_t n, int64_t k) {
 /* Above this k, copying all candidates and selecting is cheaper than the heap. */
 #define TOP_K_HEAP_MAX 4096
 
-/* Steps 4-9 over the finite logits; returns the token. */
-static int32_t sample_dist(sampler *s, const float *logits) {
+/* Steps 4-9 over the finite logits; returns the token.  draft >= 0: the
+ * rejection step of speculative decoding with a one-hot draft (see
+ * sampler_sample_draft) replaces the plain draw of step 9. */
+static int32_t sample_dist(sampler *s, const float *logits, int32_t draft) {
     cand *c = s->cand;
     int64_t m = 0;
     const int64_t k = s->p.top_k;
@@ -451,6 +453,20 @@ static int32_t sample_dist(sampler *s, const float *logits) {
         m = k;
     }
 
+    /* 9'. accept the draft x with probability p(x); else draw from p with x
+     * removed (the residual max(p - q, 0) of a one-hot q), renormalized */
+    if (draft >= 0) {
+        int64_t xi = -1;
+        for (int64_t i = 0; i < m && xi < 0; i++)
+            if (c[i].id == draft) xi = i;
+        if (xi >= 0) {
+            if (ryot_rng_uniform(&s->rng) * total < c[xi].p || m == 1) return draft;
+            c[xi] = c[--m];
+            total = 0.0;
+            for (int64_t i = 0; i < m; i++) total += c[i].p;
+        }
+    }
+
     /* 9. one draw */
     double r = ryot_rng_uniform(&s->rng) * total;
     double cum = 0.0;
@@ -461,13 +477,15 @@ static int32_t sample_dist(sampler *s, const float *logits) {
     return c[m - 1].id; /* r within rounding of total */
 }
 
-int32_t sampler_sample(sampler *s, float *logits) {
+int32_t sampler_sample(sampler *s, float *logits) { return sampler_sample_draft(s, logits, -1); }
+
+int32_t sampler_sample_draft(sampler *s, float *logits, int32_t draft) {
     s->lp_valid = false;
     sampler_apply_penalties(s, logits);
     double lse = 0.0;
     if (s->p.logprobs) lse = compute_logprobs(s, logits);
 
-    int32_t tok = s->p.temperature <= 0.0f ? argmax(logits, s->n_vocab) : sample_dist(s, logits);
+    int32_t tok = s->p.temperature <= 0.0f ? argmax(logits, s->n_vocab) : sample_dist(s, logits, draft);
     if (tok < 0) return -1;
     if (s->p.logprobs) {
         s->lp.chosen = (sampler_token_logprob){tok, (float)((double)logits[tok] - lse)};

@@ -70,6 +70,15 @@ void sampler_free(sampler *s);
  * call sampler_accept. */
 int32_t sampler_sample(sampler *s, float *logits);
 
+/* sampler_sample for the verification of a drafted token (speculative
+ * decoding, deterministic draft: q = one-hot at `draft`; -1: none, the same
+ * as sampler_sample).  Greedy: the argmax, whatever the draft.  Otherwise,
+ * with p the distribution after steps 1-8: returns draft with probability
+ * p(draft), else a draw from p with draft removed and renormalized, so the
+ * token returned is distributed as p exactly (the draft only changes how
+ * the RNG is used).  The caller accepts the draft when the result equals it. */
+int32_t sampler_sample_draft(sampler *s, float *logits, int32_t draft);
+
 /* Steps 1-2 alone, in place: logit bias, then penalties from the history.
  * sampler_sample does this first; exposed for tests and for callers that want
  * the shaped logits. */
