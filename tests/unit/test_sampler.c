@@ -308,6 +308,46 @@ static void test_distribution_temperature(void **state) {
     }
 }
 
+/* Verifying a one-hot draft (speculative decoding) keeps the distribution,
+ * whichever token is drafted: a likely one, an unlikely one, one top-k
+ * drops; greedy returns the argmax whatever the draft. */
+static void test_draft_keeps_distribution(void **state) {
+    (void)state;
+    enum { NV = 8 };
+    const float l[NV] = {1.0f, 0.5f, 0.0f, -0.5f, 2.0f, -1.0f, 0.3f, 1.5f};
+    const int32_t drafts[] = {4, 5, 2};
+    for (size_t di = 0; di < sizeof drafts / sizeof drafts[0]; di++) {
+        ryot_sampler_params p = plain(0.9f, 40 + di);
+        p.top_k = di == 2 ? 4 : 0; /* keeps ids 4, 7, 0, 1: the draft 2 is out */
+        sampler *s = make(&p, NV);
+        int counts[NV] = {0};
+        float buf[NV];
+        for (int i = 0; i < N_DRAWS; i++) {
+            memcpy(buf, l, sizeof buf);
+            const int32_t t = sampler_sample_draft(s, buf, drafts[di]);
+            assert_true(t >= 0 && t < NV);
+            counts[t]++;
+        }
+        double want[NV] = {0};
+        if (di < 2) {
+            softmax_ref(l, NV, 0.9, want);
+        } else {
+            const float kept[4] = {l[4], l[7], l[0], l[1]};
+            double pk[4];
+            softmax_ref(kept, 4, 0.9, pk);
+            want[4] = pk[0], want[7] = pk[1], want[0] = pk[2], want[1] = pk[3];
+        }
+        check_chi2(counts, want, NV, N_DRAWS);
+        sampler_free(s);
+    }
+    ryot_sampler_params g = plain(0.0f, 1);
+    sampler *s = make(&g, NV);
+    float buf[NV];
+    memcpy(buf, l, sizeof buf);
+    assert_int_equal(sampler_sample_draft(s, buf, 7), 4);
+    sampler_free(s);
+}
+
 static void test_distribution_top_k(void **state) {
     (void)state;
     enum { NV = 8 };
@@ -621,6 +661,7 @@ int main(void) {
         cmocka_unit_test(test_top_k_paths),
         cmocka_unit_test(test_distribution_temperature),
         cmocka_unit_test(test_distribution_top_k),
+        cmocka_unit_test(test_draft_keeps_distribution),
         cmocka_unit_test(test_distribution_top_p),
         cmocka_unit_test(test_min_p),
         cmocka_unit_test(test_penalties),
