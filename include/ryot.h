@@ -66,6 +66,11 @@ const void *ryot_model_file_bytes(const ryot_model *m, uint64_t *size, uint64_t 
  * detokenization (detok_*) and vocab queries; owned by the model. */
 const struct tokenizer *ryot_model_tokenizer(const ryot_model *m);
 
+/* The model's chat format and template (src/template/chat.h), for the
+ * server's OpenAI-shaped messages and tools (chat_apply_json); owned by the
+ * model. */
+const struct chat *ryot_model_chat(const ryot_model *m);
+
 /* ---------------------------------------------------------------- tokens */
 
 enum {

@@ -29,7 +29,6 @@
 
 #include "cli/cli.h"
 #include "core/clock.h"
-#include "engine/ops.h"
 #include "engine/sampler.h"
 #include "ryot.h"
 
@@ -55,25 +54,6 @@ static void usage(FILE *out) {
             "      --chunks N    score at most N windows (default: all)\n"
             "      --score-file JSONL  score the continuations of context/continuation pairs\n"
             "  -h, --help        show this help\n");
-}
-
-/* log(sum(exp(x))) over one row of logits: exponentials in float through the
- * inline exp (relative error ~1e-7) into 8 float partial sums of at most 32
- * terms each, those summed in double.  Several times faster than libm's exp over a
- * 262k-entry vocabulary. */
-static double log_sum_exp(const float *x, int n) {
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    double sum = 0.0;
-    int i = 0;
-    while (i + 8 <= n) { /* blocks of up to 256: each float partial sums <= 32 terms */
-        float part[8] = {0};
-        for (int b = 0; b < 32 && i + 8 <= n; b++, i += 8)
-            for (int k = 0; k < 8; k++) part[k] += ops_exp_neg(x[i + k] - mx);
-        for (int k = 0; k < 8; k++) sum += part[k];
-    }
-    for (; i < n; i++) sum += ops_exp_neg(x[i] - mx);
-    return (double)mx + log(sum);
 }
 
 /* Tokens of text the way the server tokenizes a text prompt. */
@@ -279,8 +259,11 @@ int cmd_perplexity(int argc, char **argv) {
         if (add_bos && bos >= 0) win[0] = bos;
         if (ryot_decode(c, win, (int)n_ctx, 0, n_out, &err)) goto fail;
         for (int i = first; i < n_ctx - 1; i++) {
-            const float *lg = ryot_get_logits(c, i - first);
-            nll += log_sum_exp(lg, n_vocab) - lg[win[i + 1]];
+            /* the server's log-softmax (one arithmetic for logprobs, scores
+             * and perplexity) */
+            sampler_logprobs lp;
+            sampler_row_logprobs(ryot_get_logits(c, i - first), n_vocab, win[i + 1], 0, &lp);
+            nll -= lp.chosen.logprob;
             count++;
         }
         printf("[%ld] %.4f\n", w + 1, exp(nll / count));

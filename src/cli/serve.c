@@ -205,8 +205,8 @@ int cmd_serve(int argc, char **argv) {
         srv_http_stop(http);
         return 1;
     }
-    sched_runner *core;
-    if (sched_runner_new(m, &cp, &core, &err)) {
+    sched_runner *runner;
+    if (sched_runner_new(m, &cp, &runner, &err)) {
         fprintf(stderr, "ryot serve: %s\n", err.msg);
         ryot_model_free(m);
         srv_http_stop(http);
@@ -226,8 +226,8 @@ int cmd_serve(int argc, char **argv) {
     ryot_model_info info;
     ryot_model_get_info(m, &info);
     const char *aliases[1] = {info.name};
-    srv_http_set_core(http, core, id, aliases, info.name && *info.name ? 1 : 0);
-    const sched_runner_params *p = sched_runner_get_params(core);
+    srv_http_set_runner(http, runner, id, aliases, info.name && *info.name ? 1 : 0);
+    const sched_runner_params *p = sched_runner_get_params(runner);
     fprintf(stderr,
             "ryot serve: ready: model '%s' (%s, %s), %d threads, ctx %d, %d KV blocks x %d, batch %d tokens, "
             "%d running, queue %d, spec draft %d%s\n",
@@ -236,11 +236,11 @@ int cmd_serve(int argc, char **argv) {
     while (!g_stop) pause();
     fprintf(stderr, "ryot serve: shutting down (up to %.0f s for running requests)\n", shutdown_timeout);
     srv_http_quiesce(http);
-    const int cut = sched_runner_drain(core, shutdown_timeout);
+    const int cut = sched_runner_drain(runner, shutdown_timeout);
     if (cut) fprintf(stderr, "ryot serve: %d requests cut at shutdown\n", cut);
     usleep(200000); /* let connection threads send their last bytes */
     srv_http_stop(http);
-    sched_runner_free(core);
+    sched_runner_free(runner);
     ryot_model_free(m);
     fprintf(stderr, "ryot serve: stopped\n");
     return 0;

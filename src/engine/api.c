@@ -102,6 +102,8 @@ void ryot_model_get_info(const ryot_model *rm, ryot_model_info *info) {
 }
 
 const struct tokenizer *ryot_model_tokenizer(const ryot_model *m) { return m->tok; }
+
+const struct chat *ryot_model_chat(const ryot_model *m) { return &m->chat; }
 int ryot_n_vocab(const ryot_model *m) { return m->m->hp.n_vocab; }
 
 ryot_status ryot_tokenize(const ryot_model *m, const char *text, size_t len, unsigned flags, ryot_token **ids,

@@ -1,13 +1,12 @@
-/* Engine context creation: one pass over the model decides every buffer's
- * size, then everything is allocated here and nowhere else. */
+/* Engine contexts: parameters checked and defaulted, the backend created
+ * for them; batches checked, then run by the backend (engine_forward), and
+ * engine_decode's single sequence split into chunks. */
 #include "engine/engine.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/attention.h"
-#include "kernels/kernels.h"
 
 engine_params engine_params_default(const model *m) {
     engine_params p = {0};
@@ -20,63 +19,6 @@ engine_params engine_params_default(const model *m) {
     p.kv_blocks = 0;
     p.max_seqs = 1;
     return p;
-}
-
-/* Engine buffers are allocated once here.  Those every batch uses (KV cache,
- * activations) are also written here, so their pages are resident from the
- * start: the process's RSS is its working size before the first request (a
- * server's memory does not creep up as new KV blocks or larger batches are
- * first used, and a soak measures leaks, not first touches).  The two sized
- * for a worst case that typical loads never reach -- logits rows for every
- * running sequence at once, split-KV partial states for every sequence past
- * ENGINE_SPLIT_MIN keys -- are left untouched (alloc_lazy): their pages
- * become resident as far as they are used, at most their full size (12.6 MB
- * and 5 MB for SmolLM2 at the server's defaults). */
-static void *alloc_pages(size_t bytes, bool touch, bool *ok) {
-    void *p = NULL;
-    if (bytes == 0) bytes = 64;
-    bytes = (bytes + 63) & ~(size_t)63;
-    if (posix_memalign(&p, 64, bytes)) {
-        *ok = false;
-        return NULL;
-    }
-    if (touch) memset(p, 0, bytes);
-    return p;
-}
-
-static void *alloc_aligned(size_t bytes, bool *ok) { return alloc_pages(bytes, true, ok); }
-static void *alloc_lazy(size_t bytes, bool *ok) { return alloc_pages(bytes, false, ok); }
-
-/* size = a*b*c*d elements of `elem` bytes, false on overflow */
-static bool mul_size(size_t *out, size_t elem, size_t a, size_t b, size_t c, size_t d) {
-    size_t r = elem;
-    size_t f[4] = {a, b, c, d};
-    for (int i = 0; i < 4; i++) {
-        if (f[i] && r > SIZE_MAX / f[i]) return false;
-        r *= f[i];
-    }
-    *out = r;
-    return true;
-}
-
-static int slot_add(engine *e, ryot_type t, int64_t n_in) {
-    int s;
-    for (s = 0; s < e->n_slots; s++)
-        if (e->slot_type[s] == t) break;
-    if (s == e->n_slots) {
-        if (s == ENGINE_MAX_SLOTS) return -1;
-        e->slot_type[s] = t;
-        e->slot_row_max[s] = 0;
-        e->n_slots++;
-    }
-    uint64_t rb = 0;
-    RYOT_ASSERT(ryot_row_size(t, (uint64_t)n_in, &rb)); /* checked at binding */
-    if (rb > e->slot_row_max[s]) e->slot_row_max[s] = (size_t)rb;
-    return s;
-}
-
-static bool slots_for(engine *e, const model_weight *w) {
-    return slot_add(e, kernels_get(w->type)->vec_dot_type, w->n_in) >= 0;
 }
 
 ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ryot_error *err) {
@@ -104,7 +46,9 @@ ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ry
         return ryot_fail(err, RYOT_ERR_INVALID, "context: n_logits_max %d exceeds n_batch %d", p.n_logits_max,
                          p.n_batch);
 
-    const model_hparams *hp = &m->hp;
+    const size_t nv = (size_t)m->hp.n_vocab;
+    if ((size_t)p.n_logits_max > SIZE_MAX / sizeof(float) / nv)
+        return ryot_fail(err, RYOT_ERR_INVALID, "context: %d logits rows overflow", p.n_logits_max);
     engine *e = calloc(1, sizeof *e);
     if (!e) return ryot_fail(err, RYOT_ERR_NOMEM, "context: out of memory");
     e->m = m;
@@ -115,132 +59,127 @@ ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ry
     e->bs = p.kv_block_size;
     e->n_kv_blocks = p.kv_blocks;
     e->max_seqs = p.max_seqs;
-    atomic_init(&e->next_unit, 0);
-    e->ops = ops_select(kernels_init(KERNEL_ISA_AUTO));
-
-    bool ok = true;
-    for (int il = 0; il < hp->n_layer && ok; il++) {
-        const model_layer *l = &m->layers[il];
-        ok = slots_for(e, &l->wq) && slots_for(e, &l->wk) && slots_for(e, &l->wv) && slots_for(e, &l->wo) &&
-             slots_for(e, &l->w_gate) && slots_for(e, &l->w_up) && slots_for(e, &l->w_down);
-    }
-    ok = ok && slots_for(e, &m->output);
-    if (!ok) {
-        free(e);
-        return ryot_fail(err, RYOT_ERR_UNSUPPORTED, "context: the model mixes more than %d activation types",
-                         ENGINE_MAX_SLOTS);
-    }
-    const size_t E = (size_t)hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim,
-                 K = (size_t)hp->n_head_kv * hp->head_dim, V = (size_t)hp->n_head_kv * hp->head_dim_v,
-                 O = (size_t)hp->n_head * hp->head_dim_v, F = (size_t)hp->n_ff, B = (size_t)p.n_batch;
-    e->max_in = E > O ? E : O;
-    if (F > e->max_in) e->max_in = F;
-
-    size_t kbytes, vbytes, lbytes;
-    const size_t kv_pos = (size_t)p.kv_blocks * (size_t)p.kv_block_size;
-    ok = mul_size(&kbytes, 2, (size_t)hp->n_layer, (size_t)hp->n_head_kv, kv_pos, (size_t)hp->head_dim) &&
-         mul_size(&vbytes, 2, (size_t)hp->n_layer, (size_t)hp->n_head_kv, kv_pos, (size_t)hp->head_dim_v) &&
-         mul_size(&lbytes, sizeof(float), (size_t)p.n_logits_max, (size_t)hp->n_vocab, 1, 1);
-    if (!ok) {
-        free(e);
-        return ryot_fail(err, RYOT_ERR_INVALID, "context: KV cache size overflows");
-    }
-    e->k_cache = alloc_aligned(kbytes, &ok);
-    e->v_cache = alloc_aligned(vbytes, &ok);
-    e->own_blocks = alloc_aligned((size_t)p.kv_blocks * sizeof(int32_t), &ok);
-    if (e->own_blocks)
-        for (int b = 0; b < p.kv_blocks; b++) e->own_blocks[b] = b;
-    e->tok_pos = alloc_aligned(B * sizeof(int32_t), &ok);
-    e->tok_seq = alloc_aligned(B * sizeof(int32_t), &ok);
-    e->seg_unit = alloc_aligned(((size_t)p.max_seqs + 1) * sizeof(int), &ok);
-    e->out_rows = alloc_aligned((size_t)p.n_logits_max * sizeof(int32_t), &ok);
-    e->x = alloc_aligned(B * E * sizeof(float), &ok);
-    e->xn = alloc_aligned(B * E * sizeof(float), &ok);
-    e->q = alloc_aligned(B * Q * sizeof(float), &ok);
-    e->k = alloc_aligned(B * K * sizeof(float), &ok);
-    e->v = alloc_aligned(B * V * sizeof(float), &ok);
-    e->att = alloc_aligned(B * O * sizeof(float), &ok);
-    e->delta = alloc_aligned(B * E * sizeof(float), &ok);
-    e->gate = alloc_aligned(B * F * sizeof(float), &ok);
-    e->up = alloc_aligned(B * F * sizeof(float), &ok);
-    for (int s = 0; s < e->n_slots; s++) e->qbuf[s] = alloc_aligned(B * e->slot_row_max[s], &ok);
-    e->rope_cs = alloc_aligned(B * (size_t)hp->rope_dim * sizeof(float), &ok);
-    if (hp->sliding_window > 0 &&
-        (hp->rope_base_swa != hp->rope_base || hp->rope_freq_scale_swa != hp->rope_freq_scale))
-        e->rope_cs_swa = alloc_aligned(B * (size_t)hp->rope_dim * sizeof(float), &ok);
-    e->logits = alloc_lazy(lbytes, &ok);
-    {
-        const size_t group = (size_t)(hp->n_head / hp->n_head_kv);
-        e->part_floats = group * ((size_t)hp->head_dim_v + 2);
-        e->max_split = (p.n_ctx + ENGINE_SPLIT_CHUNK - 1) / ENGINE_SPLIT_CHUNK + 1;
-        size_t pbytes = 0;
-        ok = ok && mul_size(&pbytes, sizeof(float), (size_t)p.max_seqs * hp->n_head_kv, (size_t)e->max_split,
-                            e->part_floats, 1);
-        e->attn_part = alloc_lazy(pbytes, &ok);
-        e->attn_split_done = calloc((size_t)p.max_seqs * hp->n_head_kv, sizeof *e->attn_split_done);
-        ok = ok && e->attn_split_done;
-    }
-    e->th = calloc((size_t)p.n_threads, sizeof *e->th);
-    ok = ok && e->th;
-    attn_desc ad = {.head_dim = hp->head_dim, .head_dim_v = hp->head_dim_v};
-    for (int t = 0; ok && t < p.n_threads; t++) {
-        engine_thread *th = &e->th[t];
-        th->xn = alloc_aligned(ENGINE_SMALL_BATCH * e->max_in * sizeof(float), &ok);
-        for (int s = 0; s < e->n_slots; s++) th->q[s] = alloc_aligned(ENGINE_SMALL_BATCH * e->slot_row_max[s], &ok);
-        th->attn = alloc_aligned(attn_scratch_floats(&ad) * sizeof(float), &ok);
-    }
-    if (ok) {
-        e->pool = ryot_pool_new(p.n_threads);
-        ok = e->pool != NULL;
-    }
-    if (!ok) {
+    e->be = backend_cpu();
+    /* the logits rows are sized for every running sequence at once, which
+     * typical loads never reach: malloc leaves the pages untouched until used */
+    e->logits = malloc((size_t)p.n_logits_max * nv * sizeof(float));
+    e->own_blocks = malloc((size_t)p.kv_blocks * sizeof *e->own_blocks);
+    if (!e->logits || !e->own_blocks) {
         engine_free(e);
-        return ryot_fail(err, RYOT_ERR_NOMEM, "context: out of memory (n_ctx %d, n_batch %d)", p.n_ctx, p.n_batch);
+        return ryot_fail(err, RYOT_ERR_NOMEM, "context: out of memory");
     }
-    /* Unwritten cache positions are never read, but zero them so the memory
-     * is committed now rather than during the first long prompt. */
-    memset(e->k_cache, 0, kbytes);
-    memset(e->v_cache, 0, vbytes);
+    for (int b = 0; b < p.kv_blocks; b++) e->own_blocks[b] = b;
+    const backend_config cfg = {.m = m,
+                                .n_ctx = p.n_ctx,
+                                .n_batch = p.n_batch,
+                                .n_threads = p.n_threads,
+                                .n_logits_max = p.n_logits_max,
+                                .block_size = p.kv_block_size,
+                                .n_kv_blocks = p.kv_blocks,
+                                .max_seqs = p.max_seqs};
+    ryot_status st = e->be->create(&cfg, &e->bk, err);
+    if (st) {
+        engine_free(e);
+        return st;
+    }
     *out = e;
     return RYOT_OK;
 }
 
 void engine_free(engine *e) {
     if (!e) return;
-    ryot_pool_free(e->pool);
-    if (e->th)
-        for (int t = 0; t < e->n_threads; t++) {
-            free(e->th[t].xn);
-            for (int s = 0; s < ENGINE_MAX_SLOTS; s++) free(e->th[t].q[s]);
-            free(e->th[t].attn);
-        }
-    free(e->th);
-    free(e->k_cache);
-    free(e->v_cache);
+    if (e->bk) e->be->destroy(e->bk);
     free(e->own_blocks);
-    free(e->tok_pos);
-    free(e->tok_seq);
-    free(e->seg_unit);
-    free(e->out_rows);
-    free(e->x);
-    free(e->xn);
-    free(e->q);
-    free(e->k);
-    free(e->v);
-    free(e->att);
-    free(e->delta);
-    free(e->gate);
-    free(e->up);
-    for (int s = 0; s < ENGINE_MAX_SLOTS; s++) free(e->qbuf[s]);
-    free(e->rope_cs);
-    free(e->rope_cs_swa);
     free(e->logits);
-    free(e->attn_part);
-    free((void *)e->attn_split_done);
     free(e);
 }
+
+int engine_exact_rows_ctx(const engine *e) { return e->be->exact_rows_ctx; }
 
 const float *engine_logits(const engine *e, int i) {
     RYOT_ASSERT(i >= 0 && i < e->n_logits);
     return e->logits + (size_t)i * e->m->hp.n_vocab;
+}
+
+/* A checked batch through the backend; n_out logits rows come back. */
+static void run_batch(engine *e, const int32_t *tokens, int n, const engine_seq *seqs, int n_seqs, int n_out) {
+    e->n_logits = 0;
+    e->be->forward(e->bk, tokens, n, seqs, n_seqs, e->logits);
+    if (e->be->sync) e->be->sync(e->bk);
+    e->n_logits = n_out;
+}
+
+static ryot_status check_tokens(const engine *e, const int32_t *tokens, int n, ryot_error *err) {
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= e->m->hp.n_vocab)
+            return ryot_fail(err, RYOT_ERR_INVALID, "decode: token %d at index %d is outside the vocabulary (%d)",
+                             tokens[i], i, e->m->hp.n_vocab);
+    return RYOT_OK;
+}
+
+ryot_status engine_forward(engine *e, const int32_t *tokens, int n, const engine_seq *seqs, int n_seqs,
+                           ryot_error *err) {
+    if (n <= 0 || n > e->n_batch)
+        return ryot_fail(err, RYOT_ERR_INVALID, "forward: %d tokens (batch holds 1..%d)", n, e->n_batch);
+    if (n_seqs <= 0 || n_seqs > e->max_seqs)
+        return ryot_fail(err, RYOT_ERR_INVALID, "forward: %d sequences (context holds 1..%d)", n_seqs, e->max_seqs);
+    int total = 0, n_out = 0;
+    for (int s = 0; s < n_seqs; s++) {
+        const engine_seq *q = &seqs[s];
+        if (q->n <= 0 || q->pos < 0 || q->n_logits < 0 || q->n_logits > q->n)
+            return ryot_fail(err, RYOT_ERR_INVALID, "forward: sequence %d: bad range (pos %d, n %d, logits %d)", s,
+                             q->pos, q->n, q->n_logits);
+        if ((int64_t)q->pos + q->n > (int64_t)q->n_blocks * e->bs)
+            return ryot_fail(err, RYOT_ERR_INVALID, "forward: sequence %d: positions up to %d need more than %d blocks",
+                             s, q->pos + q->n - 1, q->n_blocks);
+        const int nb = (q->pos + q->n + e->bs - 1) / e->bs;
+        for (int b = 0; b < nb; b++)
+            if (q->blocks[b] < 0 || q->blocks[b] >= e->n_kv_blocks)
+                return ryot_fail(err, RYOT_ERR_INVALID, "forward: sequence %d: block id %d out of range", s,
+                                 q->blocks[b]);
+        total += q->n;
+        n_out += q->n_logits;
+    }
+    if (total != n) return ryot_fail(err, RYOT_ERR_INVALID, "forward: sequences hold %d tokens, batch %d", total, n);
+    if (n_out > e->n_logits_max)
+        return ryot_fail(err, RYOT_ERR_INVALID, "forward: %d logits rows requested, context allows %d", n_out,
+                         e->n_logits_max);
+    ryot_status st = check_tokens(e, tokens, n, err);
+    if (st) return st;
+    run_batch(e, tokens, n, seqs, n_seqs, n_out);
+    return RYOT_OK;
+}
+
+static void forward_chunk(engine *e, const int32_t *tokens, int n, int pos, int n_out) {
+    const engine_seq sq = {.blocks = e->own_blocks, .n_blocks = e->n_kv_blocks, .pos = pos, .n = n, .n_logits = n_out};
+    run_batch(e, tokens, n, &sq, 1, n_out);
+}
+
+ryot_status engine_decode(engine *e, const int32_t *tokens, int n, int pos, int n_logits, ryot_error *err) {
+    if (n <= 0) return ryot_fail(err, RYOT_ERR_INVALID, "decode: empty batch");
+    if (pos < 0 || pos > e->n_past)
+        return ryot_fail(err, RYOT_ERR_INVALID, "decode: position %d is past the %d cached positions", pos, e->n_past);
+    if ((int64_t)pos + n > e->n_ctx)
+        return ryot_fail(err, RYOT_ERR_INVALID, "decode: positions %d..%d exceed the context size %d", pos,
+                         pos + n - 1, e->n_ctx);
+    if (n_logits < 0 || n_logits > n || n_logits > e->n_logits_max)
+        return ryot_fail(err, RYOT_ERR_INVALID, "decode: %d logits rows requested (batch %d, context allows %d)",
+                         n_logits, n, e->n_logits_max);
+    ryot_status st = check_tokens(e, tokens, n, err);
+    if (st) return st;
+    /* Chunks of n_batch; the last one holds every row that needs logits. */
+    int last = n % e->n_batch ? n % e->n_batch : e->n_batch;
+    if (last > n) last = n;
+    if (last < n_logits) last = n_logits;
+    int done = 0;
+    e->n_past = pos;
+    while (n - done > last) {
+        int c = n - done - last < e->n_batch ? n - done - last : e->n_batch;
+        forward_chunk(e, tokens + done, c, pos + done, 0);
+        done += c;
+        e->n_past = pos + done;
+    }
+    forward_chunk(e, tokens + done, n - done, pos + done, n_logits);
+    e->n_past = pos + n;
+    return RYOT_OK;
 }

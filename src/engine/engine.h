@@ -19,26 +19,12 @@
 #ifndef RYOT_ENGINE_ENGINE_H
 #define RYOT_ENGINE_ENGINE_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backend/backend.h"
 #include "core/error.h"
-#include "core/threadpool.h"
 #include "model/model.h"
-
-/* distinct activation (vec_dot) types a model may need at once */
-#define ENGINE_MAX_SLOTS 4
-/* batches up to this many tokens are normalized and quantized by every
- * thread for itself, which saves a synchronization per matmul */
-#define ENGINE_SMALL_BATCH 4
-/* Decode attention over more than ENGINE_SPLIT_MIN visible keys is split in
- * parts of ENGINE_SPLIT_CHUNK keys (aligned to multiples of it from position
- * 0, so the split does not depend on the thread count) that threads compute
- * in parallel and the last one merges: a model with few KV heads (Gemma 3:
- * one) would otherwise attend on one thread. */
-#define ENGINE_SPLIT_MIN 1024
-#define ENGINE_SPLIT_CHUNK 512
 
 typedef struct engine_params {
     int n_ctx;        /* KV positions (default: min(train context, 4096)) */
@@ -50,68 +36,22 @@ typedef struct engine_params {
     int max_seqs;     /* sequences one batch may hold (default 1) */
 } engine_params;
 
-/* One sequence's part of a batch: tokens [t0, t0+n) of the batch at
- * positions pos..pos+n-1; blocks[] must cover pos+n positions, and the KV of
- * positions < pos must already be in them. */
-typedef struct engine_seq {
-    const int32_t *blocks;
-    int n_blocks;
-    int pos;
-    int n;
-    int n_logits;     /* logits for the last n_logits tokens (0 <= n_logits <= n) */
-} engine_seq;
+/* One sequence's part of a batch (backend/backend.h). */
+typedef backend_seq engine_seq;
 
-typedef struct engine_thread {
-    float *xn;                   /* (ENGINE_SMALL_BATCH, max_in) normalized input */
-    void *q[ENGINE_MAX_SLOTS];   /* (ENGINE_SMALL_BATCH) rows of each slot type */
-    float *attn;                 /* attention scratch */
-} engine_thread;
-
+/* A model's context: the parameters, engine_decode's sequence and the logits
+ * rows, with a backend (backend/backend.h) that holds the weights as it uses
+ * them, the KV storage and the compute. */
 typedef struct engine {
     const model *m;
     int n_ctx, n_batch, n_threads, n_logits_max;
-    ryot_pool *pool;
-    const ops_table *ops;        /* element-wise ops for this CPU */
-    int n_past;                  /* KV positions filled (engine_decode's sequence) */
     int bs, n_kv_blocks, max_seqs;
+    int n_past;                  /* KV positions filled (engine_decode's sequence) */
     int32_t *own_blocks;         /* identity block table of engine_decode */
-
-    /* activation types: one slot per distinct vec_dot_type */
-    int n_slots;
-    ryot_type slot_type[ENGINE_MAX_SLOTS];
-    size_t slot_row_max[ENGINE_MAX_SLOTS]; /* bytes of the longest input row */
-    size_t max_in;               /* longest matmul input row, elements */
-
-    uint16_t *k_cache;           /* (n_kv_blocks, n_layer, n_head_kv, bs, head_dim) F16 */
-    uint16_t *v_cache;           /* (n_kv_blocks, n_layer, n_head_kv, bs, head_dim_v) F16 */
-    int32_t *tok_pos;            /* (n_batch) position of each row of the current batch */
-    int32_t *tok_seq;            /* (n_batch) its sequence index */
-    int *seg_unit;               /* (max_seqs + 1) first attention unit of each sequence */
-    int32_t *out_rows;           /* (n_logits_max) rows whose logits are computed */
-
-    float *x;                    /* (n_batch, n_embd) residual stream */
-    float *xn;                   /* (n_batch, n_embd) normalized input of a sub-block */
-    float *q;                    /* (n_batch, n_head*head_dim) */
-    float *k;                    /* (n_batch, n_head_kv*head_dim) */
-    float *v;                    /* (n_batch, n_head_kv*head_dim_v) */
-    float *att;                  /* (n_batch, n_head*head_dim_v) attention output */
-    float *delta;                /* (n_batch, n_embd) sub-block output */
-    float *gate;                 /* (n_batch, n_ff), then the activated product */
-    float *up;                   /* (n_batch, n_ff) */
-    void *qbuf[ENGINE_MAX_SLOTS];/* (n_batch) quantized input rows per slot */
-    float *rope_cs;              /* (n_batch, rope_dim) global layers */
-    float *rope_cs_swa;          /* (n_batch, rope_dim) sliding layers (= rope_cs if same) */
     float *logits;               /* (n_logits_max, n_vocab) */
     int n_logits;                /* rows valid after the last decode */
-    engine_thread *th;           /* (n_threads) */
-    atomic_int next_unit;        /* dynamic work counter of the attention step */
-    /* split-KV decode (single-token sequences): per sequence and KV head, up
-     * to max_split partial states of part_floats and a counter of finished
-     * parts (the last finisher merges) */
-    int max_split;
-    size_t part_floats;          /* group * (head_dim_v + 2) */
-    float *attn_part;            /* (max_seqs, n_head_kv, max_split, part_floats) */
-    atomic_int *attn_split_done; /* (max_seqs, n_head_kv) */
+    const backend_ops *be;
+    void *bk;                    /* the backend's state */
 } engine;
 
 engine_params engine_params_default(const model *m);
@@ -129,6 +69,10 @@ ryot_status engine_decode(engine *e, const int32_t *tokens, int n, int pos, int 
  * requested token in batch order.  Does not touch n_past. */
 ryot_status engine_forward(engine *e, const int32_t *tokens, int n, const engine_seq *seqs, int n_seqs,
                            ryot_error *err);
+
+/* Positions up to which a sequence's logits do not depend on how many of
+ * its tokens a batch holds (backend_ops.exact_rows_ctx; 0: any). */
+int engine_exact_rows_ctx(const engine *e);
 
 /* Row i (0 <= i < n_logits of the last decode) of n_vocab logits. */
 const float *engine_logits(const engine *e, int i);

@@ -423,7 +423,7 @@ void kv_seq_release(kv_cache *c, kv_seq *s) {
 
 void kv_seq_truncate(kv_cache *c, kv_seq *s, int n_tokens) {
     const int keep = (n_tokens + c->block_size - 1) / c->block_size;
-    RYOT_ASSERT(n_tokens >= 0 && keep >= s->n_committed);
+    RYOT_ASSERT(n_tokens >= s->n_committed * c->block_size && keep <= s->n_blocks);
     for (; s->n_blocks > keep; s->n_blocks--) {
         int32_t id = s->blocks[s->n_blocks - 1];
         kv_block *b = &c->b[id];

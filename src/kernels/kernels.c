@@ -1,7 +1,8 @@
 /* Kernel tables, CPU detection and FP16/BF16 conversions.
  *
- * One table per ISA level, built once (pthread_once): ref, then a copy of the
- * level below with the slots that level implements overridden.  The selected
+ * One level (traits by type + ops) per ISA, built once (pthread_once): ref,
+ * then a copy of the level below with the slots that level implements
+ * overridden.  The selected
  * level is a pointer swapped by kernels_init; kernels_get reads it. */
 #include <cpuid.h>
 #include <pthread.h>
@@ -98,21 +99,21 @@ static kernel_isa detect_isa(void) {
 
 /* ------------------------------------------------------------ tables */
 
-static kernel_traits tables[4][RYOT_TYPE_COUNT]; /* indexed by kernel_isa; [AUTO] unused */
+static kernel_level levels[4]; /* indexed by kernel_isa; [AUTO] unused */
 static kernel_isa best_isa = KERNEL_ISA_REF;
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
-static const kernel_traits *_Atomic selected;
+static const kernel_level *_Atomic selected;
 
 static void build_tables(void) {
     best_isa = detect_isa();
-    kernels_ref_fill(tables[KERNEL_ISA_REF]);
+    kernels_ref_fill(&levels[KERNEL_ISA_REF]);
     if (best_isa >= KERNEL_ISA_AVX2) {
-        memcpy(tables[KERNEL_ISA_AVX2], tables[KERNEL_ISA_REF], sizeof tables[0]);
-        kernels_avx2_fill(tables[KERNEL_ISA_AVX2]);
+        levels[KERNEL_ISA_AVX2] = levels[KERNEL_ISA_REF];
+        kernels_avx2_fill(&levels[KERNEL_ISA_AVX2]);
     }
     if (best_isa >= KERNEL_ISA_AVX512) {
-        memcpy(tables[KERNEL_ISA_AVX512], tables[KERNEL_ISA_AVX2], sizeof tables[0]);
-        kernels_avx512_fill(tables[KERNEL_ISA_AVX512]);
+        levels[KERNEL_ISA_AVX512] = levels[KERNEL_ISA_AVX2];
+        kernels_avx512_fill(&levels[KERNEL_ISA_AVX512]);
     }
 }
 
@@ -129,7 +130,7 @@ kernel_isa kernels_init(kernel_isa want) {
     pthread_once(&tables_once, build_tables);
     if (want == KERNEL_ISA_AUTO) want = isa_from_env();
     kernel_isa isa = (want == KERNEL_ISA_AUTO || want > best_isa) ? best_isa : want;
-    selected = tables[isa];
+    selected = &levels[isa];
     return isa;
 }
 
@@ -150,20 +151,25 @@ const char *kernel_isa_name(kernel_isa isa) {
 
 static const kernel_traits no_traits;
 
-const kernel_traits *kernels_get(ryot_type t) {
-    const kernel_traits *tab = selected;
-    if (!tab) {
+static const kernel_level *selected_level(void) {
+    const kernel_level *lv = selected;
+    if (!lv) {
         kernels_init(KERNEL_ISA_AUTO);
-        tab = selected;
+        lv = selected;
     }
+    return lv;
+}
+
+const kernel_traits *kernels_get(ryot_type t) {
+    const kernel_level *lv = selected_level();
     if ((unsigned)t >= RYOT_TYPE_COUNT) return &no_traits;
-    return &tab[t];
+    return &lv->traits[t];
 }
 
 const kernel_traits *kernels_ref(ryot_type t) {
     pthread_once(&tables_once, build_tables);
     if ((unsigned)t >= RYOT_TYPE_COUNT) return &no_traits;
-    return &tables[KERNEL_ISA_REF][t];
+    return &levels[KERNEL_ISA_REF].traits[t];
 }
 
 const kernel_traits *kernels_get_isa(kernel_isa isa, ryot_type t) {
@@ -171,5 +177,21 @@ const kernel_traits *kernels_get_isa(kernel_isa isa, ryot_type t) {
     if (isa == KERNEL_ISA_AUTO) isa = best_isa;
     if (isa > best_isa || isa < KERNEL_ISA_REF) return NULL;
     if ((unsigned)t >= RYOT_TYPE_COUNT) return &no_traits;
-    return &tables[isa][t];
+    return &levels[isa].traits[t];
+}
+
+const kernel_ops *kernels_ops(void) {
+    return &selected_level()->ops;
+}
+
+const kernel_ops *kernels_ops_ref(void) {
+    pthread_once(&tables_once, build_tables);
+    return &levels[KERNEL_ISA_REF].ops;
+}
+
+const kernel_ops *kernels_ops_isa(kernel_isa isa) {
+    pthread_once(&tables_once, build_tables);
+    if (isa == KERNEL_ISA_AUTO) isa = best_isa;
+    if (isa > best_isa || isa < KERNEL_ISA_REF) return NULL;
+    return &levels[isa].ops;
 }

@@ -8,7 +8,8 @@
  *
  * kernels_init() picks the best implementation for this CPU once (AVX-512 >
  * AVX2 > scalar reference); kernels_ref() always returns the scalar reference
- * table (kernels/ref/), which defines the right answer. */
+ * table (kernels/ref/), which defines the right answer.  Each level also has
+ * a table of the forward pass's hot ops (kernel_ops), selected with it. */
 #ifndef RYOT_KERNELS_H
 #define RYOT_KERNELS_H
 
@@ -63,6 +64,33 @@ typedef struct kernel_traits {
  * (decode is bound by weight bytes, not activation bytes, and F32
  * activations add no rounding). */
 
+/* Hot element-wise and attention ops with per-ISA versions, one table per
+ * level beside the traits (the reference ones, kernels/ref/ref_ops.c, define
+ * the results; tests compare every level the CPU has against them). */
+typedef struct kernel_ops {
+    /* h = silu(g) * u;  h may alias g. */
+    void (*silu_mul)(float *h, const float *g, const float *u, int n);
+    /* h = gelu_tanh(g) * u;  h may alias g.  As llama.cpp's CPU backend
+     * computes it (a table over F16 inputs): g is rounded to F16 and
+     * gelu_tanh of that is rounded to F16; g <= -10 gives 0, g >= 10 gives g. */
+    void (*gelu_mul)(float *h, const float *g, const float *u, int n);
+    /* Online-softmax step of one attention row over n keys, key by key as
+     * llama.cpp's CPU flash attention does with an F16 V cache: for each raw
+     * score s_j (s[0..n) is overwritten) times `scale`, a new maximum
+     * rescales acc[0..dv) and the sum *l by expf(m_old - m_new) and weighs the
+     * key 1, otherwise the weight is expf(s_j - m); then acc += w v_j (v: n
+     * rows of dv floats) and *l = *l * rescale + w.  acc holds F16 values:
+     * every update of it is rounded to F16 (llama.cpp accumulates in
+     * ggml_fp16_t), so results follow the reference's rounding. */
+    void (*softmax_pv)(float *s, int n, float scale, float *m, float *l, float *acc, const float *v, int dv);
+    /* Attention scores of one K tile: s[r*s_stride + j] = q_r . k_j for
+     * r < rows (q rows q_stride floats apart), j < n (k: n rows of dk F16).
+     * kt: scratch of n*dk floats.  Every version gives the same bits as the
+     * F16 vec_dot_rows of its own level. */
+    void (*qk_scores)(const float *q, size_t q_stride, int rows, const uint16_t *k, int n, int dk, float *kt, float *s,
+                      size_t s_stride);
+} kernel_ops;
+
 typedef enum kernel_isa {
     KERNEL_ISA_AUTO = 0,
     KERNEL_ISA_REF,
@@ -84,6 +112,11 @@ const kernel_traits *kernels_ref(ryot_type t);
 /* Table of one level, NULL if this CPU cannot run it (for tests and
  * benchmarks, which compare levels without changing the selection). */
 const kernel_traits *kernels_get_isa(kernel_isa isa, ryot_type t);
+/* The ops of the selected level, of the reference, of one level (NULL if
+ * this CPU cannot run it): as kernels_get, kernels_ref, kernels_get_isa. */
+const kernel_ops *kernels_ops(void);
+const kernel_ops *kernels_ops_ref(void);
+const kernel_ops *kernels_ops_isa(kernel_isa isa);
 /* Best level this CPU supports. */
 kernel_isa kernels_best_isa(void);
 

@@ -7,9 +7,17 @@
 #include "kernels/kernels.h"
 #include "kernels/quants.h"
 
-void kernels_ref_fill(kernel_traits tab[RYOT_TYPE_COUNT]);
-void kernels_avx2_fill(kernel_traits tab[RYOT_TYPE_COUNT]);   /* x86/avx2_*.c, -mavx2 */
-void kernels_avx512_fill(kernel_traits tab[RYOT_TYPE_COUNT]); /* x86/avx512_*.c */
+/* One ISA level: the traits by type and the ops. */
+typedef struct kernel_level {
+    kernel_traits traits[RYOT_TYPE_COUNT];
+    kernel_ops ops;
+} kernel_level;
+
+void kernels_ref_fill(kernel_level *lv);
+void kernels_avx2_fill(kernel_level *lv);   /* x86/avx2_*.c, -mavx2 */
+void kernels_avx512_fill(kernel_level *lv); /* x86/avx512_*.c */
+void ref_ops_fill(kernel_ops *ops);         /* ref/ref_ops.c */
+void avx2_ops_fill(kernel_ops *ops);        /* x86/avx2_ops.c */
 
 /* Defines `static void NAME(...)` with the vec_dot_rows signature as a plain
  * double loop over DOT (a kernel_vec_dot_fn): the generic fallback. */
@@ -62,6 +70,12 @@ void ref_q6_K_from_float(const float *src, void *dst, int64_t n);
 void ref_vec_dot_q6_K(int64_t n, float *s, const void *x, const void *y);
 void ref_q8_K_to_float(const void *src, float *dst, int64_t n);
 void ref_q8_K_from_float(const float *src, void *dst, int64_t n);
+
+/* Reference ops (ref/ref_ops.c), fallbacks for the fast ones' tails. */
+void ref_silu_mul(float *h, const float *g, const float *u, int n);
+void ref_gelu_mul(float *h, const float *g, const float *u, int n);
+void ref_qk_scores(const float *q, size_t q_stride, int rows, const uint16_t *k, int n, int dk, float *kt, float *s,
+                   size_t s_stride);
 
 /* Round to nearest, ties to even (the default FP mode), as the SIMD
  * conversions do, so fast quantizers can match the reference bitwise. */

@@ -14,7 +14,6 @@
 
 #include "core/error.h"
 #include "core/types.h"
-#include "engine/ops.h"
 #include "gguf/gguf.h"
 
 #define MODEL_MAX_LAYERS 1024
@@ -30,6 +29,14 @@ typedef enum ffn_act {
     FFN_ACT_SILU = 0,  /* SwiGLU: silu(gate) * up */
     FFN_ACT_GELU_TANH, /* GeGLU: gelu_tanh(gate) * up */
 } ffn_act;
+
+/* RoPE.  NORMAL rotates interleaved pairs (2i, 2i+1) (llama.cpp's `llama`
+ * arch, whose Q/K rows the GGUF conversion permuted); NEOX rotates pairs
+ * (i, i + rope_dim/2) (qwen2, gemma).  Dims at and beyond rope_dim pass through. */
+typedef enum rope_layout {
+    ROPE_NORMAL = 0,
+    ROPE_NEOX = 1,
+} rope_layout;
 
 typedef struct model_hparams {
     model_arch arch;

@@ -856,7 +856,8 @@ static int draft_budget(const sched_runner *rn, const choice *c) {
     const int left = j->max_tokens - c->n_gen - 1;
     if (k > left) k = left;
     if (k > rn->p.ctx - c->n_toks) k = rn->p.ctx - c->n_toks;
-    if (k > ENGINE_SPLIT_MIN - c->n_toks) k = ENGINE_SPLIT_MIN - c->n_toks;
+    const int exact = engine_exact_rows_ctx(rn->e);
+    if (exact > 0 && k > exact - c->n_toks) k = exact - c->n_toks;
     return k > 0 ? k : 0;
 }
 

@@ -43,9 +43,9 @@
  * what else the step holds.  Stop strings, end of generation and max_tokens
  * end the run at the token that ends it.  Not drafted: grammar-constrained
  * and logprobs choices, and sequences whose verified rows would attend over
- * more than ENGINE_SPLIT_MIN positions (single-token decode splits
- * attention over long contexts there, so a multi-row verify would not be
- * bit-identical to it).  Drafts take batch tokens only beyond one per
+ * more than engine_exact_rows_ctx positions (the CPU backend splits
+ * single-token attention over long contexts, so a multi-row verify would
+ * not be bit-identical to it there).  Drafts take batch tokens only beyond one per
  * decoding sequence, and at most SCHED_SPEC_ROWS rows per step.
  *
  * A job: n choices per prompt, each choice one sequence.  Threads: a job is

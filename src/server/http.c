@@ -23,6 +23,8 @@
 #include "server/request.h"
 #include "server/flight.h"
 #include "server/respcache.h"
+#include "server/tools.h"
+#include "template/chat.h"
 #include "tokenizer/tokenizer.h"
 
 #define WAIT_SLICE_MS 50 /* how often a waiting handler checks its client */
@@ -34,7 +36,7 @@ struct srv_http {
     struct MHD_Daemon *d;
     srv_http_params p;
     char *api_key;
-    _Atomic(sched_runner *) core;
+    _Atomic(sched_runner *) runner;
     char *model_id;
     cache_l1 *cache;    /* NULL: --cache-mb 0 */
     cache_l2 *l2;       /* NULL: no --redis */
@@ -160,10 +162,29 @@ static bool model_known(const srv_http *h, const char *name) {
     return false;
 }
 
-/* Chat messages -> prompt text through the model's template. */
-static int render_chat(const ryot_model *m, const srv_message *msgs, int n, bool add_gen, char **out, size_t *len,
-                       srv_error *e) {
-    ryot_chat_message *cm = calloc((size_t)n, sizeof *cm);
+static bool messages_use_tools(const srv_message *msgs, int n) {
+    for (int i = 0; i < n; i++)
+        if (msgs[i].n_tool_calls || msgs[i].tool_call_id) return true;
+    return false;
+}
+
+/* Chat messages (and tools: NULL for none) -> prompt text through the
+ * model's template.  Without tools or tool turns, the plain messages path. */
+static int render_chat(const ryot_model *m, const srv_message *msgs, int n, const json_t *tools, bool add_gen,
+                       char **out, size_t *len, srv_error *e) {
+    if (tools || messages_use_tools(msgs, n)) {
+        json_t *jm = srv_messages_json(msgs, n);
+        ryot_error err = {0};
+        ryot_status st = jm ? chat_apply_json(ryot_model_chat(m), jm, tools, add_gen, out, len, &err) : RYOT_ERR_NOMEM;
+        json_decref(jm);
+        if (st) {
+            srv_error_set(e, st == RYOT_ERR_NOMEM ? 503 : 400, "messages", "chat template: %s",
+                          jm ? err.msg : "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    ryot_chat_message *cm = calloc(n > 0 ? (size_t)n : 1, sizeof *cm);
     if (!cm) {
         srv_error_set(e, 503, NULL, "out of memory");
         return -1;
@@ -207,12 +228,18 @@ typedef struct gen {
     srv_http *h;
     flight *flight;  /* cacheable: the generation is read through a flight (coalescing) */
     size_t *cursors; /* with flight: per choice, the bytes of its text read so far */
+    bool tools;             /* tools active (srv_tools_active): answers are parsed for calls */
+    chat_tool_style tool_style;
+    char *tool_prefix;      /* a forced call: what the prompt ends with and each answer continues */
+    grammar *tool_grammar;  /* a forced call: the constraint of what follows tool_prefix */
 } gen;
 
 static void gen_free(gen *g) {
     if (g->flight) flight_leave(&g->h->flights, g->flight); /* the last reader cancels an unfinished job */
     free(g->cursors);
     sched_job_unref(g->job);
+    free(g->tool_prefix);
+    grammar_free(g->tool_grammar);
     srv_request_free(&g->req);
     memset(g, 0, sizeof *g);
 }
@@ -248,7 +275,46 @@ static bool prepend_prompt(const srv_request *req, int i, ryot_buf *text) {
     return true;
 }
 
+/* A chat choice's text (g->tools) as the message's content and tool calls,
+ * parsed with the forced prefix in front.  false: out of memory. */
+static bool choice_tools(const gen *g, const char *text, size_t len, srv_tool_result *r) {
+    if (!g->tool_prefix) return srv_tools_parse(g->tool_style, &g->req, text, len, r);
+    ryot_buf b = {0};
+    bool ok = ryot_buf_append(&b, g->tool_prefix, strlen(g->tool_prefix)) && (!len || ryot_buf_append(&b, text, len)) &&
+              srv_tools_parse(g->tool_style, &g->req, b.data, b.len, r);
+    ryot_buf_free(&b);
+    return ok;
+}
+
+/* The stream chunks that end chat choice i with tools: the content left
+ * (when any), the calls (each whole, one chunk), then finish_reason.
+ * parts gets up to 3; returns how many (a NULL one: out of memory). */
+static int tool_tail_chunks(const srv_resp_meta *m, int i, const srv_tool_result *r, sched_finish fin, bool usage,
+                            char **parts) {
+    int np = 0;
+    if (r->content_len) {
+        srv_chat_delta d = {.index = i, .content = r->content, .content_len = r->content_len};
+        parts[np++] = srv_json_chat_chunk(m, &d, 1, usage, NULL);
+    }
+    if (r->n_calls) {
+        srv_chat_delta d = {.index = i, .tool_calls = r->calls, .n_tool_calls = r->n_calls};
+        parts[np++] = srv_json_chat_chunk(m, &d, 1, usage, NULL);
+    }
+    srv_chat_delta d = {.index = i, .finish = fin, .finish_tool_calls = r->n_calls > 0};
+    parts[np++] = srv_json_chat_chunk(m, &d, 1, usage, NULL);
+    return np;
+}
+
 /* ------------------------------------------------------------------ streaming */
+
+/* A streamed choice with tools: its text is sent as content only as far as
+ * it surely is content (chat_tools_content_prefix); from a call's opening
+ * on (a forced call: from the start) it is held and parsed at the end. */
+typedef struct tool_hold {
+    ryot_buf text;
+    size_t sent;   /* text[0..sent) went out as content */
+    bool opened;   /* a call opened at sent: hold the rest */
+} tool_hold;
 
 typedef struct stream_ctx {
     srv_http *h;
@@ -261,6 +327,7 @@ typedef struct stream_ctx {
     bool *fin_sent;
     bool *echo_sent;      /* per choice: the prompt text went out (completions echo) */
     int64_t *text_chars;  /* per choice: text_offset of the next token (completions logprobs) */
+    tool_hold *hold;      /* per choice, with tools active */
     int n_fin;
     sched_take take;
 } stream_ctx;
@@ -316,6 +383,37 @@ static void stream_meta(const stream_ctx *s, srv_resp_meta *m) {
     m->system_fingerprint = NULL;
 }
 
+/* Chat choice i with tools: s->take's text joins the held text; what is
+ * surely content goes out (with the take's logprobs), and at the end the
+ * rest is parsed into content and calls. */
+static void stream_tools(stream_ctx *s, const srv_resp_meta *m, int i) {
+    const sched_take *t = &s->take;
+    tool_hold *h = &s->hold[i];
+    const bool usage = s->g.req.include_usage;
+    if (t->text.len && !ryot_buf_append(&h->text, t->text.data, t->text.len)) return;
+    size_t n = 0;
+    if (!h->opened && !s->g.tool_prefix)
+        n = chat_tools_content_prefix(s->g.tool_style, h->text.data + h->sent, h->text.len - h->sent, h->sent == 0,
+                                      &h->opened);
+    if (n || t->n_lp) {
+        srv_chat_delta d = {.index = i,
+                            .content = n ? h->text.data + h->sent : NULL,
+                            .content_len = n,
+                            .with_logprobs = s->g.req.sp.logprobs,
+                            .lp = t->lp,
+                            .n_lp = t->n_lp};
+        sse(s, srv_json_chat_chunk(m, &d, 1, usage, NULL));
+        h->sent += n;
+    }
+    if (!t->finished || s->fin_sent[i] || t->finish == SCHED_FINISH_NONE) return; /* NONE: failed, error event follows */
+    srv_tool_result r;
+    if (!choice_tools(&s->g, h->text.data + h->sent, h->text.len - h->sent, &r)) return;
+    char *parts[3];
+    const int np = tool_tail_chunks(m, i, &r, t->finish, usage, parts);
+    for (int k = 0; k < np; k++) sse(s, parts[k]);
+    srv_tool_result_free(&r);
+}
+
 /* Formats what choice i produced since the last call. */
 static void stream_choice(stream_ctx *s, int i) {
     const srv_request *req = &s->g.req;
@@ -332,7 +430,9 @@ static void stream_choice(stream_ctx *s, int i) {
             sse(s, srv_json_chat_chunk(&m, &d, 1, usage, NULL));
             s->role_sent[i] = true;
         }
-        if (t->text.len || t->n_lp) {
+        if (s->hold) {
+            stream_tools(s, &m, i);
+        } else if (t->text.len || t->n_lp) {
             srv_chat_delta d = {.index = i,
                                 .content = t->text.data ? t->text.data : "",
                                 .content_len = t->text.len,
@@ -341,7 +441,8 @@ static void stream_choice(stream_ctx *s, int i) {
                                 .n_lp = t->n_lp};
             sse(s, srv_json_chat_chunk(&m, &d, 1, usage, NULL));
         }
-        if (t->finished && !s->fin_sent[i] && t->finish != SCHED_FINISH_NONE) { /* NONE: failed, error event follows */
+        /* with tools, stream_tools sends the end; NONE: failed, the error event follows */
+        if (!s->hold && t->finished && !s->fin_sent[i] && t->finish != SCHED_FINISH_NONE) {
             srv_chat_delta d = {.index = i, .finish = t->finish};
             sse(s, srv_json_chat_chunk(&m, &d, 1, usage, NULL));
         }
@@ -435,6 +536,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 static void stream_free(void *cls) {
     stream_ctx *s = cls;
     if (!sched_job_done(s->g.job)) gen_abandon(&s->g); /* client gone mid-stream */
+    for (int i = 0; s->hold && i < s->g.n_choices; i++) ryot_buf_free(&s->hold[i].text);
     gen_free(&s->g);
     ryot_buf_free(&s->out);
     sched_take_free(&s->take);
@@ -442,6 +544,7 @@ static void stream_free(void *cls) {
     free(s->fin_sent);
     free(s->echo_sent);
     free(s->text_chars);
+    free(s->hold);
     free(s);
 }
 
@@ -454,13 +557,15 @@ static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, ge
         s->fin_sent = calloc((size_t)nc, sizeof *s->fin_sent);
         s->echo_sent = calloc((size_t)nc, sizeof *s->echo_sent);
         s->text_chars = calloc((size_t)nc, sizeof *s->text_chars);
+        if (g->tools) s->hold = calloc((size_t)nc, sizeof *s->hold);
     }
-    if (!s || !s->role_sent || !s->fin_sent || !s->echo_sent || !s->text_chars) {
+    if (!s || !s->role_sent || !s->fin_sent || !s->echo_sent || !s->text_chars || (g->tools && !s->hold)) {
         if (s) {
             free(s->role_sent);
             free(s->fin_sent);
             free(s->echo_sent);
             free(s->text_chars);
+            free(s->hold);
             free(s);
         }
         gen_abandon(g);
@@ -509,8 +614,9 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
     sched_take *t = calloc((size_t)nc, sizeof *t);
     srv_chat_choice *cc = calloc((size_t)nc, sizeof *cc);
     srv_completion_choice *pc = calloc((size_t)nc, sizeof *pc);
+    srv_tool_result *tr = calloc((size_t)nc, sizeof *tr);
     char *json = NULL;
-    bool mem_ok = t && cc && pc;
+    bool mem_ok = t && cc && pc && tr;
     if (mem_ok) {
         for (int i = 0; i < nc; i++) {
             gen_take(g, i, &t[i]);
@@ -523,6 +629,13 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
                                       .with_logprobs = lp,
                                       .lp = t[i].lp,
                                       .n_lp = t[i].n_lp};
+            if (g->tools) {
+                if (!choice_tools(g, text, t[i].text.len, &tr[i])) mem_ok = false;
+                cc[i].content = tr[i].content;
+                cc[i].content_len = tr[i].content_len;
+                cc[i].tool_calls = tr[i].calls;
+                cc[i].n_tool_calls = tr[i].n_calls;
+            }
             pc[i] = (srv_completion_choice){.index = i,
                                             .text = text,
                                             .text_len = t[i].text.len,
@@ -539,9 +652,12 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
             cache_store(h, g, &u);
         }
     }
-    if (t)
-        for (int i = 0; i < nc; i++) sched_take_free(&t[i]);
+    for (int i = 0; i < nc; i++) {
+        if (t) sched_take_free(&t[i]);
+        if (tr) srv_tool_result_free(&tr[i]);
+    }
     free(t);
+    free(tr);
     free(cc);
     free(pc);
     gen_free(g);
@@ -561,15 +677,25 @@ static enum MHD_Result reply_cached(srv_http *h, struct MHD_Connection *conn, ge
     if (!req->stream) {
         srv_chat_choice *cc = calloc((size_t)c->n, sizeof *cc);
         srv_completion_choice *pc = calloc((size_t)c->n, sizeof *pc);
+        srv_tool_result *tr = calloc((size_t)c->n, sizeof *tr);
         char *json = NULL;
-        for (int i = 0; cc && pc && i < c->n; i++) {
+        bool mem_ok = cc && pc && tr;
+        for (int i = 0; mem_ok && i < c->n; i++) {
             cc[i] = (srv_chat_choice){.index = i, .content = c->choices[i].text, .content_len = c->choices[i].len,
                                       .finish = c->choices[i].finish};
+            if (chat && g->tools) {
+                mem_ok = choice_tools(g, c->choices[i].text, c->choices[i].len, &tr[i]);
+                cc[i] = (srv_chat_choice){.index = i, .content = tr[i].content, .content_len = tr[i].content_len,
+                                          .finish = c->choices[i].finish, .tool_calls = tr[i].calls,
+                                          .n_tool_calls = tr[i].n_calls};
+            }
             pc[i] = (srv_completion_choice){.index = i, .text = c->choices[i].text, .text_len = c->choices[i].len,
                                             .finish = c->choices[i].finish};
         }
-        if (cc && pc)
+        if (mem_ok)
             json = chat ? srv_json_chat_completion(&m, cc, c->n, &c->usage) : srv_json_completion(&m, pc, c->n, &c->usage);
+        for (int i = 0; tr && i < c->n; i++) srv_tool_result_free(&tr[i]);
+        free(tr);
         free(cc);
         free(pc);
         gen_free(g);
@@ -578,7 +704,7 @@ static enum MHD_Result reply_cached(srv_http *h, struct MHD_Connection *conn, ge
     }
     const bool usage = req->include_usage;
     for (int i = 0; ok && i <= c->n; i++) {
-        char *parts[3] = {NULL, NULL, NULL};
+        char *parts[4] = {NULL, NULL, NULL, NULL};
         int np = 0;
         if (i == c->n) {
             if (usage)
@@ -589,8 +715,17 @@ static enum MHD_Result reply_cached(srv_http *h, struct MHD_Connection *conn, ge
             srv_chat_delta text = {.index = i, .content = c->choices[i].text, .content_len = c->choices[i].len};
             srv_chat_delta fin = {.index = i, .finish = c->choices[i].finish};
             parts[np++] = srv_json_chat_chunk(&m, &role, 1, usage, NULL);
-            if (c->choices[i].len) parts[np++] = srv_json_chat_chunk(&m, &text, 1, usage, NULL);
-            parts[np++] = srv_json_chat_chunk(&m, &fin, 1, usage, NULL);
+            srv_tool_result r;
+            if (!g->tools) {
+                if (c->choices[i].len) parts[np++] = srv_json_chat_chunk(&m, &text, 1, usage, NULL);
+                parts[np++] = srv_json_chat_chunk(&m, &fin, 1, usage, NULL);
+            } else if (!(ok = choice_tools(g, c->choices[i].text, c->choices[i].len, &r))) {
+                np = 0;
+                free(parts[0]);
+            } else {
+                np += tool_tail_chunks(&m, i, &r, c->choices[i].finish, usage, parts + np);
+                srv_tool_result_free(&r);
+            }
         } else {
             srv_completion_choice text = {.index = i, .text = c->choices[i].text, .text_len = c->choices[i].len};
             srv_completion_choice fin = {.index = i, .text = "", .finish = c->choices[i].finish};
@@ -659,12 +794,28 @@ static int echo_texts(const ryot_model *m, srv_request *req, srv_error *e) {
     return 0;
 }
 
-/* Token ids of every prompt of req (chat: the rendered messages). */
-static int tokenize_prompts(const ryot_model *m, const srv_request *req, int32_t **ids, int *n_ids, srv_error *e) {
+/* Token ids of every prompt of req (chat: the rendered messages, then
+ * prefix when not NULL). */
+static int tokenize_prompts(const ryot_model *m, const srv_request *req, const char *prefix, int32_t **ids, int *n_ids,
+                            srv_error *e) {
     if (req->ep == SRV_EP_CHAT) {
         char *text = NULL;
         size_t len = 0;
-        int rc = render_chat(m, req->messages, req->n_messages, true, &text, &len, e);
+        const json_t *tools = srv_tools_active(req) ? req->tools : NULL;
+        int rc = render_chat(m, req->messages, req->n_messages, tools, true, &text, &len, e);
+        if (!rc && prefix) {
+            /* a forced call: the answer continues the call's opening */
+            const size_t pl = strlen(prefix);
+            char *t = realloc(text, len + pl + 1);
+            if (!t) {
+                srv_error_set(e, 503, NULL, "out of memory");
+                rc = -1;
+            } else {
+                memcpy(t + len, prefix, pl + 1);
+                text = t;
+                len += pl;
+            }
+        }
         if (!rc) rc = tokenize(m, text, len, RYOT_TOK_ADD_BOS | RYOT_TOK_SPECIAL, &ids[0], &n_ids[0], e);
         free(text);
         return rc;
@@ -680,7 +831,36 @@ static int tokenize_prompts(const ryot_model *m, const srv_request *req, int32_t
     return 0;
 }
 
-static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Connection *conn, srv_endpoint ep,
+/* The call style, and for a forced call its prefix and grammar, of a chat
+ * request with tools active. */
+static int tools_setup(const ryot_model *m, gen *g, srv_error *e) {
+    const srv_request *req = &g->req;
+    if (req->ep != SRV_EP_CHAT || !srv_tools_active(req)) return 0;
+    g->tools = true;
+    g->tool_style = chat_tools_style(ryot_model_chat_format(m));
+    bool nomem;
+    g->tool_prefix = srv_tools_prefix(g->tool_style, req, &nomem);
+    if (!g->tool_prefix) {
+        if (nomem) srv_error_set(e, 503, NULL, "out of memory");
+        return nomem ? -1 : 0;
+    }
+    char *text, param[64];
+    ryot_error err = {0};
+    ryot_status st = srv_tools_grammar_text(g->tool_style, req, &text, param, sizeof param, &err);
+    if (!st) {
+        st = grammar_parse(text, strlen(text), &g->tool_grammar, &err);
+        free(text);
+        if (st && st != RYOT_ERR_NOMEM) snprintf(param, sizeof param, "tools");
+    }
+    if (st) {
+        if (st == RYOT_ERR_NOMEM) srv_error_set(e, 503, NULL, "out of memory");
+        else srv_error_set(e, 400, param, "'%s' cannot be followed by a forced call: %s", param, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static enum MHD_Result generate(srv_http *h, sched_runner *runner, struct MHD_Connection *conn, srv_endpoint ep,
                                 const conn_ctx *cx) {
     gen g = {.h = h};
     srv_error e;
@@ -690,7 +870,7 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
     /* fields the request left out: the model's recommendation, else OpenAI's
      * (a few lookups in the GGUF's key table: cheap next to any generation) */
     ryot_sampler_params defaults = srv_request_openai_sampling();
-    ryot_model_sampling_defaults(sched_runner_model(core), &defaults);
+    ryot_model_sampling_defaults(sched_runner_model(runner), &defaults);
     srv_request_default_sampling(&g.req, &defaults);
     const srv_request *req = &g.req;
     if (!model_known(h, req->model)) {
@@ -705,8 +885,9 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
     int *n_ids = calloc((size_t)np, sizeof *n_ids);
     int rc = ids && n_ids ? 0 : -1;
     if (rc) srv_error_set(&e, 503, NULL, "out of memory");
-    if (!rc) rc = tokenize_prompts(sched_runner_model(core), req, ids, n_ids, &e);
-    if (!rc) rc = echo_texts(sched_runner_model(core), &g.req, &e);
+    if (!rc) rc = tools_setup(sched_runner_model(runner), &g, &e);
+    if (!rc) rc = tokenize_prompts(sched_runner_model(runner), req, g.tool_prefix, ids, n_ids, &e);
+    if (!rc) rc = echo_texts(sched_runner_model(runner), &g.req, &e);
     if (!rc) {
         srv_make_id(g.id, sizeof g.id, ep == SRV_EP_CHAT ? "chatcmpl-" : "cmpl-");
         g.created = (int64_t)time(NULL);
@@ -726,7 +907,7 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
             .timeout_s = req->timeout_s,
             .ignore_eos = req->ignore_eos,
             .prompt_logprobs = req->echo && req->sp.logprobs,
-            .grammar = req->grammar,
+            .grammar = g.tool_grammar ? g.tool_grammar : req->grammar,
         };
         bool no_cache, no_store;
         cache_control(conn, &no_cache, &no_store);
@@ -758,7 +939,7 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
             }
         }
         sched_error se;
-        if (!g.job && (!(g.job = sched_job_new(core, &spec, &se)) || sched_submit(core, g.job, &se))) {
+        if (!g.job && (!(g.job = sched_job_new(runner, &spec, &se)) || sched_submit(runner, g.job, &se))) {
             error_from_sched(&e, &se);
             rc = -1;
         } else if (!rc && cacheable && !g.flight) {
@@ -783,11 +964,11 @@ static enum MHD_Result generate(srv_http *h, sched_runner *core, struct MHD_Conn
 
 /* ------------------------------------------------------------------ small endpoints */
 
-static enum MHD_Result do_tokenize(sched_runner *core, struct MHD_Connection *conn, const conn_ctx *cx) {
+static enum MHD_Result do_tokenize(sched_runner *runner, struct MHD_Connection *conn, const conn_ctx *cx) {
     srv_tokenize_req tr;
     srv_error e;
     if (srv_tokenize_parse(cx->body.data ? cx->body.data : "", cx->body.len, &tr, &e)) return reply_error(conn, &e);
-    const ryot_model *m = sched_runner_model(core);
+    const ryot_model *m = sched_runner_model(runner);
     char *text = NULL;
     size_t len = 0;
     int rc = 0;
@@ -796,7 +977,7 @@ static enum MHD_Result do_tokenize(sched_runner *core, struct MHD_Connection *co
         len = strlen(tr.content);
         if (!text) rc = -1, srv_error_set(&e, 503, NULL, "out of memory");
     } else {
-        rc = render_chat(m, tr.messages, tr.n_messages, tr.add_generation_prompt, &text, &len, &e);
+        rc = render_chat(m, tr.messages, tr.n_messages, NULL, tr.add_generation_prompt, &text, &len, &e);
     }
     int32_t *ids = NULL;
     int n = 0;
@@ -820,11 +1001,11 @@ static enum MHD_Result do_tokenize(sched_runner *core, struct MHD_Connection *co
     return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
 }
 
-static enum MHD_Result do_detokenize(sched_runner *core, struct MHD_Connection *conn, const conn_ctx *cx) {
+static enum MHD_Result do_detokenize(sched_runner *runner, struct MHD_Connection *conn, const conn_ctx *cx) {
     srv_detokenize_req dr;
     srv_error e;
     if (srv_detokenize_parse(cx->body.data ? cx->body.data : "", cx->body.len, &dr, &e)) return reply_error(conn, &e);
-    const ryot_model *m = sched_runner_model(core);
+    const ryot_model *m = sched_runner_model(runner);
     for (int i = 0; i < dr.n_tokens; i++)
         if (dr.tokens[i] >= ryot_n_vocab(m)) {
             srv_error_set(&e, 400, "tokens", "token %d is outside the vocabulary (%d tokens)", (int)dr.tokens[i],
@@ -843,13 +1024,14 @@ static enum MHD_Result do_detokenize(sched_runner *core, struct MHD_Connection *
     return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
 }
 
-static enum MHD_Result do_template(sched_runner *core, struct MHD_Connection *conn, const conn_ctx *cx) {
+static enum MHD_Result do_template(sched_runner *runner, struct MHD_Connection *conn, const conn_ctx *cx) {
     srv_template_req tr;
     srv_error e;
     if (srv_template_parse(cx->body.data ? cx->body.data : "", cx->body.len, &tr, &e)) return reply_error(conn, &e);
     char *text = NULL;
     size_t len = 0;
-    int rc = render_chat(sched_runner_model(core), tr.messages, tr.n_messages, tr.add_generation_prompt, &text, &len, &e);
+    int rc = render_chat(sched_runner_model(runner), tr.messages, tr.n_messages, tr.tools, tr.add_generation_prompt, &text,
+                         &len, &e);
     srv_template_free(&tr);
     if (rc) return reply_error(conn, &e);
     char *json = srv_json_apply_template(text, len);
@@ -1062,18 +1244,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         MHD_destroy_response(resp);
         return ret;
     }
-    sched_runner *core = atomic_load(&h->core);
+    sched_runner *runner = atomic_load(&h->runner);
     if (r == R_HEALTH) {
-        if (!core) return reply_err(conn, 503, NULL, "the model is loading");
+        if (!runner) return reply_err(conn, 503, NULL, "the model is loading");
         return reply_json(conn, 200, strdup("{\"status\":\"ok\"}"));
     }
     if (r == R_METRICS) {
         ryot_buf b = {0};
-        if (core) {
+        if (runner) {
             sched_stats st;
-            sched_runner_stats(core, &st);
+            sched_runner_stats(runner, &st);
             srv_metrics_render(&st, &b);
-            if (h->cache) { /* set before core (srv_http_set_core) */
+            if (h->cache) { /* set before runner (srv_http_set_runner) */
                 cache_l1_stats cs;
                 cache_l1_stats_get(h->cache, &cs);
                 srv_metrics_render_cache(&cs, &b);
@@ -1096,7 +1278,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return reply(conn, 200, "text/plain; version=0.0.4", b.data, b.len);
     }
     if (!authorized(h, conn)) return reply_err(conn, 401, NULL, "missing or invalid API key (Authorization: Bearer ...)");
-    if (!core) return reply_err(conn, 503, NULL, "the model is loading");
+    if (!runner) return reply_err(conn, 503, NULL, "the model is loading");
     switch (r) {
     case R_MODELS: {
         const char *ids[1] = {h->model_id};
@@ -1116,11 +1298,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         json_decref(o);
         return json ? reply_json(conn, 200, json) : MHD_NO;
     }
-    case R_CHAT: return generate(h, core, conn, SRV_EP_CHAT, cx);
-    case R_COMPLETIONS: return generate(h, core, conn, SRV_EP_COMPLETIONS, cx);
-    case R_TOKENIZE: return do_tokenize(core, conn, cx);
-    case R_DETOKENIZE: return do_detokenize(core, conn, cx);
-    case R_TEMPLATE: return do_template(core, conn, cx);
+    case R_CHAT: return generate(h, runner, conn, SRV_EP_CHAT, cx);
+    case R_COMPLETIONS: return generate(h, runner, conn, SRV_EP_COMPLETIONS, cx);
+    case R_TOKENIZE: return do_tokenize(runner, conn, cx);
+    case R_DETOKENIZE: return do_detokenize(runner, conn, cx);
+    case R_TEMPLATE: return do_template(runner, conn, cx);
     default: return reply_err(conn, 404, NULL, "unknown route");
     }
 }
@@ -1148,7 +1330,7 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
     if (!h->p.body_timeout) h->p.body_timeout = 60;
     if (h->p.max_connections <= 0) h->p.max_connections = 1024;
     if (pp->api_key && *pp->api_key) h->api_key = strdup(pp->api_key);
-    atomic_init(&h->core, NULL);
+    atomic_init(&h->runner, NULL);
     flight_table_init(&h->flights);
     struct sockaddr_in addr = {0};
     addr.sin_family = AF_INET;
@@ -1184,14 +1366,14 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
 
 int srv_http_port(const srv_http *h) { return h->port; }
 
-void srv_http_set_core(srv_http *h, sched_runner *core, const char *model_id, const char *const *aliases, int n_aliases) {
+void srv_http_set_runner(srv_http *h, sched_runner *runner, const char *model_id, const char *const *aliases, int n_aliases) {
     h->model_id = strdup(model_id);
     h->aliases = calloc((size_t)(n_aliases > 0 ? n_aliases : 1), sizeof *h->aliases);
     for (int i = 0; h->aliases && i < n_aliases; i++)
         if (aliases[i] && (h->aliases[h->n_aliases] = strdup(aliases[i]))) h->n_aliases++;
     if (h->p.cache_bytes) h->cache = cache_l1_new(h->p.cache_bytes, h->p.cache_ttl_s > 0 ? h->p.cache_ttl_s : 3600);
-    if (h->cache || h->l2) srv_cache_model_identity(sched_runner_model(core), &h->model_fp);
-    atomic_store(&h->core, core);
+    if (h->cache || h->l2) srv_cache_model_identity(sched_runner_model(runner), &h->model_fp);
+    atomic_store(&h->runner, runner);
 }
 
 void srv_http_quiesce(srv_http *h) {

@@ -1,8 +1,8 @@
 /* HTTP front of ryot serve (libmicrohttpd, one thread per connection):
  * routing, API-key check, request framing and body limits, OpenAI endpoints
- * over the serving core (core.h), SSE streaming, /metrics, /health.
+ * over the serving loop (sched/runner.h), SSE streaming, /metrics, /health.
  *
- * The listener starts before the model is loaded: until srv_http_set_core
+ * The listener starts before the model is loaded: until srv_http_set_runner
  * is called every endpoint but /health and /metrics answers 503, and
  * /health says "loading". */
 #ifndef RYOT_SERVER_HTTP_H
@@ -34,7 +34,7 @@ ryot_status srv_http_start(const srv_http_params *p, srv_http **out, ryot_error 
 int srv_http_port(const srv_http *h);
 /* Makes the server ready: model_id is the name /v1/models lists and
  * requests must use (aliases: more accepted names, may be NULL). */
-void srv_http_set_core(srv_http *h, sched_runner *core, const char *model_id, const char *const *aliases, int n_aliases);
+void srv_http_set_runner(srv_http *h, sched_runner *runner, const char *model_id, const char *const *aliases, int n_aliases);
 /* Stop accepting connections (those open keep running). */
 void srv_http_quiesce(srv_http *h);
 void srv_http_stop(srv_http *h);

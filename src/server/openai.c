@@ -230,6 +230,28 @@ static json_t *jtoken(const char *text, size_t len, float lp, bool *ok) {
     return o;
 }
 
+/* "tool_calls": [{["index"], "id", "type": "function", "function": {"name",
+ * "arguments"}}]; index0 < 0: no "index" (a message's calls) */
+static json_t *jtool_calls(const srv_tool_call *c, int n, int index0, bool *ok) {
+    json_t *a = jarr(ok);
+    for (int k = 0; k < n; k++) {
+        json_t *o = jobj(ok), *fn = jobj(ok);
+        if (index0 >= 0) put(o, "index", json_integer(index0 + k), ok);
+        put(o, "id", jcstr(c[k].id), ok);
+        put(o, "type", json_string("function"), ok);
+        put(fn, "name", jcstr(c[k].name), ok);
+        put(fn, "arguments", jcstr(c[k].arguments), ok);
+        put(o, "function", fn, ok);
+        append(a, o, ok);
+    }
+    return a;
+}
+
+/* finish_reason of a chat choice that made tool calls */
+static json_t *jchat_finish(sched_finish f, bool tool_calls) {
+    return tool_calls && f == SCHED_FINISH_STOP ? json_string("tool_calls") : jfinish(f);
+}
+
 /* chat: {"content":[...],"refusal":null} */
 static json_t *jchat_logprobs(bool with, const sched_token_lp *lp, int n, bool *ok) {
     if (!with) return json_null();
@@ -313,11 +335,13 @@ char *srv_json_chat_completion(const srv_resp_meta *m, const srv_chat_choice *c,
         json_t *ch = jobj(&ok), *msg = jobj(&ok);
         put(ch, "index", json_integer(c[i].index), &ok);
         put(msg, "role", json_string("assistant"), &ok);
-        put(msg, "content", jstr(c[i].content, c[i].content_len), &ok);
+        const bool calls = c[i].n_tool_calls > 0;
+        put(msg, "content", calls && !c[i].content ? json_null() : jstr(c[i].content, c[i].content_len), &ok);
         put(msg, "refusal", json_null(), &ok);
+        if (calls) put(msg, "tool_calls", jtool_calls(c[i].tool_calls, c[i].n_tool_calls, -1, &ok), &ok);
         put(ch, "message", msg, &ok);
         put(ch, "logprobs", jchat_logprobs(c[i].with_logprobs, c[i].lp, c[i].n_lp, &ok), &ok);
-        put(ch, "finish_reason", jfinish(c[i].finish), &ok);
+        put(ch, "finish_reason", jchat_finish(c[i].finish, calls), &ok);
         append(choices, ch, &ok);
     }
     put(root, "choices", choices, &ok);
@@ -334,9 +358,11 @@ char *srv_json_chat_chunk(const srv_resp_meta *m, const srv_chat_delta *c, int n
         put(ch, "index", json_integer(c[i].index), &ok);
         if (c[i].role) put(delta, "role", json_string("assistant"), &ok);
         if (c[i].content) put(delta, "content", jstr(c[i].content, c[i].content_len), &ok);
+        if (c[i].n_tool_calls)
+            put(delta, "tool_calls", jtool_calls(c[i].tool_calls, c[i].n_tool_calls, c[i].tool_index0, &ok), &ok);
         put(ch, "delta", delta, &ok);
         put(ch, "logprobs", jchat_logprobs(c[i].with_logprobs, c[i].lp, c[i].n_lp, &ok), &ok);
-        put(ch, "finish_reason", jfinish(c[i].finish), &ok);
+        put(ch, "finish_reason", jchat_finish(c[i].finish, c[i].finish_tool_calls), &ok);
         append(choices, ch, &ok);
     }
     put(root, "choices", choices, &ok);

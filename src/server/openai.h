@@ -67,6 +67,12 @@ typedef struct srv_chat_choice {
     bool with_logprobs;
     const sched_token_lp *lp;
     int n_lp;
+    /* n_tool_calls > 0: the message gets "tool_calls": [{"id", "type":
+     * "function", "function": {"name", "arguments"}}], "content" is null
+     * when content is NULL, and finish_reason is "tool_calls" unless the
+     * choice ran out of tokens ("length") */
+    const srv_tool_call *tool_calls;
+    int n_tool_calls;
 } srv_chat_choice;
 
 /* {"id","object":"chat.completion","created","model",["system_fingerprint"],
@@ -89,6 +95,13 @@ typedef struct srv_chat_delta {
     bool with_logprobs;             /* false -> "logprobs": null */
     const sched_token_lp *lp;
     int n_lp;
+    /* n_tool_calls > 0: "tool_calls": [{"index": tool_index0 + k, "id",
+     * "type": "function", "function": {"name", "arguments"}}], each call
+     * whole in one piece */
+    const srv_tool_call *tool_calls;
+    int n_tool_calls;
+    int tool_index0;
+    bool finish_tool_calls;         /* finish STOP reads "tool_calls" (calls were sent) */
 } srv_chat_delta;
 
 /* {"id","object":"chat.completion.chunk","created","model",

@@ -149,13 +149,179 @@ static json_t *load_object(const char *body, size_t len, srv_error *err) {
 
 /* ---------------------------------------------------------------- messages */
 
+static void tool_calls_free(srv_tool_call *c, int n) {
+    for (int i = 0; c && i < n; i++) {
+        free(c[i].id);
+        free(c[i].name);
+        free(c[i].arguments);
+    }
+    free(c);
+}
+
 void srv_messages_free(srv_message *m, int n) {
     if (!m) return;
     for (int i = 0; i < n; i++) {
         free(m[i].role);
         free(m[i].content);
+        tool_calls_free(m[i].tool_calls, m[i].n_tool_calls);
+        free(m[i].tool_call_id);
     }
     free(m);
+}
+
+/* ---------------------------------------------------------------- tools */
+
+/* OpenAI's rule for function names: 1..64 of [a-zA-Z0-9_-]. */
+static bool tool_name_ok(const json_t *name) {
+    const char *s = json_string_value(name);
+    size_t n = json_string_length(name);
+    if (!s || n == 0 || n > 64) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+              s[i] == '_' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+/* A required string field of obj, as a malloc'd copy; param names it. */
+static int req_str(const json_t *obj, const char *key, const char *param, char **out, srv_error *err) {
+    const json_t *v = opt(obj, key);
+    if (!v) return fail(err, param, "'%s' is required", param);
+    if (!json_is_string(v)) return fail(err, param, "'%s' must be a string", param);
+    if (!(*out = dup_str(v))) return nomem(err);
+    return 0;
+}
+
+/* messages[mi].tool_calls of an assistant message. */
+static int parse_msg_tool_calls(const json_t *arr, int mi, srv_message *m, srv_error *err) {
+    char param[96];
+    snprintf(param, sizeof param, "messages[%d].tool_calls", mi);
+    if (!json_is_array(arr)) return fail(err, param, "'%s' must be an array", param);
+    size_t n = json_array_size(arr);
+    if (n == 0) return 0;
+    if (n > INT32_MAX / 2) return fail(err, param, "too many tool calls");
+    if (!(m->tool_calls = calloc(n, sizeof *m->tool_calls))) return nomem(err);
+    for (size_t k = 0; k < n; k++) {
+        const json_t *c = json_array_get(arr, k), *fn = json_object_get(c, "function"), *type;
+        srv_tool_call *tc = &m->tool_calls[k];
+        m->n_tool_calls = (int)k + 1;
+        char p[128];
+        snprintf(param, sizeof param, "messages[%d].tool_calls[%zu]", mi, k);
+        if (!json_is_object(c) || !json_is_object(fn))
+            return fail(err, param, "'%s' must be an object with a \"function\" object", param);
+        if ((type = opt(c, "type")) && (!json_is_string(type) || strcmp(json_string_value(type), "function")))
+            return fail(err, param, "'%s': type must be \"function\"", param);
+        snprintf(p, sizeof p, "%s.id", param);
+        if (req_str(c, "id", p, &tc->id, err)) return -1;
+        snprintf(p, sizeof p, "%s.function.name", param);
+        if (req_str(fn, "name", p, &tc->name, err)) return -1;
+        if (!tool_name_ok(json_object_get(fn, "name")))
+            return fail(err, p, "'%s' must be 1 to 64 of a-z, A-Z, 0-9, _ and -", p);
+        snprintf(p, sizeof p, "%s.function.arguments", param);
+        if (req_str(fn, "arguments", p, &tc->arguments, err)) return -1;
+    }
+    return 0;
+}
+
+/* One tools[i] entry -> its normalized copy appended to out. */
+static int parse_tool(const json_t *t, size_t i, json_t *out, srv_error *err) {
+    char param[64], p[96];
+    snprintf(param, sizeof param, "tools[%zu]", i);
+    const json_t *type = json_object_get(t, "type"), *fn = json_object_get(t, "function");
+    if (!json_is_object(t) || !json_is_string(type) || strcmp(json_string_value(type), "function"))
+        return fail(err, param, "'%s' must be an object with \"type\": \"function\"", param);
+    if (!json_is_object(fn)) return fail(err, param, "'%s' must have a \"function\" object", param);
+    const json_t *name = json_object_get(fn, "name");
+    snprintf(p, sizeof p, "%s.function.name", param);
+    if (!tool_name_ok(name)) return fail(err, p, "'%s' must be a string of 1 to 64 of a-z, A-Z, 0-9, _ and -", p);
+    size_t k;
+    json_t *prev;
+    json_array_foreach(out, k, prev) {
+        if (json_equal(json_object_get(json_object_get(prev, "function"), "name"), name))
+            return fail(err, p, "'%s': the function name '%s' is given twice", p, json_string_value(name));
+    }
+    const json_t *desc = opt(fn, "description");
+    snprintf(p, sizeof p, "%s.function.description", param);
+    if (desc && !json_is_string(desc)) return fail(err, p, "'%s' must be a string", p);
+    json_t *params = opt(fn, "parameters");
+    snprintf(p, sizeof p, "%s.function.parameters", param);
+    if (params) {
+        const json_t *pt = json_object_get(params, "type");
+        if (!json_is_object(params)) return fail(err, p, "'%s' must be a JSON schema object", p);
+        if (pt && (!json_is_string(pt) || strcmp(json_string_value(pt), "object")))
+            return fail(err, p, "'%s' must describe an object (\"type\": \"object\")", p);
+    }
+    json_t *nf = json_object(), *nt = json_object();
+    json_t *np = params ? json_incref(params) : json_pack("{s:s,s:{}}", "type", "object", "properties");
+    bool ok = nf && nt && np && !json_object_set(nf, "name", (json_t *)name) &&
+              (!desc || !json_object_set(nf, "description", (json_t *)desc)) && !json_object_set(nf, "parameters", np) &&
+              !json_object_set_new(nt, "type", json_string("function")) && !json_object_set(nt, "function", nf) &&
+              !json_array_append(out, nt);
+    json_decref(nf);
+    json_decref(nt);
+    json_decref(np);
+    return ok ? 0 : nomem(err);
+}
+
+/* obj["tools"] -> *out (NULL when absent or empty). */
+static int parse_tools(const json_t *obj, json_t **out, int *n_out, srv_error *err) {
+    json_t *v = opt(obj, "tools");
+    if (!v) return 0;
+    if (!json_is_array(v)) return fail(err, "tools", "'tools' must be an array of tool objects");
+    size_t n = json_array_size(v);
+    if (n == 0) return 0;
+    if (n > SRV_MAX_TOOLS) return fail(err, "tools", "'tools' may hold at most %d tools", SRV_MAX_TOOLS);
+    json_t *arr = json_array();
+    if (!arr) return nomem(err);
+    for (size_t i = 0; i < n; i++)
+        if (parse_tool(json_array_get(v, i), i, arr, err)) {
+            json_decref(arr);
+            return -1;
+        }
+    *out = arr;
+    *n_out = (int)n;
+    return 0;
+}
+
+static int parse_tool_choice(const json_t *obj, srv_request *r, srv_error *err) {
+    r->tool_choice = r->n_tools ? SRV_TOOL_AUTO : SRV_TOOL_NONE;
+    r->parallel_tool_calls = true;
+    if (get_bool(obj, "parallel_tool_calls", &r->parallel_tool_calls, err)) return -1;
+    json_t *v = opt(obj, "tool_choice");
+    if (!v) return 0;
+    const char *name = NULL;
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        if (!strcmp(s, "auto")) r->tool_choice = r->n_tools ? SRV_TOOL_AUTO : SRV_TOOL_NONE;
+        else if (!strcmp(s, "none")) r->tool_choice = SRV_TOOL_NONE;
+        else if (!strcmp(s, "required")) r->tool_choice = SRV_TOOL_REQUIRED;
+        else
+            return fail(err, "tool_choice",
+                        "'tool_choice' must be \"auto\", \"none\", \"required\" or a function, got \"%.40s\"", s);
+    } else {
+        const json_t *type = json_object_get(v, "type"), *fn = json_object_get(v, "function");
+        if (!json_is_object(v) || !json_is_string(type) || strcmp(json_string_value(type), "function") ||
+            !json_is_string(json_object_get(fn, "name")))
+            return fail(err, "tool_choice",
+                        "'tool_choice' must be a string or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+        name = json_string_value(json_object_get(fn, "name"));
+        r->tool_choice = SRV_TOOL_NAMED;
+    }
+    if (r->tool_choice != SRV_TOOL_NONE && r->tool_choice != SRV_TOOL_AUTO && !r->n_tools)
+        return fail(err, "tool_choice", "'tool_choice' requires 'tools'");
+    /* a forced call is itself grammar-constrained; two constraints do not compose */
+    if ((r->tool_choice == SRV_TOOL_REQUIRED || r->tool_choice == SRV_TOOL_NAMED) && r->grammar)
+        return fail(err, "tool_choice", "a forced 'tool_choice' cannot be combined with 'response_format' or 'grammar'");
+    if (name) {
+        for (int i = 0; i < r->n_tools; i++)
+            if (!strcmp(name, json_string_value(json_object_get(json_object_get(json_array_get(r->tools, (size_t)i),
+                                                                                "function"), "name")))) {
+                r->tool_named = i;
+                return 0;
+            }
+        return fail(err, "tool_choice", "'tool_choice' names the function '%.64s', which is not in 'tools'", name);
+    }
+    return 0;
 }
 
 static const char *normalize_role(const char *r) {
@@ -243,6 +409,13 @@ static int parse_messages(const json_t *obj, srv_message **out, int *n_out, srv_
             }
         } else if (parse_content(content, mi, &m[i].content, err)) {
             goto fail;
+        }
+        const json_t *calls = opt(msg, "tool_calls");
+        if (calls && !strcmp(r, "assistant") && parse_msg_tool_calls(calls, mi, &m[i], err)) goto fail;
+        const json_t *call_id = opt(msg, "tool_call_id");
+        if (call_id && !strcmp(r, "tool")) { /* optional: templates that ignore it take results without */
+            snprintf(param, sizeof param, "messages[%d].tool_call_id", mi);
+            if (req_str(msg, "tool_call_id", param, &m[i].tool_call_id, err)) goto fail;
         }
     }
     *out = m;
@@ -411,10 +584,7 @@ static int parse_chat(const json_t *obj, srv_request *r, srv_error *err) {
         r->sp.top_logprobs = (int32_t)i;
     }
 
-    json_t *tools = opt(obj, "tools");
-    if (tools && (!json_is_array(tools) || json_array_size(tools) > 0))
-        return fail(err, "tools", "'tools' (function calling) is not supported");
-    return 0;
+    return parse_tools(obj, &r->tools, &r->n_tools, err) || parse_tool_choice(obj, r, err) ? -1 : 0;
 }
 
 /* A grammar compiler's failure as a 400 on param (503 when out of memory). */
@@ -638,6 +808,7 @@ void srv_request_free(srv_request *r) {
     free(r->user);
     grammar_free(r->grammar);
     free(r->grammar_src);
+    json_decref(r->tools);
     memset(r, 0, sizeof *r);
 }
 
@@ -729,7 +900,9 @@ int srv_template_parse(const char *body, size_t len, srv_template_req *out, srv_
     out->add_generation_prompt = true;
     json_t *root = load_object(body, len, err);
     if (!root) return -1;
+    int n_tools = 0;
     int rc = parse_messages(root, &out->messages, &out->n_messages, err);
+    if (!rc) rc = parse_tools(root, &out->tools, &n_tools, err);
     if (!rc) rc = get_bool(root, "add_generation_prompt", &out->add_generation_prompt, err);
     json_decref(root);
     if (rc) srv_template_free(out);
@@ -739,5 +912,6 @@ int srv_template_parse(const char *body, size_t len, srv_template_req *out, srv_
 void srv_template_free(srv_template_req *r) {
     if (!r) return;
     srv_messages_free(r->messages, r->n_messages);
+    json_decref(r->tools);
     memset(r, 0, sizeof *r);
 }

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "ryot.h"
 
 #define SRV_MAX_N 16          /* "n" (choices per prompt) accepted: 1..16 */
@@ -37,6 +39,7 @@
 #define SRV_MAX_COMPLETION_LOGPROBS 5 /* /v1/completions "logprobs": 0..5 */
 #define SRV_MAX_TIMEOUT_S 86400.0     /* "timeout": (0, 1 day] */
 #define SRV_MAX_TOKENS_LIMIT (1 << 30) /* max_tokens above this: 400 */
+#define SRV_MAX_TOOLS 128     /* "tools" entries, as OpenAI */
 
 typedef enum srv_endpoint { SRV_EP_CHAT, SRV_EP_COMPLETIONS } srv_endpoint;
 
@@ -64,15 +67,38 @@ void srv_error_set(srv_error *e, int status, const char *param, const char *fmt,
     __attribute__((format(printf, 4, 5)));
 void srv_error_setv(srv_error *e, int status, const char *param, const char *fmt, va_list ap);
 
+/* A tool call: of an assistant message in a request, or parsed from the
+ * model's output for a response.  arguments is JSON text (OpenAI sends and
+ * expects a string). */
+typedef struct srv_tool_call {
+    char *id;
+    char *name;
+    char *arguments;
+} srv_tool_call;
+
 /* One chat message.  role is normalized: "system", "user", "assistant" or
  * "tool" ("developer" becomes "system").  content is the string, or the
  * "text" parts of a content array concatenated with no separator; NULL only
  * for an assistant message whose content is null/absent (e.g. tool calls).
- * Other message fields (name, tool_calls, ...) are ignored. */
+ * assistant: "tool_calls" [{"id", "type": "function", "function": {"name",
+ * "arguments": string}}] (names as tool names, below); tool: "tool_call_id"
+ * (optional; a string when given) and content.  Other fields (name, ...) are ignored. */
 typedef struct srv_message {
     char *role;
     char *content;
+    srv_tool_call *tool_calls;
+    int n_tool_calls;
+    char *tool_call_id;   /* role "tool" only */
 } srv_message;
+
+/* "tool_choice": "auto" (the default with tools), "none" (the default
+ * without), "required", or {"type": "function", "function": {"name": ...}}. */
+typedef enum srv_tool_choice {
+    SRV_TOOL_AUTO,
+    SRV_TOOL_NONE,
+    SRV_TOOL_REQUIRED,
+    SRV_TOOL_NAMED,
+} srv_tool_choice;
 
 typedef struct srv_request {
     srv_endpoint ep;
@@ -144,6 +170,18 @@ typedef struct srv_request {
      * "response_format:" + it dumped with sorted keys, or "grammar:" + the
      * grammar text (NULL when neither) */
     char *grammar_src;
+
+    /* chat "tools": up to SRV_MAX_TOOLS {"type": "function", "function":
+     * {"name", "description", "parameters"}}: names [a-zA-Z0-9_-]{1,64},
+     * unique; description a string; parameters a JSON schema object whose
+     * "type", if given, is "object" (absent: {"type": "object",
+     * "properties": {}} is filled in).  Kept as a normalized JSON array
+     * (owned; NULL when absent or empty) with exactly those fields. */
+    json_t *tools;
+    int n_tools;
+    srv_tool_choice tool_choice;
+    int tool_named;              /* SRV_TOOL_NAMED: index into tools; an unknown name is a 400 */
+    bool parallel_tool_calls;    /* default true; false: at most one call per choice */
 } srv_request;
 
 /* Parses body[0..len) for endpoint ep.  Returns 0 and fills *out (free with
@@ -152,7 +190,8 @@ typedef struct srv_request {
  *
  * Also rejected (400), because ryot would otherwise silently ignore them:
  * completions a non-empty "suffix", "best_of" other than n;
- * chat non-empty "tools". */
+ * chat "tool_choice" "required" or a function without tools, or with a
+ * "response_format"/"grammar" constraint. */
 int srv_request_parse(const char *body, size_t len, srv_endpoint ep, srv_request *out, srv_error *err);
 void srv_request_free(srv_request *r);
 
@@ -199,11 +238,13 @@ typedef struct srv_detokenize_req {
 int srv_detokenize_parse(const char *body, size_t len, srv_detokenize_req *out, srv_error *err);
 void srv_detokenize_free(srv_detokenize_req *r);
 
-/* POST /apply-template: {"messages": [...], "add_generation_prompt": bool
- * (default true)} -> the caller renders and answers {"prompt": ...}. */
+/* POST /apply-template: {"messages": [...], "tools": [...] (optional),
+ * "add_generation_prompt": bool (default true)} -> the caller renders and
+ * answers {"prompt": ...}. */
 typedef struct srv_template_req {
     srv_message *messages;
     int n_messages;
+    json_t *tools;               /* "tools" as in a chat request; NULL when none */
     bool add_generation_prompt;
 } srv_template_req;
 int srv_template_parse(const char *body, size_t len, srv_template_req *out, srv_error *err);

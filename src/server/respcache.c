@@ -23,6 +23,8 @@ bool srv_cache_request_key(const cache_key *model, const srv_request *req, const
     const ryot_sampler_params *sp = &spec->sp;
     /* echo answers carry the prompt text, which the record does not */
     if (!(sp->temperature == 0.0f || req->has_seed) || sp->logprobs || req->echo) return false;
+    char *tools = req->tools ? json_dumps(req->tools, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII) : NULL;
+    if (req->tools && !tools) return false;
     cache_key_builder kb;
     cache_key_begin(&kb, req->ep == SRV_EP_CHAT ? "chat" : "completions");
     cache_key_bytes(&kb, 2, model->b, sizeof model->b);
@@ -51,6 +53,13 @@ bool srv_cache_request_key(const cache_key *model, const srv_request *req, const
         cache_key_f64(&kb, 21, sp->logit_bias[i].bias);
     }
     cache_key_str(&kb, 22, req->grammar_src);
+    /* tools reach the prompt only through the template (and not at all with
+     * "none"), and the choice picks the grammar and the parsing: key them */
+    cache_key_str(&kb, 23, tools);
+    free(tools);
+    cache_key_i64(&kb, 24, req->tool_choice);
+    cache_key_i64(&kb, 25, req->tool_choice == SRV_TOOL_NAMED ? req->tool_named : -1);
+    cache_key_i64(&kb, 26, req->parallel_tool_calls);
     cache_key_end(&kb, out);
     return true;
 }

@@ -15,12 +15,14 @@
 #include "gguf/gguf.h"
 #include "ryot.h" /* ryot_chat_format */
 #include "template/chat_template.h"
+#include "template/tools.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct chat {
     const tokenizer *tok;  /* not owned; outlives the chat */
     ryot_chat_format format;
     chat_template *tmpl;   /* tokenizer.chat_template, else the built-in format's; NULL: none */
+    bool native_tools;     /* tmpl is the GGUF's and renders `tools` itself */
 } chat;
 
 /* Detects the format (markers in tokenizer.chat_template, else a gemma3
@@ -38,5 +40,17 @@ void chat_free(chat *c);
  * RYOT_ERR_NOMEM. */
 ryot_status chat_apply(const chat *c, const chat_msg *msgs, int n, bool add_generation_prompt, char **out,
                        size_t *out_len, ryot_error *err);
+
+/* The same over OpenAI-shaped messages (a JSON array of objects: role,
+ * content (a string, or null for an assistant turn with tool_calls),
+ * tool_calls [{id, type, function: {name, arguments (a JSON string)}}],
+ * tool_call_id) and tools (a JSON array of OpenAI tool objects; NULL or
+ * empty: none).  A null or missing content renders as "", as chat_apply's
+ * NULL does.  A template that renders tools itself (native_tools) gets them
+ * as `tools`, with each call's arguments string parsed into an object (the
+ * Hugging Face convention); any other template gets the messages rewritten
+ * by chat_tools_inline for the format's call style.  Errors as chat_apply. */
+ryot_status chat_apply_json(const chat *c, const json_t *messages, const json_t *tools, bool add_generation_prompt,
+                            char **out, size_t *out_len, ryot_error *err);
 
 #endif

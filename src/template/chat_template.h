@@ -8,7 +8,8 @@
  * ({% break %}, {% continue %}), raise_exception(msg) as a global, and a
  * tojson filter that is json.dumps(x, ensure_ascii=False) (no HTML escaping,
  * keys in insertion order).  The render variables are messages (a list of
- * {role, content} dicts), add_generation_prompt, bos_token and eos_token;
+ * {role, content} dicts), add_generation_prompt, bos_token and eos_token
+ * (and tools, with chat_template_render_json);
  * every other name is undefined (falsy, renders as "", iterates as empty).
  * One trailing newline of the template is dropped, as jinja2 does.
  *
@@ -39,6 +40,8 @@
 
 #include "core/error.h"
 
+struct json_t; /* jansson's */
+
 #define CHAT_TEMPLATE_MAX_SOURCE (4u << 20)      /* template bytes */
 #define CHAT_TEMPLATE_MAX_DEPTH 128              /* nesting of blocks and expressions (render stack: < 1 MiB) */
 #define CHAT_TEMPLATE_MAX_ITERATIONS 1000000     /* loop iterations per render, all loops together */
@@ -67,6 +70,15 @@ ryot_status chat_template_parse(const char *src, size_t len, chat_template **out
 ryot_status chat_template_render(const chat_template *t, const chat_msg *msgs, int n_msgs, bool add_generation_prompt,
                                  const char *bos_token, const char *eos_token, char **out, size_t *out_len,
                                  ryot_error *err);
+
+/* The same over JSON values (jansson): messages an array of objects with any
+ * fields (role, content, tool_calls, tool_call_id, ...), tools an array
+ * (OpenAI tool objects) set as the variable `tools`, or NULL to leave it
+ * undefined.  Objects become dicts in their key order, arrays lists, JSON
+ * numbers ints or floats, null None.  The JSON must outlive the call. */
+ryot_status chat_template_render_json(const chat_template *t, const struct json_t *messages, const struct json_t *tools,
+                                      bool add_generation_prompt, const char *bos_token, const char *eos_token,
+                                      char **out, size_t *out_len, ryot_error *err);
 
 void chat_template_free(chat_template *t);
 

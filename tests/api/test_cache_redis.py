@@ -97,8 +97,9 @@ def test_redis_down_and_back(redis):
         back = RedisServer(port)  # an empty Redis on the same port
         try:
             deadline = time.monotonic() + 15
-            while True:  # reconnect after the backoff; the store goes to the new Redis
-                chat(s, max_tokens=30)
+            for k in range(1000):  # reconnect after the backoff; the store goes to the new Redis
+                # a new body each time: a repeated one would be an L1 hit, never stored again
+                chat(s, max_tokens=30 + k % 30, stop=[f"never{k}"])
                 if back.command("KEYS", "ryot:cache:*"):
                     break
                 assert time.monotonic() < deadline, "never reconnected"

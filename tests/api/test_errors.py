@@ -116,9 +116,9 @@ def test_400_logit_bias_outside_vocab(http):
 
 
 def test_400_unsupported_features(http):
-    assert_openai_error(chat(http, {"messages": MSG, "tools": [{"type": "function", "function": {"name": "f"}}]}),
-                        400, param="tools")
-    assert_openai_error(http.post("/v1/completions", json={"prompt": "x", "echo": True}), 400, param="echo")
+    assert_openai_error(chat(http, {"messages": MSG, "tools": [{"type": "function", "function": {"name": "f"}}],
+                                    "tool_choice": {"type": "function", "function": {"name": "g"}}}),
+                        400, param="tool_choice")
 
 
 def test_400_helper_endpoints(http):

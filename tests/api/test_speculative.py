@@ -58,3 +58,53 @@ def test_logprobs_not_drafted(spec):
                                    temperature=0, logprobs=True)
     assert len(r.choices[0].logprobs.content) == r.usage.completion_tokens
     assert spec_counters(spec)[0] == d0
+
+
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "maxLength": 24}, "age": {"type": "integer", "minimum": 0}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+WEATHER_TOOL = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Weather forecast for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}},
+                   "required": ["city"], "additionalProperties": False}}}]
+
+
+def test_grammar_not_drafted(spec, client, model_id):
+    """Grammar-constrained requests (response_format, forced tool calls) are
+    not drafted, and answer what the default server answers."""
+    sc = spec.client()
+    sid = sc.models.list().data[0].id
+    msgs = [{"role": "user", "content": "Repeat as JSON: name Ada Lovelace, age 36. Name Ada Lovelace, age 36."}]
+    fmt = {"type": "json_schema", "json_schema": {"name": "p", "schema": PERSON}}
+    d0, _ = spec_counters(spec)
+    got = sc.chat.completions.create(model=sid, messages=msgs, max_tokens=40, temperature=0, response_format=fmt)
+    want = client.chat.completions.create(model=model_id, messages=msgs, max_tokens=40, temperature=0,
+                                          response_format=fmt)
+    assert got.choices[0].message.content == want.choices[0].message.content
+    ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+    got = sc.chat.completions.create(model=sid, messages=ask, max_tokens=40, temperature=0, tools=WEATHER_TOOL,
+                                     tool_choice="required")
+    want = client.chat.completions.create(model=model_id, messages=ask, max_tokens=40, temperature=0,
+                                          tools=WEATHER_TOOL, tool_choice="required")
+    assert got.choices[0].message.tool_calls[0].function.arguments == \
+        want.choices[0].message.tool_calls[0].function.arguments
+    assert spec_counters(spec)[0] == d0
+
+
+def test_tools_auto_same_answer(spec, client, model_id):
+    """tool_choice auto decodes freely (drafted like any text): the same
+    content and calls as the default server."""
+    sc = spec.client()
+    sid = sc.models.list().data[0].id
+    ask = [{"role": "user", "content": "What is the weather in Paris? Paris, the city of Paris."}]
+    got = sc.chat.completions.create(model=sid, messages=ask, max_tokens=60, temperature=0, tools=WEATHER_TOOL)
+    want = client.chat.completions.create(model=model_id, messages=ask, max_tokens=60, temperature=0,
+                                          tools=WEATHER_TOOL)
+    g, w = got.choices[0], want.choices[0]
+    assert g.message.content == w.message.content
+    assert g.finish_reason == w.finish_reason
+    assert [c.function.model_dump() for c in g.message.tool_calls or []] == \
+        [c.function.model_dump() for c in w.message.tool_calls or []]

@@ -28,11 +28,12 @@
 
 #include <cmocka.h>
 
+#include "backend/cpu/attention.h"
+#include "backend/cpu/cpu.h"
+#include "backend/cpu/ops.h"
 #include "common/tiny_model.h"
 #include "core/rng.h"
-#include "engine/attention.h"
 #include "engine/engine.h"
-#include "engine/ops.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 
@@ -350,12 +351,12 @@ static void test_batch_qwen2_f16(void **st) {
     batch_vs_sequential("qwen2", RYOT_TYPE_F16);
 }
 
-/* Decode past ENGINE_SPLIT_MIN keys splits attention into parts merged by the
+/* Decode past CPU_SPLIT_MIN keys splits attention into parts merged by the
  * last finisher: against the reference, and the same bits for 1 and 2 threads. */
 static void split_kv_case(const char *arch) {
     tiny_spec s = tiny_spec_default(arch);
     loaded l = load_ok(&s);
-    const int V = l.m->hp.n_vocab, n = ENGINE_SPLIT_MIN + 280; /* 3 parts of ENGINE_SPLIT_CHUNK */
+    const int V = l.m->hp.n_vocab, n = CPU_SPLIT_MIN + 280; /* 3 parts of CPU_SPLIT_CHUNK */
     int32_t *t = malloc((size_t)n * sizeof *t);
     tokens(t, n, V, 21);
     float *got[2];
@@ -605,36 +606,31 @@ static void test_exp_neg(void **st) {
     (void)st;
     double worst = 0;
     for (float x = -87.0f; x <= 0.0f; x += 0.001237f) {
-        double r = exp((double)x), got = ops_exp_neg(x);
+        double r = exp((double)x), got = kernel_exp_neg(x);
         worst = fmax(worst, fabs(got - r) / r);
     }
     assert_true(worst < 3e-7);
-    assert_true(ops_exp_neg(-INFINITY) == 0.0f);
-    assert_true(ops_exp_neg(-1000.0f) == 0.0f);
-    assert_true(ops_exp_neg(0.0f) == 1.0f);
+    assert_true(kernel_exp_neg(-INFINITY) == 0.0f);
+    assert_true(kernel_exp_neg(-1000.0f) == 0.0f);
+    assert_true(kernel_exp_neg(0.0f) == 1.0f);
 }
 
 static void test_activations(void **st) {
     (void)st;
     const float g[3] = {-2, 0.5f, 3}, u[3] = {1, 2, -1};
     float h[3];
-    ops_silu_mul(h, g, u, 3);
+    kernels_ops_ref()->silu_mul(h, g, u, 3);
     for (int i = 0; i < 3; i++) assert_true(fabsf(h[i] - g[i] / (1 + expf(-g[i])) * u[i]) < 1e-6f);
-    ops_gelu_mul(h, g, u, 3);
+    kernels_ops_ref()->gelu_mul(h, g, u, 3);
     /* gelu_tanh(0.5) = 0.345714, gelu_tanh(3) = 2.996363, rounded to F16
      * (spacing 2^-12 and 2^-9 there) as llama.cpp's GELU table holds them */
     assert_true(h[1] == 1416.0f / 4096 * 2);
     assert_true(h[2] == -1534.0f / 512);
 }
 
-/* The selected (fast) ops table against the plain C one. */
-static void test_ops_tables(void **st) {
-    (void)st;
-    const ops_table *ref = ops_table_ref(), *fast = ops_select(kernels_init(KERNEL_ISA_AUTO));
-    if (fast == ref) {
-        print_message("no fast ops table on this CPU\n");
-        return;
-    }
+/* Every fast level's ops the CPU runs against the reference ones. */
+static void ops_level_check(kernel_isa isa) {
+    const kernel_ops *ref = kernels_ops_ref(), *fast = kernels_ops_isa(isa);
     ryot_rng r;
     ryot_rng_seed(&r, 9);
     enum { N = 203 };
@@ -647,16 +643,22 @@ static void test_ops_tables(void **st) {
     ref->gelu_mul(h1, g, u, N);
     fast->gelu_mul(h2, g, u, N);
     assert_true(max_diff(h1, h2, N) < 1e-5);
-    /* attention scores: the same bits as the kernels' F16 vec_dot_rows */
-    for (int dk = 32; dk <= 256; dk *= 2) {
+    /* attention scores: the same bits as the level's own F16 vec_dot_rows,
+     * and the reference's within float rounding */
+    const kernel_traits *f16 = kernels_get_isa(isa, RYOT_TYPE_F16);
+    for (int dk = 28; dk <= 256; dk = dk < 32 ? 32 : dk * 2) {
         enum { NK = 37, NR = 5 };
         uint16_t k[NK * 256];
-        float q[NR * 256], kt[NK * 256], s1[NR * 64], s2[NR * 64];
+        float q[NR * 256], kt[NK * 256], s0[NR * 64], s1[NR * 64], s2[NR * 64];
         for (int i = 0; i < NK * dk; i++) k[i] = ryot_fp32_to_fp16((float)ryot_rng_uniform(&r) * 2 - 1);
-        for (int i = 0; i < NR * dk; i++) q[i] = ops_round_f16((float)ryot_rng_uniform(&r) * 4 - 2);
-        ref->qk_scores(q, dk, NR, k, NK, dk, kt, s1, 64);
+        for (int i = 0; i < NR * dk; i++) q[i] = kernel_round_f16((float)ryot_rng_uniform(&r) * 4 - 2);
+        ref->qk_scores(q, dk, NR, k, NK, dk, kt, s0, 64);
+        f16->vec_dot_rows(dk, NK, NR, k, (size_t)dk * 2, q, (size_t)dk * 4, s1, 64);
         fast->qk_scores(q, dk, NR, k, NK, dk, kt, s2, 64);
-        for (int i = 0; i < NR; i++) assert_memory_equal(s1 + i * 64, s2 + i * 64, NK * sizeof(float));
+        for (int i = 0; i < NR; i++) {
+            assert_memory_equal(s1 + i * 64, s2 + i * 64, NK * sizeof(float));
+            assert_true(max_diff(s0 + i * 64, s2 + i * 64, NK) < 1e-4 * dk);
+        }
     }
     /* two tiles of softmax_pv: rescaling when the max grows */
     for (int dv = 8; dv <= 136; dv += 64) {
@@ -671,6 +673,16 @@ static void test_ops_tables(void **st) {
         assert_true(m1 == m2);
         assert_true(fabsf(l1 - l2) < 1e-5f * l1);
         assert_true(max_diff(a1, a2, dv) < 1e-5 * l1);
+    }
+}
+
+static void test_ops_tables(void **st) {
+    (void)st;
+    const kernel_isa best = kernels_best_isa();
+    if (best == KERNEL_ISA_REF) print_message("no fast ops on this CPU\n");
+    for (kernel_isa isa = KERNEL_ISA_AVX2; isa <= best; isa++) {
+        print_message("ops: %s against ref\n", kernel_isa_name(isa));
+        ops_level_check(isa);
     }
 }
 
@@ -692,7 +704,7 @@ static void attention_case(int dk, int dv, int n_q, int group, int pos0, int win
                    .head_dim_v = dv,
                    .scale = 1.0f / sqrtf((float)dk),
                    .window = window,
-                   .ops = ops_select(kernels_init(KERNEL_ISA_AUTO))};
+                   .ops = (kernels_init(KERNEL_ISA_AUTO), kernels_ops())};
     float *scratch = malloc(attn_scratch_floats(&d) * sizeof(float));
     const int tq = attn_tile_q(G);
     for (int i0 = 0; i0 < n_q; i0 += tq) {
@@ -724,7 +736,7 @@ static void split_case(int dk, int dv, int n_q, int group, int pos0, int window,
                    .head_dim_v = dv,
                    .scale = 1.0f / sqrtf((float)dk),
                    .window = window,
-                   .ops = ops_select(kernels_init(KERNEL_ISA_AUTO))};
+                   .ops = (kernels_init(KERNEL_ISA_AUTO), kernels_ops())};
     float *scratch = malloc(attn_scratch_floats(&d) * sizeof(float));
     const size_t pf = attn_part_floats(&d);
     const int n_parts = (n_kv + chunk - 1) / chunk;

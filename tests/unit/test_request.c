@@ -137,7 +137,18 @@ static const bad_case bad_cases[] = {
     {CHAT, "{\"timeout\":\"10\"," MSGS "}", "timeout"},
     {CHAT, "{\"timeout\":1e30," MSGS "}", "timeout"},
     /* unsupported features that would otherwise be ignored silently */
-    {CHAT, "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]," MSGS "}", "tools"},
+    {CHAT, "{\"tools\":{}," MSGS "}", "tools"},
+    {CHAT, "{\"tools\":[{\"type\":\"function\",\"function\":{}}]," MSGS "}", "tools[0].function.name"},
+    {CHAT, "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}},"
+           "{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]," MSGS "}", "tools[1].function.name"},
+    {CHAT, "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":1}}]," MSGS "}",
+     "tools[0].function.parameters"},
+    {CHAT, "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
+           "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"g\"}}," MSGS "}", "tool_choice"},
+    {CHAT, "{\"tool_choice\":\"required\"," MSGS "}", "tool_choice"},
+    {CHAT, "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"parallel_tool_calls\":1," MSGS "}",
+     "parallel_tool_calls"},
+    {CHAT, "{\"messages\":[{\"role\":\"tool\",\"tool_call_id\":7,\"content\":\"x\"}]}", "messages[0].tool_call_id"},
     {CHAT, "{\"response_format\":\"text\"," MSGS "}", "response_format"},
     /* structured output */
     {CHAT, "{\"response_format\":{\"type\":\"xml\"}," MSGS "}", "response_format"},

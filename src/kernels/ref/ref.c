@@ -72,7 +72,7 @@ KERNEL_ROWS_FROM_DOT(ref_rows_q6_K, ref_vec_dot_q6_K)
     {.supported = true, .vec_dot_type = VDT, .to_float = ref_##NAME##_to_float,                    \
      .from_float = ref_##NAME##_from_float, .vec_dot = ref_vec_dot_##NAME, .vec_dot_rows = ref_rows_##NAME}
 
-void kernels_ref_fill(kernel_traits tab[RYOT_TYPE_COUNT]) {
+void kernels_ref_fill(kernel_level *lv) {
     static const kernel_traits ref[RYOT_TYPE_COUNT] = {
         [RYOT_TYPE_F32] = TRAITS(RYOT_TYPE_F32, f32),
         [RYOT_TYPE_F16] = TRAITS(RYOT_TYPE_F32, f16),
@@ -90,5 +90,6 @@ void kernels_ref_fill(kernel_traits tab[RYOT_TYPE_COUNT]) {
         [RYOT_TYPE_Q8_K] = {.supported = false, .vec_dot_type = RYOT_TYPE_Q8_K,
                             .to_float = ref_q8_K_to_float, .from_float = ref_q8_K_from_float},
     };
-    for (int t = 0; t < RYOT_TYPE_COUNT; t++) tab[t] = ref[t];
+    for (int t = 0; t < RYOT_TYPE_COUNT; t++) lv->traits[t] = ref[t];
+    ref_ops_fill(&lv->ops);
 }

@@ -1026,7 +1026,8 @@ KERNEL_ROWS_FROM_DOT(rows_f16, vec_dot_f16)
 KERNEL_ROWS_FROM_DOT(rows_bf16, vec_dot_bf16)
 KERNEL_ROWS_FROM_DOT(rows_q5_K, vec_dot_q5_K)
 
-void kernels_avx2_fill(kernel_traits tab[RYOT_TYPE_COUNT]) {
+void kernels_avx2_fill(kernel_level *lv) {
+    kernel_traits *tab = lv->traits;
     tab[RYOT_TYPE_F32].vec_dot = vec_dot_f32;
     tab[RYOT_TYPE_F32].vec_dot_rows = rows_f32;
     tab[RYOT_TYPE_F16].vec_dot = vec_dot_f16;
@@ -1059,4 +1060,5 @@ void kernels_avx2_fill(kernel_traits tab[RYOT_TYPE_COUNT]) {
     tab[RYOT_TYPE_Q5_K].vec_dot_rows = rows_q5_K;
     tab[RYOT_TYPE_Q6_K].vec_dot = vec_dot_q6_K;
     tab[RYOT_TYPE_Q6_K].vec_dot_rows = rows_q6_K;
+    avx2_ops_fill(&lv->ops);
 }

@@ -1,15 +1,16 @@
-/* AVX2+FMA versions of the engine's hot element-wise ops (the ops_table of
- * src/engine/ops.h).  Compiled with -mavx2 -mfma (Makefile: avx2*.c); the
+/* AVX2+FMA versions of the forward pass's hot ops (kernel_ops,
+ * kernels/kernels.h).  Compiled with -mavx2 -mfma (Makefile: avx2*.c); the
  * engine calls them only after kernels_init reported AVX2.  The plain C
- * versions in src/engine/ops.c define the results; tests compare the two. */
+ * versions in kernels/ref/ref_ops.c define the results; tests compare the two. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdbool.h>
 
-#include "engine/ops.h"
+#include "kernels/kernels_impl.h"
+#include "kernels/kmath.h"
 
 /* exp(x) for x <= 0, the same range reduction and polynomial as
- * ops_exp_neg; inputs below -87 give 0. */
+ * kernel_exp_neg; inputs below -87 give 0. */
 static inline __m256 exp_neg8(__m256 x) {
     const __m256 lo = _mm256_set1_ps(-87.0f);
     const __m256 xc = _mm256_max_ps(x, lo);
@@ -42,14 +43,14 @@ static void silu_mul(float *h, const float *g, const float *u, int n) {
         const __m256 sig = _mm256_blendv_ps(r, _mm256_mul_ps(e, r), x); /* sign bit set: e*r */
         _mm256_storeu_ps(h + i, _mm256_mul_ps(_mm256_mul_ps(x, sig), _mm256_loadu_ps(u + i)));
     }
-    if (i < n) ops_table_ref()->silu_mul(h + i, g + i, u + i, n - i);
+    if (i < n) ref_silu_mul(h + i, g + i, u + i, n - i);
 }
 
 static inline __m256 round_f16_8(__m256 x) {
     return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
 }
 
-/* F16 input and output, as ops_gelu_mul (llama.cpp's table). */
+/* F16 input and output, as ref_gelu_mul (llama.cpp's table). */
 static void gelu_mul(float *h, const float *g, const float *u, int n) {
     const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f), k = _mm256_set1_ps(0.79788456080286535588f),
                  c = _mm256_set1_ps(0.044715f), sign = _mm256_set1_ps(-0.0f), lo = _mm256_set1_ps(-10.0f),
@@ -66,7 +67,7 @@ static void gelu_mul(float *h, const float *g, const float *u, int n) {
         gl = _mm256_blendv_ps(gl, x0, _mm256_cmp_ps(x0, hi, _CMP_GE_OQ));
         _mm256_storeu_ps(h + i, _mm256_mul_ps(gl, _mm256_loadu_ps(u + i)));
     }
-    if (i < n) ops_table_ref()->gelu_mul(h + i, g + i, u + i, n - i);
+    if (i < n) ref_gelu_mul(h + i, g + i, u + i, n - i);
 }
 
 static inline float hsum8(__m256 v) {
@@ -148,8 +149,8 @@ static void softmax_pv(float *s, int n, float scale, float *m, float *l, float *
         float a = acc[c0];
         for (int j = 0; j < n; j++) {
             const bool resc = signbit(s[j]);
-            if (resc) a = ops_round_f16(a * -s[j]);
-            a = ops_round_f16(fmaf(resc ? 1.0f : s[j], v[(size_t)j * dv + c0], a));
+            if (resc) a = kernel_round_f16(a * -s[j]);
+            a = kernel_round_f16(fmaf(resc ? 1.0f : s[j], v[(size_t)j * dv + c0], a));
         }
         acc[c0] = a;
     }
@@ -163,7 +164,8 @@ static void softmax_pv(float *s, int n, float scale, float *m, float *l, float *
 static void qk_scores(const float *q, size_t q_stride, int rows, const uint16_t *k, int n, int dk, float *kt, float *s,
                       size_t s_stride) {
     if (dk % 8) { /* the vec_dot's scalar tail: leave it to the kernel itself */
-        ops_table_ref()->qk_scores(q, q_stride, rows, k, n, dk, kt, s, s_stride);
+        kernels_get_isa(KERNEL_ISA_AVX2, RYOT_TYPE_F16)
+            ->vec_dot_rows(dk, n, rows, k, (size_t)dk * sizeof(uint16_t), q, q_stride * sizeof(float), s, s_stride);
         return;
     }
     for (int i = 0; i < n * dk; i += 8)
@@ -213,11 +215,11 @@ static void qk_scores(const float *q, size_t q_stride, int rows, const uint16_t 
     }
 }
 
-static const ops_table avx2_table = {
-    .silu_mul = silu_mul,
-    .gelu_mul = gelu_mul,
-    .softmax_pv = softmax_pv,
-    .qk_scores = qk_scores,
-};
-
-const ops_table *ops_table_avx2(void) { return &avx2_table; }
+void avx2_ops_fill(kernel_ops *ops) {
+    *ops = (kernel_ops){
+        .silu_mul = silu_mul,
+        .gelu_mul = gelu_mul,
+        .softmax_pv = softmax_pv,
+        .qk_scores = qk_scores,
+    };
+}

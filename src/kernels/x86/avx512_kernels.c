@@ -1,8 +1,8 @@
 /* AVX-512 kernels (built with -mavx512f/bw/vl/dq/vnni/bf16; called only after
  * CPU detection).
  *
- * Empty for now, on purpose: the AVX-512 table starts as a copy of the AVX2
- * one (kernels.c), so an AVX-512 CPU runs the tested AVX2 kernels.  The
+ * Empty for now, on purpose: the AVX-512 level (traits and ops) starts as a
+ * copy of the AVX2 one (kernels.c), so an AVX-512 CPU runs the tested AVX2 kernels.  The
  * project's development and CI machines (AMD EPYC, Zen 2 class) have no
  * AVX-512, so kernels written here could be neither tested nor measured;
  * they land together with a machine that runs tests/unit/test_kernels.c on
@@ -14,6 +14,6 @@
 
 #include "kernels/kernels_impl.h"
 
-void kernels_avx512_fill(kernel_traits tab[RYOT_TYPE_COUNT]) {
-    (void)tab;
+void kernels_avx512_fill(kernel_level *lv) {
+    (void)lv;
 }

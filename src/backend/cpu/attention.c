@@ -1,11 +1,11 @@
-#include "engine/attention.h"
+#include "backend/cpu/attention.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
-#include "engine/ops.h"
+#include "backend/cpu/ops.h"
 #include "kernels/kernels.h"
 
 /* scratch: q rows (MAX_ROWS x dk) | v tile (TILE_KV x dv) | scores (MAX_ROWS x
@@ -38,7 +38,7 @@ static void attn_range(const attn_desc *d, const float *q, size_t q_stride, int 
     const int dk = d->head_dim, dv = d->head_dim_v, rows = n_q * G;
     RYOT_ASSERT(n_q >= 1 && G >= 1 && rows <= ATTN_MAX_ROWS);
     const kernel_traits *f16 = kernels_get(RYOT_TYPE_F16);
-    const ops_table *ops = d->ops ? d->ops : ops_table_ref();
+    const kernel_ops *ops = d->ops ? d->ops : kernels_ops_ref();
     float *qc = scratch; /* row r = i*G + g */
     float *vt = qc + (size_t)ATTN_MAX_ROWS * dk;
     float *sc = vt + (size_t)ATTN_TILE_KV * dv;
@@ -49,7 +49,7 @@ static void attn_range(const attn_desc *d, const float *q, size_t q_stride, int 
         for (int g = 0; g < G; g++) {
             const float *src = q + (size_t)i * q_stride + (size_t)g * dk;
             float *dst = qc + ((size_t)i * G + g) * dk;
-            for (int c = 0; c < dk; c++) dst[c] = ops_round_f16(src[c]);
+            for (int c = 0; c < dk; c++) dst[c] = kernel_round_f16(src[c]);
         }
     const int kv_end = imin(kb, pos0 + n_q); /* exclusive */
     const int bs = kv->block_size, tile = imin(ATTN_TILE_KV, bs);
@@ -141,7 +141,7 @@ void attn_merge(const attn_desc *d, int n_q, int group, const float *parts, size
         for (int s = 0; s < n_parts; s++) {
             const float *p = parts + (size_t)s * part_stride;
             if (p[r] == -INFINITY) continue; /* no visible key in this part */
-            const float w = ops_exp_neg(p[r] - mx);
+            const float w = kernel_exp_neg(p[r] - mx);
             sum += w * p[rows + r];
             ops_axpy(o, w, p + 2 * (size_t)rows + (size_t)r * dv, dv);
         }
@@ -163,7 +163,7 @@ void attn_naive(const attn_desc *d, const float *q, size_t q_stride, int n_q, in
         for (int j = lo; j <= p; j++) {
             double s = 0.0;
             for (int c = 0; c < dk; c++) /* Q in F16, as attn_flash */
-                s += (double)ops_round_f16(q[(size_t)i * q_stride + c]) * ryot_fp16_to_fp32(k[(size_t)j * dk + c]);
+                s += (double)kernel_round_f16(q[(size_t)i * q_stride + c]) * ryot_fp16_to_fp32(k[(size_t)j * dk + c]);
             w[j] = s * d->scale;
             if (w[j] > mx) mx = w[j];
         }

@@ -1,4 +1,5 @@
-/* Forward driver: one function for every architecture, prefill and decode.
+/* The CPU backend's forward: one function for every architecture, prefill
+ * and decode.
  *
  * Steps of one layer, each one ryot_pool_run (the join is the barrier):
  *   [prep]  attn_norm (+ pending residual) and quantize     (prompt batches, post-norm archs)
@@ -10,7 +11,7 @@
  *   up      gate and up rows (same split), activation fused
  *   [prep]  quantize the FFN hidden state
  *   down    down rows; residual add (or kept for the post-norm)
- * For batches of at most ENGINE_SMALL_BATCH tokens with no residual pending,
+ * For batches of at most CPU_SMALL_BATCH tokens with no residual pending,
  * every thread normalizes and quantizes the (tiny) input itself at the start
  * of the matmul step instead of in a separate [prep] step: decode of a llama
  * model costs 5 dispatches per layer.  Each output element is computed by
@@ -19,9 +20,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "engine/attention.h"
-#include "engine/engine.h"
-#include "engine/ops.h"
+#include "backend/cpu/attention.h"
+#include "backend/cpu/cpu.h"
+#include "backend/cpu/ops.h"
 #include "kernels/kernels.h"
 
 typedef enum prep_kind {
@@ -33,17 +34,17 @@ typedef enum prep_kind {
 } prep_kind;
 
 typedef struct act_view {
-    const char *base[ENGINE_MAX_SLOTS]; /* row t0 of the input in each slot's type */
-    size_t stride[ENGINE_MAX_SLOTS];    /* bytes between rows */
+    const char *base[CPU_MAX_SLOTS]; /* row t0 of the input in each slot's type */
+    size_t stride[CPU_MAX_SLOTS];    /* bytes between rows */
 } act_view;
 
 typedef struct fwd {
-    engine *e;
+    cpu_engine *e;
     const model *m;
     const model_hparams *hp;
     const int32_t *tokens;
     int n;          /* tokens in this batch */
-    const engine_seq *seqs;
+    const backend_seq *seqs;
     int n_seqs;
     int il;
     const model_layer *L;
@@ -55,7 +56,7 @@ typedef struct fwd {
     uint32_t slots; /* bit s: slot s is needed */
 } fwd;
 
-static int slot_of(const engine *e, const model_weight *w) {
+static int slot_of(const cpu_engine *e, const model_weight *w) {
     ryot_type t = kernels_get(w->type)->vec_dot_type;
     for (int s = 0; s < e->n_slots; s++)
         if (e->slot_type[s] == t) return s;
@@ -83,8 +84,8 @@ static const float *input_norm_weight(const fwd *f) {
 
 /* Float rows of the input, from row t0: for normalized inputs they are
  * written by prep (into the thread's buffer when priv). */
-static float *input_floats(const fwd *f, engine_thread *th) {
-    const engine *e = f->e;
+static float *input_floats(const fwd *f, cpu_thread *th) {
+    const cpu_engine *e = f->e;
     const model_hparams *hp = f->hp;
     switch (f->kind) {
     case PREP_ATTN_OUT: return e->att + (size_t)f->t0 * hp->n_head * hp->head_dim_v;
@@ -93,8 +94,8 @@ static float *input_floats(const fwd *f, engine_thread *th) {
     }
 }
 
-static act_view input_view(const fwd *f, engine_thread *th) {
-    const engine *e = f->e;
+static act_view input_view(const fwd *f, cpu_thread *th) {
+    const cpu_engine *e = f->e;
     act_view v = {{0}, {0}};
     const int n_in = input_len(f);
     for (int s = 0; s < e->n_slots; s++) {
@@ -113,8 +114,8 @@ static act_view input_view(const fwd *f, engine_thread *th) {
 }
 
 /* Prepares input rows [a, b) (a >= t0) into the view of th (shared if !priv). */
-static void prep_rows(fwd *f, int a, int b, engine_thread *th) {
-    engine *e = f->e;
+static void prep_rows(fwd *f, int a, int b, cpu_thread *th) {
+    cpu_engine *e = f->e;
     const model_hparams *hp = f->hp;
     const int n_in = input_len(f);
     const float *nw = input_norm_weight(f);
@@ -154,7 +155,7 @@ static void begin_input(fwd *f, prep_kind kind, int t0, int t1, const model_weig
     f->t1 = t1;
     f->slots = 0;
     for (int i = 0; i < n_ws; i++) f->slots |= 1u << slot_of(f->e, ws[i]);
-    f->priv = t1 - t0 <= ENGINE_SMALL_BATCH && !f->pending;
+    f->priv = t1 - t0 <= CPU_SMALL_BATCH && !f->pending;
     if (!f->priv) {
         ryot_pool_run(f->e->pool, phase_prep, f);
         f->pending = NULL;
@@ -166,7 +167,7 @@ static void begin_input(fwd *f, prep_kind kind, int t0, int t1, const model_weig
  * inputs need no per-share state, so the step may run more shares than
  * threads (see run_step). */
 static act_view step_input(fwd *f, int ith) {
-    engine_thread *th = f->priv ? &f->e->th[ith] : NULL;
+    cpu_thread *th = f->priv ? &f->e->th[ith] : NULL;
     if (f->priv) prep_rows(f, f->t0, f->t1, th);
     return input_view(f, th);
 }
@@ -203,14 +204,14 @@ static void run_step(fwd *f, ryot_pool_fn fn, long units) {
 /* out[t*ldo + r] = W[r] . in[t] for rows [r0, r1), tokens t in [0, n). */
 #define MM_ROW_BLOCK 64
 #define MM_TOK_BLOCK 64
-static void matmul(const engine *e, const model_weight *w, long r0, long r1, const act_view *in, int n, float *out,
+static void matmul(const cpu_engine *e, const model_weight *w, long r0, long r1, const act_view *in, int n, float *out,
                    size_t ldo) {
     if (r0 >= r1 || n <= 0) return;
     const kernel_traits *kt = kernels_get(w->type);
     const int s = slot_of(e, w);
     const char *x = in->base[s];
     const size_t by = in->stride[s];
-    if (n <= ENGINE_SMALL_BATCH) {
+    if (n <= CPU_SMALL_BATCH) {
         kt->vec_dot_rows(w->n_in, r1 - r0, n, (const char *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes, x, by,
                          out + r0, ldo);
         return;
@@ -229,7 +230,7 @@ static void matmul(const engine *e, const model_weight *w, long r0, long r1, con
 
 static void phase_embed(void *arg, int ith, int nth) {
     fwd *f = arg;
-    engine *e = f->e;
+    cpu_engine *e = f->e;
     const model_hparams *hp = f->hp;
     const model *m = f->m;
     const kernel_traits *kt = kernels_get(m->tok_embd.type);
@@ -250,7 +251,7 @@ static void phase_embed(void *arg, int ith, int nth) {
 
 static void phase_qkv(void *arg, int ith, int nth) {
     fwd *f = arg;
-    engine *e = f->e;
+    cpu_engine *e = f->e;
     const model_hparams *hp = f->hp;
     const model_layer *L = f->L;
     const act_view in = step_input(f, ith);
@@ -296,19 +297,19 @@ static void phase_qkv(void *arg, int ith, int nth) {
 }
 
 /* Split-KV decode of a single-token sequence: its part range, or false. */
-static bool attn_split(const fwd *f, const engine_seq *sq, int *kv_first, int *n_parts) {
+static bool attn_split(const fwd *f, const backend_seq *sq, int *kv_first, int *n_parts) {
     const model_hparams *hp = f->hp;
     const int window = model_layer_is_swa(hp, f->il) ? hp->sliding_window : 0;
     const int kv_end = sq->pos + sq->n;
     const int kv_lo = window > 0 && sq->pos - window + 1 > 0 ? sq->pos - window + 1 : 0;
-    if (sq->n != 1 || kv_end - kv_lo <= ENGINE_SPLIT_MIN) return false;
-    *kv_first = kv_lo / ENGINE_SPLIT_CHUNK * ENGINE_SPLIT_CHUNK;
-    *n_parts = (kv_end - *kv_first + ENGINE_SPLIT_CHUNK - 1) / ENGINE_SPLIT_CHUNK;
+    if (sq->n != 1 || kv_end - kv_lo <= CPU_SPLIT_MIN) return false;
+    *kv_first = kv_lo / CPU_SPLIT_CHUNK * CPU_SPLIT_CHUNK;
+    *n_parts = (kv_end - *kv_first + CPU_SPLIT_CHUNK - 1) / CPU_SPLIT_CHUNK;
     return true;
 }
 
 /* Attention work units of sequence s in layer il (split parts or query tiles, per KV head). */
-static int attn_units(const fwd *f, const engine_seq *sq) {
+static int attn_units(const fwd *f, const backend_seq *sq) {
     const model_hparams *hp = f->hp;
     int kv_first, n_parts;
     if (attn_split(f, sq, &kv_first, &n_parts)) return hp->n_head_kv * n_parts;
@@ -319,7 +320,7 @@ static int attn_units(const fwd *f, const engine_seq *sq) {
 static void phase_attn(void *arg, int ith, int nth) {
     (void)nth;
     fwd *f = arg;
-    engine *e = f->e;
+    cpu_engine *e = f->e;
     const model_hparams *hp = f->hp;
     const int nq = hp->n_head, nkv = hp->n_head_kv, group = nq / nkv;
     const attn_desc d = {
@@ -338,7 +339,7 @@ static void phase_attn(void *arg, int ith, int nth) {
         const int u = atomic_fetch_add_explicit(&e->next_unit, 1, memory_order_relaxed);
         if (u >= total) break;
         while (u >= e->seg_unit[s + 1]) t0 += f->seqs[s++].n;
-        const engine_seq *sq = &f->seqs[s];
+        const backend_seq *sq = &f->seqs[s];
         const int lu = u - e->seg_unit[s];
         const int kvh = lu % nkv, h0 = kvh * group;
         const size_t hoff = ((size_t)f->il * nkv + kvh) * e->bs;
@@ -356,10 +357,10 @@ static void phase_attn(void *arg, int ith, int nth) {
         if (attn_split(f, sq, &kv_first, &n_parts)) {
             /* units (KV head, part); the last part to finish merges its head */
             const int part = lu / nkv;
-            const int ka = kv_first + part * ENGINE_SPLIT_CHUNK;
+            const int ka = kv_first + part * CPU_SPLIT_CHUNK;
             const size_t slot = (size_t)s * nkv + kvh;
             float *parts = e->attn_part + slot * e->max_split * e->part_floats;
-            attn_partial_kv(&d, q + (size_t)h0 * hp->head_dim, ldq, 1, group, sq->pos, ka, ka + ENGINE_SPLIT_CHUNK, &kv,
+            attn_partial_kv(&d, q + (size_t)h0 * hp->head_dim, ldq, 1, group, sq->pos, ka, ka + CPU_SPLIT_CHUNK, &kv,
                             parts + (size_t)part * e->part_floats, e->th[ith].attn);
             if (atomic_fetch_add_explicit(&e->attn_split_done[slot], 1, memory_order_acq_rel) == n_parts - 1)
                 attn_merge(&d, 1, group, parts, e->part_floats, n_parts, att + (size_t)h0 * hp->head_dim_v, ldo);
@@ -378,7 +379,7 @@ static void phase_attn(void *arg, int ith, int nth) {
 /* delta = W in, for the rows of this thread; residual add unless a post-norm
  * must see the whole row first. */
 static void project_residual(fwd *f, const model_weight *w, const act_view *in, int ith, int nth) {
-    engine *e = f->e;
+    cpu_engine *e = f->e;
     const int E = f->hp->n_embd;
     long r0, r1;
     split_rows(E, ith, nth, &r0, &r1);
@@ -396,7 +397,7 @@ static void phase_o(void *arg, int ith, int nth) {
 
 static void phase_up(void *arg, int ith, int nth) {
     fwd *f = arg;
-    engine *e = f->e;
+    cpu_engine *e = f->e;
     const int F = f->hp->n_ff;
     const act_view in = step_input(f, ith);
     long r0, r1;
@@ -421,7 +422,7 @@ static void phase_down(void *arg, int ith, int nth) {
 
 static void phase_logits(void *arg, int ith, int nth) {
     fwd *f = arg;
-    engine *e = f->e;
+    cpu_engine *e = f->e;
     const int nv = f->hp->n_vocab;
     const act_view in = step_input(f, ith);
     long r0, r1;
@@ -434,7 +435,7 @@ static void phase_logits(void *arg, int ith, int nth) {
 
 /* Moves the rows that need logits to the front (rows out_rows[i] -> i;
  * out_rows ascending, so no source is overwritten before it is read). */
-static void gather_out_rows(engine *e, int k, bool pending) {
+static void gather_out_rows(cpu_engine *e, int k, bool pending) {
     const size_t E = (size_t)e->m->hp.n_embd;
     for (int i = 0; i < k; i++) {
         const int r = e->out_rows[i];
@@ -444,7 +445,9 @@ static void gather_out_rows(engine *e, int k, bool pending) {
     }
 }
 
-static void forward_batch(engine *e, const int32_t *tokens, int n, const engine_seq *seqs, int n_seqs) {
+void cpu_forward(void *state, const int32_t *tokens, int n, const backend_seq *seqs, int n_seqs, float *logits) {
+    cpu_engine *e = state;
+    e->logits = logits;
     const model *m = e->m;
     const model_hparams *hp = &m->hp;
     fwd f = {.e = e, .m = m, .hp = hp, .tokens = tokens, .n = n, .seqs = seqs, .n_seqs = n_seqs};
@@ -484,87 +487,10 @@ static void forward_batch(engine *e, const int32_t *tokens, int n, const engine_
         run_step(&f, phase_down, row_groups(hp->n_embd));
         f.pending = hp->post_norms ? L->post_ffn_norm : NULL;
     }
-    e->n_logits = 0;
     if (n_out > 0) {
         gather_out_rows(e, n_out, f.pending != NULL);
         const model_weight *wout = &m->output;
         begin_input(&f, PREP_OUT_IN, 0, n_out, &wout, 1);
         run_step(&f, phase_logits, row_groups(hp->n_vocab));
-        e->n_logits = n_out;
     }
-}
-
-static ryot_status check_tokens(const engine *e, const int32_t *tokens, int n, ryot_error *err) {
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= e->m->hp.n_vocab)
-            return ryot_fail(err, RYOT_ERR_INVALID, "decode: token %d at index %d is outside the vocabulary (%d)",
-                             tokens[i], i, e->m->hp.n_vocab);
-    return RYOT_OK;
-}
-
-ryot_status engine_forward(engine *e, const int32_t *tokens, int n, const engine_seq *seqs, int n_seqs,
-                           ryot_error *err) {
-    if (n <= 0 || n > e->n_batch)
-        return ryot_fail(err, RYOT_ERR_INVALID, "forward: %d tokens (batch holds 1..%d)", n, e->n_batch);
-    if (n_seqs <= 0 || n_seqs > e->max_seqs)
-        return ryot_fail(err, RYOT_ERR_INVALID, "forward: %d sequences (context holds 1..%d)", n_seqs, e->max_seqs);
-    int total = 0, n_out = 0;
-    for (int s = 0; s < n_seqs; s++) {
-        const engine_seq *q = &seqs[s];
-        if (q->n <= 0 || q->pos < 0 || q->n_logits < 0 || q->n_logits > q->n)
-            return ryot_fail(err, RYOT_ERR_INVALID, "forward: sequence %d: bad range (pos %d, n %d, logits %d)", s,
-                             q->pos, q->n, q->n_logits);
-        if ((int64_t)q->pos + q->n > (int64_t)q->n_blocks * e->bs)
-            return ryot_fail(err, RYOT_ERR_INVALID, "forward: sequence %d: positions up to %d need more than %d blocks",
-                             s, q->pos + q->n - 1, q->n_blocks);
-        const int nb = (q->pos + q->n + e->bs - 1) / e->bs;
-        for (int b = 0; b < nb; b++)
-            if (q->blocks[b] < 0 || q->blocks[b] >= e->n_kv_blocks)
-                return ryot_fail(err, RYOT_ERR_INVALID, "forward: sequence %d: block id %d out of range", s,
-                                 q->blocks[b]);
-        total += q->n;
-        n_out += q->n_logits;
-    }
-    if (total != n) return ryot_fail(err, RYOT_ERR_INVALID, "forward: sequences hold %d tokens, batch %d", total, n);
-    if (n_out > e->n_logits_max)
-        return ryot_fail(err, RYOT_ERR_INVALID, "forward: %d logits rows requested, context allows %d", n_out,
-                         e->n_logits_max);
-    ryot_status st = check_tokens(e, tokens, n, err);
-    if (st) return st;
-    forward_batch(e, tokens, n, seqs, n_seqs);
-    return RYOT_OK;
-}
-
-static void forward_chunk(engine *e, const int32_t *tokens, int n, int pos, int n_out) {
-    const engine_seq sq = {.blocks = e->own_blocks, .n_blocks = e->n_kv_blocks, .pos = pos, .n = n, .n_logits = n_out};
-    forward_batch(e, tokens, n, &sq, 1);
-}
-
-ryot_status engine_decode(engine *e, const int32_t *tokens, int n, int pos, int n_logits, ryot_error *err) {
-    if (n <= 0) return ryot_fail(err, RYOT_ERR_INVALID, "decode: empty batch");
-    if (pos < 0 || pos > e->n_past)
-        return ryot_fail(err, RYOT_ERR_INVALID, "decode: position %d is past the %d cached positions", pos, e->n_past);
-    if ((int64_t)pos + n > e->n_ctx)
-        return ryot_fail(err, RYOT_ERR_INVALID, "decode: positions %d..%d exceed the context size %d", pos,
-                         pos + n - 1, e->n_ctx);
-    if (n_logits < 0 || n_logits > n || n_logits > e->n_logits_max)
-        return ryot_fail(err, RYOT_ERR_INVALID, "decode: %d logits rows requested (batch %d, context allows %d)",
-                         n_logits, n, e->n_logits_max);
-    ryot_status st = check_tokens(e, tokens, n, err);
-    if (st) return st;
-    /* Chunks of n_batch; the last one holds every row that needs logits. */
-    int last = n % e->n_batch ? n % e->n_batch : e->n_batch;
-    if (last > n) last = n;
-    if (last < n_logits) last = n_logits;
-    int done = 0;
-    e->n_past = pos;
-    while (n - done > last) {
-        int c = n - done - last < e->n_batch ? n - done - last : e->n_batch;
-        forward_chunk(e, tokens + done, c, pos + done, 0);
-        done += c;
-        e->n_past = pos + done;
-    }
-    forward_chunk(e, tokens + done, n - done, pos + done, n_logits);
-    e->n_past = pos + n;
-    return RYOT_OK;
 }

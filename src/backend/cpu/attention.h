@@ -3,13 +3,14 @@
  * softmax, so no n x n score matrix exists.  Tiles are aligned to multiples
  * of ATTN_TILE_KV from position 0, so a query computes the same sequence of
  * operations whether it arrives alone (decode) or inside a prompt batch. */
-#ifndef RYOT_ENGINE_ATTENTION_H
-#define RYOT_ENGINE_ATTENTION_H
+#ifndef RYOT_BACKEND_CPU_ATTENTION_H
+#define RYOT_BACKEND_CPU_ATTENTION_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/ops.h"
+#include "backend/cpu/ops.h"
+#include "kernels/kernels.h"
 
 #define ATTN_TILE_KV 64 /* key/value positions per tile */
 #define ATTN_MAX_ROWS 32 /* query rows (positions x heads of a group) per work unit */
@@ -19,7 +20,7 @@ typedef struct attn_desc {
     int head_dim_v; /* v and out */
     float scale;    /* multiplies q.k */
     int window;     /* 0: full causal; else query at p sees keys p-window+1..p */
-    const ops_table *ops; /* NULL: the plain C ops */
+    const kernel_ops *ops; /* NULL: the plain C ops */
 } attn_desc;
 
 /* Keys and values of one (layer, KV head) in a paged cache: position p's key
