@@ -398,10 +398,16 @@ static int64_t top_k_heap(cand *h, const float *logits, int32_t n, int64_t k) {
 /* Above this k, copying all candidates and selecting is cheaper than the heap. */
 #define TOP_K_HEAP_MAX 4096
 
+/* q(id) of a draft distribution; NULL: one-hot at draft. */
+static double draft_q(const float *q, int32_t draft, int32_t id) {
+    return q ? (double)q[id] : id == draft ? 1.0 : 0.0;
+}
+
 /* Steps 4-9 over the finite logits; returns the token.  draft >= 0: the
- * rejection step of speculative decoding with a one-hot draft (see
- * sampler_sample_draft) replaces the plain draw of step 9. */
-static int32_t sample_dist(sampler *s, const float *logits, int32_t draft) {
+ * rejection step of speculative decoding (see sampler_sample_draft; q NULL:
+ * one-hot at draft) replaces the plain draw of step 9.  q_out: the kept
+ * distribution, normalized, is written there (n_vocab floats). */
+static int32_t sample_dist(sampler *s, const float *logits, int32_t draft, const float *q, float *q_out) {
     cand *c = s->cand;
     int64_t m = 0;
     const int64_t k = s->p.top_k;
@@ -453,17 +459,34 @@ static int32_t sample_dist(sampler *s, const float *logits, int32_t draft) {
         m = k;
     }
 
-    /* 9'. accept the draft x with probability p(x); else draw from p with x
-     * removed (the residual max(p - q, 0) of a one-hot q), renormalized */
+    if (q_out) {
+        memset(q_out, 0, (size_t)s->n_vocab * sizeof *q_out);
+        for (int64_t i = 0; i < m; i++) q_out[c[i].id] = (float)(c[i].p / total);
+    }
+
+    /* 9'. speculative sampling: accept the draft x with probability
+     * min(1, p(x) / q(x)); else draw from the residual max(p - q, 0),
+     * renormalized.  Then P(token = y) = min(p, q)(y) + (1 - sum min(p, q))
+     * * max(p - q, 0)(y) / sum max(p - q, 0) = p(y). */
     if (draft >= 0) {
-        int64_t xi = -1;
-        for (int64_t i = 0; i < m && xi < 0; i++)
-            if (c[i].id == draft) xi = i;
-        if (xi >= 0) {
-            if (ryot_rng_uniform(&s->rng) * total < c[xi].p || m == 1) return draft;
-            c[xi] = c[--m];
-            total = 0.0;
-            for (int64_t i = 0; i < m; i++) total += c[i].p;
+        double px = 0.0;
+        for (int64_t i = 0; i < m; i++)
+            if (c[i].id == draft) px = c[i].p / total;
+        const double qx = q ? (double)q[draft] : 1.0;
+        if (px > 0.0 && ryot_rng_uniform(&s->rng) * qx < px) return draft;
+        double rest = 0.0;
+        for (int64_t i = 0; i < m; i++) {
+            const double w = c[i].p / total - draft_q(q, draft, c[i].id);
+            if (w > 0.0) rest += w;
+        }
+        if (rest > 0.0) { /* else p == q up to rounding: a draw from p is right */
+            double sum = 0.0;
+            for (int64_t i = 0; i < m; i++) {
+                const double w = c[i].p / total - draft_q(q, draft, c[i].id);
+                c[i].p = w > 0.0 ? (float)w : 0.0f;
+                sum += c[i].p;
+            }
+            total = sum;
         }
     }
 
@@ -477,15 +500,22 @@ static int32_t sample_dist(sampler *s, const float *logits, int32_t draft) {
     return c[m - 1].id; /* r within rounding of total */
 }
 
-int32_t sampler_sample(sampler *s, float *logits) { return sampler_sample_draft(s, logits, -1); }
-
-int32_t sampler_sample_draft(sampler *s, float *logits, int32_t draft) {
+static int32_t sample_full(sampler *s, float *logits, int32_t draft, const float *q, float *q_out) {
     s->lp_valid = false;
     sampler_apply_penalties(s, logits);
     double lse = 0.0;
     if (s->p.logprobs) lse = compute_logprobs(s, logits);
 
-    int32_t tok = s->p.temperature <= 0.0f ? argmax(logits, s->n_vocab) : sample_dist(s, logits, draft);
+    int32_t tok;
+    if (s->p.temperature <= 0.0f) {
+        tok = argmax(logits, s->n_vocab);
+        if (q_out) {
+            memset(q_out, 0, (size_t)s->n_vocab * sizeof *q_out);
+            if (tok >= 0) q_out[tok] = 1.0f;
+        }
+    } else {
+        tok = sample_dist(s, logits, draft, q, q_out);
+    }
     if (tok < 0) return -1;
     if (s->p.logprobs) {
         s->lp.chosen = (sampler_token_logprob){tok, (float)((double)logits[tok] - lse)};
@@ -493,5 +523,13 @@ int32_t sampler_sample_draft(sampler *s, float *logits, int32_t draft) {
     }
     return tok;
 }
+
+int32_t sampler_sample(sampler *s, float *logits) { return sample_full(s, logits, -1, NULL, NULL); }
+
+int32_t sampler_sample_draft(sampler *s, float *logits, int32_t draft, const float *q) {
+    return sample_full(s, logits, draft, q, NULL);
+}
+
+int32_t sampler_sample_q(sampler *s, float *logits, float *q_out) { return sample_full(s, logits, -1, NULL, q_out); }
 
 const sampler_logprobs *sampler_last_logprobs(const sampler *s) { return s->lp_valid ? &s->lp : NULL; }

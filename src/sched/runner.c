@@ -17,6 +17,7 @@
 #include "engine/kv_cache.h"
 #include "engine/sampler.h"
 #include "grammar/grammar.h"
+#include "sched/draft.h"
 #include "tokenizer/tokenizer.h"
 
 enum { CH_NEW, CH_WAITING, CH_RUNNING, CH_DONE };
@@ -39,6 +40,8 @@ typedef struct choice {
     int take;              /* tokens placed in the current step */
     int32_t *draft;        /* (spec_draft) drafted tokens of the current step; NULL when off */
     int n_draft;           /* drafts placed in the current step (after the decode token) */
+    int spec_base;         /* n_toks when this step's drafts were proposed */
+    draft_seq ds;          /* draft-model state (runner with a draft model) */
     bool stopped;          /* a stop string matched: nothing more to emit */
     ryot_buf held;          /* text held back while it may start a stop string */
     int64_t t_first_ns, t_last_ns, t_admit_ns;
@@ -92,6 +95,7 @@ struct sched_runner {
     sched_runner_params p;
     engine *e;
     kv_cache *kv;
+    drafter *dr;           /* draft model (spec_draft > 0 with draft_model), else NULL */
     sched *sq;
     int n_vocab;
 
@@ -168,6 +172,7 @@ sched_runner_params sched_runner_default_params(void) {
 /* ------------------------------------------------------------------ jobs */
 
 static void choice_free(choice *c) {
+    draft_seq_free(&c->ds);
     sampler_free(c->smp);
     grammar_matcher_free(c->gm);
     detok_free(&c->dt);
@@ -301,7 +306,8 @@ sched_job *sched_job_new(sched_runner *c, const sched_job_spec *s, sched_error *
         if (sp.seed != RYOT_SEED_RANDOM) sp.seed += (uint64_t)(k % j->n); /* choices differ */
         if (!ch->toks || kv_seq_init(&ch->kv, ch->cap_toks, c->p.kv_block_size, &err) ||
             sampler_init(&ch->smp, &sp, c->n_vocab, &err) || detok_init(&ch->dt, c->tok, 0, &err) ||
-            (j->grammar && grammar_matcher_new(j->grammar, c->gvocab, &ch->gm, &err))) {
+            (j->grammar && grammar_matcher_new(j->grammar, c->gvocab, &ch->gm, &err)) ||
+            (c->dr && draft_seq_init(c->dr, &ch->ds, ch->cap_toks, &sp, &err))) {
             sched_job_unref(j);
             set_error(e, err.code == RYOT_ERR_NOMEM || !err.msg[0] ? RYOT_ERR_UNAVAILABLE : RYOT_ERR_INVALID, NULL,
                       "%s", err.msg[0] ? err.msg : "out of memory");
@@ -588,6 +594,7 @@ static void finish_choice(sched_runner *rn, choice *c, sched_finish fin, int end
         pthread_mutex_unlock(&rn->lock);
     }
     kv_seq_release(rn->kv, &c->kv);
+    if (rn->dr) draft_seq_release(rn->dr, &c->ds);
     c->state = CH_DONE;
     /* counted before the reader can see the end, so stats read after a
      * finished job include it */
@@ -682,6 +689,7 @@ static void sweep_jobs(sched_runner *rn, int64_t now) {
 static void preempt(sched_runner *rn, choice *v) {
     remove_running(rn, v);
     kv_seq_release(rn->kv, &v->kv);
+    if (rn->dr) draft_seq_release(rn->dr, &v->ds);
     v->n_done = 0;
     v->state = CH_WAITING;
     sched_push(rn->sq, &v->item, true);
@@ -762,10 +770,12 @@ static bool apply_grammar(sched_runner *rn, choice *c) {
 }
 
 /* Sampling after the forward pass for a choice whose batch row ended at its
- * last token; draft: the drafted token this row verifies (-1: none).
+ * last token; draft: the drafted token this row verifies (-1: none), q the
+ * distribution it was drawn from (NULL: a deterministic draft).
  * Returns the token appended, or -1 when none was (the choice may have
  * finished either way). */
-static int32_t after_token(sched_runner *rn, choice *c, const float *row, int64_t now, int32_t draft) {
+static int32_t after_token(sched_runner *rn, choice *c, const float *row, int64_t now, int32_t draft,
+                           const float *q) {
     sched_job *j = c->job;
     if (c->state != CH_RUNNING) return -1; /* its job failed earlier in this step */
     memcpy(rn->logits, row, (size_t)rn->n_vocab * sizeof(float));
@@ -776,7 +786,7 @@ static int32_t after_token(sched_runner *rn, choice *c, const float *row, int64_
         return -1;
     }
     /* -1: nothing allowed (a grammar that needs bytes no token has) */
-    const int32_t tok = sampler_sample_draft(c->smp, rn->logits, draft);
+    const int32_t tok = sampler_sample_draft(c->smp, rn->logits, draft, q);
     if (tok < 0) {
         finish_choice(rn, c, SCHED_FINISH_STOP, SCHED_END_STOP);
         return -1;
@@ -870,7 +880,8 @@ static void verify_drafts(sched_runner *rn, choice *c, int row0, int64_t now) {
     int acc = 0;
     for (int i = 0; i <= nd; i++) {
         const int32_t want = i < nd ? c->draft[i] : -1;
-        const int32_t tok = after_token(rn, c, engine_logits(rn->e, row0 + i), now, want);
+        const float *q = i < nd && c->ds.q ? c->ds.q + (size_t)i * (size_t)rn->n_vocab : NULL;
+        const int32_t tok = after_token(rn, c, engine_logits(rn->e, row0 + i), now, want, q);
         if (tok < 0 || tok != want) break;
         acc++;
         if (c->state != CH_RUNNING) break;
@@ -880,11 +891,36 @@ static void verify_drafts(sched_runner *rn, choice *c, int row0, int64_t now) {
     rn->met.spec_accepted += (uint64_t)acc;
     pthread_mutex_unlock(&rn->met_lock);
     if (c->state != CH_RUNNING) return; /* finished: its blocks are released */
+    if (rn->dr) draft_seq_rollback(rn->dr, &c->ds, c->spec_base, acc);
     /* valid KV: the decode token and the accepted drafts; the last token is
      * the model's own, computed next step */
     c->n_done = c->n_toks - 1;
     kv_seq_commit(rn->kv, &c->kv, c->toks, c->n_done);
     kv_seq_truncate(rn->kv, &c->kv, c->n_done);
+}
+
+/* Draft model: the placed choices' drafts in one drafter_propose; a choice
+ * gets fewer than it was placed with (the draft ended, its draft KV is
+ * full) gives the rest of its batch tokens up. */
+static void propose_drafts(sched_runner *rn, int n_snap) {
+    draft_req reqs[SCHED_SPEC_ROWS];
+    choice *who[SCHED_SPEC_ROWS];
+    int n = 0;
+    for (int i = 0; i < n_snap && n < SCHED_SPEC_ROWS; i++) {
+        choice *c = rn->snap[i];
+        if (c->state != CH_RUNNING || c->n_draft <= 0) continue;
+        c->spec_base = c->n_toks;
+        reqs[n] = (draft_req){.s = &c->ds, .toks = c->toks, .n_toks = c->n_toks, .k = c->n_draft, .out = c->draft};
+        who[n++] = c;
+    }
+    if (n == 0) return;
+    drafter_propose(rn->dr, reqs, n);
+    for (int i = 0; i < n; i++) {
+        choice *c = who[i];
+        c->take -= c->n_draft - reqs[i].n_out;
+        c->n_draft = reqs[i].n_out;
+        if (c->n_draft == 0) draft_seq_rollback(rn->dr, &c->ds, c->spec_base, 0);
+    }
 }
 
 /* A prompt_logprobs sequence whose prompt is not yet reported: its prefill
@@ -922,7 +958,8 @@ static bool step(sched_runner *rn) {
                 int k = draft_budget(rn, c);
                 if (k > spare) k = spare;
                 if (k > spec_rows) k = spec_rows;
-                if (k > 0) k = draft_lookup(c->toks, c->n_toks, k, c->draft);
+                /* a draft model proposes after placement (propose_drafts) */
+                if (k > 0 && !rn->dr) k = draft_lookup(c->toks, c->n_toks, k, c->draft);
                 /* drafts never preempt anyone: without blocks for them, none */
                 if (k > 0 && kv_seq_reserve(rn->kv, &c->kv, c->n_done + 1 + k)) {
                     c->n_draft = k;
@@ -952,6 +989,7 @@ static bool step(sched_runner *rn) {
         }
     }
     int n = 0, k = 0;
+    if (rn->dr) propose_drafts(rn, n_snap);
     for (int i = 0; i < n_snap; i++) {
         choice *c = rn->snap[i];
         if (c->state != CH_RUNNING || c->take <= 0) continue;
@@ -992,7 +1030,7 @@ static bool step(sched_runner *rn) {
         if (c->job->max_tokens == 0) /* prefill only (loglikelihood scoring) */
             finish_choice(rn, c, SCHED_FINISH_LENGTH, SCHED_END_LENGTH);
         else
-            after_token(rn, c, engine_logits(rn->e, row - 1), now, -1);
+            after_token(rn, c, engine_logits(rn->e, row - 1), now, -1, NULL);
     }
     return true;
 }
@@ -1093,6 +1131,16 @@ ryot_status sched_runner_new(const ryot_model *rm, const sched_runner_params *pp
     ryot_status st = engine_new(m, &ep, &c->e, err);
     if (!st) st = kv_cache_new(p.kv_blocks, p.kv_block_size, &c->kv, err);
     if (!st) st = sched_new(&sp, &c->sq, err);
+    if (!st && p.draft_model && p.spec_draft > 0) {
+        draft_params dp = {.ctx = p.ctx,
+                           .batch_tokens = p.batch_tokens,
+                           .max_seqs = p.max_running,
+                           .k_max = p.spec_draft,
+                           .kv_blocks = p.kv_blocks,
+                           .kv_block_size = p.kv_block_size,
+                           .n_threads = p.n_threads};
+        st = drafter_new(rm, p.draft_model, &dp, &c->dr, err);
+    }
     if (!st) {
         c->running = calloc((size_t)p.max_running, sizeof *c->running);
         c->snap = calloc((size_t)p.max_running, sizeof *c->snap);
@@ -1176,6 +1224,7 @@ void sched_runner_free(sched_runner *c) {
     sched_free(c->sq);
     kv_cache_free(c->kv);
     engine_free(c->e);
+    drafter_free(c->dr);
     pthread_mutex_destroy(&c->met_lock);
     pthread_mutex_destroy(&c->gvocab_lock);
     pthread_mutex_destroy(&c->lock);

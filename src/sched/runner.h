@@ -86,7 +86,9 @@ typedef struct sched_runner_params {
     int max_queue;        /* waiting sequences before RYOT_ERR_BUSY (default 1024; 0: unlimited) */
     int default_max_tokens; /* a job's max_tokens -1 means this many, capped to the rest of the
                              * context (default 1024; 0: the rest of the context) */
-    int spec_draft;       /* draft tokens per sequence and step, prompt lookup (0: off) */
+    int spec_draft;       /* draft tokens per sequence and step (0: off) */
+    const ryot_model *draft_model; /* drafts from this model (same vocabulary, outliving the
+                                    * runner) instead of prompt lookup; NULL: prompt lookup */
     int64_t age_ms;       /* scheduler ageing step (default 2000) */
     int64_t target_ms[SCHED_N_TIERS]; /* TTFT targets, counted met/missed in the stats */
     bool log_requests;    /* one line per finished job on stderr */
