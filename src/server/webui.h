@@ -18,7 +18,7 @@
 extern const unsigned char srv_webui_page[]; /* NUL-terminated */
 extern const size_t srv_webui_page_len;      /* bytes, without the NUL */
 
-/* SHA-256 (FIPS 180-4) of p[0..n), in standard base64 with padding (44
+/* SHA-256 (libsodium) of p[0..n), in standard base64 with padding (44
  * characters and a NUL), the form CSP hash sources use. */
 void srv_webui_sha256_b64(const void *p, size_t n, char out[45]);
 
