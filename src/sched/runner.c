@@ -995,7 +995,7 @@ static bool step(sched_runner *rn) {
         if (c->state != CH_RUNNING || c->take <= 0) continue;
         const int own = c->take - c->n_draft; /* tokens of the sequence itself */
         memcpy(rn->btoks + n, c->toks + c->n_done, (size_t)own * sizeof(int32_t));
-        memcpy(rn->btoks + n + own, c->draft, (size_t)c->n_draft * sizeof(int32_t));
+        if (c->n_draft > 0) memcpy(rn->btoks + n + own, c->draft, (size_t)c->n_draft * sizeof(int32_t));
         rn->bseq[k] = (engine_seq){.blocks = c->kv.blocks,
                                      .n_blocks = c->kv.n_blocks,
                                      .pos = c->n_done,
