@@ -5,10 +5,10 @@
 
 CC      ?= cc
 BUILD   ?= build
-# libryot needs these (libsodium: the cache keys' BLAKE2b; zstd + hiredis: the Redis
-# cache); libcurl only the load generator (benchsuite),
+# libryot needs these (libsodium: the cache keys' BLAKE2b and the store's encryption; zstd + hiredis: the Redis
+# cache; lmdb: the persistent store and the task queue fallback); libcurl only the load generator (benchsuite),
 # so only the ryot binary and the benchsuite tests link it.
-PKGS    := libpcre2-8 jansson libmicrohttpd libsodium libzstd hiredis
+PKGS    := libpcre2-8 jansson libmicrohttpd libsodium libzstd hiredis lmdb
 CURL_PKG := libcurl
 OPT     ?= -O2 -march=x86-64-v2
 CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -g -pthread -Isrc -Iinclude \
