@@ -1138,7 +1138,8 @@ ryot_status sched_runner_new(const ryot_model *rm, const sched_runner_params *pp
                            .k_max = p.spec_draft,
                            .kv_blocks = p.kv_blocks,
                            .kv_block_size = p.kv_block_size,
-                           .n_threads = p.n_threads};
+                           .n_threads = p.n_threads,
+                           .share_workers = c->e};
         st = drafter_new(rm, p.draft_model, &dp, &c->dr, err);
     }
     if (!st) {

@@ -69,6 +69,8 @@
 #define SCHED_PROMPT_LP_ROWS 64
 /* Draft rows (speculative decoding) per step, over all sequences. */
 #define SCHED_SPEC_ROWS 64
+/* Drafts per step with a draft model when spec_draft is not given (CLI default). */
+#define SCHED_SPEC_DRAFT_MODEL_K 4
 /* Longest n-gram prompt lookup matches (it tries this length down to 1). */
 #define SCHED_SPEC_NGRAM 3
 
