@@ -71,8 +71,10 @@
 #define SCHED_SPEC_ROWS 64
 /* Drafts per step with a draft model when spec_draft is not given (CLI default). */
 #define SCHED_SPEC_DRAFT_MODEL_K 4
-/* Longest n-gram prompt lookup matches (it tries this length down to 1). */
+/* Longest n-gram prompt lookup matches (it tries this length down to
+ * SCHED_SPEC_NGRAM_MIN: a single token predicts too little). */
 #define SCHED_SPEC_NGRAM 3
+#define SCHED_SPEC_NGRAM_MIN 2
 
 struct grammar;
 typedef struct sched_runner sched_runner;
