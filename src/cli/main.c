@@ -28,6 +28,8 @@ WEAK_CMD(cmd_perplexity)
 WEAK_CMD(cmd_gen)
 WEAK_CMD(cmd_quantize)
 WEAK_CMD(cmd_serve)
+WEAK_CMD(cmd_convert)
+WEAK_CMD(cmd_embed)
 
 static const subcommand commands[] = {
     {"info", cmd_info, "describe a GGUF file: architecture, hyperparameters, tokenizer, tensors"},
@@ -37,6 +39,8 @@ static const subcommand commands[] = {
     {"perplexity", cmd_perplexity, "perplexity of a model over a text file"},
     {"gen", cmd_gen, "write a GGUF model with random weights (any architecture and shape)"},
     {"quantize", cmd_quantize, "re-quantize a GGUF model to another tensor type"},
+    {"convert", cmd_convert, "convert a Hugging Face BERT sentence encoder to GGUF"},
+    {"embed", cmd_embed, "sentence embeddings of stdin's lines (BERT encoder GGUF)"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

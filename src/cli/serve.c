@@ -29,14 +29,17 @@ static void usage(FILE *out) {
             "usage: ryot serve [-m FILE] [options]\n"
             "\n"
             "Serve the model over an OpenAI-compatible HTTP API: POST /v1/chat/completions,\n"
-            "/v1/completions, /tokenize, /detokenize, /apply-template; GET /v1/models,\n"
-            "/health, /metrics.\n"
+            "/v1/completions, /tokenize, /detokenize, /apply-template, /v1/embeddings (with\n"
+            "--embed-model); GET /v1/models, /health, /metrics; and a web chat page at /\n"
+            "(open http://HOST:PORT/ in a browser).\n"
             "\n"
             "options:\n"
             "  -m, --model FILE        GGUF model (default: $RYOT_MODEL, else the default model)\n"
             "      --host ADDR         IPv4 address to listen on (default 127.0.0.1)\n"
             "      --port N            TCP port (default 8080; 0: any free port, printed)\n"
             "      --alias NAME        model name clients use (default: the file name without .gguf)\n"
+            "      --embed-model FILE  BERT encoder GGUF (ryot convert) for /v1/embeddings; its id is\n"
+            "                          the file name without .gguf\n"
             "      --api-key KEY       require 'Authorization: Bearer KEY' (default: $RYOT_API_KEY, else none)\n"
             "  -t, --threads N         engine worker threads (default: online CPUs)\n"
             "      --ctx N             most tokens of one sequence, prompt + output (default %d,\n"
@@ -65,6 +68,7 @@ static void usage(FILE *out) {
             "                          high, normal, low, background (default %lld,%lld,%lld,%lld,%lld)\n"
             "      --age-ms MS         a waiting request gains one tier per MS waited (default %lld)\n"
             "      --shutdown-timeout S  on SIGINT/SIGTERM, seconds running requests get to finish (default 30)\n"
+            "      --no-webui          no web chat page at / (it answers 404)\n"
             "      --quiet             no per-request log lines\n"
             "  -h, --help              this help\n",
             d.ctx, d.kv_block_size, d.batch_tokens, d.max_running, d.max_queue, d.spec_draft, SCHED_SPEC_DRAFT_MODEL_K,
@@ -74,10 +78,18 @@ static void usage(FILE *out) {
             (long long)d.target_ms[4], (long long)d.age_ms);
 }
 
+/* The file name without directory and .gguf: the id clients name a model by. */
+static void file_stem(const char *path, char *id, size_t n) {
+    const char *base = strrchr(path, '/');
+    snprintf(id, n, "%s", base ? base + 1 : path);
+    size_t l = strlen(id);
+    if (l > 5 && !strcmp(id + l - 5, ".gguf")) id[l - 5] = 0;
+}
+
 int cmd_serve(int argc, char **argv) {
     const char *draft_path = NULL;
     bool spec_given = false;
-    const char *model_path = NULL, *alias = NULL, *api_key = getenv("RYOT_API_KEY");
+    const char *model_path = NULL, *embed_path = NULL, *alias = NULL, *api_key = getenv("RYOT_API_KEY");
     srv_http_params hp = {.host = "127.0.0.1", .port = 8080, .max_body = 8u << 20, .body_timeout = 60};
     sched_runner_params cp = sched_runner_default_params();
     double shutdown_timeout = 30.0;
@@ -105,6 +117,8 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--port")) {
             NEED_INT(0, 65535);
             hp.port = (int)n;
+        } else if (!strcmp(a, "--embed-model") && v) {
+            embed_path = v, i++;
         } else if (!strcmp(a, "--alias") && v) {
             alias = v, i++;
         } else if (!strcmp(a, "--api-key") && v) {
@@ -173,6 +187,8 @@ int cmd_serve(int argc, char **argv) {
                 return 2;
             }
             i++;
+        } else if (!strcmp(a, "--no-webui")) {
+            hp.no_webui = true;
         } else if (!strcmp(a, "--quiet")) {
             cp.log_requests = false;
         } else {
@@ -231,15 +247,24 @@ int cmd_serve(int argc, char **argv) {
         return 1;
     }
     /* the model id: --alias, else the file name without directory and .gguf */
-    char id[256];
-    if (alias) {
-        snprintf(id, sizeof id, "%s", alias);
-    } else {
-        const char *base = strrchr(model_path, '/');
-        base = base ? base + 1 : model_path;
-        snprintf(id, sizeof id, "%s", base);
-        size_t l = strlen(id);
-        if (l > 5 && !strcmp(id + l - 5, ".gguf")) id[l - 5] = 0;
+    char id[256], embed_id[256];
+    if (alias) snprintf(id, sizeof id, "%s", alias);
+    else file_stem(model_path, id, sizeof id);
+    srv_embed *embed = NULL;
+    if (embed_path) {
+        ryot_embedder *em;
+        file_stem(embed_path, embed_id, sizeof embed_id);
+        if (ryot_embedder_load(embed_path, cp.n_threads, &em, &err) || srv_embed_new(em, embed_id, &embed, &err)) {
+            fprintf(stderr, "ryot serve: %s\n", err.msg);
+            sched_runner_free(runner);
+            ryot_model_free(dm);
+            ryot_model_free(m);
+            srv_http_stop(http);
+            return 1;
+        }
+        srv_http_set_embed(http, embed);
+        fprintf(stderr, "ryot serve: embedding model '%s' (%d dimensions, up to %d tokens)\n", embed_id,
+                ryot_embedder_dim(em), ryot_embedder_max_tokens(em));
     }
     ryot_model_info info;
     ryot_model_get_info(m, &info);
@@ -262,6 +287,7 @@ int cmd_serve(int argc, char **argv) {
     sched_runner_free(runner);
     ryot_model_free(dm);
     ryot_model_free(m);
+    srv_embed_free(embed);
     fprintf(stderr, "ryot serve: stopped\n");
     return 0;
 }

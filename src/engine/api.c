@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/api_internal.h"
+#include "backend/cpu/encoder.h"
 #include "engine/engine.h"
 #include "model/model.h"
 #include "template/chat.h"
@@ -212,3 +213,82 @@ const float *ryot_get_logits(const ryot_context *c, int i) {
 }
 
 const model *ryot_model_internal(const ryot_model *m) { return m->m; }
+
+/* ---------------------------------------------------------------- embeddings */
+
+struct ryot_embedder {
+    encoder *enc;
+};
+
+ryot_status ryot_embedder_load(const char *path, int n_threads, ryot_embedder **out, ryot_error *err) {
+    *out = NULL;
+    ryot_embedder *e = calloc(1, sizeof *e);
+    if (!e) return ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
+    ryot_status st = encoder_load(path, n_threads, &e->enc, err);
+    if (st) {
+        free(e);
+        return st;
+    }
+    *out = e;
+    return RYOT_OK;
+}
+
+void ryot_embedder_free(ryot_embedder *e) {
+    if (!e) return;
+    encoder_free(e->enc);
+    free(e);
+}
+
+int ryot_embedder_dim(const ryot_embedder *e) { return encoder_get_hparams(e->enc)->n_embd; }
+int ryot_embedder_max_tokens(const ryot_embedder *e) { return encoder_get_hparams(e->enc)->n_ctx; }
+int ryot_embedder_n_vocab(const ryot_embedder *e) { return encoder_get_hparams(e->enc)->n_vocab; }
+int ryot_embedder_n_threads(const ryot_embedder *e) { return encoder_n_threads(e->enc); }
+const char *ryot_embedder_name(const ryot_embedder *e) { return encoder_name(e->enc); }
+bool ryot_embedder_normalizes(const ryot_embedder *e) { return encoder_get_hparams(e->enc)->normalize; }
+
+ryot_status ryot_embed_tokenize(const ryot_embedder *e, const char *text, size_t len, ryot_token **ids, int *n,
+                                ryot_error *err) {
+    *ids = NULL;
+    *n = 0;
+    const tokenizer *tok = encoder_tokenizer(e->enc);
+    token_buf b = {0};
+    ryot_status st = tokenizer_encode(tok, NULL, text, len, tokenizer_default_flags(tok) | TOKENIZE_SPECIAL, &b, err);
+    if (st != RYOT_OK) {
+        token_buf_free(&b);
+        return st;
+    }
+    if (b.n > INT32_MAX) {
+        token_buf_free(&b);
+        return ryot_fail(err, RYOT_ERR_INVALID, "text of %zu tokens", b.n);
+    }
+    *ids = b.ids;
+    *n = (int)b.n;
+    return RYOT_OK;
+}
+
+ryot_status ryot_embed_tokens(ryot_embedder *e, const ryot_token *const *ids, const int *n_ids, int n, float *out,
+                              ryot_error *err) {
+    return encoder_encode(e->enc, ids, n_ids, n, out, err);
+}
+
+ryot_status ryot_embed(ryot_embedder *e, const char *const *texts, const size_t *lens, int n, float *out,
+                       long *n_tokens, ryot_error *err) {
+    if (n < 0) return ryot_fail(err, RYOT_ERR_INVALID, "embed: %d texts", n);
+    ryot_token **ids = calloc((size_t)n + 1, sizeof *ids);
+    int *n_ids = calloc((size_t)n + 1, sizeof *n_ids);
+    ryot_status st = ids && n_ids ? RYOT_OK : ryot_fail(err, RYOT_ERR_NOMEM, "embed");
+    long total = 0;
+    for (int i = 0; !st && i < n; i++) {
+        st = ryot_embed_tokenize(e, texts[i], lens ? lens[i] : strlen(texts[i]), &ids[i], &n_ids[i], err);
+        if (!st && n_ids[i] > ryot_embedder_max_tokens(e))
+            st = ryot_fail(err, RYOT_ERR_INVALID, "text %d: %d tokens, more than the model's %d", i, n_ids[i],
+                           ryot_embedder_max_tokens(e));
+        total += n_ids[i];
+    }
+    if (!st) st = encoder_encode(e->enc, (const int32_t *const *)ids, n_ids, n, out, err);
+    if (!st && n_tokens) *n_tokens = total;
+    for (int i = 0; ids && i < n; i++) free(ids[i]);
+    free(ids);
+    free(n_ids);
+    return st;
+}

@@ -122,4 +122,29 @@ typedef struct requant_stats {
 ryot_status requant_build(const gguf_file *in, const requant_opts *opts, uint8_t **buf, size_t *size,
                           requant_stats *stats, ryot_error *err);
 
+/* ---------------------------------------------------------------- converter */
+
+typedef struct convert_report {
+    uint64_t n_params;
+    uint32_t n_tensors;
+    uint32_t n_layer, n_embd, n_vocab;
+} convert_report;
+
+/* A Hugging Face BERT sentence encoder directory (config.json,
+ * tokenizer.json, model.safetensors; optional sentence-transformers
+ * 1_Pooling/config.json and modules.json) -> GGUF of architecture "bert":
+ * bert.* hyperparameters (context_length, embedding_length,
+ * feed_forward_length, block_count, attention.head_count,
+ * attention.layer_norm_epsilon, attention.causal false, pooling_type 1 mean
+ * or 2 CLS, normalize_embeddings: a Normalize module is listed), the WordPiece
+ * vocab in GGUF's spelling (tokenizer/wpm.c) with the added special tokens as
+ * control tokens, and the weights: 2-D tensors in `type` (F32, F16 or Q8_0),
+ * 1-D ones F32.  Only what tokenizer/wpm.c and engine/encoder.c compute is
+ * accepted (gelu, absolute positions, lower-casing WordPiece): anything else
+ * is an error naming the file and field.  The safetensors header is parsed
+ * with every offset and shape checked against the file.  *buf is malloc'd;
+ * report may be NULL. */
+ryot_status convert_bert_build(const char *dir, ryot_type type, uint8_t **buf, size_t *size,
+                               convert_report *report, ryot_error *err);
+
 #endif

@@ -3,15 +3,17 @@
  * over the serving loop (sched/runner.h), SSE streaming, /metrics, /health.
  *
  * The listener starts before the model is loaded: until srv_http_set_runner
- * is called every endpoint but /health and /metrics answers 503, and
- * /health says "loading". */
+ * is called every endpoint but /health, /metrics and the web page (GET /,
+ * webui.h) answers 503, and /health says "loading". */
 #ifndef RYOT_SERVER_HTTP_H
 #define RYOT_SERVER_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/error.h"
 #include "sched/runner.h"
+#include "server/embeddings.h"
 
 typedef struct srv_http_params {
     const char *host;      /* listen address (default 127.0.0.1) */
@@ -26,6 +28,7 @@ typedef struct srv_http_params {
     double cache_ttl_s;    /* seconds a cached answer stays valid (default 3600) */
     const char *redis_url; /* L2 cache in Redis (redis://HOST[:PORT][/DB]); NULL: none */
     int redis_timeout_ms;  /* bound of each Redis connect and command (default 5) */
+    bool no_webui;         /* --no-webui: no chat page at / (404 there) */
 } srv_http_params;
 
 typedef struct srv_http srv_http;
@@ -35,6 +38,10 @@ int srv_http_port(const srv_http *h);
 /* Makes the server ready: model_id is the name /v1/models lists and
  * requests must use (aliases: more accepted names, may be NULL). */
 void srv_http_set_runner(srv_http *h, sched_runner *runner, const char *model_id, const char *const *aliases, int n_aliases);
+/* Serves POST /v1/embeddings with e (owned by the caller, who frees it after
+ * srv_http_stop); call before srv_http_set_runner.  Without it the endpoint
+ * answers 404. */
+void srv_http_set_embed(srv_http *h, srv_embed *e);
 /* Stop accepting connections (those open keep running). */
 void srv_http_quiesce(srv_http *h);
 void srv_http_stop(srv_http *h);
