@@ -6,24 +6,29 @@
 # tokens over the time after the first streamed token), the speed-up, and
 # the acceptance rate from /metrics.  Each server is a fresh process.
 #   bench/spec_lookup.sh [N...]        (default: 4)
-# Env: MODEL, THREADS (2), REQS (3), MAXTOK (160)
+# Env: MODEL, THREADS (2), REQS (3), MAXTOK (160), DRAFT_MODEL (a GGUF:
+# --draft-model for the N runs), WORKLOAD (copy: repeat a passage, the
+# default; free: open-ended answers that copy little)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:-$HOME/.cache/ryot/models/SmolLM2-135M-Instruct.Q4_1.gguf}
 THREADS=${THREADS:-2}; REQS=${REQS:-3}; MAXTOK=${MAXTOK:-160}
 RYOT=${RYOT:-build/ryot}
+DRAFT_MODEL=${DRAFT_MODEL:-}; WORKLOAD=${WORKLOAD:-copy}
 PORT=8397
 DRAFTS=("$@"); [ ${#DRAFTS[@]} -gt 0 ] || DRAFTS=(4)
 wait_ready() { for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/v1/models" >/dev/null && return 0; sleep 0.5; done; return 1; }
 # one point: prints "tok/s acceptance% drafted"
 point() {
-    "$RYOT" serve -m "$MODEL" --port $PORT -t "$THREADS" --quiet --spec-draft "$1" >/dev/null 2>&1 &
+    local dm=()
+    [ -n "$DRAFT_MODEL" ] && [ "$1" != 0 ] && dm=(--draft-model "$DRAFT_MODEL")
+    "$RYOT" serve -m "$MODEL" --port $PORT -t "$THREADS" --quiet --spec-draft "$1" "${dm[@]}" >/dev/null 2>&1 &
     local pid=$!
     trap "kill -INT $pid 2>/dev/null || true" EXIT
     wait_ready
-    python3 - "$PORT" "$REQS" "$MAXTOK" <<'PY'
+    python3 - "$PORT" "$REQS" "$MAXTOK" "$WORKLOAD" <<'PY'
 import json, re, sys, time, urllib.request
-port, reqs, maxtok = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+port, reqs, maxtok, workload = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 passages = [
     "The committee met on Tuesday to review the budget for the coming year. After a long discussion, "
     "the members agreed to increase funding for the library, to repair the roof of the town hall, and "
@@ -34,6 +39,9 @@ passages = [
     "Once upon a time there was a small village at the edge of a great forest. Every morning the baker "
     "opened his shop, the children walked to school, and the old miller watched the river turn his wheel.",
 ]
+free = ["Write a short story about a lighthouse keeper who finds a message in a bottle.",
+        "Explain how a refrigerator keeps food cold, for a ten-year-old.",
+        "Give me five ideas for a birthday party for a friend who loves astronomy."]
 def metrics():
     t = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
     g = lambda n: float(re.search(rf"^{n} (\S+)$", t, re.M).group(1))
@@ -43,7 +51,8 @@ toks = secs = 0.0
 for i in range(reqs):
     body = {"model": model, "temperature": 0, "max_tokens": maxtok, "stream": True,
             "stream_options": {"include_usage": True},
-            "messages": [{"role": "user", "content": "Repeat the following text exactly: " + passages[i % len(passages)]}]}
+            "messages": [{"role": "user", "content": free[i % len(free)] if workload == "free" else
+                          "Repeat the following text exactly: " + passages[i % len(passages)]}]}
     req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", json.dumps(body).encode(),
                                  {"Content-Type": "application/json"})
     first = None; n = 0

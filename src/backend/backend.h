@@ -37,6 +37,12 @@ typedef struct backend_config {
     int block_size;   /* KV positions per block */
     int n_kv_blocks;  /* KV blocks to allocate */
     int max_seqs;     /* sequences one forward may hold */
+    /* Optional: the state of another instance of the same backend whose
+     * workers this one uses (NULL: its own).  For models run one after the
+     * other by one thread (speculative decoding's draft and target): two
+     * pools would spin against each other for the cores.  That instance
+     * must outlive this one, and the two never run at once. */
+    void *share_workers;
 } backend_config;
 
 typedef struct backend_ops {

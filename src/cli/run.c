@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "engine/sampler.h"
 #include "ryot.h"
+#include "sched/runner.h"
 #include "tokenizer/tokenizer.h"
 
 #define RUN_DEFAULT_N 128
@@ -47,12 +48,96 @@ static void usage(FILE *out) {
             "      --print-prompt  print the prompt text as it goes to the tokenizer (after --chat)\n"
             "                      to stdout, byte for byte, and exit without generating\n"
             "      --ids           print the generated token ids, space-separated, on one line\n"
+            "      --spec-draft N  speculative decoding: verify up to N drafted tokens per step, looked\n"
+            "                      up in the prompt and output (default 0: off); same text when greedy\n"
+            "      --draft-model FILE  draft with this smaller GGUF model (the model's vocabulary)\n"
+            "                      instead; --spec-draft defaults to %d then\n"
             "  -t, --threads N     worker threads (default: online CPUs)\n"
             "  -c, --ctx N         context size (default: min(training context, 4096))\n"
             "  -h, --help          show this help\n"
             "\n"
             "exit status: 0 ok, 1 model or decode failure, 2 bad usage\n",
-            RUN_DEFAULT_N);
+            RUN_DEFAULT_N, SCHED_SPEC_DRAFT_MODEL_K);
+}
+
+/* Generation through the serving loop (sched/runner), which holds the
+ * speculative decoding: one job, its text streamed as it comes.  Returns
+ * the exit status. */
+static int run_speculative(ryot_model *m, ryot_model *dm, const ryot_token *ids, int n_prompt, int n_predict,
+                           int n_ctx, int n_threads, int spec_draft, const ryot_sampler_params *sp) {
+    sched_runner_params rp = sched_runner_default_params();
+    rp.n_threads = n_threads;
+    rp.ctx = n_ctx > 0 ? n_ctx : 4096;
+    rp.max_running = 1;
+    rp.log_requests = false;
+    rp.spec_draft = spec_draft;
+    rp.draft_model = dm;
+    sched_runner *r;
+    ryot_error err = {0};
+    if (sched_runner_new(m, &rp, &r, &err)) {
+        fprintf(stderr, "ryot run: %s%s\n", dm ? "draft model: " : "", err.msg);
+        return 1;
+    }
+    const int ctx = sched_runner_get_params(r)->ctx;
+    if (n_prompt >= ctx) {
+        fprintf(stderr, "ryot run: the prompt has %d tokens; the context holds %d (use -c)\n", n_prompt, ctx);
+        sched_runner_free(r);
+        return 1;
+    }
+    if (n_prompt + n_predict > ctx) n_predict = ctx - n_prompt;
+    const int32_t *prompts[1] = {ids};
+    sched_job_spec js = {0};
+    js.prompts = prompts;
+    js.n_prompt = &n_prompt;
+    js.n_prompts = 1;
+    js.n = 1;
+    js.max_tokens = n_predict;
+    js.sp = *sp;
+    js.tier = SCHED_NORMAL;
+    sched_error e;
+    const double t0 = ryot_now_ms();
+    sched_job *j = sched_job_new(r, &js, &e);
+    if (!j || sched_submit(r, j, &e)) {
+        fprintf(stderr, "ryot run: %s\n", e.msg);
+        sched_job_unref(j);
+        sched_runner_free(r);
+        return 1;
+    }
+    sched_take t = {0};
+    double t_first = 0.0;
+    int n_first = 0;
+    for (;;) {
+        sched_job_take(j, 0, &t, 1000);
+        if (t.text.len) {
+            if (t_first == 0.0) t_first = ryot_now_ms(), n_first = t.n_gen;
+            fwrite(t.text.data, 1, t.text.len, stdout);
+            fflush(stdout);
+            t.text.len = 0;
+        }
+        if (t.finished || sched_job_done(j)) break;
+    }
+    putchar('\n');
+    fflush(stdout);
+    const double t_end = ryot_now_ms();
+    sched_job_result res;
+    sched_job_result_get(j, &res);
+    sched_stats st;
+    sched_runner_stats(r, &st);
+    const int rc = res.failed ? 1 : 0;
+    if (res.failed) fprintf(stderr, "ryot run: %s\n", res.err.msg);
+    const double dec_s = (t_end - t_first) / 1e3;
+    const long long n_dec = (long long)res.completion_tokens - n_first;
+    fprintf(stderr,
+            "ryot run: prompt %d tokens, first text after %.1f ms | generated %lld tokens, %.2f tok/s after the "
+            "first | %s: %llu of %llu drafts accepted | %d threads\n",
+            n_prompt, t_first > 0.0 ? t_first - t0 : 0.0, (long long)res.completion_tokens,
+            n_dec > 0 && dec_s > 0.0 ? (double)n_dec / dec_s : 0.0, dm ? "draft model" : "prompt lookup",
+            (unsigned long long)st.spec_accepted, (unsigned long long)st.spec_drafted,
+            sched_runner_get_params(r)->n_threads);
+    sched_take_free(&t);
+    sched_job_unref(j);
+    sched_runner_free(r);
+    return rc;
 }
 
 static bool parse_float(const char *s, float *out) {
@@ -66,7 +151,8 @@ static bool parse_float(const char *s, float *out) {
 
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *system_msg = NULL;
-    long n_predict = RUN_DEFAULT_N, n_threads = 0, n_ctx = 0;
+    long n_predict = RUN_DEFAULT_N, n_threads = 0, n_ctx = 0, spec_draft = -1;
+    const char *draft_path = NULL;
     bool chat = false, print_ids = false, print_prompt = false;
     ryot_sampler_params sp = ryot_sampler_params_default();
     unsigned given = 0; /* RUN_GIVEN_* bits: sampling flags on the command line */
@@ -144,6 +230,13 @@ int cmd_run(int argc, char **argv) {
             unsigned long long s = strtoull(v, &end, 10);
             if (errno || end == v || *end || v[0] == '-') BAD_VALUE();
             sp.seed = (uint64_t)s;
+        } else if (!strcmp(a, "--spec-draft")) {
+            NEED_VALUE();
+            if (!cli_parse_long(v, 0, SCHED_SPEC_ROWS, &lv)) BAD_VALUE();
+            spec_draft = lv;
+        } else if (!strcmp(a, "--draft-model")) {
+            NEED_VALUE();
+            draft_path = v;
         } else if (!strcmp(a, "--chat")) {
             chat = true;
         } else if (!strcmp(a, "--system")) {
@@ -172,10 +265,19 @@ int cmd_run(int argc, char **argv) {
         return 2;
     }
     if (!model_path && !(model_path = cli_default_model())) return 1;
+    if (spec_draft < 0) spec_draft = draft_path ? SCHED_SPEC_DRAFT_MODEL_K : 0;
+    if (draft_path && spec_draft == 0) {
+        fprintf(stderr, "ryot run: --draft-model needs --spec-draft N > 0\n");
+        return 2;
+    }
+    if (spec_draft > 0 && print_ids) {
+        fprintf(stderr, "ryot run: --ids does not go with --spec-draft/--draft-model\n");
+        return 2;
+    }
 
     int rc = 1;
     ryot_error err = {0};
-    ryot_model *m = NULL;
+    ryot_model *m = NULL, *dm = NULL;
     ryot_context *c = NULL;
     sampler *smp = NULL;
     char *file_text = NULL, *rendered = NULL;
@@ -224,6 +326,14 @@ int cmd_run(int argc, char **argv) {
     if (n_prompt == 0) {
         fprintf(stderr, "ryot run: the prompt is empty\n");
         rc = 2;
+        goto out;
+    }
+    if (spec_draft > 0) {
+        if (draft_path && ryot_model_load(draft_path, &dm, &err)) {
+            fprintf(stderr, "ryot run: draft model: %s\n", err.msg);
+            goto out;
+        }
+        rc = run_speculative(m, dm, ids, n_prompt, (int)n_predict, (int)n_ctx, (int)n_threads, (int)spec_draft, &sp);
         goto out;
     }
     ryot_context_params cp = ryot_context_default_params();
@@ -305,6 +415,7 @@ out:
     free(rendered);
     free(file_text);
     ryot_context_free(c);
+    ryot_model_free(dm);
     ryot_model_free(m);
     return rc;
 }

@@ -51,6 +51,8 @@ static void usage(FILE *out) {
             "      --max-queue N       waiting sequences before answering 429 (default %d; 0: no limit)\n"
             "      --spec-draft N      speculative decoding: up to N draft tokens per sequence and step,\n"
             "                          looked up in the prompt and output (default %d; 0: off)\n"
+            "      --draft-model FILE  draft the tokens with this smaller GGUF model instead (it must\n"
+            "                          have the model's vocabulary); --spec-draft defaults to %d then\n"
             "      --default-max-tokens N  chat requests without max_tokens generate at most N tokens\n"
             "                          (default %d, capped to the context left; 0: the context left)\n"
             "      --max-body BYTES    largest request body (default 8388608); larger: 413\n"
@@ -69,7 +71,8 @@ static void usage(FILE *out) {
             "      --no-webui          no web chat page at / (it answers 404)\n"
             "      --quiet             no per-request log lines\n"
             "  -h, --help              this help\n",
-            d.ctx, d.kv_block_size, d.batch_tokens, d.max_running, d.max_queue, d.spec_draft, d.default_max_tokens,
+            d.ctx, d.kv_block_size, d.batch_tokens, d.max_running, d.max_queue, d.spec_draft, SCHED_SPEC_DRAFT_MODEL_K,
+            d.default_max_tokens,
             (long long)d.target_ms[0],
             (long long)d.target_ms[1], (long long)d.target_ms[2], (long long)d.target_ms[3],
             (long long)d.target_ms[4], (long long)d.age_ms);
@@ -84,6 +87,8 @@ static void file_stem(const char *path, char *id, size_t n) {
 }
 
 int cmd_serve(int argc, char **argv) {
+    const char *draft_path = NULL;
+    bool spec_given = false;
     const char *model_path = NULL, *embed_path = NULL, *alias = NULL, *api_key = getenv("RYOT_API_KEY");
     srv_http_params hp = {.host = "127.0.0.1", .port = 8080, .max_body = 8u << 20, .body_timeout = 60};
     sched_runner_params cp = sched_runner_default_params();
@@ -105,6 +110,8 @@ int cmd_serve(int argc, char **argv) {
             return 0;
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
             model_path = v, i++;
+        } else if (!strcmp(a, "--draft-model") && v) {
+            draft_path = v, i++;
         } else if (!strcmp(a, "--host") && v) {
             hp.host = v, i++;
         } else if (!strcmp(a, "--port")) {
@@ -140,6 +147,7 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--spec-draft")) {
             NEED_INT(0, SCHED_SPEC_ROWS);
             cp.spec_draft = (int)n;
+            spec_given = true;
         } else if (!strcmp(a, "--default-max-tokens")) {
             NEED_INT(0, 1 << 30);
             cp.default_max_tokens = (int)n;
@@ -221,9 +229,19 @@ int cmd_serve(int argc, char **argv) {
         srv_http_stop(http);
         return 1;
     }
+    ryot_model *dm = NULL;
+    if (draft_path && ryot_model_load(draft_path, &dm, &err)) {
+        fprintf(stderr, "ryot serve: draft model: %s\n", err.msg);
+        ryot_model_free(m);
+        srv_http_stop(http);
+        return 1;
+    }
+    cp.draft_model = dm;
+    if (dm && !spec_given) cp.spec_draft = SCHED_SPEC_DRAFT_MODEL_K;
     sched_runner *runner;
     if (sched_runner_new(m, &cp, &runner, &err)) {
-        fprintf(stderr, "ryot serve: %s\n", err.msg);
+        fprintf(stderr, "ryot serve: %s%s\n", dm ? "draft model: " : "", err.msg);
+        ryot_model_free(dm);
         ryot_model_free(m);
         srv_http_stop(http);
         return 1;
@@ -239,6 +257,7 @@ int cmd_serve(int argc, char **argv) {
         if (ryot_embedder_load(embed_path, cp.n_threads, &em, &err) || srv_embed_new(em, embed_id, &embed, &err)) {
             fprintf(stderr, "ryot serve: %s\n", err.msg);
             sched_runner_free(runner);
+            ryot_model_free(dm);
             ryot_model_free(m);
             srv_http_stop(http);
             return 1;
@@ -254,9 +273,10 @@ int cmd_serve(int argc, char **argv) {
     const sched_runner_params *p = sched_runner_get_params(runner);
     fprintf(stderr,
             "ryot serve: ready: model '%s' (%s, %s), %d threads, ctx %d, %d KV blocks x %d, batch %d tokens, "
-            "%d running, queue %d, spec draft %d%s\n",
+            "%d running, queue %d, spec draft %d%s%s%s%s\n",
             id, info.arch, info.type_name, p->n_threads, p->ctx, p->kv_blocks, p->kv_block_size, p->batch_tokens,
-            p->max_running, p->max_queue, p->spec_draft, api_key ? ", API key required" : "");
+            p->max_running, p->max_queue, p->spec_draft, dm ? " (draft model " : "", dm ? draft_path : "",
+            dm ? ")" : "", api_key ? ", API key required" : "");
     while (!g_stop) pause();
     fprintf(stderr, "ryot serve: shutting down (up to %.0f s for running requests)\n", shutdown_timeout);
     srv_http_quiesce(http);
@@ -265,6 +285,7 @@ int cmd_serve(int argc, char **argv) {
     usleep(200000); /* let connection threads send their last bytes */
     srv_http_stop(http);
     sched_runner_free(runner);
+    ryot_model_free(dm);
     ryot_model_free(m);
     srv_embed_free(embed);
     fprintf(stderr, "ryot serve: stopped\n");

@@ -76,7 +76,10 @@ ryot_status engine_new(const model *m, const engine_params *pp, engine **out, ry
                                 .n_logits_max = p.n_logits_max,
                                 .block_size = p.kv_block_size,
                                 .n_kv_blocks = p.kv_blocks,
-                                .max_seqs = p.max_seqs};
+                                .max_seqs = p.max_seqs,
+                                .share_workers = p.share_workers && p.share_workers->be == e->be
+                                                     ? p.share_workers->bk
+                                                     : NULL};
     ryot_status st = e->be->create(&cfg, &e->bk, err);
     if (st) {
         engine_free(e);

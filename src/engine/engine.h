@@ -34,6 +34,9 @@ typedef struct engine_params {
     int kv_block_size;/* positions per KV block: power of two, 16..256 (default 64) */
     int kv_blocks;    /* KV blocks to allocate (default: enough for n_ctx, one sequence) */
     int max_seqs;     /* sequences one batch may hold (default 1) */
+    const struct engine *share_workers; /* run on this engine's worker threads (same n_threads;
+                                         * it outlives this one, never runs at the same time);
+                                         * NULL: own threads */
 } engine_params;
 
 /* One sequence's part of a batch (backend/backend.h). */

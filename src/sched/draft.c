@@ -64,6 +64,7 @@ ryot_status drafter_new(const ryot_model *target, const ryot_model *draft, const
     ep.kv_block_size = p->kv_block_size;
     ep.kv_blocks = p->kv_blocks;
     ep.max_seqs = p->max_seqs;
+    ep.share_workers = p->share_workers;
     st = engine_new(d->m, &ep, &d->e, err);
     if (!st) st = kv_cache_new(p->kv_blocks, p->kv_block_size, &d->kv, err);
     if (!st) {

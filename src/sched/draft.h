@@ -30,6 +30,7 @@ typedef struct draft_params {
     int k_max;         /* drafts per sequence and step */
     int kv_blocks, kv_block_size;
     int n_threads;
+    const struct engine *share_workers; /* the target's engine: the draft runs on its threads */
 } draft_params;
 
 typedef struct draft_seq {

@@ -41,6 +41,7 @@ typedef struct choice {
     int32_t *draft;        /* (spec_draft) drafted tokens of the current step; NULL when off */
     int n_draft;           /* drafts placed in the current step (after the decode token) */
     int spec_base;         /* n_toks when this step's drafts were proposed */
+    int spec_k;            /* adaptive draft length: at most this many drafts next step */
     draft_seq ds;          /* draft-model state (runner with a draft model) */
     bool stopped;          /* a stop string matched: nothing more to emit */
     ryot_buf held;          /* text held back while it may start a stop string */
@@ -842,7 +843,7 @@ static int32_t after_token(sched_runner *rn, choice *c, const float *row, int64_
  * tokens) of toks[0..n), at most k_max of them, into out; returns how many
  * (0: no occurrence).  O(n * SCHED_SPEC_NGRAM) per call. */
 static int draft_lookup(const int32_t *toks, int n, int k_max, int32_t *out) {
-    for (int g = SCHED_SPEC_NGRAM; g >= 1; g--) {
+    for (int g = SCHED_SPEC_NGRAM; g >= SCHED_SPEC_NGRAM_MIN; g--) {
         if (n < g + 1) continue;
         const int32_t *suf = toks + n - g;
         for (int i = n - g - 1; i >= 0; i--) {
@@ -861,7 +862,7 @@ static int draft_lookup(const int32_t *toks, int n, int k_max, int32_t *out) {
 static int draft_budget(const sched_runner *rn, const choice *c) {
     const sched_job *j = c->job;
     if (!c->draft || c->gm || j->top_logprobs >= 0) return 0;
-    int k = rn->p.spec_draft;
+    int k = c->spec_k > 0 ? c->spec_k : rn->p.spec_draft;
     /* every draft accepted still leaves room for the model's own token */
     const int left = j->max_tokens - c->n_gen - 1;
     if (k > left) k = left;
@@ -886,6 +887,10 @@ static void verify_drafts(sched_runner *rn, choice *c, int row0, int64_t now) {
         acc++;
         if (c->state != CH_RUNNING) break;
     }
+    /* adaptive length: a run accepted whole may grow; a rejection shrinks
+     * the next draft to what was accepted this time, plus one */
+    if (acc == nd) c->spec_k = nd + 2 < rn->p.spec_draft ? nd + 2 : rn->p.spec_draft;
+    else c->spec_k = acc + 1;
     pthread_mutex_lock(&rn->met_lock);
     rn->met.spec_drafted += (uint64_t)nd;
     rn->met.spec_accepted += (uint64_t)acc;
@@ -1138,7 +1143,8 @@ ryot_status sched_runner_new(const ryot_model *rm, const sched_runner_params *pp
                            .k_max = p.spec_draft,
                            .kv_blocks = p.kv_blocks,
                            .kv_block_size = p.kv_block_size,
-                           .n_threads = p.n_threads};
+                           .n_threads = p.n_threads,
+                           .share_workers = c->e};
         st = drafter_new(rm, p.draft_model, &dp, &c->dr, err);
     }
     if (!st) {

@@ -69,8 +69,12 @@
 #define SCHED_PROMPT_LP_ROWS 64
 /* Draft rows (speculative decoding) per step, over all sequences. */
 #define SCHED_SPEC_ROWS 64
-/* Longest n-gram prompt lookup matches (it tries this length down to 1). */
+/* Drafts per step with a draft model when spec_draft is not given (CLI default). */
+#define SCHED_SPEC_DRAFT_MODEL_K 4
+/* Longest n-gram prompt lookup matches (it tries this length down to
+ * SCHED_SPEC_NGRAM_MIN: a single token predicts too little). */
 #define SCHED_SPEC_NGRAM 3
+#define SCHED_SPEC_NGRAM_MIN 2
 
 struct grammar;
 typedef struct sched_runner sched_runner;

@@ -149,7 +149,12 @@ static ryot_status cpu_create(const backend_config *p, void **state, ryot_error 
         for (int s = 0; s < e->n_slots; s++) th->q[s] = alloc_aligned(CPU_SMALL_BATCH * e->slot_row_max[s], &ok);
         th->attn = alloc_aligned(attn_scratch_floats(&ad) * sizeof(float), &ok);
     }
-    if (ok) {
+    if (ok && p->share_workers) {
+        const cpu_engine *o = p->share_workers;
+        e->pool = o->pool;
+        e->pool_shared = true;
+        ok = o->n_threads == p->n_threads;
+    } else if (ok) {
         e->pool = ryot_pool_new(p->n_threads);
         ok = e->pool != NULL;
     }
@@ -168,7 +173,7 @@ static ryot_status cpu_create(const backend_config *p, void **state, ryot_error 
 static void cpu_destroy(void *state) {
     cpu_engine *e = state;
     if (!e) return;
-    ryot_pool_free(e->pool);
+    if (!e->pool_shared) ryot_pool_free(e->pool);
     if (e->th)
         for (int t = 0; t < e->n_threads; t++) {
             free(e->th[t].xn);

@@ -37,6 +37,7 @@ typedef struct cpu_engine {
     const model *m;
     int n_batch, n_threads, bs, n_kv_blocks, max_seqs;
     ryot_pool *pool;
+    bool pool_shared;            /* another instance's pool (backend_config.share_workers) */
     const kernel_ops *ops;       /* element-wise ops of the selected level */
 
     /* activation types: one slot per distinct vec_dot_type */
