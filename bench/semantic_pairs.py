@@ -6,7 +6,13 @@ hit rate / false-hit rate at a few thresholds.  The vectors come from
 /v1/embeddings of a server started here, so they are the ones the cache
 compares (it embeds the final user message the same way and normalizes).
 
-  bench/semantic_pairs.py [--ryot build/ryot] [--embed-model FILE]
+Then the hit latency: one question answered (a miss), then --hits requests
+for paraphrases of it that the cache answers (hit-semantic), timed
+client-side over one keep-alive connection (HTTP, JSON, the embedding of the
+question, the index scan and the L1 lookup), against as many exact repeats
+(hit-l1) for reference.
+
+  bench/semantic_pairs.py [--ryot build/ryot] [--embed-model FILE] [--hits 200]
 
 The pairs are written for this benchmark (none taken from a data set)."""
 import argparse
@@ -70,7 +76,7 @@ THRESHOLDS = [0.80, 0.85, 0.90, 0.92, 0.95, 0.97]
 
 def start(ryot, model, embed):
     p = subprocess.Popen([ryot, "serve", "-m", model, "--embed-model", embed, "--port", "0", "--threads", "2",
-                          "--ctx", "512", "--quiet"], stderr=subprocess.PIPE, text=True)
+                          "--ctx", "512", "--quiet", "--cache-mb", "16", "--semantic-cache", "0.95"], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     url = None
     for line in p.stderr:
@@ -92,12 +98,35 @@ def start(ryot, model, embed):
     return p, url
 
 
+def hit_latency(url, n):
+    """ms per request, client-side, by X-Ryot-Cache state."""
+    asks = ["What's the capital of France?", "what's the capital of France?",
+            "what is the capital of France?", "What is the capital of France ?"]
+    out = {"hit-semantic": [], "hit-l1": []}
+    with httpx.Client(base_url=url, timeout=120) as c:
+        def ask(q):
+            body = {"messages": [{"role": "user", "content": q}], "max_tokens": 32, "temperature": 0}
+            t0 = time.perf_counter()
+            r = c.post("/v1/chat/completions", json=body)
+            dt = (time.perf_counter() - t0) * 1e3
+            r.raise_for_status()
+            return r.headers["X-Ryot-Cache"], dt
+        assert ask("What is the capital of France?")[0] == "miss"
+        for i in range(n):
+            st, dt = ask(asks[i % len(asks)])
+            out.setdefault(st, []).append(dt)
+            st, dt = ask("What is the capital of France?")
+            out.setdefault(st, []).append(dt)
+    return out
+
+
 def main():
     home = os.path.expanduser("~/.cache/ryot/models")
     ap = argparse.ArgumentParser()
     ap.add_argument("--ryot", default=os.environ.get("RYOT", "build/ryot"))
     ap.add_argument("--model", default=os.path.join(home, "SmolLM2-135M-Instruct.Q4_1.gguf"))
     ap.add_argument("--embed-model", default=os.path.join(home, "all-MiniLM-L6-v2.f32.gguf"))
+    ap.add_argument("--hits", type=int, default=200)
     a = ap.parse_args()
     p, url = start(a.ryot, a.model, a.embed_model)
     try:
@@ -112,6 +141,7 @@ def main():
             return np.sum(v[0::2] * v[1::2], axis=1)
 
         cp, cn = cosines(PARAPHRASES), cosines(NEAR_MISSES)
+        lat = hit_latency(url, a.hits)
     finally:
         p.terminate()
         p.wait()
@@ -122,6 +152,13 @@ def main():
     for t in THRESHOLDS:
         print(f"  {t:.2f}     {np.mean(cp >= t) * 100:5.1f}% ({int(np.sum(cp >= t))}/{len(cp)})"
               f"          {np.mean(cn >= t) * 100:5.1f}% ({int(np.sum(cn >= t))}/{len(cn)})")
+    for st in ("hit-semantic", "hit-l1"):
+        v = np.array(lat.get(st) or [float("nan")])
+        print(f"{st}: {len(lat.get(st) or [])} requests, client-side ms p50 {np.percentile(v, 50):.2f} "
+              f"p99 {np.percentile(v, 99):.2f} max {v.max():.2f}")
+    other = {k: len(v) for k, v in lat.items() if k not in ("hit-semantic", "hit-l1")}
+    if other:
+        print(f"other states during the latency run: {other}")
     print("near misses, most similar first:")
     for i in np.argsort(-cn)[:5]:
         print(f"  {cn[i]:.3f}  {NEAR_MISSES[i][0]!r} vs {NEAR_MISSES[i][1]!r}")
