@@ -5,10 +5,10 @@
 
 CC      ?= cc
 BUILD   ?= build
-# libryot needs these (libsodium: the cache keys' BLAKE2b; zstd + hiredis: the Redis
-# cache); libcurl only the load generator (benchsuite),
+# libryot needs these (libsodium: the cache keys' BLAKE2b and the store's encryption; zstd + hiredis: the Redis
+# cache; lmdb: the persistent store and the task queue fallback); libcurl only the load generator (benchsuite),
 # so only the ryot binary and the benchsuite tests link it.
-PKGS    := libpcre2-8 jansson libmicrohttpd libsodium libzstd hiredis
+PKGS    := libpcre2-8 jansson libmicrohttpd libsodium libzstd hiredis lmdb
 CURL_PKG := libcurl
 OPT     ?= -O2 -march=x86-64-v2
 CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -g -pthread -Isrc -Iinclude \
@@ -44,7 +44,10 @@ CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TOOL_SRC := $(wildcard tools/*.c)
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# the web page, generated into $(BUILD)/gen/ (below)
+WEBUI_PAGE := src/server/webui/index.html
+WEBUI_OBJ := $(BUILD)/gen/webui_page.o
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(WEBUI_OBJ)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 MTOOLS_OBJ := $(MTOOLS_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -61,6 +64,25 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/src/kernels/x86/avx2%.o: CFLAGS += $(AVX2_FLAGS)
 $(BUILD)/src/kernels/x86/avx512%.o: CFLAGS += $(AVX512_FLAGS)
+
+# The web page becomes a C array (server/webui.h): POSIX od prints its bytes
+# in hex, sed turns them into initializers, and a NUL ends the array.  Plain
+# C builds with every compiler and flag set here (gcc, ASan, clang for fuzz)
+# and needs only coreutils and sed (no xxd, no linker-specific binary
+# embedding).  Each step writes its own file and the last one is renamed
+# into place, so a failed step stops make and leaves no half file to trust.
+$(BUILD)/gen/webui_page.c: $(WEBUI_PAGE) Makefile
+	@mkdir -p $(dir $@)
+	od -An -v -tx1 '$<' >$@.hex
+	{ printf '/* generated from %s by the Makefile: do not edit */\n#include "server/webui.h"\n\n' '$<' && \
+	  printf 'const unsigned char srv_webui_page[] = {\n' && \
+	  sed -e 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g' $@.hex && \
+	  printf '0x00};\nconst size_t srv_webui_page_len = sizeof srv_webui_page - 1;\n'; } >$@.tmp
+	rm -f $@.hex
+	mv $@.tmp $@
+
+$(WEBUI_OBJ): $(BUILD)/gen/webui_page.c
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # Archives also depend on the Makefile, which decides their members (a stale
 # archive would keep objects that moved out).

@@ -41,6 +41,13 @@ typedef struct backend_config {
 
 typedef struct backend_ops {
     const char *name;
+    /* A sequence's rows are bitwise the same whether a forward holds one of
+     * its tokens or several, as long as pos + n <= exact_rows_ctx (0: at any
+     * length).  Speculative decoding verifies drafts as several rows and
+     * relies on this for greedy output identical to one-token decode; past
+     * it, a backend may compute single-token decode differently (the CPU
+     * splits long attention). */
+    int exact_rows_ctx;
     /* Takes the weights (upload, or use the mmap in place), allocates the KV
      * storage and scratch for cfg; *state is the backend's. */
     ryot_status (*create)(const backend_config *cfg, void **state, ryot_error *err);

@@ -30,7 +30,8 @@ static void usage(FILE *out) {
             "\n"
             "Serve the model over an OpenAI-compatible HTTP API: POST /v1/chat/completions,\n"
             "/v1/completions, /tokenize, /detokenize, /apply-template, /v1/embeddings (with\n"
-            "--embed-model); GET /v1/models, /health, /metrics.\n"
+            "--embed-model); GET /v1/models, /health, /metrics; and a web chat page at /\n"
+            "(open http://HOST:PORT/ in a browser).\n"
             "\n"
             "options:\n"
             "  -m, --model FILE        GGUF model (default: $RYOT_MODEL, else the default model)\n"
@@ -48,6 +49,8 @@ static void usage(FILE *out) {
             "      --batch-tokens N    tokens per engine step: decode tokens, then prefill chunks (default %d)\n"
             "      --max-running N     sequences decoding at once (default %d)\n"
             "      --max-queue N       waiting sequences before answering 429 (default %d; 0: no limit)\n"
+            "      --spec-draft N      speculative decoding: up to N draft tokens per sequence and step,\n"
+            "                          looked up in the prompt and output (default %d; 0: off)\n"
             "      --default-max-tokens N  chat requests without max_tokens generate at most N tokens\n"
             "                          (default %d, capped to the context left; 0: the context left)\n"
             "      --max-body BYTES    largest request body (default 8388608); larger: 413\n"
@@ -67,9 +70,10 @@ static void usage(FILE *out) {
             "                          high, normal, low, background (default %lld,%lld,%lld,%lld,%lld)\n"
             "      --age-ms MS         a waiting request gains one tier per MS waited (default %lld)\n"
             "      --shutdown-timeout S  on SIGINT/SIGTERM, seconds running requests get to finish (default 30)\n"
+            "      --no-webui          no web chat page at / (it answers 404)\n"
             "      --quiet             no per-request log lines\n"
             "  -h, --help              this help\n",
-            d.ctx, d.kv_block_size, d.batch_tokens, d.max_running, d.max_queue, d.default_max_tokens,
+            d.ctx, d.kv_block_size, d.batch_tokens, d.max_running, d.max_queue, d.spec_draft, d.default_max_tokens,
             (long long)d.target_ms[0],
             (long long)d.target_ms[1], (long long)d.target_ms[2], (long long)d.target_ms[3],
             (long long)d.target_ms[4], (long long)d.age_ms);
@@ -137,6 +141,9 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--max-queue")) {
             NEED_INT(0, 1 << 24);
             cp.max_queue = (int)n;
+        } else if (!strcmp(a, "--spec-draft")) {
+            NEED_INT(0, SCHED_SPEC_ROWS);
+            cp.spec_draft = (int)n;
         } else if (!strcmp(a, "--default-max-tokens")) {
             NEED_INT(0, 1 << 30);
             cp.default_max_tokens = (int)n;
@@ -185,6 +192,8 @@ int cmd_serve(int argc, char **argv) {
                 return 2;
             }
             i++;
+        } else if (!strcmp(a, "--no-webui")) {
+            hp.no_webui = true;
         } else if (!strcmp(a, "--quiet")) {
             cp.log_requests = false;
         } else {
@@ -262,9 +271,9 @@ int cmd_serve(int argc, char **argv) {
     const sched_runner_params *p = sched_runner_get_params(runner);
     fprintf(stderr,
             "ryot serve: ready: model '%s' (%s, %s), %d threads, ctx %d, %d KV blocks x %d, batch %d tokens, "
-            "%d running, queue %d%s\n",
+            "%d running, queue %d, spec draft %d%s\n",
             id, info.arch, info.type_name, p->n_threads, p->ctx, p->kv_blocks, p->kv_block_size, p->batch_tokens,
-            p->max_running, p->max_queue, api_key ? ", API key required" : "");
+            p->max_running, p->max_queue, p->spec_draft, api_key ? ", API key required" : "");
     while (!g_stop) pause();
     fprintf(stderr, "ryot serve: shutting down (up to %.0f s for running requests)\n", shutdown_timeout);
     srv_http_quiesce(http);

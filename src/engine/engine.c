@@ -94,6 +94,8 @@ void engine_free(engine *e) {
     free(e);
 }
 
+int engine_exact_rows_ctx(const engine *e) { return e->be->exact_rows_ctx; }
+
 const float *engine_logits(const engine *e, int i) {
     RYOT_ASSERT(i >= 0 && i < e->n_logits);
     return e->logits + (size_t)i * e->m->hp.n_vocab;

@@ -70,6 +70,10 @@ ryot_status engine_decode(engine *e, const int32_t *tokens, int n, int pos, int 
 ryot_status engine_forward(engine *e, const int32_t *tokens, int n, const engine_seq *seqs, int n_seqs,
                            ryot_error *err);
 
+/* Positions up to which a sequence's logits do not depend on how many of
+ * its tokens a batch holds (backend_ops.exact_rows_ctx; 0: any). */
+int engine_exact_rows_ctx(const engine *e);
+
 /* Row i (0 <= i < n_logits of the last decode) of n_vocab logits. */
 const float *engine_logits(const engine *e, int i);
 

@@ -421,6 +421,19 @@ void kv_seq_release(kv_cache *c, kv_seq *s) {
     s->last_key = s->last_reg = 0;
 }
 
+void kv_seq_truncate(kv_cache *c, kv_seq *s, int n_tokens) {
+    const int keep = (n_tokens + c->block_size - 1) / c->block_size;
+    RYOT_ASSERT(n_tokens >= s->n_committed * c->block_size && keep <= s->n_blocks);
+    for (; s->n_blocks > keep; s->n_blocks--) {
+        int32_t id = s->blocks[s->n_blocks - 1];
+        kv_block *b = &c->b[id];
+        RYOT_ASSERT(b->state == BLOCK_USED && b->refcount == 1 && !b->registered);
+        b->refcount = 0;
+        c->n_used--;
+        free_push(c, id);
+    }
+}
+
 /* ---------------------------------------------------------------- checking */
 
 ryot_status kv_cache_validate(const kv_cache *c, ryot_error *err) {

@@ -101,6 +101,15 @@ void kv_seq_commit(kv_cache *c, kv_seq *s, const int32_t *tokens, int n_filled);
  * last first, so a chain's tail is evicted before its head. */
 void kv_seq_release(kv_cache *c, kv_seq *s);
 
+/* Rolls the sequence back to n_tokens positions (speculative decoding drops
+ * the KV of rejected draft tokens): blocks wholly past position n_tokens go
+ * back to the free list.  They are private and unregistered: committed
+ * blocks must lie wholly before n_tokens (n_tokens >= n_committed *
+ * block_size, asserted; commit what was kept first), so shared prefix
+ * blocks are never touched.  The content of positions past n_tokens in the
+ * last kept block is meaningless and is written again. */
+void kv_seq_truncate(kv_cache *c, kv_seq *s, int n_tokens);
+
 /* Introspection, for tests and metrics. */
 int kv_cache_block_refcount(const kv_cache *c, int32_t block);
 bool kv_cache_block_registered(const kv_cache *c, int32_t block);

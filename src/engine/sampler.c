@@ -398,8 +398,16 @@ static int64_t top_k_heap(cand *h, const float *logits, int32_t n, int64_t k) {
 /* Above this k, copying all candidates and selecting is cheaper than the heap. */
 #define TOP_K_HEAP_MAX 4096
 
-/* Steps 4-9 over the finite logits; returns the token. */
-static int32_t sample_dist(sampler *s, const float *logits) {
+/* q(id) of a draft distribution; NULL: one-hot at draft. */
+static double draft_q(const float *q, int32_t draft, int32_t id) {
+    return q ? (double)q[id] : id == draft ? 1.0 : 0.0;
+}
+
+/* Steps 4-9 over the finite logits; returns the token.  draft >= 0: the
+ * rejection step of speculative decoding (see sampler_sample_draft; q NULL:
+ * one-hot at draft) replaces the plain draw of step 9.  q_out: the kept
+ * distribution, normalized, is written there (n_vocab floats). */
+static int32_t sample_dist(sampler *s, const float *logits, int32_t draft, const float *q, float *q_out) {
     cand *c = s->cand;
     int64_t m = 0;
     const int64_t k = s->p.top_k;
@@ -451,6 +459,37 @@ static int32_t sample_dist(sampler *s, const float *logits) {
         m = k;
     }
 
+    if (q_out) {
+        memset(q_out, 0, (size_t)s->n_vocab * sizeof *q_out);
+        for (int64_t i = 0; i < m; i++) q_out[c[i].id] = (float)(c[i].p / total);
+    }
+
+    /* 9'. speculative sampling: accept the draft x with probability
+     * min(1, p(x) / q(x)); else draw from the residual max(p - q, 0),
+     * renormalized.  Then P(token = y) = min(p, q)(y) + (1 - sum min(p, q))
+     * * max(p - q, 0)(y) / sum max(p - q, 0) = p(y). */
+    if (draft >= 0) {
+        double px = 0.0;
+        for (int64_t i = 0; i < m; i++)
+            if (c[i].id == draft) px = c[i].p / total;
+        const double qx = q ? (double)q[draft] : 1.0;
+        if (px > 0.0 && ryot_rng_uniform(&s->rng) * qx < px) return draft;
+        double rest = 0.0;
+        for (int64_t i = 0; i < m; i++) {
+            const double w = c[i].p / total - draft_q(q, draft, c[i].id);
+            if (w > 0.0) rest += w;
+        }
+        if (rest > 0.0) { /* else p == q up to rounding: a draw from p is right */
+            double sum = 0.0;
+            for (int64_t i = 0; i < m; i++) {
+                const double w = c[i].p / total - draft_q(q, draft, c[i].id);
+                c[i].p = w > 0.0 ? (float)w : 0.0f;
+                sum += c[i].p;
+            }
+            total = sum;
+        }
+    }
+
     /* 9. one draw */
     double r = ryot_rng_uniform(&s->rng) * total;
     double cum = 0.0;
@@ -461,13 +500,22 @@ static int32_t sample_dist(sampler *s, const float *logits) {
     return c[m - 1].id; /* r within rounding of total */
 }
 
-int32_t sampler_sample(sampler *s, float *logits) {
+static int32_t sample_full(sampler *s, float *logits, int32_t draft, const float *q, float *q_out) {
     s->lp_valid = false;
     sampler_apply_penalties(s, logits);
     double lse = 0.0;
     if (s->p.logprobs) lse = compute_logprobs(s, logits);
 
-    int32_t tok = s->p.temperature <= 0.0f ? argmax(logits, s->n_vocab) : sample_dist(s, logits);
+    int32_t tok;
+    if (s->p.temperature <= 0.0f) {
+        tok = argmax(logits, s->n_vocab);
+        if (q_out) {
+            memset(q_out, 0, (size_t)s->n_vocab * sizeof *q_out);
+            if (tok >= 0) q_out[tok] = 1.0f;
+        }
+    } else {
+        tok = sample_dist(s, logits, draft, q, q_out);
+    }
     if (tok < 0) return -1;
     if (s->p.logprobs) {
         s->lp.chosen = (sampler_token_logprob){tok, (float)((double)logits[tok] - lse)};
@@ -475,5 +523,13 @@ int32_t sampler_sample(sampler *s, float *logits) {
     }
     return tok;
 }
+
+int32_t sampler_sample(sampler *s, float *logits) { return sample_full(s, logits, -1, NULL, NULL); }
+
+int32_t sampler_sample_draft(sampler *s, float *logits, int32_t draft, const float *q) {
+    return sample_full(s, logits, draft, q, NULL);
+}
+
+int32_t sampler_sample_q(sampler *s, float *logits, float *q_out) { return sample_full(s, logits, -1, NULL, q_out); }
 
 const sampler_logprobs *sampler_last_logprobs(const sampler *s) { return s->lp_valid ? &s->lp : NULL; }

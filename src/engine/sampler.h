@@ -70,6 +70,22 @@ void sampler_free(sampler *s);
  * call sampler_accept. */
 int32_t sampler_sample(sampler *s, float *logits);
 
+/* sampler_sample for the verification of a drafted token (speculative
+ * decoding).  q: the distribution the draft was drawn from (n_vocab floats,
+ * summing to 1, q[draft] > 0), or NULL for a deterministic draft (one-hot
+ * at draft); draft -1: none, the same as sampler_sample.  Greedy: the
+ * argmax, whatever the draft.  Otherwise, with p the distribution after
+ * steps 1-8: returns draft with probability min(1, p(draft) / q(draft)),
+ * else a draw from max(p - q, 0) renormalized, so the token returned is
+ * distributed as p exactly when the draft is distributed as q.  The caller
+ * accepts the draft when the result equals it. */
+int32_t sampler_sample_draft(sampler *s, float *logits, int32_t draft, const float *q);
+
+/* sampler_sample that also writes the distribution it drew from (after
+ * steps 1-8, normalized; greedy: one-hot at the argmax) to q_out[0..n_vocab):
+ * how a draft model proposes tokens for sampler_sample_draft. */
+int32_t sampler_sample_q(sampler *s, float *logits, float *q_out);
+
 /* Steps 1-2 alone, in place: logit bias, then penalties from the history.
  * sampler_sample does this first; exposed for tests and for callers that want
  * the shaped logits. */

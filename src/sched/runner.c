@@ -17,6 +17,7 @@
 #include "engine/kv_cache.h"
 #include "engine/sampler.h"
 #include "grammar/grammar.h"
+#include "sched/draft.h"
 #include "tokenizer/tokenizer.h"
 
 enum { CH_NEW, CH_WAITING, CH_RUNNING, CH_DONE };
@@ -37,6 +38,10 @@ typedef struct choice {
     int n_done;            /* positions whose KV is computed */
     int n_gen;
     int take;              /* tokens placed in the current step */
+    int32_t *draft;        /* (spec_draft) drafted tokens of the current step; NULL when off */
+    int n_draft;           /* drafts placed in the current step (after the decode token) */
+    int spec_base;         /* n_toks when this step's drafts were proposed */
+    draft_seq ds;          /* draft-model state (runner with a draft model) */
     bool stopped;          /* a stop string matched: nothing more to emit */
     ryot_buf held;          /* text held back while it may start a stop string */
     int64_t t_first_ns, t_last_ns, t_admit_ns;
@@ -90,6 +95,7 @@ struct sched_runner {
     sched_runner_params p;
     engine *e;
     kv_cache *kv;
+    drafter *dr;           /* draft model (spec_draft > 0 with draft_model), else NULL */
     sched *sq;
     int n_vocab;
 
@@ -166,11 +172,13 @@ sched_runner_params sched_runner_default_params(void) {
 /* ------------------------------------------------------------------ jobs */
 
 static void choice_free(choice *c) {
+    draft_seq_free(&c->ds);
     sampler_free(c->smp);
     grammar_matcher_free(c->gm);
     detok_free(&c->dt);
     kv_seq_destroy(&c->kv);
     free(c->toks);
+    free(c->draft);
     free(c->plp);
     ryot_buf_free(&c->held);
     sched_take_free(&c->out);
@@ -285,6 +293,10 @@ sched_job *sched_job_new(sched_runner *c, const sched_job_spec *s, sched_error *
         ch->n_prompt = s->n_prompt[pi];
         ch->cap_toks = s->n_prompt[pi] + max_tokens + 1;
         ch->toks = malloc((size_t)ch->cap_toks * sizeof *ch->toks);
+        if (c->p.spec_draft > 0 && !(ch->draft = malloc((size_t)c->p.spec_draft * sizeof *ch->draft))) {
+            sched_job_unref(j);
+            goto nomem;
+        }
         if (j->prompt_lp && !(ch->plp = calloc((size_t)ch->n_prompt, sizeof *ch->plp))) {
             sched_job_unref(j);
             goto nomem;
@@ -294,7 +306,8 @@ sched_job *sched_job_new(sched_runner *c, const sched_job_spec *s, sched_error *
         if (sp.seed != RYOT_SEED_RANDOM) sp.seed += (uint64_t)(k % j->n); /* choices differ */
         if (!ch->toks || kv_seq_init(&ch->kv, ch->cap_toks, c->p.kv_block_size, &err) ||
             sampler_init(&ch->smp, &sp, c->n_vocab, &err) || detok_init(&ch->dt, c->tok, 0, &err) ||
-            (j->grammar && grammar_matcher_new(j->grammar, c->gvocab, &ch->gm, &err))) {
+            (j->grammar && grammar_matcher_new(j->grammar, c->gvocab, &ch->gm, &err)) ||
+            (c->dr && draft_seq_init(c->dr, &ch->ds, ch->cap_toks, &sp, &err))) {
             sched_job_unref(j);
             set_error(e, err.code == RYOT_ERR_NOMEM || !err.msg[0] ? RYOT_ERR_UNAVAILABLE : RYOT_ERR_INVALID, NULL,
                       "%s", err.msg[0] ? err.msg : "out of memory");
@@ -581,6 +594,7 @@ static void finish_choice(sched_runner *rn, choice *c, sched_finish fin, int end
         pthread_mutex_unlock(&rn->lock);
     }
     kv_seq_release(rn->kv, &c->kv);
+    if (rn->dr) draft_seq_release(rn->dr, &c->ds);
     c->state = CH_DONE;
     /* counted before the reader can see the end, so stats read after a
      * finished job include it */
@@ -675,6 +689,7 @@ static void sweep_jobs(sched_runner *rn, int64_t now) {
 static void preempt(sched_runner *rn, choice *v) {
     remove_running(rn, v);
     kv_seq_release(rn->kv, &v->kv);
+    if (rn->dr) draft_seq_release(rn->dr, &v->ds);
     v->n_done = 0;
     v->state = CH_WAITING;
     sched_push(rn->sq, &v->item, true);
@@ -754,22 +769,27 @@ static bool apply_grammar(sched_runner *rn, choice *c) {
     return true;
 }
 
-/* Sampling after the forward pass for a choice whose batch row ended at its last token. */
-static void after_token(sched_runner *rn, choice *c, const float *row, int64_t now) {
+/* Sampling after the forward pass for a choice whose batch row ended at its
+ * last token; draft: the drafted token this row verifies (-1: none), q the
+ * distribution it was drawn from (NULL: a deterministic draft).
+ * Returns the token appended, or -1 when none was (the choice may have
+ * finished either way). */
+static int32_t after_token(sched_runner *rn, choice *c, const float *row, int64_t now, int32_t draft,
+                           const float *q) {
     sched_job *j = c->job;
-    if (c->state != CH_RUNNING) return; /* its job failed earlier in this step */
+    if (c->state != CH_RUNNING) return -1; /* its job failed earlier in this step */
     memcpy(rn->logits, row, (size_t)rn->n_vocab * sizeof(float));
     if (j->ignore_eos)
         for (int i = 0; i < rn->n_eog; i++) rn->logits[rn->eog[i]] = -INFINITY;
     if (c->gm && !apply_grammar(rn, c)) {
         fail_job(rn, j, RYOT_ERR_UNAVAILABLE, SCHED_END_ABORTED, "out of memory in the grammar matcher");
-        return;
+        return -1;
     }
     /* -1: nothing allowed (a grammar that needs bytes no token has) */
-    const int32_t tok = sampler_sample(c->smp, rn->logits);
+    const int32_t tok = sampler_sample_draft(c->smp, rn->logits, draft, q);
     if (tok < 0) {
         finish_choice(rn, c, SCHED_FINISH_STOP, SCHED_END_STOP);
-        return;
+        return -1;
     }
     sampler_accept(c->smp, tok);
     if (c->gm) {
@@ -814,6 +834,93 @@ static void after_token(sched_runner *rn, choice *c, const float *row, int64_t n
         finish_choice(rn, c, SCHED_FINISH_STOP, SCHED_END_STOP);
     else if (c->n_gen >= j->max_tokens || c->n_toks >= rn->p.ctx)
         finish_choice(rn, c, SCHED_FINISH_LENGTH, SCHED_END_LENGTH);
+    return tok;
+}
+
+/* Prompt lookup: the tokens that followed the most recent earlier
+ * occurrence of the longest suffix n-gram (SCHED_SPEC_NGRAM down to 1
+ * tokens) of toks[0..n), at most k_max of them, into out; returns how many
+ * (0: no occurrence).  O(n * SCHED_SPEC_NGRAM) per call. */
+static int draft_lookup(const int32_t *toks, int n, int k_max, int32_t *out) {
+    for (int g = SCHED_SPEC_NGRAM; g >= 1; g--) {
+        if (n < g + 1) continue;
+        const int32_t *suf = toks + n - g;
+        for (int i = n - g - 1; i >= 0; i--) {
+            if (toks[i] != suf[0] || memcmp(toks + i, suf, (size_t)g * sizeof *toks) != 0) continue;
+            int k = n - (i + g);
+            if (k > k_max) k = k_max;
+            memcpy(out, toks + i + g, (size_t)k * sizeof *out);
+            return k;
+        }
+    }
+    return 0;
+}
+
+/* Drafts a decoding choice may verify this step, within its own limits
+ * (see runner.h): spare tokens and rows are the caller's. */
+static int draft_budget(const sched_runner *rn, const choice *c) {
+    const sched_job *j = c->job;
+    if (!c->draft || c->gm || j->top_logprobs >= 0) return 0;
+    int k = rn->p.spec_draft;
+    /* every draft accepted still leaves room for the model's own token */
+    const int left = j->max_tokens - c->n_gen - 1;
+    if (k > left) k = left;
+    if (k > rn->p.ctx - c->n_toks) k = rn->p.ctx - c->n_toks;
+    const int exact = engine_exact_rows_ctx(rn->e);
+    if (exact > 0 && k > exact - c->n_toks) k = exact - c->n_toks;
+    return k > 0 ? k : 0;
+}
+
+/* Samples a choice's verify rows row0..row0+n_draft after the forward: row
+ * i checks draft i; the run ends at the first disagreement (the model's
+ * token replaces the draft) or when the choice finishes.  Then the KV of
+ * the fed tokens that were not kept is dropped. */
+static void verify_drafts(sched_runner *rn, choice *c, int row0, int64_t now) {
+    const int nd = c->n_draft;
+    int acc = 0;
+    for (int i = 0; i <= nd; i++) {
+        const int32_t want = i < nd ? c->draft[i] : -1;
+        const float *q = i < nd && c->ds.q ? c->ds.q + (size_t)i * (size_t)rn->n_vocab : NULL;
+        const int32_t tok = after_token(rn, c, engine_logits(rn->e, row0 + i), now, want, q);
+        if (tok < 0 || tok != want) break;
+        acc++;
+        if (c->state != CH_RUNNING) break;
+    }
+    pthread_mutex_lock(&rn->met_lock);
+    rn->met.spec_drafted += (uint64_t)nd;
+    rn->met.spec_accepted += (uint64_t)acc;
+    pthread_mutex_unlock(&rn->met_lock);
+    if (c->state != CH_RUNNING) return; /* finished: its blocks are released */
+    if (rn->dr) draft_seq_rollback(rn->dr, &c->ds, c->spec_base, acc);
+    /* valid KV: the decode token and the accepted drafts; the last token is
+     * the model's own, computed next step */
+    c->n_done = c->n_toks - 1;
+    kv_seq_commit(rn->kv, &c->kv, c->toks, c->n_done);
+    kv_seq_truncate(rn->kv, &c->kv, c->n_done);
+}
+
+/* Draft model: the placed choices' drafts in one drafter_propose; a choice
+ * gets fewer than it was placed with (the draft ended, its draft KV is
+ * full) gives the rest of its batch tokens up. */
+static void propose_drafts(sched_runner *rn, int n_snap) {
+    draft_req reqs[SCHED_SPEC_ROWS];
+    choice *who[SCHED_SPEC_ROWS];
+    int n = 0;
+    for (int i = 0; i < n_snap && n < SCHED_SPEC_ROWS; i++) {
+        choice *c = rn->snap[i];
+        if (c->state != CH_RUNNING || c->n_draft <= 0) continue;
+        c->spec_base = c->n_toks;
+        reqs[n] = (draft_req){.s = &c->ds, .toks = c->toks, .n_toks = c->n_toks, .k = c->n_draft, .out = c->draft};
+        who[n++] = c;
+    }
+    if (n == 0) return;
+    drafter_propose(rn->dr, reqs, n);
+    for (int i = 0; i < n; i++) {
+        choice *c = who[i];
+        c->take -= c->n_draft - reqs[i].n_out;
+        c->n_draft = reqs[i].n_out;
+        if (c->n_draft == 0) draft_seq_rollback(rn->dr, &c->ds, c->spec_base, 0);
+    }
 }
 
 /* A prompt_logprobs sequence whose prompt is not yet reported: its prefill
@@ -829,7 +936,15 @@ static bool step(sched_runner *rn) {
     int lp_rows = SCHED_PROMPT_LP_ROWS; /* prompt rows with logits left in this step */
     const int n_snap = rn->n_running;
     memcpy(rn->snap, rn->running, (size_t)n_snap * sizeof *rn->snap);
-    for (int i = 0; i < n_snap; i++) rn->snap[i]->take = 0;
+    int n_decode = 0;
+    for (int i = 0; i < n_snap; i++) {
+        choice *c = rn->snap[i];
+        c->take = c->n_draft = 0;
+        n_decode += c->state == CH_RUNNING && c->n_done == c->n_toks - 1;
+    }
+    /* drafts only use batch tokens no decode token needs */
+    int spare = budget - n_decode;
+    int spec_rows = SCHED_SPEC_ROWS;
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < n_snap; i++) {
             choice *c = rn->snap[i];
@@ -839,13 +954,29 @@ static bool step(sched_runner *rn) {
             if (take > budget) take = budget;
             if (!decode && wants_rows(c) && take > lp_rows) take = lp_rows;
             if (take <= 0) continue;
+            if (decode && spare > 0 && spec_rows > 0) {
+                int k = draft_budget(rn, c);
+                if (k > spare) k = spare;
+                if (k > spec_rows) k = spec_rows;
+                /* a draft model proposes after placement (propose_drafts) */
+                if (k > 0 && !rn->dr) k = draft_lookup(c->toks, c->n_toks, k, c->draft);
+                /* drafts never preempt anyone: without blocks for them, none */
+                if (k > 0 && kv_seq_reserve(rn->kv, &c->kv, c->n_done + 1 + k)) {
+                    c->n_draft = k;
+                    take += k;
+                    spare -= k;
+                    spec_rows -= k;
+                }
+            }
             bool ok = kv_seq_reserve(rn->kv, &c->kv, c->n_done + take);
             while (!ok) {
                 choice *v = victim(rn, NULL, 0);
                 if (!v) break;
                 if (v->take > 0) { /* already placed: give its tokens back */
                     budget += v->take;
-                    v->take = 0;
+                    spare += v->n_draft;
+                    spec_rows += v->n_draft;
+                    v->take = v->n_draft = 0;
                 }
                 preempt(rn, v);
                 if (v == c) break;
@@ -858,15 +989,18 @@ static bool step(sched_runner *rn) {
         }
     }
     int n = 0, k = 0;
+    if (rn->dr) propose_drafts(rn, n_snap);
     for (int i = 0; i < n_snap; i++) {
         choice *c = rn->snap[i];
         if (c->state != CH_RUNNING || c->take <= 0) continue;
-        memcpy(rn->btoks + n, c->toks + c->n_done, (size_t)c->take * sizeof(int32_t));
+        const int own = c->take - c->n_draft; /* tokens of the sequence itself */
+        memcpy(rn->btoks + n, c->toks + c->n_done, (size_t)own * sizeof(int32_t));
+        if (c->n_draft > 0) memcpy(rn->btoks + n + own, c->draft, (size_t)c->n_draft * sizeof(int32_t));
         rn->bseq[k] = (engine_seq){.blocks = c->kv.blocks,
                                      .n_blocks = c->kv.n_blocks,
                                      .pos = c->n_done,
                                      .n = c->take,
-                                     .n_logits = wants_rows(c) ? c->take
+                                     .n_logits = wants_rows(c) || c->n_draft ? c->take
                                                  : c->n_done + c->take == c->n_toks ? 1 : 0};
         rn->bwho[k++] = c;
         n += c->take;
@@ -883,6 +1017,11 @@ static bool step(sched_runner *rn) {
     for (int b = 0, row = 0; b < k; b++) {
         choice *c = rn->bwho[b];
         const int n_logits = rn->bseq[b].n_logits;
+        if (c->n_draft > 0) {
+            verify_drafts(rn, c, row, now);
+            row += n_logits;
+            continue;
+        }
         if (wants_rows(c)) prompt_logprobs(rn, c, c->n_done, rn->bseq[b].n, row);
         c->n_done += rn->bseq[b].n;
         kv_seq_commit(rn->kv, &c->kv, c->toks, c->n_done);
@@ -891,7 +1030,7 @@ static bool step(sched_runner *rn) {
         if (c->job->max_tokens == 0) /* prefill only (loglikelihood scoring) */
             finish_choice(rn, c, SCHED_FINISH_LENGTH, SCHED_END_LENGTH);
         else
-            after_token(rn, c, engine_logits(rn->e, row - 1), now);
+            after_token(rn, c, engine_logits(rn->e, row - 1), now, -1, NULL);
     }
     return true;
 }
@@ -977,7 +1116,9 @@ ryot_status sched_runner_new(const ryot_model *rm, const sched_runner_params *pp
     ep.n_ctx = p.ctx;
     ep.n_batch = p.batch_tokens;
     if (p.n_threads > 0) ep.n_threads = p.n_threads;
-    ep.n_logits_max = p.max_running + SCHED_PROMPT_LP_ROWS; /* runner.h: prompt logprobs */
+    if (p.spec_draft < 0) p.spec_draft = 0;
+    /* runner.h: prompt logprobs and draft rows */
+    ep.n_logits_max = p.max_running + SCHED_PROMPT_LP_ROWS + (p.spec_draft > 0 ? SCHED_SPEC_ROWS : 0);
     ep.kv_block_size = p.kv_block_size;
     ep.kv_blocks = p.kv_blocks;
     ep.max_seqs = p.max_running;
@@ -990,6 +1131,16 @@ ryot_status sched_runner_new(const ryot_model *rm, const sched_runner_params *pp
     ryot_status st = engine_new(m, &ep, &c->e, err);
     if (!st) st = kv_cache_new(p.kv_blocks, p.kv_block_size, &c->kv, err);
     if (!st) st = sched_new(&sp, &c->sq, err);
+    if (!st && p.draft_model && p.spec_draft > 0) {
+        draft_params dp = {.ctx = p.ctx,
+                           .batch_tokens = p.batch_tokens,
+                           .max_seqs = p.max_running,
+                           .k_max = p.spec_draft,
+                           .kv_blocks = p.kv_blocks,
+                           .kv_block_size = p.kv_block_size,
+                           .n_threads = p.n_threads};
+        st = drafter_new(rm, p.draft_model, &dp, &c->dr, err);
+    }
     if (!st) {
         c->running = calloc((size_t)p.max_running, sizeof *c->running);
         c->snap = calloc((size_t)p.max_running, sizeof *c->snap);
@@ -1073,6 +1224,7 @@ void sched_runner_free(sched_runner *c) {
     sched_free(c->sq);
     kv_cache_free(c->kv);
     engine_free(c->e);
+    drafter_free(c->dr);
     pthread_mutex_destroy(&c->met_lock);
     pthread_mutex_destroy(&c->gvocab_lock);
     pthread_mutex_destroy(&c->lock);

@@ -29,6 +29,25 @@
  * n_vocab floats (64 extra rows: 12 MiB for a 49k vocabulary, 64 MiB for
  * 262k).
  *
+ * Speculative decoding (spec_draft > 0), prompt lookup: a decoding
+ * sequence whose last SCHED_SPEC_NGRAM (down to 1) tokens occurred earlier
+ * in its prompt + output proposes the up to spec_draft tokens that followed
+ * the most recent occurrence; the step feeds its token and the drafts (one
+ * row each, all with logits), samples row after row through
+ * sampler_sample_draft, and keeps the longest prefix of drafts the model
+ * agrees with plus the model's own next token; the KV of rejected drafts is
+ * dropped (kv_seq_truncate).  Batch rows are batch invariant, so greedy
+ * output is bit-identical to decoding without drafts; sampled output keeps
+ * its distribution (rejection with a one-hot draft), but a fixed seed's
+ * tokens then depend on how many drafts a step verified, which depends on
+ * what else the step holds.  Stop strings, end of generation and max_tokens
+ * end the run at the token that ends it.  Not drafted: grammar-constrained
+ * and logprobs choices, and sequences whose verified rows would attend over
+ * more than engine_exact_rows_ctx positions (the CPU backend splits
+ * single-token attention over long contexts, so a multi-row verify would
+ * not be bit-identical to it there).  Drafts take batch tokens only beyond one per
+ * decoding sequence, and at most SCHED_SPEC_ROWS rows per step.
+ *
  * A job: n choices per prompt, each choice one sequence.  Threads: a job is
  * shared by its submitter and the engine thread (refcounted); its channel
  * (pending text, logprobs, finish per choice) is guarded by the job's mutex,
@@ -48,6 +67,10 @@
 
 /* Prompt rows with logits per step, over all prompt_logprobs sequences. */
 #define SCHED_PROMPT_LP_ROWS 64
+/* Draft rows (speculative decoding) per step, over all sequences. */
+#define SCHED_SPEC_ROWS 64
+/* Longest n-gram prompt lookup matches (it tries this length down to 1). */
+#define SCHED_SPEC_NGRAM 3
 
 struct grammar;
 typedef struct sched_runner sched_runner;
@@ -63,6 +86,9 @@ typedef struct sched_runner_params {
     int max_queue;        /* waiting sequences before RYOT_ERR_BUSY (default 1024; 0: unlimited) */
     int default_max_tokens; /* a job's max_tokens -1 means this many, capped to the rest of the
                              * context (default 1024; 0: the rest of the context) */
+    int spec_draft;       /* draft tokens per sequence and step (0: off) */
+    const ryot_model *draft_model; /* drafts from this model (same vocabulary, outliving the
+                                    * runner) instead of prompt lookup; NULL: prompt lookup */
     int64_t age_ms;       /* scheduler ageing step (default 2000) */
     int64_t target_ms[SCHED_N_TIERS]; /* TTFT targets, counted met/missed in the stats */
     bool log_requests;    /* one line per finished job on stderr */

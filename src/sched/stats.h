@@ -30,6 +30,7 @@ typedef struct sched_stats {
     uint64_t prompt_tokens, generation_tokens;
     uint64_t ended[SCHED_END_N];           /* sequences by how they ended */
     uint64_t preemptions, steps;
+    uint64_t spec_drafted, spec_accepted;  /* speculative decoding: draft tokens verified / accepted */
     uint64_t target_met[SCHED_N_TIERS], target_missed[SCHED_N_TIERS];
     sched_hist ttft, itl, e2e, queue;
 } sched_stats;

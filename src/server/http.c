@@ -25,6 +25,7 @@
 #include "server/flight.h"
 #include "server/respcache.h"
 #include "server/tools.h"
+#include "server/webui.h"
 #include "template/chat.h"
 #include "tokenizer/tokenizer.h"
 
@@ -37,6 +38,8 @@ struct srv_http {
     struct MHD_Daemon *d;
     srv_http_params p;
     char *api_key;
+    char *webui_csp;      /* the page's Content-Security-Policy (webui.h); NULL: --no-webui */
+    char webui_etag[48];  /* "..." : the page's SHA-256, base64, quoted */
     _Atomic(sched_runner *) runner;
     char *model_id;
     srv_embed *embed;   /* NULL: no --embed-model */
@@ -1084,6 +1087,29 @@ static enum MHD_Result do_template(sched_runner *runner, struct MHD_Connection *
     return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
 }
 
+/* The web page (webui.h): public, since it holds no secret (it asks for the
+ * key itself and sends it with its API calls), and served while the model
+ * loads too.  no-cache plus an ETag: the page changes with the binary, so a
+ * browser revalidates each time and gets a bodiless 304 while it is the same. */
+static enum MHD_Result do_webui(const srv_http *h, struct MHD_Connection *conn) {
+    const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
+    const bool same = inm && (strstr(inm, h->webui_etag) || strcmp(inm, "*") == 0);
+    struct MHD_Response *r =
+        same ? MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT)
+             : MHD_create_response_from_buffer(srv_webui_page_len, (void *)srv_webui_page, MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    if (!same) MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(r, "Content-Security-Policy", h->webui_csp);
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "ETag", h->webui_etag);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    enum MHD_Result ret = MHD_queue_response(conn, same ? 304 : 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 /* ------------------------------------------------------------------ request framing */
 
 /* What the header fields say about the body's length (RFC 9112 section 6),
@@ -1229,7 +1255,8 @@ typedef enum route {
     R_TOKENIZE,
     R_DETOKENIZE,
     R_TEMPLATE,
-    R_EMBEDDINGS
+    R_EMBEDDINGS,
+    R_WEBUI
 } route;
 
 static route find_route(const char *url, const char **method_needed) {
@@ -1247,6 +1274,8 @@ static route find_route(const char *url, const char **method_needed) {
         {"/detokenize", "POST", R_DETOKENIZE},
         {"/apply-template", "POST", R_TEMPLATE},
         {"/v1/embeddings", "POST", R_EMBEDDINGS},
+        {"/", "GET", R_WEBUI},
+        {"/index.html", "GET", R_WEBUI},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (strcmp(url, routes[i].path) == 0) {
@@ -1279,7 +1308,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return reply_err(conn, 413, NULL, msg);
     }
     const char *need = NULL;
-    const route r = find_route(url, &need);
+    route r = find_route(url, &need);
+    if (r == R_WEBUI && !h->webui_csp) r = R_NONE; /* --no-webui */
     if (r == R_NONE) {
         char msg[200];
         snprintf(msg, sizeof msg, "unknown route %.120s %.16s", url, method);
@@ -1288,7 +1318,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         e.code = "not_found";
         return reply_error(conn, &e);
     }
-    if (strcmp(method, need) != 0 && !(r == R_HEALTH && strcmp(method, "HEAD") == 0)) {
+    const bool head_ok = r == R_HEALTH || r == R_WEBUI; /* MHD sends a HEAD reply without its body */
+    if (strcmp(method, need) != 0 && !(head_ok && strcmp(method, "HEAD") == 0)) {
         char msg[96];
         snprintf(msg, sizeof msg, "%.16s is not allowed on %.40s (use %s)", method, url, need);
         srv_error e;
@@ -1301,11 +1332,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
             return MHD_NO;
         }
         MHD_add_response_header(resp, "Content-Type", "application/json");
-        MHD_add_response_header(resp, "Allow", need);
+        MHD_add_response_header(resp, "Allow", head_ok ? "GET, HEAD" : need);
         enum MHD_Result ret = MHD_queue_response(conn, 405, resp);
         MHD_destroy_response(resp);
         return ret;
     }
+    if (r == R_WEBUI) return do_webui(h, conn);
     sched_runner *runner = atomic_load(&h->runner);
     if (r == R_HEALTH) {
         if (!runner) return reply_err(conn, 503, NULL, "the model is loading");
@@ -1408,7 +1440,14 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)h->p.port);
     ryot_status st = RYOT_OK;
-    if (inet_pton(AF_INET, h->p.host, &addr.sin_addr) != 1)
+    if (!h->p.no_webui && !(h->webui_csp = srv_webui_csp((const char *)srv_webui_page)))
+        st = ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
+    if (h->webui_csp) {
+        char d[45];
+        srv_webui_sha256_b64(srv_webui_page, srv_webui_page_len, d);
+        snprintf(h->webui_etag, sizeof h->webui_etag, "\"%.43s\"", d); /* the digest without its '=' pad */
+    }
+    if (!st && inet_pton(AF_INET, h->p.host, &addr.sin_addr) != 1)
         st = ryot_fail(err, RYOT_ERR_INVALID, "--host %s is not an IPv4 address", pp->host);
     if (!st && pp->redis_url)
         st = cache_l2_new(pp->redis_url, pp->redis_timeout_ms, (int64_t)(pp->cache_ttl_s > 0 ? pp->cache_ttl_s : 3600),
@@ -1463,6 +1502,7 @@ void srv_http_stop(srv_http *h) {
     for (int i = 0; i < h->n_aliases; i++) free(h->aliases[i]);
     free(h->aliases);
     free(h->model_id);
+    free(h->webui_csp);
     free(h->api_key);
     cache_l1_free(h->cache);
     cache_l2_free(h->l2);

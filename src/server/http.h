@@ -3,11 +3,12 @@
  * over the serving loop (sched/runner.h), SSE streaming, /metrics, /health.
  *
  * The listener starts before the model is loaded: until srv_http_set_runner
- * is called every endpoint but /health and /metrics answers 503, and
- * /health says "loading". */
+ * is called every endpoint but /health, /metrics and the web page (GET /,
+ * webui.h) answers 503, and /health says "loading". */
 #ifndef RYOT_SERVER_HTTP_H
 #define RYOT_SERVER_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/error.h"
@@ -28,6 +29,7 @@ typedef struct srv_http_params {
     const char *redis_url; /* L2 cache in Redis (redis://HOST[:PORT][/DB]); NULL: none */
     int redis_timeout_ms;  /* bound of each Redis connect and command (default 5) */
     float semantic_threshold; /* (0, 1]: semantic cache (needs cache_bytes and srv_http_set_embed); 0: off */
+    bool no_webui;         /* --no-webui: no chat page at / (404 there) */
 } srv_http_params;
 
 typedef struct srv_http srv_http;

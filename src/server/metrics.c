@@ -57,6 +57,10 @@ void srv_metrics_render(const sched_stats *m, ryot_buf *b) {
     for (int i = 0; i < SCHED_END_N; i++)
         ryot_buf_printf(b, "ryot_request_success_total{finished_reason=\"%s\"} %llu\n", sched_end_name(i),
             (unsigned long long)m->ended[i]);
+    counter(b, "ryot_spec_drafted_tokens_total", "Draft tokens (prompt lookup) verified by speculative decoding.",
+            m->spec_drafted);
+    counter(b, "ryot_spec_accepted_tokens_total", "Draft tokens the model agreed with (emitted without a step of their own).",
+            m->spec_accepted);
     counter(b, "ryot_preemptions_total", "Sequences preempted for KV blocks (requeued for recompute).",
             m->preemptions);
     counter(b, "ryot_engine_steps_total", "Batched forward steps.", m->steps);

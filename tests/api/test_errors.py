@@ -132,7 +132,7 @@ def test_400_helper_endpoints(http):
 # ---------------------------------------------------------------- 404 / 405
 
 def test_404_unknown_route(http):
-    for method, path in (("GET", "/v1/nope"), ("POST", "/v1/embeddings"), ("GET", "/"), ("GET", "/v1/models/x/y")):
+    for method, path in (("GET", "/v1/nope"), ("POST", "/v1/embeddings"), ("GET", "/index.htm"), ("GET", "/v1/models/x/y")):
         e = assert_openai_error(http.request(method, path), 404)
         assert e["type"] == "invalid_request_error"
 

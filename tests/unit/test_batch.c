@@ -19,6 +19,7 @@
 #include "common/tiny_model.h"
 #include "core/rng.h"
 #include "engine/engine.h"
+#include "engine/kv_cache.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 
@@ -260,6 +261,97 @@ static void test_prefix_blocks_shared(void **st) {
     free(l.buf);
 }
 
+/* Speculative decoding's rollback: B shares A's prefix blocks, runs its
+ * decode token and 12 wrong drafts (into two more blocks), keeps one draft
+ * (kv_seq_truncate frees the block wholly past it), then goes on with the
+ * right tokens, whose positions overwrite the rejected drafts' KV: its
+ * logits equal those of a sequence that never saw the drafts, bit for bit,
+ * and A's shared blocks are untouched (A's own next logits unchanged). */
+static void test_truncate_then_decode(void **st) {
+    (void)st;
+    const int bs = 16;
+    tiny_spec sp = tiny_spec_default("llama");
+    loaded l = load(&sp);
+    const int nv = l.m->hp.n_vocab;
+    engine *e = make(l.m, bs, 2);
+    kv_cache *kc;
+    ryot_error err = {0};
+    assert_int_equal(kv_cache_new(e->n_kv_blocks, bs, &kc, &err), RYOT_OK);
+    kv_seq a, b;
+    assert_int_equal(kv_seq_init(&a, MAX_POS, bs, &err), RYOT_OK);
+    assert_int_equal(kv_seq_init(&b, MAX_POS, bs, &err), RYOT_OK);
+    int32_t t[64], bad[16];
+    for (int i = 0; i < 64; i++) t[i] = (i * 11 + 7) % nv;
+    for (int i = 0; i < 16; i++) bad[i] = (i * 5 + 2) % nv;
+    const size_t row = (size_t)nv * sizeof(float);
+    float *want = malloc(8 * row), *a_next = malloc(row);
+    assert_non_null(want);
+    assert_non_null(a_next);
+
+    /* the reference: t[0..48) in one go, logits of the last 8 */
+    int32_t ref_blocks[3] = {40, 41, 42};
+    engine_seq s = {.blocks = ref_blocks, .n_blocks = 3, .pos = 0, .n = 48, .n_logits = 4};
+    assert_int_equal(engine_forward(e, t, 48, &s, 1, &err), RYOT_OK);
+    memcpy(want + 4 * (size_t)nv, engine_logits(e, 0), 4 * row);
+    s = (engine_seq){.blocks = ref_blocks, .n_blocks = 3, .pos = 0, .n = 44, .n_logits = 4};
+    assert_int_equal(engine_forward(e, t, 44, &s, 1, &err), RYOT_OK);
+    memcpy(want, engine_logits(e, 0), 4 * row);
+
+    /* A: t[0..33), its first two blocks registered; its logits at 33 */
+    assert_true(kv_seq_reserve(kc, &a, 33));
+    s = (engine_seq){.blocks = a.blocks, .n_blocks = a.n_blocks, .pos = 0, .n = 33, .n_logits = 1};
+    assert_int_equal(engine_forward(e, t, 33, &s, 1, &err), RYOT_OK);
+    kv_seq_commit(kc, &a, t, 33);
+    memcpy(a_next, engine_logits(e, 0), row);
+
+    /* B: shares 32 positions, prefills t[32..40), then t[40] + 12 bad drafts */
+    assert_int_equal(kv_seq_match_prefix(kc, &b, t, 39), 32);
+    assert_true(kv_seq_reserve(kc, &b, 40));
+    s = (engine_seq){.blocks = b.blocks, .n_blocks = b.n_blocks, .pos = 32, .n = 8, .n_logits = 1};
+    assert_int_equal(engine_forward(e, t + 32, 8, &s, 1, &err), RYOT_OK);
+    kv_seq_commit(kc, &b, t, 40);
+    int32_t feed[13];
+    feed[0] = t[40];
+    feed[1] = t[41]; /* the one draft kept */
+    memcpy(feed + 2, bad, 11 * sizeof *feed);
+    assert_true(kv_seq_reserve(kc, &b, 53));
+    assert_int_equal(b.n_blocks, 4);
+    const int32_t dropped = b.blocks[3];
+    s = (engine_seq){.blocks = b.blocks, .n_blocks = 4, .pos = 40, .n = 13, .n_logits = 4};
+    assert_int_equal(engine_forward(e, feed, 13, &s, 1, &err), RYOT_OK);
+    kv_seq_commit(kc, &b, t, 42);
+    kv_seq_truncate(kc, &b, 42);
+    assert_int_equal(b.n_blocks, 3);
+    assert_int_equal(kv_cache_block_refcount(kc, dropped), 0);
+    assert_int_equal(kv_cache_block_refcount(kc, b.blocks[0]), 2);
+    assert_int_equal(kv_cache_block_refcount(kc, b.blocks[1]), 2);
+
+    /* on with the right tokens, one at a time: positions 42..47 */
+    for (int p = 42; p < 48; p++) {
+        assert_true(kv_seq_reserve(kc, &b, p + 1));
+        s = (engine_seq){.blocks = b.blocks, .n_blocks = b.n_blocks, .pos = p, .n = 1, .n_logits = 1};
+        assert_int_equal(engine_forward(e, t + p, 1, &s, 1, &err), RYOT_OK);
+        kv_seq_commit(kc, &b, t, p + 1);
+        assert_memory_equal(engine_logits(e, 0), want + (size_t)(p - 40) * (size_t)nv, row);
+    }
+    /* A's view of the shared blocks did not change */
+    s = (engine_seq){.blocks = a.blocks, .n_blocks = a.n_blocks, .pos = 32, .n = 1, .n_logits = 1};
+    assert_int_equal(engine_forward(e, t + 32, 1, &s, 1, &err), RYOT_OK);
+    assert_memory_equal(engine_logits(e, 0), a_next, row);
+
+    kv_seq_release(kc, &a);
+    kv_seq_release(kc, &b);
+    assert_int_equal(kv_cache_validate(kc, &err), RYOT_OK);
+    kv_seq_destroy(&a);
+    kv_seq_destroy(&b);
+    kv_cache_free(kc);
+    free(want);
+    free(a_next);
+    engine_free(e);
+    model_free(l.m);
+    free(l.buf);
+}
+
 static void test_forward_errors(void **st) {
     (void)st;
     tiny_spec sp = tiny_spec_default("llama");
@@ -288,7 +380,7 @@ int main(void) {
         cmocka_unit_test(test_forward_matches_decode), cmocka_unit_test(test_invariance_llama_q4_1),
         cmocka_unit_test(test_invariance_llama_q8_0),  cmocka_unit_test(test_invariance_gemma3_q4_0),
         cmocka_unit_test(test_invariance_qwen2_f16),   cmocka_unit_test(test_prefix_blocks_shared),
-        cmocka_unit_test(test_forward_errors),
+        cmocka_unit_test(test_forward_errors),          cmocka_unit_test(test_truncate_then_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

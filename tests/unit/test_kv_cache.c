@@ -259,6 +259,65 @@ static void test_prefix_sharing(void **state) {
     kv_cache_free(c);
 }
 
+/* kv_seq_truncate (speculative decoding's rollback): blocks past the kept
+ * positions go back to the free list, the shared prefix keeps its
+ * refcounts, and the sequence grows and registers blocks normally after. */
+static void test_truncate(void **state) {
+    (void)state;
+    kv_cache *c = make_cache(16, 4);
+    kv_seq a, b;
+    make_seq(&a, 32, 4);
+    make_seq(&b, 32, 4);
+    int32_t t[24];
+    ramp(t, 24, 1);
+    run_prompt(c, &a, t, 9); /* two full blocks registered, a third in use */
+    assert_int_equal(a.n_committed, 2);
+    assert_int_equal(kv_seq_match_prefix(c, &b, t, 8), 8); /* B shares them */
+    const int32_t b0 = b.blocks[0], b1 = b.blocks[1];
+    assert_int_equal(kv_cache_block_refcount(c, b0), 2);
+    expect_stats(c, 13, 0, 3);
+
+    /* B decodes position 8 and drafts 7 more: 16 positions, 4 blocks */
+    assert_true(kv_seq_reserve(c, &b, 16));
+    assert_int_equal(b.n_blocks, 4);
+    const int32_t b2 = b.blocks[2], b3 = b.blocks[3];
+    expect_stats(c, 11, 0, 5);
+    /* one draft accepted: KV valid for 10 positions */
+    kv_seq_commit(c, &b, t, 10);
+    kv_seq_truncate(c, &b, 10);
+    assert_int_equal(b.n_blocks, 3);
+    assert_int_equal(b.blocks[2], b2);
+    assert_int_equal(kv_cache_block_refcount(c, b3), 0);
+    assert_false(kv_cache_block_registered(c, b3));
+    assert_int_equal(kv_cache_block_refcount(c, b0), 2);
+    assert_int_equal(kv_cache_block_refcount(c, b1), 2);
+    assert_int_equal(kv_cache_block_refcount(c, b2), 1);
+    expect_stats(c, 12, 0, 4);
+    /* a truncation to a block boundary keeps no empty block; to where it is, nothing */
+    kv_seq_truncate(c, &b, 12);
+    assert_int_equal(b.n_blocks, 3);
+    assert_true(kv_seq_reserve(c, &b, 13));
+    kv_seq_truncate(c, &b, 12);
+    assert_int_equal(b.n_blocks, 3);
+    expect_stats(c, 12, 0, 4);
+
+    /* growing again: new blocks, the third registers once full */
+    assert_true(kv_seq_reserve(c, &b, 20));
+    kv_seq_commit(c, &b, t, 20);
+    assert_int_equal(b.n_committed, 5);
+    assert_true(kv_cache_block_registered(c, b2));
+    assert_int_equal(b.blocks[0], b0);
+    expect_stats(c, 10, 0, 6);
+
+    kv_seq_release(c, &b);
+    assert_int_equal(kv_cache_block_refcount(c, b0), 1);
+    kv_seq_release(c, &a);
+    check(c);
+    kv_seq_destroy(&a);
+    kv_seq_destroy(&b);
+    kv_cache_free(c);
+}
+
 static void test_match_bounded_by_table(void **state) {
     (void)state;
     kv_cache *c = make_cache(8, 4);
@@ -874,6 +933,7 @@ int main(void) {
         cmocka_unit_test(test_reserve_release_accounting),
         cmocka_unit_test(test_commit_registers_full_blocks),
         cmocka_unit_test(test_prefix_sharing),
+        cmocka_unit_test(test_truncate),
         cmocka_unit_test(test_match_bounded_by_table),
         cmocka_unit_test(test_hash_chain),
         cmocka_unit_test(test_key_collisions_never_share),

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "core/rng.h"
 #include "engine/sampler.h"
 
 /* Chi-square critical values at significance 1e-6 (upper tail), by degrees of
@@ -306,6 +307,141 @@ static void test_distribution_temperature(void **state) {
         check_chi2(counts, want, NV, N_DRAWS);
         sampler_free(s);
     }
+}
+
+/* Verifying a one-hot draft (speculative decoding) keeps the distribution,
+ * whichever token is drafted: a likely one, an unlikely one, one top-k
+ * drops; greedy returns the argmax whatever the draft. */
+static void test_draft_keeps_distribution(void **state) {
+    (void)state;
+    enum { NV = 8 };
+    const float l[NV] = {1.0f, 0.5f, 0.0f, -0.5f, 2.0f, -1.0f, 0.3f, 1.5f};
+    const int32_t drafts[] = {4, 5, 2};
+    for (size_t di = 0; di < sizeof drafts / sizeof drafts[0]; di++) {
+        ryot_sampler_params p = plain(0.9f, 40 + di);
+        p.top_k = di == 2 ? 4 : 0; /* keeps ids 4, 7, 0, 1: the draft 2 is out */
+        sampler *s = make(&p, NV);
+        int counts[NV] = {0};
+        float buf[NV];
+        for (int i = 0; i < N_DRAWS; i++) {
+            memcpy(buf, l, sizeof buf);
+            const int32_t t = sampler_sample_draft(s, buf, drafts[di], NULL);
+            assert_true(t >= 0 && t < NV);
+            counts[t]++;
+        }
+        double want[NV] = {0};
+        if (di < 2) {
+            softmax_ref(l, NV, 0.9, want);
+        } else {
+            const float kept[4] = {l[4], l[7], l[0], l[1]};
+            double pk[4];
+            softmax_ref(kept, 4, 0.9, pk);
+            want[4] = pk[0], want[7] = pk[1], want[0] = pk[2], want[1] = pk[3];
+        }
+        check_chi2(counts, want, NV, N_DRAWS);
+        sampler_free(s);
+    }
+    ryot_sampler_params g = plain(0.0f, 1);
+    sampler *s = make(&g, NV);
+    float buf[NV];
+    memcpy(buf, l, sizeof buf);
+    assert_int_equal(sampler_sample_draft(s, buf, 7, NULL), 4);
+    sampler_free(s);
+}
+
+/* Speculative sampling with a draft distribution q (a draft model's): the
+ * draft x is drawn from q, the verifier accepts it with min(1, p/q) and
+ * else draws from max(p - q, 0).  The tokens returned follow p exactly
+ * (chi-square), and the acceptance rate is sum min(p, q), computed here in
+ * closed form: for q far from p, q equal to p (always accepted), and q
+ * putting mass on a token top-k removes from p. */
+static void test_draft_q_keeps_distribution(void **state) {
+    (void)state;
+    enum { NV = 6 };
+    const float l[NV] = {1.2f, 0.4f, -0.3f, 2.0f, 0.0f, -1.0f};
+    double pfull[NV];
+    softmax_ref(l, NV, 0.8, pfull);
+    const double qs[3][NV] = {
+        {0.05, 0.40, 0.25, 0.05, 0.15, 0.10}, /* far from p */
+        {0, 0, 0, 0, 0, 0},                   /* = p, filled in below */
+        {0.30, 0.10, 0.20, 0.30, 0.05, 0.05}, /* top-k 3 keeps 3, 0, 1: mass on 2, 4, 5 always rejected */
+    };
+    for (int qi = 0; qi < 3; qi++) {
+        ryot_sampler_params p = plain(0.8f, 70 + (uint64_t)qi);
+        p.top_k = qi == 2 ? 3 : 0;
+        double want[NV] = {0};
+        if (qi == 2) {
+            const float kept[3] = {l[3], l[0], l[1]};
+            double pk[3];
+            softmax_ref(kept, 3, 0.8, pk);
+            want[3] = pk[0], want[0] = pk[1], want[1] = pk[2];
+        } else {
+            memcpy(want, pfull, sizeof want);
+        }
+        float q[NV];
+        for (int i = 0; i < NV; i++) q[i] = (float)(qi == 1 ? want[i] : qs[qi][i]);
+        double accept_want = 0.0;
+        for (int i = 0; i < NV; i++) accept_want += fmin(want[i], (double)q[i]);
+        sampler *s = make(&p, NV);
+        ryot_rng r;
+        ryot_rng_seed(&r, 1234 + (uint64_t)qi);
+        int counts[NV] = {0}, accepted = 0;
+        float buf[NV];
+        for (int n = 0; n < N_DRAWS; n++) {
+            /* x ~ q */
+            double u = ryot_rng_uniform(&r), cum = 0.0;
+            int32_t x = NV - 1;
+            for (int i = 0; i < NV; i++)
+                if (u < (cum += q[i])) {
+                    x = i;
+                    break;
+                }
+            memcpy(buf, l, sizeof buf);
+            const int32_t t = sampler_sample_draft(s, buf, x, q);
+            assert_true(t >= 0 && t < NV);
+            counts[t]++;
+            accepted += t == x;
+        }
+        check_chi2(counts, want, NV, N_DRAWS);
+        /* a returned token equal to x after a rejection is impossible: the
+         * residual is 0 at x, so accepted counts acceptances exactly */
+        const double rate = (double)accepted / N_DRAWS;
+        const double sd = sqrt(accept_want * (1.0 - accept_want) / N_DRAWS) + 1e-9;
+        if (fabs(rate - accept_want) > 5.0 * sd + 1e-6)
+            fail_msg("q %d: acceptance %.4f, want %.4f", qi, rate, accept_want);
+        if (qi == 1) assert_int_equal(accepted, N_DRAWS);
+        sampler_free(s);
+    }
+}
+
+/* sampler_sample_q reports the distribution it drew from. */
+static void test_sample_q_reports(void **state) {
+    (void)state;
+    enum { NV = 5 };
+    const float l[NV] = {0.5f, 1.5f, -0.5f, 1.0f, 0.0f};
+    ryot_sampler_params p = plain(0.7f, 5);
+    p.top_k = 3;
+    sampler *s = make(&p, NV);
+    float buf[NV], q[NV];
+    memcpy(buf, l, sizeof buf);
+    const int32_t t = sampler_sample_q(s, buf, q);
+    const float kept[3] = {l[1], l[3], l[0]};
+    double pk[3];
+    softmax_ref(kept, 3, 0.7, pk);
+    assert_float_equal(q[1], pk[0], 1e-6);
+    assert_float_equal(q[3], pk[1], 1e-6);
+    assert_float_equal(q[0], pk[2], 1e-6);
+    assert_float_equal(q[2], 0.0f, 0.0f);
+    assert_float_equal(q[4], 0.0f, 0.0f);
+    assert_true(q[t] > 0.0f);
+    sampler_free(s);
+    ryot_sampler_params g = plain(0.0f, 1);
+    s = make(&g, NV);
+    memcpy(buf, l, sizeof buf);
+    assert_int_equal(sampler_sample_q(s, buf, q), 1);
+    assert_float_equal(q[1], 1.0f, 0.0f);
+    assert_float_equal(q[0] + q[2] + q[3] + q[4], 0.0f, 0.0f);
+    sampler_free(s);
 }
 
 static void test_distribution_top_k(void **state) {
@@ -621,6 +757,9 @@ int main(void) {
         cmocka_unit_test(test_top_k_paths),
         cmocka_unit_test(test_distribution_temperature),
         cmocka_unit_test(test_distribution_top_k),
+        cmocka_unit_test(test_draft_keeps_distribution),
+        cmocka_unit_test(test_draft_q_keeps_distribution),
+        cmocka_unit_test(test_sample_q_reports),
         cmocka_unit_test(test_distribution_top_p),
         cmocka_unit_test(test_min_p),
         cmocka_unit_test(test_penalties),

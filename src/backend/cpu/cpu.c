@@ -201,6 +201,7 @@ static void cpu_destroy(void *state) {
 
 static const backend_ops cpu_ops = {
     .name = "cpu",
+    .exact_rows_ctx = CPU_SPLIT_MIN,
     .create = cpu_create,
     .destroy = cpu_destroy,
     .forward = cpu_forward,
