@@ -59,6 +59,10 @@ static void usage(FILE *out) {
             "      --cache-mb N        response cache of N MiB for deterministic requests (temperature 0\n"
             "                          or a seed, no logprobs); default 0: off\n"
             "      --cache-ttl S       seconds a cached answer stays valid (default 3600)\n"
+            "      --semantic-cache T  also answer a chat question from the cache when an earlier one of the\n"
+            "                          same conversation, parameters and model is close in meaning: cosine of\n"
+            "                          the final user messages' embeddings >= T, in (0, 1]; needs --embed-model\n"
+            "                          and --cache-mb (0.95 recommended: docs/PERFORMANCE.md)\n"
             "      --redis URL         share cached answers through Redis (redis://HOST[:PORT][/DB]);\n"
             "                          works with or without --cache-mb\n"
             "      --redis-timeout-ms N  bound of each Redis connect and command (default 5)\n"
@@ -157,6 +161,15 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--cache-ttl")) {
             NEED_INT(1, 365L * 86400);
             hp.cache_ttl_s = (double)n;
+        } else if (!strcmp(a, "--semantic-cache") && v) {
+            char *end;
+            const double t = strtod(v, &end);
+            if (end == v || *end || !(t > 0.0 && t <= 1.0)) {
+                fprintf(stderr, "ryot serve: --semantic-cache wants a cosine threshold in (0, 1], not '%s'\n", v);
+                return 2;
+            }
+            hp.semantic_threshold = (float)t;
+            i++;
         } else if (!strcmp(a, "--redis") && v) {
             hp.redis_url = v, i++;
         } else if (!strcmp(a, "--redis-timeout-ms")) {
@@ -201,6 +214,10 @@ int cmd_serve(int argc, char **argv) {
     if (!model_path) return 1;
     if (api_key && !*api_key) api_key = NULL;
     hp.api_key = api_key;
+    if (hp.semantic_threshold > 0 && (!embed_path || !hp.cache_bytes)) {
+        fprintf(stderr, "ryot serve: --semantic-cache needs --embed-model and --cache-mb (it answers from the cache)\n");
+        return 2;
+    }
 
     /* one malloc arena per connection thread would keep freed request
      * memory resident in each; two arenas bound the server's RSS overhead */

@@ -40,6 +40,34 @@ void srv_embed_free(srv_embed *s) {
 
 const char *srv_embed_model_id(const srv_embed *s) { return s->model_id; }
 
+int srv_embed_dim(const srv_embed *s) { return ryot_embedder_dim(s->em); }
+
+int srv_embed_text(srv_embed *s, const char *text, size_t len, float *out) {
+    ryot_token *ids = NULL;
+    int n = 0;
+    ryot_error e;
+    if (!len || ryot_embed_tokenize(s->em, text, len, &ids, &n, &e) != RYOT_OK) return -1;
+    int rc = -1;
+    if (n > 0 && n <= ryot_embedder_max_tokens(s->em)) {
+        const ryot_token *const one[1] = {ids};
+        pthread_mutex_lock(&s->mu);
+        ryot_status st = ryot_embed_tokens(s->em, one, &n, 1, out, &e);
+        pthread_mutex_unlock(&s->mu);
+        if (st == RYOT_OK) {
+            const int dim = ryot_embedder_dim(s->em);
+            double ss = 0;
+            for (int i = 0; i < dim; i++) ss += (double)out[i] * out[i];
+            if (ss > 0) {
+                const float inv = (float)(1.0 / sqrt(ss));
+                for (int i = 0; i < dim; i++) out[i] *= inv;
+                rc = 0;
+            }
+        }
+    }
+    free(ids);
+    return rc;
+}
+
 /* Fills *err and returns status. */
 static int embed_fail(srv_error *err, int status, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -36,4 +36,10 @@ const char *srv_embed_model_id(const srv_embed *s);
  * 500/503 when the encoder fails). */
 int srv_embed_handle(srv_embed *s, const char *body, size_t len, char **json, srv_error *err);
 
+int srv_embed_dim(const srv_embed *s);
+/* One text's unit vector (srv_embed_dim floats) into out, for the semantic
+ * cache; under the same mutex as the endpoint.  -1 when the text is longer
+ * than the model takes, empty, or the encoder fails. */
+int srv_embed_text(srv_embed *s, const char *text, size_t len, float *out);
+
 #endif

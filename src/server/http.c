@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "cache/l1.h"
 #include "cache/l2.h"
+#include "cache/semantic.h"
 #include "server/metrics.h"
 #include "server/openai.h"
 #include "server/request.h"
@@ -44,6 +45,7 @@ struct srv_http {
     srv_embed *embed;   /* NULL: no --embed-model */
     cache_l1 *cache;    /* NULL: --cache-mb 0 */
     cache_l2 *l2;       /* NULL: no --redis */
+    cache_sem *sem;     /* NULL: no --semantic-cache (needs cache and embed) */
     flight_table flights; /* cacheable generations in flight (coalescing) */
     cache_key model_fp; /* srv_cache_model_identity, once the model is set */
     char **aliases;
@@ -232,6 +234,8 @@ typedef struct gen {
     srv_http *h;
     flight *flight;  /* cacheable: the generation is read through a flight (coalescing) */
     size_t *cursors; /* with flight: per choice, the bytes of its text read so far */
+    float *sem_vec;  /* a semantic-cache candidate that missed: its question's vector, */
+    cache_key sem_ctx; /* and context, indexed once its answer is in L1 */
     bool tools;             /* tools active (srv_tools_active): answers are parsed for calls */
     chat_tool_style tool_style;
     char *tool_prefix;      /* a forced call: what the prompt ends with and each answer continues */
@@ -241,6 +245,7 @@ typedef struct gen {
 static void gen_free(gen *g) {
     if (g->flight) flight_leave(&g->h->flights, g->flight); /* the last reader cancels an unfinished job */
     free(g->cursors);
+    free(g->sem_vec);
     sched_job_unref(g->job);
     free(g->tool_prefix);
     grammar_free(g->tool_grammar);
@@ -367,7 +372,8 @@ static void cache_store(srv_http *h, gen *g, const srv_usage *u) {
     size_t len;
     char *val = srv_cache_encode(&c, &len);
     free(c.choices); /* the texts stay the flight's */
-    if (val && h->cache) cache_l1_put(h->cache, &g->key, val, len, ryot_now_s());
+    if (val && h->cache && cache_l1_put(h->cache, &g->key, val, len, ryot_now_s()) && h->sem && g->sem_vec)
+        cache_sem_insert(h->sem, &g->sem_ctx, g->sem_vec, &g->key);
     if (val && h->l2) cache_l2_put(h->l2, &g->key, val, len);
     free(val);
 }
@@ -864,6 +870,27 @@ static int tools_setup(const ryot_model *m, gen *g, srv_error *e) {
     return 0;
 }
 
+/* After an exact miss: embeds the final user message of a candidate
+ * request (srv_cache_semantic_context) and looks for a close question of
+ * the same context whose answer is still in L1.  true with *val, *len that
+ * answer (malloc'd); otherwise g->sem_vec keeps the vector (or stays NULL
+ * for a non-candidate) for cache_store to index. */
+static bool semantic_lookup(srv_http *h, gen *g, const sched_job_spec *spec, void **val, size_t *len) {
+    const char *q = srv_cache_semantic_context(&h->model_fp, &g->req, spec, &g->sem_ctx);
+    if (!q) return false;
+    g->sem_vec = malloc((size_t)srv_embed_dim(h->embed) * sizeof *g->sem_vec);
+    if (!g->sem_vec || srv_embed_text(h->embed, q, strlen(q), g->sem_vec)) {
+        free(g->sem_vec);
+        g->sem_vec = NULL;
+        return false;
+    }
+    cache_key k;
+    if (!cache_sem_search(h->sem, &g->sem_ctx, g->sem_vec, &k, NULL)) return false;
+    if (cache_l1_get(h->cache, &k, ryot_now_s(), val, len)) return true;
+    cache_sem_stale(h->sem, &k); /* its answer left L1: so does the entry */
+    return false;
+}
+
 static enum MHD_Result generate(srv_http *h, sched_runner *runner, struct MHD_Connection *conn, srv_endpoint ep,
                                 const conn_ctx *cx) {
     gen g = {.h = h};
@@ -934,6 +961,23 @@ static enum MHD_Result generate(srv_http *h, sched_runner *runner, struct MHD_Co
                 return ret;
             }
             free(val);
+            val = NULL;
+            if (!no_cache && h->sem && semantic_lookup(h, &g, &spec, &val, &vlen)) {
+                if (!srv_cache_decode(val, vlen, spec.n_prompts * spec.n, &hit)) {
+                    free(val);
+                    for (int i = 0; i < np; i++) free(ids[i]);
+                    free(ids);
+                    free(n_ids);
+                    enum MHD_Result ret = reply_cached(h, conn, &g, &hit, "hit-semantic");
+                    srv_cached_free(&hit);
+                    return ret;
+                }
+                free(val);
+            }
+            if (no_store) {
+                free(g.sem_vec);
+                g.sem_vec = NULL;
+            }
             g.store = !no_store;
             /* the same request already generating: read its answer as it comes */
             if (!no_cache && (g.flight = flight_join(&h->flights, &g.key))) {
@@ -1308,7 +1352,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
             if (h->cache) { /* set before runner (srv_http_set_runner) */
                 cache_l1_stats cs;
                 cache_l1_stats_get(h->cache, &cs);
-                srv_metrics_render_cache(&cs, &b);
+                cache_sem_stats ss;
+                if (h->sem) cache_sem_stats_get(h->sem, &ss);
+                srv_metrics_render_cache(&cs, h->sem ? &ss : NULL, &b);
             }
             if (h->cache || h->l2) {
                 pthread_mutex_lock(&h->flights.mu);
@@ -1438,6 +1484,8 @@ void srv_http_set_runner(srv_http *h, sched_runner *runner, const char *model_id
         if (aliases[i] && (h->aliases[h->n_aliases] = strdup(aliases[i]))) h->n_aliases++;
     if (h->p.cache_bytes) h->cache = cache_l1_new(h->p.cache_bytes, h->p.cache_ttl_s > 0 ? h->p.cache_ttl_s : 3600);
     if (h->cache || h->l2) srv_cache_model_identity(sched_runner_model(runner), &h->model_fp);
+    if (h->cache && h->embed && h->p.semantic_threshold > 0)
+        h->sem = cache_sem_new(srv_embed_dim(h->embed), CACHE_SEM_MAX_ENTRIES, h->p.semantic_threshold);
     atomic_store(&h->runner, runner);
 }
 
@@ -1458,6 +1506,7 @@ void srv_http_stop(srv_http *h) {
     free(h->api_key);
     cache_l1_free(h->cache);
     cache_l2_free(h->l2);
+    cache_sem_free(h->sem);
     flight_table_destroy(&h->flights);
     free(h);
 }

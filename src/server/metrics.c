@@ -80,11 +80,21 @@ static void gauge_u64(ryot_buf *b, const char *name, const char *help, uint64_t 
     ryot_buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
 }
 
-void srv_metrics_render_cache(const cache_l1_stats *c, ryot_buf *b) {
+void srv_metrics_render_cache(const cache_l1_stats *c, const cache_sem_stats *sem, ryot_buf *b) {
     head(b, "ryot_cache_requests_total", "counter", "Response-cache lookups, by tier and result.");
     ryot_buf_printf(b, "ryot_cache_requests_total{tier=\"l1\",result=\"hit\"} %llu\n", (unsigned long long)c->hits);
     ryot_buf_printf(b, "ryot_cache_requests_total{tier=\"l1\",result=\"miss\"} %llu\n",
                     (unsigned long long)c->misses);
+    if (sem) {
+        ryot_buf_printf(b, "ryot_cache_requests_total{tier=\"semantic\",result=\"hit\"} %llu\n",
+                        (unsigned long long)sem->hits);
+        ryot_buf_printf(b, "ryot_cache_requests_total{tier=\"semantic\",result=\"miss\"} %llu\n",
+                        (unsigned long long)sem->misses);
+        gauge_u64(b, "ryot_cache_semantic_entries", "Questions in the semantic cache's index.", sem->entries);
+        counter(b, "ryot_cache_semantic_evictions_total",
+                "Semantic index entries dropped: to make room, or their answer had left the cache.",
+                sem->evictions + sem->removed);
+    }
     counter(b, "ryot_cache_expired_total", "Lookups that found an expired entry (counted as misses too).", c->expired);
     counter(b, "ryot_cache_stores_total", "Answers stored in the response cache.", c->stores);
     counter(b, "ryot_cache_too_big_total", "Answers not stored: larger than an eighth of the cache.", c->too_big);

@@ -6,13 +6,15 @@
 
 #include "cache/l1.h"
 #include "cache/l2.h"
+#include "cache/semantic.h"
 #include "core/buf.h"
 #include "sched/stats.h"
 
 /* Appends the exposition text of one snapshot to b. */
 void srv_metrics_render(const sched_stats *m, ryot_buf *b);
-/* Appends the response cache's series (only when the cache is on). */
-void srv_metrics_render_cache(const cache_l1_stats *c, ryot_buf *b);
+/* Appends the response cache's series (only when the cache is on); sem:
+ * the semantic index's, NULL when it is off. */
+void srv_metrics_render_cache(const cache_l1_stats *c, const cache_sem_stats *sem, ryot_buf *b);
 /* Appends the Redis cache's series (only with --redis). */
 void srv_metrics_render_redis(const cache_l2_stats *c, ryot_buf *b);
 

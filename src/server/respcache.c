@@ -19,48 +19,90 @@ void srv_cache_model_identity(const ryot_model *m, cache_key *out) {
     cache_key_end(&kb, out);
 }
 
-bool srv_cache_request_key(const cache_key *model, const srv_request *req, const sched_job_spec *spec, cache_key *out) {
+static bool cacheable(const srv_request *req, const sched_job_spec *spec) {
     const ryot_sampler_params *sp = &spec->sp;
     /* echo answers carry the prompt text, which the record does not */
-    if (!(sp->temperature == 0.0f || req->has_seed) || sp->logprobs || req->echo) return false;
-    char *tools = req->tools ? json_dumps(req->tools, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII) : NULL;
-    if (req->tools && !tools) return false;
+    return (sp->temperature == 0.0f || req->has_seed) && !sp->logprobs && !req->echo;
+}
+
+/* Every field of the key but the prompts (tags 5..26). */
+static bool key_fields(cache_key_builder *kb, const srv_request *req, const sched_job_spec *spec);
+
+bool srv_cache_request_key(const cache_key *model, const srv_request *req, const sched_job_spec *spec, cache_key *out) {
+    if (!cacheable(req, spec)) return false;
     cache_key_builder kb;
     cache_key_begin(&kb, req->ep == SRV_EP_CHAT ? "chat" : "completions");
     cache_key_bytes(&kb, 2, model->b, sizeof model->b);
     cache_key_i64(&kb, 3, spec->n_prompts);
     for (int i = 0; i < spec->n_prompts; i++)
         cache_key_bytes(&kb, 4, spec->prompts[i], (size_t)spec->n_prompt[i] * sizeof *spec->prompts[i]);
-    cache_key_i64(&kb, 5, spec->n);
-    cache_key_i64(&kb, 6, spec->max_tokens);
-    cache_key_i64(&kb, 7, spec->n_stop);
-    for (int i = 0; i < spec->n_stop; i++) cache_key_str(&kb, 8, spec->stop[i]);
-    cache_key_i64(&kb, 9, spec->ignore_eos);
+    if (!key_fields(&kb, req, spec)) return false;
+    cache_key_end(&kb, out);
+    return true;
+}
+
+const char *srv_cache_semantic_context(const cache_key *model, const srv_request *req, const sched_job_spec *spec,
+                                       cache_key *out) {
+    if (req->ep != SRV_EP_CHAT || !cacheable(req, spec) || req->n_messages < 1) return NULL;
+    const srv_message *last = &req->messages[req->n_messages - 1];
+    if (strcmp(last->role, "user") || !last->content || !*last->content) return NULL;
+    cache_key_builder kb;
+    cache_key_begin(&kb, "semantic-chat");
+    cache_key_bytes(&kb, 2, model->b, sizeof model->b);
+    /* the messages as sent (the template is the model's, keyed above); of
+     * the last only its role */
+    cache_key_i64(&kb, 3, req->n_messages);
+    for (int i = 0; i < req->n_messages; i++) {
+        const srv_message *m = &req->messages[i];
+        cache_key_str(&kb, 30, m->role);
+        if (i == req->n_messages - 1) break;
+        cache_key_str(&kb, 31, m->content);
+        cache_key_str(&kb, 32, m->tool_call_id);
+        cache_key_i64(&kb, 33, m->n_tool_calls);
+        for (int j = 0; j < m->n_tool_calls; j++) {
+            cache_key_str(&kb, 34, m->tool_calls[j].id);
+            cache_key_str(&kb, 35, m->tool_calls[j].name);
+            cache_key_str(&kb, 36, m->tool_calls[j].arguments);
+        }
+    }
+    if (!key_fields(&kb, req, spec)) return NULL;
+    cache_key_end(&kb, out);
+    return last->content;
+}
+
+static bool key_fields(cache_key_builder *kb, const srv_request *req, const sched_job_spec *spec) {
+    const ryot_sampler_params *sp = &spec->sp;
+    char *tools = req->tools ? json_dumps(req->tools, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII) : NULL;
+    if (req->tools && !tools) return false;
+    cache_key_i64(kb, 5, spec->n);
+    cache_key_i64(kb, 6, spec->max_tokens);
+    cache_key_i64(kb, 7, spec->n_stop);
+    for (int i = 0; i < spec->n_stop; i++) cache_key_str(kb, 8, spec->stop[i]);
+    cache_key_i64(kb, 9, spec->ignore_eos);
     /* greedy output depends on no other sampling field than the bias and
      * the penalties, but keying them all is simpler and never wrong */
-    cache_key_f64(&kb, 10, sp->temperature);
-    cache_key_i64(&kb, 11, sp->top_k);
-    cache_key_f64(&kb, 12, sp->top_p);
-    cache_key_f64(&kb, 13, sp->min_p);
-    cache_key_f64(&kb, 14, sp->repeat_penalty);
-    cache_key_f64(&kb, 15, sp->frequency_penalty);
-    cache_key_f64(&kb, 16, sp->presence_penalty);
-    cache_key_i64(&kb, 17, sp->penalty_last_n);
-    cache_key_i64(&kb, 18, req->has_seed ? (int64_t)sp->seed : -1);
-    cache_key_i64(&kb, 19, sp->n_logit_bias);
+    cache_key_f64(kb, 10, sp->temperature);
+    cache_key_i64(kb, 11, sp->top_k);
+    cache_key_f64(kb, 12, sp->top_p);
+    cache_key_f64(kb, 13, sp->min_p);
+    cache_key_f64(kb, 14, sp->repeat_penalty);
+    cache_key_f64(kb, 15, sp->frequency_penalty);
+    cache_key_f64(kb, 16, sp->presence_penalty);
+    cache_key_i64(kb, 17, sp->penalty_last_n);
+    cache_key_i64(kb, 18, req->has_seed ? (int64_t)sp->seed : -1);
+    cache_key_i64(kb, 19, sp->n_logit_bias);
     for (int i = 0; i < sp->n_logit_bias; i++) {
-        cache_key_i64(&kb, 20, sp->logit_bias[i].token);
-        cache_key_f64(&kb, 21, sp->logit_bias[i].bias);
+        cache_key_i64(kb, 20, sp->logit_bias[i].token);
+        cache_key_f64(kb, 21, sp->logit_bias[i].bias);
     }
-    cache_key_str(&kb, 22, req->grammar_src);
+    cache_key_str(kb, 22, req->grammar_src);
     /* tools reach the prompt only through the template (and not at all with
      * "none"), and the choice picks the grammar and the parsing: key them */
-    cache_key_str(&kb, 23, tools);
+    cache_key_str(kb, 23, tools);
     free(tools);
-    cache_key_i64(&kb, 24, req->tool_choice);
-    cache_key_i64(&kb, 25, req->tool_choice == SRV_TOOL_NAMED ? req->tool_named : -1);
-    cache_key_i64(&kb, 26, req->parallel_tool_calls);
-    cache_key_end(&kb, out);
+    cache_key_i64(kb, 24, req->tool_choice);
+    cache_key_i64(kb, 25, req->tool_choice == SRV_TOOL_NAMED ? req->tool_named : -1);
+    cache_key_i64(kb, 26, req->parallel_tool_calls);
     return true;
 }
 

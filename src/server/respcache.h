@@ -35,6 +35,16 @@ void srv_cache_model_identity(const ryot_model *m, cache_key *out);
 /* false: the request is not cacheable. */
 bool srv_cache_request_key(const cache_key *model, const srv_request *req, const sched_job_spec *spec, cache_key *out);
 
+/* The semantic cache's context key (cache/semantic.h): a cacheable chat
+ * request whose last message is a non-empty user message.  It covers what
+ * srv_cache_request_key does except the prompt tokens, and in their place
+ * every message as sent but the last one's content: two requests with the
+ * same context key differ at most in the wording of the final user
+ * message.  Returns that message's content (the text to embed), or NULL
+ * when the request is not a candidate. */
+const char *srv_cache_semantic_context(const cache_key *model, const srv_request *req, const sched_job_spec *spec,
+                                       cache_key *out);
+
 typedef struct srv_cached_choice {
     char *text;
     size_t len;
