@@ -4,12 +4,17 @@
  * user message: the server builds it, respcache.h), the unit vector of that
  * message's embedding, and the L1 key its answer is stored under.
  *
- * Search is a flat scan: among entries of the same context, the one with
- * the largest dot product (cosine, vectors being unit length) at or above
- * the threshold.  At CACHE_SEM_MAX_ENTRIES entries of 384 floats a scan is
- * ~1.5M multiply-adds (well under a millisecond); it is no HNSW, so the
- * bound is the index's size limit: past it the least recently used entry
- * makes room.  Memory is bounded by max_entries * (dim floats + ~80 bytes).
+ * Entries are grouped by context (a hash table of groups); a search looks
+ * only at its own context's group.  A group of up to CACHE_SEM_FLAT_MAX
+ * entries is scanned (exact: the largest dot product, i.e. cosine, the
+ * vectors being unit length, at or above the threshold); a larger one is
+ * searched through its HNSW graph (cache/hnsw.h), which every group keeps
+ * up to date on insert and removal, so crossing the size costs nothing.
+ * The graph search is approximate: it can miss a match above the threshold
+ * (the unit test measures how often), never return one below it.
+ * max_entries bounds the index (at most CACHE_SEM_MAX_ENTRIES); past it the
+ * least recently used entry makes room.  Memory: max_entries * (dim floats
+ * + ~200 bytes), allocated up front (pages are touched as entries arrive).
  *
  * The index holds no answers: an entry whose L1 key has gone (evicted or
  * expired) is dropped by the caller when its lookup misses
@@ -24,7 +29,9 @@
 
 #include "cache/key.h"
 
-#define CACHE_SEM_MAX_ENTRIES 4096
+#define CACHE_SEM_MAX_ENTRIES 65536
+#define CACHE_SEM_DEFAULT_ENTRIES 16384 /* ryot serve's --semantic-entries default */
+#define CACHE_SEM_FLAT_MAX 1024         /* groups up to this size are scanned, larger ones use the graph */
 
 typedef struct cache_sem cache_sem;
 
@@ -32,6 +39,7 @@ typedef struct cache_sem_stats {
     uint64_t hits, misses;   /* searches */
     uint64_t inserts, evictions, removed; /* evictions: to make room; removed: by cache_sem_remove */
     uint64_t entries, max_entries;
+    uint64_t graph_searches; /* searches that went through a group's HNSW graph */
 } cache_sem_stats;
 
 /* dim > 0; max_entries in 1..CACHE_SEM_MAX_ENTRIES; threshold in (0, 1].

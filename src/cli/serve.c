@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache/semantic.h"
 #include "cli/cli.h"
 #include "ryot.h"
 #include "sched/sched.h"
@@ -63,6 +64,8 @@ static void usage(FILE *out) {
             "                          same conversation, parameters and model is close in meaning: cosine of\n"
             "                          the final user messages' embeddings >= T, in (0, 1]; needs --embed-model\n"
             "                          and --cache-mb (0.95 recommended: docs/PERFORMANCE.md)\n"
+            "      --semantic-entries N  questions its index keeps, least recently used out past that\n"
+            "                          (default 16384, at most 65536; ~1.7 KB each with 384-dim vectors)\n"
             "      --redis URL         share cached answers through Redis (redis://HOST[:PORT][/DB]);\n"
             "                          works with or without --cache-mb\n"
             "      --redis-timeout-ms N  bound of each Redis connect and command (default 5)\n"
@@ -170,6 +173,9 @@ int cmd_serve(int argc, char **argv) {
             }
             hp.semantic_threshold = (float)t;
             i++;
+        } else if (!strcmp(a, "--semantic-entries")) {
+            NEED_INT(1, CACHE_SEM_MAX_ENTRIES);
+            hp.semantic_entries = (int)n;
         } else if (!strcmp(a, "--redis") && v) {
             hp.redis_url = v, i++;
         } else if (!strcmp(a, "--redis-timeout-ms")) {

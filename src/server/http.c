@@ -1485,7 +1485,9 @@ void srv_http_set_runner(srv_http *h, sched_runner *runner, const char *model_id
     if (h->p.cache_bytes) h->cache = cache_l1_new(h->p.cache_bytes, h->p.cache_ttl_s > 0 ? h->p.cache_ttl_s : 3600);
     if (h->cache || h->l2) srv_cache_model_identity(sched_runner_model(runner), &h->model_fp);
     if (h->cache && h->embed && h->p.semantic_threshold > 0)
-        h->sem = cache_sem_new(srv_embed_dim(h->embed), CACHE_SEM_MAX_ENTRIES, h->p.semantic_threshold);
+        h->sem = cache_sem_new(srv_embed_dim(h->embed),
+                               h->p.semantic_entries ? h->p.semantic_entries : CACHE_SEM_DEFAULT_ENTRIES,
+                               h->p.semantic_threshold);
     atomic_store(&h->runner, runner);
 }
 

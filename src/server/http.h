@@ -29,6 +29,7 @@ typedef struct srv_http_params {
     const char *redis_url; /* L2 cache in Redis (redis://HOST[:PORT][/DB]); NULL: none */
     int redis_timeout_ms;  /* bound of each Redis connect and command (default 5) */
     float semantic_threshold; /* (0, 1]: semantic cache (needs cache_bytes and srv_http_set_embed); 0: off */
+    int semantic_entries;     /* bound of its index (0: CACHE_SEM_DEFAULT_ENTRIES) */
     bool no_webui;         /* --no-webui: no chat page at / (404 there) */
 } srv_http_params;
 

@@ -94,6 +94,9 @@ void srv_metrics_render_cache(const cache_l1_stats *c, const cache_sem_stats *se
         counter(b, "ryot_cache_semantic_evictions_total",
                 "Semantic index entries dropped: to make room, or their answer had left the cache.",
                 sem->evictions + sem->removed);
+        counter(b, "ryot_cache_semantic_graph_searches_total",
+                "Semantic searches answered through a context's HNSW graph (contexts past 1024 questions).",
+                sem->graph_searches);
     }
     counter(b, "ryot_cache_expired_total", "Lookups that found an expired entry (counted as misses too).", c->expired);
     counter(b, "ryot_cache_stores_total", "Answers stored in the response cache.", c->stores);

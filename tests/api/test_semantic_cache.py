@@ -129,7 +129,7 @@ def test_no_cache_header_skips(sem):
 
 def test_entry_goes_with_l1():
     need_embed_model()
-    s = start_server("--ctx", "512", "--threads", "2", "--cache-mb", "16", "--cache-ttl", "1",
+    s = start_server("--ctx", "512", "--threads", "2", "--cache-mb", "16", "--cache-ttl", "1", "--semantic-entries", "2048",
                      "--embed-model", EMBED_GGUF, "--semantic-cache", THRESHOLD)
     try:
         chat(s, "What is the speed of light?")
@@ -150,6 +150,8 @@ def test_entry_goes_with_l1():
     (["--semantic-cache", "1.5", "--cache-mb", "16", "--embed-model", EMBED_GGUF], "(0, 1]"),
     (["--semantic-cache", "0", "--cache-mb", "16", "--embed-model", EMBED_GGUF], "(0, 1]"),
     (["--semantic-cache", "x", "--cache-mb", "16", "--embed-model", EMBED_GGUF], "(0, 1]"),
+    (["--semantic-entries", "0"], "1..65536"),
+    (["--semantic-entries", "65537"], "1..65536"),
 ])
 def test_flag_checks(args, msg):
     p = subprocess.run([RYOT, "serve", "--port", "0", *args], capture_output=True, text=True, timeout=60)

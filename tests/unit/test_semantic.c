@@ -2,7 +2,8 @@
  * below it), the context filter (a perfect match in another context never
  * answers), the best of several candidates, replacement of the same
  * (context, key), removal by L1 key, and the entry bound with least recently
- * used eviction. */
+ * used eviction; for groups past CACHE_SEM_FLAT_MAX, the HNSW graph's recall
+ * against an exact scan, with removals and slot reuse, and the bound. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -163,12 +164,162 @@ static void test_sem_bound_lru(void **state) {
     cache_sem_free(s);
 }
 
+/* ---- large groups: the HNSW graph path (CACHE_SEM_FLAT_MAX exceeded) ---- */
+
+#define GDIM 48
+
+static uint64_t rng_state = 42;
+static double urand(void) {
+    rng_state = rng_state * 6364136223846793005u + 1442695040888963407u;
+    return (double)(rng_state >> 11) * 0x1.0p-53;
+}
+static double nrand(void) { return sqrt(-2.0 * log(1.0 - urand())) * cos(6.283185307179586 * urand()); }
+static void normalize(float *v, int n) {
+    double q = 0;
+    for (int i = 0; i < n; i++) q += (double)v[i] * v[i];
+    const float r = (float)(1.0 / sqrt(q));
+    for (int i = 0; i < n; i++) v[i] *= r;
+}
+
+/* n unit vectors in clusters (64 centres, spread 0.6): neighbours in a
+ * cluster have cosines ~0.7, so the graph must separate close candidates. */
+static float *clustered(int n) {
+    float *centres = malloc(64 * GDIM * sizeof *centres), *v = malloc((size_t)n * GDIM * sizeof *v);
+    for (int i = 0; i < 64 * GDIM; i++) centres[i] = (float)nrand();
+    for (int c = 0; c < 64; c++) normalize(centres + c * GDIM, GDIM);
+    for (int i = 0; i < n; i++) {
+        const float *c = centres + (i % 64) * GDIM;
+        for (int d = 0; d < GDIM; d++) v[i * GDIM + d] = c[d] + 0.6f * (float)nrand() / sqrtf(GDIM);
+        normalize(v + i * GDIM, GDIM);
+    }
+    free(centres);
+    return v;
+}
+
+/* q: v moved by a small random step (cosine with v ~0.98). */
+static void near(const float *v, float *q) {
+    for (int d = 0; d < GDIM; d++) q[d] = v[d] + 0.2f * (float)nrand() / sqrtf(GDIM);
+    normalize(q, GDIM);
+}
+
+static int brute_best(const float *v, const bool *live, int n, const float *q, float *best) {
+    int b = -1;
+    for (int i = 0; i < n; i++) {
+        if (!live[i]) continue;
+        float d = 0;
+        for (int k = 0; k < GDIM; k++) d += v[i * GDIM + k] * q[k];
+        if (b < 0 || d > *best) b = i, *best = d;
+    }
+    return b;
+}
+
+/* Recall of the graph against an exact scan: a question close to a stored
+ * one (what the cache exists for) finds that entry; never an entry below the
+ * threshold; removals (half the entries, then new inserts reusing their
+ * slots) keep the graph searchable and never return a removed key. */
+static void test_sem_graph_recall_and_removal(void **state) {
+    (void)state;
+    enum { N = 6000, Q = 600 };
+    float *v = clustered(N);
+    bool *live = calloc(N, sizeof *live);
+    cache_sem *s = cache_sem_new(GDIM, N, 0.9f);
+    assert_non_null(s);
+    const cache_key ctx = key_n("ctx", 7);
+    for (int i = 0; i < N; i++) {
+        const cache_key k = key_n("g", i);
+        cache_sem_insert(s, &ctx, v + i * GDIM, &k);
+        live[i] = true;
+    }
+    float q[GDIM];
+    for (int round = 0; round < 2; round++) {
+        int found = 0, asked = 0;
+        for (int t = 0; t < Q; t++) {
+            int i = (int)(urand() * N);
+            while (!live[i]) i = (i + 1) % N;
+            near(v + i * GDIM, q);
+            float exact = 0, c = 0;
+            const int b = brute_best(v, live, N, q, &exact);
+            cache_key got;
+            asked++;
+            if (cache_sem_search(s, &ctx, q, &got, &c)) {
+                assert_true(c >= 0.9f);
+                int g = -1;
+                for (int j = 0; j < N && g < 0; j++)
+                    if (same(got, key_n("g", j))) g = j;
+                assert_true(g >= 0 && live[g]); /* never a removed entry */
+                if (g == b) found++;
+            } else {
+                assert_true(exact >= 0.9f); /* a miss here is a recall loss, counted below */
+            }
+        }
+        print_message("graph recall round %d: %d/%d\n", round, found, asked);
+        assert_true(found >= asked * 97 / 100);
+        cache_sem_stats st;
+        cache_sem_stats_get(s, &st);
+        assert_true(st.graph_searches >= (uint64_t)asked);
+        if (round == 0) { /* remove every other entry, then reinsert a quarter */
+            for (int i = 0; i < N; i += 2) {
+                const cache_key k = key_n("g", i);
+                cache_sem_remove(s, &k);
+                live[i] = false;
+            }
+            for (int i = 0; i < N; i += 4) {
+                const cache_key k = key_n("g", i);
+                cache_sem_insert(s, &ctx, v + i * GDIM, &k);
+                live[i] = true;
+            }
+            cache_sem_stats_get(s, &st);
+            assert_int_equal(st.entries, N / 2 + N / 4);
+        }
+    }
+    /* another context never sees these entries */
+    cache_key got;
+    const cache_key other = key_n("ctx", 8);
+    assert_false(cache_sem_search(s, &other, v, &got, NULL));
+    cache_sem_free(s);
+    free(live);
+    free(v);
+}
+
+/* The bound holds with large groups and many contexts; the newest entries
+ * of every context stay findable; emptied groups are reused. */
+static void test_sem_graph_bound(void **state) {
+    (void)state;
+    enum { MAX = 2000, N = 5000 };
+    float *v = clustered(N);
+    cache_sem *s = cache_sem_new(GDIM, MAX, 0.95f);
+    assert_non_null(s);
+    for (int i = 0; i < N; i++) {
+        const cache_key ctx = key_n("ctx", i < N / 2 ? 0 : 1 + i % 3), k = key_n("g", i);
+        cache_sem_insert(s, &ctx, v + i * GDIM, &k);
+    }
+    cache_sem_stats st;
+    cache_sem_stats_get(s, &st);
+    assert_int_equal(st.entries, MAX);
+    assert_int_equal(st.evictions, N - MAX);
+    int found = 0;
+    for (int i = N - 300; i < N; i++) {
+        const cache_key ctx = key_n("ctx", 1 + i % 3);
+        cache_key got;
+        if (cache_sem_search(s, &ctx, v + i * GDIM, &got, NULL) && same(got, key_n("g", i))) found++;
+    }
+    assert_true(found >= 297);
+    /* the first context (all evicted) is gone */
+    cache_key got;
+    const cache_key c0 = key_n("ctx", 0);
+    assert_false(cache_sem_search(s, &c0, v, &got, NULL));
+    cache_sem_free(s);
+    free(v);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sem_args),
         cmocka_unit_test(test_sem_threshold),
         cmocka_unit_test(test_sem_context_and_best),
         cmocka_unit_test(test_sem_bound_lru),
+        cmocka_unit_test(test_sem_graph_recall_and_removal),
+        cmocka_unit_test(test_sem_graph_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
