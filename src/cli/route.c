@@ -19,6 +19,7 @@ static void on_signal(int sig) {
 
 static void usage(FILE *out) {
     rt_pool_params d = rt_pool_default_params();
+    rt_canary_params cd = rt_canary_default_params();
     fprintf(out,
             "usage: ryot route --backend URL [--backend URL ...] | --redis URL [options]\n"
             "\n"
@@ -29,7 +30,8 @@ static void usage(FILE *out) {
             "Own endpoints: GET /health, /metrics (ryot_router_*), /admin/backends (JSON).\n"
             "\n"
             "options:\n"
-            "      --backend URL       a backend, http://HOST:PORT (repeatable)\n"
+            "      --backend [GROUP=]URL  a backend, http://HOST:PORT (repeatable); GROUP= puts it in a\n"
+            "                          canary group, used only by --canary splits\n"
             "      --redis URL         also route to the backends registered in Redis\n"
             "                          (redis://HOST[:PORT][/DB]; ryot serve --register URL)\n"
             "      --host ADDR         IPv4 address to listen on (default 127.0.0.1)\n"
@@ -46,17 +48,34 @@ static void usage(FILE *out) {
             "      --probe-ms N        health and load probe period (default 250)\n"
             "      --connect-timeout-ms N  upstream connect bound (default 1000)\n"
             "      --max-body BYTES    largest request body (default 8388608); larger: 413\n"
+            "      --canary MODEL=GROUP:PERCENT  send PERCENT %% of MODEL's requests to the backends of\n"
+            "                          GROUP (repeatable, one per model); sticky by the request's \"user\"\n"
+            "                          field, else its X-Ryot-User header, else random\n"
+            "      --canary-window S   seconds per comparison window (default %g)\n"
+            "      --canary-min-requests N  requests each arm needs in a window to be compared (default %d)\n"
+            "      --canary-error-margin X  roll back when the canary's error rate exceeds the\n"
+            "                          baseline's by more than X (default %g)\n"
+            "      --canary-ttft-margin X  roll back when the canary's p99 time to first byte exceeds\n"
+            "                          the baseline's by more than X times (default %g)\n"
             "      --quiet             no log lines for failures and breaker changes\n"
             "  -h, --help              this help\n",
-            d.prefix_block, d.prefix_entries, d.prefix_balance, d.breaker_failures, d.cooldown_ms);
+            d.prefix_block, d.prefix_entries, d.prefix_balance, d.breaker_failures, d.cooldown_ms, cd.window_s,
+            cd.min_requests, cd.err_margin, cd.ttft_margin);
 }
 
 int cmd_route(int argc, char **argv) {
     rt_pool_params pp = rt_pool_default_params();
     rt_server_params sp = {.host = "127.0.0.1", .port = 8090};
+    rt_canary_params cp = rt_canary_default_params();
     const char **urls = calloc((size_t)argc, sizeof *urls);
-    if (!urls) return 1;
-    int n_urls = 0;
+    const char **canaries = calloc((size_t)argc, sizeof *canaries);
+    rt_canary *canary = NULL;
+    int n_urls = 0, n_canaries = 0;
+    if (!urls || !canaries) {
+        free(urls);
+        free(canaries);
+        return 1;
+    }
     int rc = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -117,6 +136,25 @@ int cmd_route(int argc, char **argv) {
         } else if (!strcmp(a, "--max-body")) {
             NEED_INT(1, 1L << 30);
             sp.max_body = (size_t)n;
+        } else if (!strcmp(a, "--canary") && v) {
+            canaries[n_canaries++] = v, i++;
+        } else if (!strcmp(a, "--canary-window")) {
+            if (!v || !cli_parse_double(v, 0.1, 86400, &x)) {
+                fprintf(stderr, "ryot route: --canary-window needs seconds in 0.1..86400\n");
+                goto out;
+            }
+            cp.window_s = x, i++;
+        } else if (!strcmp(a, "--canary-min-requests")) {
+            NEED_INT(1, 1000000);
+            cp.min_requests = (int)n;
+        } else if (!strcmp(a, "--canary-error-margin") || !strcmp(a, "--canary-ttft-margin")) {
+            if (!v || !cli_parse_double(v, 0, 1000, &x)) {
+                fprintf(stderr, "ryot route: %s needs a number >= 0\n", a);
+                goto out;
+            }
+            if (strstr(a, "error")) cp.err_margin = x;
+            else cp.ttft_margin = x;
+            i++;
         } else if (!strcmp(a, "--quiet")) {
             sp.quiet = true;
         } else {
@@ -130,6 +168,17 @@ int cmd_route(int argc, char **argv) {
         goto out;
     }
     rc = 1;
+    ryot_error err = {0};
+    if (n_canaries) {
+        if (!(canary = rt_canary_new(&cp))) goto out;
+        for (int k = 0; k < n_canaries; k++)
+            if (rt_canary_add(canary, canaries[k], &err)) {
+                fprintf(stderr, "ryot route: %s\n", err.msg);
+                rc = 2;
+                goto out;
+            }
+    }
+    sp.canary = canary;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
@@ -137,14 +186,14 @@ int cmd_route(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    ryot_error err = {0};
     rt_pool *pool;
     if (rt_pool_new(&pp, urls, n_urls, &pool, &err)) {
         fprintf(stderr, "ryot route: %s\n", err.msg);
         goto out;
     }
     rt_server *s;
-    if (rt_server_start(&sp, pool, &s, &err)) { /* the pool is freed on failure too */
+    canary = NULL; /* the server takes it over, and frees it on failure too */
+    if (rt_server_start(&sp, pool, &s, &err)) { /* the pool likewise */
         fprintf(stderr, "ryot route: %s\n", err.msg);
         goto out;
     }
@@ -156,6 +205,8 @@ int cmd_route(int argc, char **argv) {
     rt_server_stop(s);
     rc = 0;
 out:
+    rt_canary_free(canary);
+    free(canaries);
     free(urls);
     return rc;
 }

@@ -21,6 +21,7 @@ typedef struct hist {
 
 typedef struct backend {
     char *url;
+    char group[64];    /* "" : the baseline group; else a canary group (canary.h) */
     bool active; /* listed (--backend, or registered in Redis now) */
     rt_breaker br;
     int fails;         /* consecutive 5xx / cut responses */
@@ -72,7 +73,18 @@ bool rt_policy_parse(const char *s, rt_policy *out) {
 
 /* ------------------------------------------------------------------ membership */
 
-static int add_locked(rt_pool *p, const char *url, ryot_error *err) {
+static int add_locked(rt_pool *p, const char *spec, ryot_error *err) {
+    /* [GROUP=]URL */
+    const char *url = spec, *eq = strchr(spec, '=');
+    char group[64] = "";
+    if (eq && eq < strstr(spec, "://")) {
+        if ((size_t)(eq - spec) >= sizeof group) {
+            ryot_fail(err, RYOT_ERR_INVALID, "backend '%.200s': group name too long", spec);
+            return -1;
+        }
+        snprintf(group, sizeof group, "%.*s", (int)(eq - spec), spec);
+        url = eq + 1;
+    }
     size_t l = strlen(url);
     while (l && url[l - 1] == '/') l--;
     if (l < 8 || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
@@ -82,6 +94,7 @@ static int add_locked(rt_pool *p, const char *url, ryot_error *err) {
     for (int i = 0; i < p->n; i++)
         if (strlen(p->b[i].url) == l && !strncmp(p->b[i].url, url, l)) {
             p->b[i].active = true;
+            snprintf(p->b[i].group, sizeof p->b[i].group, "%s", group);
             return i;
         }
     if (p->n == RT_POOL_MAX) {
@@ -91,6 +104,7 @@ static int add_locked(rt_pool *p, const char *url, ryot_error *err) {
     backend *b = &p->b[p->n];
     memset(b, 0, sizeof *b);
     b->url = strndup(url, l);
+    snprintf(b->group, sizeof b->group, "%s", group);
     b->pt = rt_prefix_table_new(p->p.prefix_entries);
     if (!b->url || !b->pt) {
         free(b->url);
@@ -201,10 +215,22 @@ static bool serves_locked(const backend *b, const char *model) {
 }
 
 int rt_pool_pick(rt_pool *p, const char *model, const uint64_t *h, int nh, int exclude, rt_reason *why) {
+    return rt_pool_pick_in(p, NULL, model, h, nh, exclude, why, NULL);
+}
+
+int rt_pool_pick_in(rt_pool *p, const char *group, const char *model, const uint64_t *h, int nh, int exclude,
+                    rt_reason *why, bool *fell_back) {
+    if (!group) group = "";
+    if (fell_back) *fell_back = false;
     pthread_mutex_lock(&p->mu);
     int cand[RT_POOL_MAX], nc = 0;
     for (int i = 0; i < p->n; i++)
-        if (i != exclude && routable_locked(&p->b[i])) cand[nc++] = i;
+        if (i != exclude && routable_locked(&p->b[i]) && !strcmp(p->b[i].group, group)) cand[nc++] = i;
+    if (!nc && *group) { /* the canary group is down: the baseline serves */
+        for (int i = 0; i < p->n; i++)
+            if (i != exclude && routable_locked(&p->b[i]) && !p->b[i].group[0]) cand[nc++] = i;
+        if (fell_back) *fell_back = nc > 0;
+    }
     if (model && nc > 1) { /* those known to serve the model, when any */
         int keep = 0;
         for (int k = 0; k < nc; k++)
@@ -491,7 +517,8 @@ char *rt_pool_admin_json(rt_pool *p) {
         json_t *outc = json_object();
         for (int k = 0; outc && k < RT_OUT_N; k++) json_object_set_new(outc, k_outcome[k], json_integer((json_int_t)b->outcomes[k]));
         json_array_append_new(
-            arr, json_pack("{s:s,s:b,s:s,s:b,s:i,s:i,s:i,s:i,s:o*,s:I,s:o*,s:o*,s:i}", "url", b->url, "active", b->active,
+            arr, json_pack("{s:s,s:s,s:b,s:s,s:b,s:i,s:i,s:i,s:i,s:o*,s:I,s:o*,s:o*,s:i}", "url", b->url, "group",
+                           b->group[0] ? b->group : "baseline", "active", b->active,
                            "state", k_breaker[b->br], "routable", routable_locked(b), "inflight", b->inflight,
                            "running", b->running, "waiting", b->waiting, "load", load_locked(b), "models", models,
                            "requests", (json_int_t)b->requests, "outcomes", outc, "decisions", dec,

@@ -67,10 +67,11 @@ typedef struct rt_pool rt_pool;
 
 #define RT_POOL_MAX 64 /* backends ever known to one router (entries are never removed) */
 
-/* urls: "http://host:port" each (a trailing '/' is dropped). */
+/* urls: "[GROUP=]http://host:port" each (a trailing '/' is dropped). */
 ryot_status rt_pool_new(const rt_pool_params *p, const char *const *urls, int n, rt_pool **out, ryot_error *err);
 void rt_pool_free(rt_pool *p);
-/* Adds a backend (or re-activates a known one): its index, or -1 (err set).
+/* Adds a backend, "[GROUP=]http://host:port" (or re-activates a known one):
+ * its index, or -1 (err set).
  * A new backend starts closed (routable) until a probe says otherwise. */
 int rt_pool_add(rt_pool *p, const char *url, ryot_error *err);
 /* Discovery: an inactive backend is kept (with its counters) but not routed to. */
@@ -90,6 +91,11 @@ rt_breaker rt_pool_breaker(rt_pool *p, int b);
  * backend's table under the prefix policy.  exclude: a backend not to use (a
  * retry), or -1. */
 int rt_pool_pick(rt_pool *p, const char *model, const uint64_t *h, int nh, int exclude, rt_reason *why);
+/* The same within a backend group (canary.h; NULL or "": the baseline, the
+ * backends added without GROUP=).  When none of the group is routable the
+ * baseline serves (*fell_back set, fell_back may be NULL). */
+int rt_pool_pick_in(rt_pool *p, const char *group, const char *model, const uint64_t *h, int nh, int exclude,
+                    rt_reason *why, bool *fell_back);
 /* The end of a picked request: lowers the in-flight count, updates the
  * breaker, counters and histograms (first_byte_s < 0: none received). */
 void rt_pool_done(rt_pool *p, int b, rt_outcome o, int status, double first_byte_s, double total_s);

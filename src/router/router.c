@@ -61,6 +61,9 @@ typedef struct upstream {
     CURL *e;
     struct curl_slist *hdrs;
     int b;            /* backend index */
+    int split;        /* canary split (-1: none) and arm */
+    bool canary;
+    double t_body;    /* first body byte (0: none yet) */
     int fd;           /* the client's socket */
     double t0, t_first;
     int status;
@@ -171,6 +174,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *cls) {
 
 static size_t on_data(char *p, size_t size, size_t n, void *cls) {
     upstream *u = cls;
+    if (u->t_body == 0) u->t_body = ryot_now_s();
     return ryot_buf_append(&u->data, p, size * n) ? size * n : 0;
 }
 
@@ -190,6 +194,8 @@ static void upstream_report(upstream *u, rt_outcome o) {
     u->reported = true;
     const double now = ryot_now_s();
     rt_pool_done(u->s->pool, u->b, o, u->status, u->got_any ? u->t_first - u->t0 : -1, now - u->t0);
+    if (u->split >= 0 && o != RT_OUT_CANCELLED)
+        rt_canary_record(u->s->p.canary, u->split, u->canary, o != RT_OUT_OK, u->t_body > 0 ? u->t_body - u->t0 : -1);
 }
 
 /* Copies a client header to the upstream request when present. */
@@ -346,6 +352,7 @@ static enum MHD_Result start_reply(rt_server *s, struct MHD_Connection *conn, up
     if (!strncmp(u->ctype, "text/event-stream", 17)) MHD_add_response_header(r, "Cache-Control", "no-cache");
     MHD_add_response_header(r, "X-Ryot-Backend", rt_pool_url(s->pool, u->b));
     MHD_add_response_header(r, "X-Ryot-Route", k_reason_name[why]);
+    if (u->split >= 0) MHD_add_response_header(r, "X-Ryot-Arm", u->canary ? "canary" : "baseline");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)u->status, r);
     MHD_destroy_response(r);
     return ret;
@@ -362,23 +369,34 @@ static enum MHD_Result forward(rt_server *s, struct MHD_Connection *conn, const 
     if (!cs) return reply_err(conn, 503, NULL, "out of memory");
     if (!cs->multi && !(cs->multi = curl_multi_init())) return reply_err(conn, 503, NULL, "out of memory");
 
-    char model[256] = "";
+    char model[256] = "", user[256] = "";
     uint64_t h[RT_PREFIX_MAX_BLOCKS];
     int nh = 0;
     json_t *body = cx->body.len ? json_loadb(cx->body.data, cx->body.len, 0, NULL) : NULL;
     if (json_is_object(body)) {
         const char *m = json_string_value(json_object_get(body, "model"));
         if (m) snprintf(model, sizeof model, "%s", m);
+        const char *us = json_string_value(json_object_get(body, "user"));
+        if (us) snprintf(user, sizeof user, "%s", us);
         if (rt_pool_policy(s->pool) == RT_POLICY_PREFIX)
             nh = rt_prefix_hashes(body, (size_t)rt_pool_prefix_block(s->pool), h, RT_PREFIX_MAX_BLOCKS);
     }
     json_decref(body);
+    if (!user[0]) {
+        const char *hu = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Ryot-User");
+        if (hu) snprintf(user, sizeof user, "%s", hu);
+    }
+    bool canary = false;
+    const int split = rt_canary_assign(s->p.canary, model[0] ? model : NULL, user, &canary);
 
     int prev = -1;
     char last_err[400] = "";
     for (int attempt = 0; attempt < 2; attempt++) {
         rt_reason why;
-        const int b = rt_pool_pick(s->pool, model[0] ? model : NULL, h, nh, prev, &why);
+        bool fell_back = false;
+        const int b = rt_pool_pick_in(s->pool, canary ? rt_canary_group(s->p.canary, split) : NULL,
+                                      model[0] ? model : NULL, h, nh, prev, &why, &fell_back);
+        if (fell_back) canary = false; /* the canary group is down: counted as baseline */
         if (b < 0) {
             if (attempt == 0)
                 return reply_err(conn, 503, "no_backend", "no backend is available (%d known, none healthy)",
@@ -390,6 +408,8 @@ static enum MHD_Result forward(rt_server *s, struct MHD_Connection *conn, const 
             rt_pool_done(s->pool, b, RT_OUT_CANCELLED, 0, -1, 0);
             return reply_err(conn, 503, NULL, "out of memory");
         }
+        u->split = split;
+        u->canary = canary;
         while (!u->hdr_done && !u->done) {
             upstream_pump(u, WAIT_SLICE_MS);
             if (!u->hdr_done && !u->done && client_gone(u->fd)) {
@@ -451,8 +471,21 @@ static enum MHD_Result do_metrics(rt_server *s, struct MHD_Connection *conn) {
     rt_pool_metrics(s->pool, &b);
     ryot_buf_printf(&b, "# HELP ryot_router_backends_up Routable backends.\n# TYPE ryot_router_backends_up gauge\n"
                         "ryot_router_backends_up %d\n", rt_pool_n_up(s->pool));
+    rt_canary_metrics(s->p.canary, &b);
     if (!b.data) return MHD_NO;
     return reply(conn, 200, "text/plain; version=0.0.4", b.data, b.len);
+}
+
+/* The pool's JSON plus "splits" (the canaries). */
+static enum MHD_Result do_admin(rt_server *s, struct MHD_Connection *conn) {
+    char *pj = rt_pool_admin_json(s->pool);
+    json_t *o = pj ? json_loads(pj, 0, NULL) : NULL;
+    free(pj);
+    if (!o) return reply_err(conn, 503, NULL, "out of memory");
+    json_object_set_new(o, "splits", rt_canary_admin(s->p.canary));
+    char *j = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return reply_json(conn, 200, j);
 }
 
 /* ------------------------------------------------------------------ routing */
@@ -529,7 +562,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return reply_json(conn, 200, j);
     }
     case R_METRICS: return do_metrics(s, conn);
-    case R_ADMIN: return reply_json(conn, 200, rt_pool_admin_json(s->pool));
+    case R_ADMIN: return do_admin(s, conn);
     case R_MODELS: return do_models(s, conn);
     case R_MODEL_ONE: return do_model_one(s, conn, url + 11);
     case R_FORWARD: return forward(s, conn, method, url, cx);
@@ -723,6 +756,7 @@ static void *prober(void *arg) {
         const int n = rt_pool_size(s->pool);
         for (int b = 0; b < n; b++)
             if (rt_pool_active(s->pool, b)) probe_one(s, b, &pc[b]);
+        rt_canary_check(s->p.canary, ryot_now_s(), s->p.quiet);
         pthread_mutex_lock(&s->mu);
         if (s->stop) break;
         struct timespec dl = ryot_deadline_ms(s->p.probe_ms);
@@ -744,6 +778,7 @@ ryot_status rt_server_start(const rt_server_params *pp, rt_pool *pool, rt_server
     rt_server *s = calloc(1, sizeof *s);
     if (!s) {
         rt_pool_free(pool);
+        rt_canary_free(pp->canary);
         return ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
     }
     s->p = *pp;
@@ -806,6 +841,7 @@ void rt_server_stop(rt_server *s) {
     }
     if (s->d) MHD_stop_daemon(s->d);
     rt_pool_free(s->pool);
+    rt_canary_free(s->p.canary);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);

@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 #include "core/error.h"
+#include "router/canary.h"
 #include "router/pool.h"
 
 typedef struct rt_server_params {
@@ -35,6 +36,7 @@ typedef struct rt_server_params {
     const char *redis_url;   /* discovery: redis://HOST[:PORT][/DB]; NULL: only the --backend list */
     int redis_timeout_ms;    /* default 200 */
     bool quiet;
+    rt_canary *canary;       /* splits (taken over, freed by rt_server_stop); NULL: none */
 } rt_server_params;
 
 typedef struct rt_server rt_server;

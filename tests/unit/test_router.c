@@ -2,7 +2,9 @@
  * change stops the chain, partial tails are not hashed), the per-backend LRU
  * prefix table (match, eviction order, against a reference model), and the
  * pool's decisions (prefix affinity, the load balance, least-loaded,
- * round-robin, retries exclude, model preference, breaker transitions). */
+ * round-robin, retries exclude, model preference, breaker transitions),
+ * backend groups, and canary splits (spec parsing, sticky assignment,
+ * rollback on errors or slow first bytes, none when the arms agree). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,7 @@
 #include <cmocka.h>
 
 #include "core/rng.h"
+#include "router/canary.h"
 #include "router/pool.h"
 #include "router/prefix.h"
 
@@ -311,6 +314,120 @@ static void test_pool_membership(void **st) {
     assert_non_null(strstr(err.msg, "localhost:80"));
 }
 
+static void test_pool_groups(void **st) {
+    (void)st;
+    rt_pool_params pp = rt_pool_default_params();
+    pp.policy = RT_POLICY_ROUND_ROBIN;
+    const char *urls[] = {"http://a:1", "canary=http://c:1", "http://b:1"};
+    rt_pool *p;
+    ryot_error err = {0};
+    assert_int_equal(rt_pool_new(&pp, urls, 3, &p, &err), RYOT_OK);
+    assert_string_equal(rt_pool_url(p, 1), "http://c:1");
+    bool fb;
+    for (int i = 0; i < 6; i++) {
+        const int b = rt_pool_pick_in(p, NULL, NULL, NULL, 0, -1, NULL, &fb);
+        assert_true(b == 0 || b == 2); /* the baseline never gets the canary backend */
+        assert_false(fb);
+        rt_pool_done(p, b, RT_OUT_OK, 200, 0.01, 0.01);
+        assert_int_equal(rt_pool_pick_in(p, "canary", NULL, NULL, 0, -1, NULL, &fb), 1);
+        rt_pool_done(p, 1, RT_OUT_OK, 200, 0.01, 0.01);
+    }
+    /* the canary group down: the baseline serves its requests */
+    rt_pool_done(p, 1, RT_OUT_CONNECT, 0, -1, 0);
+    const int b = rt_pool_pick_in(p, "canary", NULL, NULL, 0, -1, NULL, &fb);
+    assert_true(fb && (b == 0 || b == 2));
+    char *j = rt_pool_admin_json(p);
+    assert_non_null(strstr(j, "\"group\":\"canary\""));
+    free(j);
+    rt_pool_free(p);
+}
+
+static void test_canary_spec_and_assign(void **st) {
+    (void)st;
+    rt_canary_params cp = rt_canary_default_params();
+    rt_canary *c = rt_canary_new(&cp);
+    ryot_error err = {0};
+    const char *bad[] = {"m", "m=g", "=g:5", "m=:5", "m=g:", "m=g:101", "m=g:-1", "m=g:x", "m=g:nan"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) assert_int_not_equal(rt_canary_add(c, bad[i], &err), RYOT_OK);
+    assert_int_equal(rt_canary_add(c, "llama=new:25", &err), RYOT_OK);
+    assert_int_not_equal(rt_canary_add(c, "llama=other:5", &err), RYOT_OK); /* one split per model */
+    assert_int_equal(rt_canary_add(c, "org/m:v2=g2:0.5", &err), RYOT_OK);   /* the last ':' ends the group */
+    assert_int_equal(rt_canary_count(c), 2);
+    assert_string_equal(rt_canary_group(c, 1), "g2");
+    bool k;
+    assert_int_equal(rt_canary_assign(c, "other", "u", &k), -1);
+    assert_false(k);
+    assert_int_equal(rt_canary_assign(c, NULL, "u", &k), -1);
+    /* sticky: a key always lands in the same arm; about 25% of keys in the canary */
+    int in = 0;
+    for (int u = 0; u < 4000; u++) {
+        char key[32];
+        snprintf(key, sizeof key, "user-%d", u);
+        bool a, b;
+        assert_int_equal(rt_canary_assign(c, "llama", key, &a), 0);
+        rt_canary_assign(c, "llama", key, &b);
+        assert_int_equal(a, b);
+        in += a;
+    }
+    assert_in_range(in, 850, 1150);
+    /* no key: random, still about 25% */
+    in = 0;
+    for (int i = 0; i < 4000; i++) {
+        bool a;
+        rt_canary_assign(c, "llama", NULL, &a);
+        in += a;
+    }
+    assert_in_range(in, 850, 1150);
+    rt_canary_free(c);
+}
+
+static void test_canary_rollback(void **st) {
+    (void)st;
+    rt_canary_params cp = rt_canary_default_params();
+    cp.window_s = 10;
+    cp.min_requests = 10;
+    rt_canary *c = rt_canary_new(&cp);
+    ryot_error err = {0};
+    assert_int_equal(rt_canary_add(c, "a=g:50", &err), RYOT_OK);
+    assert_int_equal(rt_canary_add(c, "b=g:50", &err), RYOT_OK);
+    assert_int_equal(rt_canary_add(c, "c=g:50", &err), RYOT_OK);
+    const double t0 = 1e9; /* windows are closed by the time given */
+    /* a: the arms agree (one error each in 20); b: the canary fails 30%; c: its first byte is 4x slower */
+    for (int i = 0; i < 20; i++) {
+        rt_canary_record(c, 0, false, i == 3, 0.04);
+        rt_canary_record(c, 0, true, i == 5, 0.045);
+        rt_canary_record(c, 1, false, false, 0.04);
+        rt_canary_record(c, 1, true, i % 10 < 3, 0.04);
+        rt_canary_record(c, 2, false, false, 0.04);
+        rt_canary_record(c, 2, true, false, 0.2);
+    }
+    assert_int_equal(rt_canary_check(c, t0, true), 2);
+    assert_true(rt_canary_percent(c, 0) == 50);
+    assert_true(rt_canary_percent(c, 1) == 0);
+    assert_true(rt_canary_percent(c, 2) == 0);
+    bool k;
+    for (int i = 0; i < 100; i++) {
+        rt_canary_assign(c, "b", NULL, &k);
+        assert_false(k); /* rolled back: nobody in the canary */
+    }
+    /* too few requests in a window: no verdict (and the window restarts) */
+    for (int i = 0; i < 5; i++) rt_canary_record(c, 0, true, true, 0.04), rt_canary_record(c, 0, false, false, 0.04);
+    assert_int_equal(rt_canary_check(c, t0 + 20, true), 0);
+    assert_true(rt_canary_percent(c, 0) == 50);
+    ryot_buf m = {0};
+    rt_canary_metrics(c, &m);
+    assert_non_null(strstr(m.data, "ryot_router_canary_percent{model=\"b\",group=\"g\"} 0\n"));
+    assert_non_null(strstr(m.data, "ryot_router_canary_rollbacks_total 2\n"));
+    assert_non_null(strstr(m.data, "ryot_router_canary_errors_total{model=\"b\",arm=\"canary\"} 6\n"));
+    ryot_buf_free(&m);
+    json_t *j = rt_canary_admin(c);
+    assert_true(json_is_true(json_object_get(json_array_get(j, 1), "rolled_back")));
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(j, 1), "reason")), "error rate"));
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(j, 2), "reason")), "p99"));
+    json_decref(j);
+    rt_canary_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hashes_prefix),
@@ -321,6 +438,9 @@ int main(void) {
         cmocka_unit_test(test_pool_models),
         cmocka_unit_test(test_pool_breaker),
         cmocka_unit_test(test_pool_membership),
+        cmocka_unit_test(test_pool_groups),
+        cmocka_unit_test(test_canary_spec_and_assign),
+        cmocka_unit_test(test_canary_rollback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
