@@ -71,7 +71,8 @@ fi
 if [ -z "${SKIP_OVERHEAD:-}" ]; then
     OM=${OVERHEAD_MODEL:-}
     if [ -z "$OM" ]; then
-        OM="$OUTDIR/tiny.gguf"
+        tmpd=$(mktemp -d)
+        OM="$tmpd/tiny.gguf" # not kept in OUTDIR (28 MiB)
         "$RYOT" gen -o "$OM" --preset tiny-llama --ctx 2048 --vocab-from "$MODEL" > /dev/null
     fi
     "$RYOT" serve -m "$OM" --port 8421 -t "$THREADS" --quiet --no-webui --max-running 256 > "$OUTDIR/overhead-backend.log" 2>&1 &
@@ -92,5 +93,6 @@ if [ -z "${SKIP_OVERHEAD:-}" ]; then
         done
     done
     stop_all
+    [ -n "${tmpd:-}" ] && rm -rf "$tmpd"
 fi
 echo "results in $OUTDIR"

@@ -112,9 +112,9 @@ def backends(tiny_model):
             b.stop_and_check()
 
 
-def chat_body(system, user, max_tokens=8, **kw):
+def chat_body(system, text, max_tokens=8, **kw):
     return {"model": "tiny-chat", "messages": [{"role": "system", "content": system},
-                                               {"role": "user", "content": user}],
+                                               {"role": "user", "content": text}],
             "max_tokens": max_tokens, "temperature": 0, **kw}
 
 
@@ -426,3 +426,75 @@ def test_redis_discovery(tiny_model):
             if not b.stopped:
                 b.stop_and_check()
         redis.stop()
+
+
+# ---------------------------------------------------------------- canary
+
+def test_canary_split_sticky_and_rollback(tiny_model):
+    """Baseline: two tiny-model backends.  Canary group: the default (much
+    larger) model under the same name, so its first bytes come far later;
+    the split rolls back to 0% on the p99 first-byte margin."""
+    base = [backend(tiny_model), backend(tiny_model)]
+    slow = Server("-m", model_path(), "--alias", "tiny-chat", "--threads", "1", "--ctx", "1024", "--quiet",
+                  "--no-webui")
+    urls = sum((["--backend", b.base_url] for b in base), []) + ["--backend", f"canary={slow.base_url}"]
+    # a window too long to close here: assignment only
+    r = Router(*urls, "--canary", "tiny-chat=canary:50", "--canary-window", "3600", "--policy", "least-loaded")
+    r2 = None
+    try:
+        adm = r.admin()
+        assert adm["splits"][0]["percent"] == 50 and adm["splits"][0]["group"] == "canary"
+        arms = {}
+        with httpx.Client(timeout=60) as h:
+            for rep in range(2):
+                for u in range(16):
+                    body = chat_body("Be brief.", "Hi", max_tokens=6, user=f"user-{u}")
+                    resp = h.post(r.url("/v1/chat/completions"), json=body)
+                    assert resp.status_code == 200, resp.text
+                    arm, where = resp.headers["x-ryot-arm"], resp.headers["x-ryot-backend"]
+                    assert (where == slow.base_url) == (arm == "canary"), (arm, where)
+                    assert arms.setdefault(u, arm) == arm  # sticky
+            n_canary = sum(a == "canary" for a in arms.values())
+            assert 2 <= n_canary <= 14, arms
+            # the header works as the key too
+            a1 = h.post(r.url("/v1/completions"), json={"model": "tiny-chat", "prompt": "x", "max_tokens": 2},
+                        headers={"X-Ryot-User": "user-3"}).headers["x-ryot-arm"]
+            assert a1 == arms[3]
+            assert r.admin()["splits"][0]["percent"] == 50
+        r.stop_and_check()
+        # a short window: the canary is much slower to its first byte, rolled back within a window or two
+        r = r2 = Router(*urls, "--canary", "tiny-chat=canary:50", "--canary-window", "6", "--canary-min-requests",
+                        "3", "--canary-ttft-margin", "1.0", "--policy", "least-loaded")
+        with httpx.Client(timeout=60) as h:
+            # 12 tokens: the first (whole) body byte takes ~10x longer on the canary; each
+            # round sends both arms enough requests (the users' arms are known from above)
+            base_users = [u for u, a in arms.items() if a == "baseline"][:6]
+            canary_users = [u for u, a in arms.items() if a == "canary"][:3]
+            end = time.monotonic() + 40
+            while r.metrics()[("ryot_router_canary_percent", '{model="tiny-chat",group="canary"}')] != 0:
+                assert time.monotonic() < end, json.dumps(r.admin()["splits"])
+                for u in base_users + canary_users:
+                    h.post(r.url("/v1/chat/completions"), json=chat_body("Be brief.", "Hi", max_tokens=12,
+                                                                          user=f"user-{u}", ignore_eos=True))
+            split = r.admin()["splits"][0]
+            assert split["rolled_back"] and "p99" in split["reason"], split
+            assert split["arms"]["canary"]["requests"] > 0 and split["arms"]["baseline"]["requests"] > 0
+            # from now on every user is on the baseline
+            for u in range(16):
+                resp = h.post(r.url("/v1/chat/completions"), json=chat_body("Be brief.", "Hi", max_tokens=2,
+                                                                            user=f"user-{u}"))
+                assert resp.headers["x-ryot-arm"] == "baseline" and resp.headers["x-ryot-backend"] != slow.base_url
+        m = r.metrics()
+        assert m[("ryot_router_canary_rollbacks_total", "")] == 1
+        assert "rolled back to 0%" in r.log_text()
+    finally:
+        if r.proc.poll() is None:
+            r.stop_and_check()
+        for b in base + [slow]:
+            b.stop_and_check()
+
+
+def test_canary_bad_spec():
+    p = subprocess.run([RYOT, "route", "--backend", "http://127.0.0.1:1", "--canary", "m=g:150"],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "PERCENT" in p.stderr
