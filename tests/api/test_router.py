@@ -311,7 +311,7 @@ def test_kill_backend_under_load(tiny_model):
             assert not t.is_alive(), "a client hung"
         plain = [x for x in results if x[0] == "plain"]
         streams = [x for x in results if x[0] == "stream"]
-        assert len(plain) > 20 and len(streams) > 5
+        assert len(plain) > 6 and len(streams) > 2
         # every non-streaming request got its answer: failures before any byte were retried
         assert all(x[1] == 200 and x[2] for x in plain), [x for x in plain if not x[2]]
         # streams: complete, or (cut by the kill) an error; never a 200 that ends
