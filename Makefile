@@ -6,8 +6,9 @@
 CC      ?= cc
 BUILD   ?= build
 # libryot needs these (libsodium: the cache keys' BLAKE2b and the store's encryption; zstd + hiredis: the Redis
-# cache; lmdb: the persistent store and the task queue fallback); libcurl only the load generator (benchsuite),
-# so only the ryot binary and the benchsuite tests link it.
+# cache; lmdb: the persistent store and the task queue fallback).  libcurl serves the load generator
+# (benchsuite) and the router's upstream client (src/router/router.c, in libryot): only the ryot binary and the
+# tests that use them link it (BENCH_TESTS, test_router); a static archive pulls router.o only where used.
 PKGS    := libpcre2-8 jansson libmicrohttpd libsodium libzstd hiredis lmdb
 CURL_PKG := libcurl
 OPT     ?= -O2 -march=x86-64-v2
@@ -114,6 +115,7 @@ TEST_LIBS = $(BUILD)/libryot.a $(LDLIBS)
 BENCH_TESTS := $(BUILD)/tests/test_benchstats $(BUILD)/tests/test_loadgen
 $(BENCH_TESTS): $(BUILD)/libryot_bench.a
 $(BENCH_TESTS): TEST_LIBS := $(BUILD)/libryot_bench.a $(BUILD)/libryot.a $(LDLIBS) $(CURL_LIBS)
+$(BUILD)/tests/test_router: TEST_LIBS := $(BUILD)/libryot.a $(LDLIBS) $(CURL_LIBS)
 $(BUILD)/tests/test_modeltools: $(BUILD)/libryot_tools.a
 $(BUILD)/tests/test_modeltools: TEST_LIBS := $(BUILD)/libryot_tools.a $(BUILD)/libryot.a $(LDLIBS)
 

@@ -15,6 +15,7 @@
 #include "ryot.h"
 #include "sched/sched.h"
 #include "sched/runner.h"
+#include "router/register.h"
 #include "server/http.h"
 
 static volatile sig_atomic_t g_stop;
@@ -76,6 +77,10 @@ static void usage(FILE *out) {
             "      --age-ms MS         a waiting request gains one tier per MS waited (default %lld)\n"
             "      --shutdown-timeout S  on SIGINT/SIGTERM, seconds running requests get to finish (default 30)\n"
             "      --no-webui          no web chat page at / (it answers 404)\n"
+            "      --register URL      once ready, announce this server to `ryot route --redis URL`\n"
+            "                          (redis://HOST[:PORT][/DB]): a key with a TTL, renewed every TTL/3\n"
+            "      --advertise URL     the URL routers reach this server at (default http://HOST:PORT)\n"
+            "      --register-ttl-ms N  the key's TTL (default 3000): a dead server drops out after it\n"
             "      --quiet             no per-request log lines\n"
             "  -h, --help              this help\n",
             d.ctx, d.kv_block_size, d.batch_tokens, d.max_running, d.max_queue, d.spec_draft, SCHED_SPEC_DRAFT_MODEL_K,
@@ -100,6 +105,8 @@ int cmd_serve(int argc, char **argv) {
     srv_http_params hp = {.host = "127.0.0.1", .port = 8080, .max_body = 8u << 20, .body_timeout = 60};
     sched_runner_params cp = sched_runner_default_params();
     double shutdown_timeout = 30.0;
+    const char *register_url = NULL, *advertise = NULL;
+    int register_ttl_ms = 3000;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -206,6 +213,13 @@ int cmd_serve(int argc, char **argv) {
                 return 2;
             }
             i++;
+        } else if (!strcmp(a, "--register") && v) {
+            register_url = v, i++;
+        } else if (!strcmp(a, "--advertise") && v) {
+            advertise = v, i++;
+        } else if (!strcmp(a, "--register-ttl-ms")) {
+            NEED_INT(100, 3600000);
+            register_ttl_ms = (int)n;
         } else if (!strcmp(a, "--no-webui")) {
             hp.no_webui = true;
         } else if (!strcmp(a, "--quiet")) {
@@ -215,6 +229,15 @@ int cmd_serve(int argc, char **argv) {
             return 2;
         }
 #undef NEED_INT
+    }
+    if (register_url) { /* a malformed URL fails before the model loads */
+        char rh[256];
+        int rp, rdb;
+        ryot_error e = {0};
+        if (rt_redis_url_parse(register_url, rh, sizeof rh, &rp, &rdb, &e)) {
+            fprintf(stderr, "ryot serve: --register %s\n", e.msg);
+            return 2;
+        }
     }
     if (!model_path) model_path = cli_default_model();
     if (!model_path) return 1;
@@ -300,7 +323,21 @@ int cmd_serve(int argc, char **argv) {
             id, info.arch, info.type_name, p->n_threads, p->ctx, p->kv_blocks, p->kv_block_size, p->batch_tokens,
             p->max_running, p->max_queue, p->spec_draft, dm ? " (draft model " : "", dm ? draft_path : "",
             dm ? ")" : "", api_key ? ", API key required" : "");
+    rt_register *reg = NULL;
+    if (register_url) {
+        char adv[300];
+        if (advertise) snprintf(adv, sizeof adv, "%s", advertise);
+        else snprintf(adv, sizeof adv, "http://%s:%d", strcmp(hp.host, "0.0.0.0") ? hp.host : "127.0.0.1",
+                      srv_http_port(http));
+        if (rt_register_start(register_url, adv, register_ttl_ms, &reg, &err)) {
+            fprintf(stderr, "ryot serve: --register: %s\n", err.msg);
+            g_stop = 1;
+        } else {
+            fprintf(stderr, "ryot serve: registered as %s in %s (TTL %d ms)\n", adv, register_url, register_ttl_ms);
+        }
+    }
     while (!g_stop) pause();
+    rt_register_stop(reg); /* routers stop sending new requests here */
     fprintf(stderr, "ryot serve: shutting down (up to %.0f s for running requests)\n", shutdown_timeout);
     srv_http_quiesce(http);
     const int cut = sched_runner_drain(runner, shutdown_timeout);
