@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cache/key.h"
+#include "engine/api_internal.h"
 
 #define BATCH_MAX 64          /* ops per write transaction */
 #define SESS_MAGIC "RSS1"
@@ -80,6 +81,15 @@ static ryot_status lmdb_fail(ryot_error *err, int rc, const char *what, const ch
 }
 
 /* ------------------------------------------------------------ keys */
+
+void store_shape_of(const ryot_model *m, int block_size, store_kv_shape *sh) {
+    const model_hparams *hp = &ryot_model_internal(m)->hp;
+    *sh = (store_kv_shape){.n_layer = hp->n_layer,
+                           .n_head_kv = hp->n_head_kv,
+                           .block_size = block_size,
+                           .head_dim_k = hp->head_dim,
+                           .head_dim_v = hp->head_dim_v};
+}
 
 void store_model_id(const ryot_model *m, const store_kv_shape *sh, uint8_t id[STORE_MODEL_ID_BYTES]) {
     uint64_t size, data_offset;

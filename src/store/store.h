@@ -85,6 +85,8 @@ ryot_status store_open(const store_params *p, store **out, ryot_error *err);
 /* Writes what is queued, stops the writer, closes. */
 void store_close(store *s);
 
+/* The KV block shape of a model with blocks of block_size positions. */
+void store_shape_of(const ryot_model *m, int block_size, store_kv_shape *sh);
 /* The model id for a model and KV shape. */
 void store_model_id(const ryot_model *m, const store_kv_shape *sh, uint8_t id[STORE_MODEL_ID_BYTES]);
 /* keys[i] for blocks 0..n_blocks-1 of tokens (n_blocks * bs tokens). */
