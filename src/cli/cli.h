@@ -26,6 +26,7 @@ int cmd_bench_membw(int argc, char **argv);
 int cmd_bench_grammar(int argc, char **argv);
 int cmd_bench_embed(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_store(int argc, char **argv);
 
 /* The model used when -m is not given: $RYOT_MODEL, else the default model in
  * the cache ($RYOT_MODEL_DIR or ~/.cache/ryot/models).  Returns a static

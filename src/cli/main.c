@@ -30,6 +30,7 @@ WEAK_CMD(cmd_quantize)
 WEAK_CMD(cmd_serve)
 WEAK_CMD(cmd_convert)
 WEAK_CMD(cmd_embed)
+WEAK_CMD(cmd_store)
 
 static const subcommand commands[] = {
     {"info", cmd_info, "describe a GGUF file: architecture, hyperparameters, tokenizer, tensors"},
@@ -42,6 +43,7 @@ static const subcommand commands[] = {
     {"convert", cmd_convert, "convert a Hugging Face BERT sentence encoder to GGUF"},
     {"embed", cmd_embed, "sentence embeddings of stdin's lines (BERT encoder GGUF)"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
+    {"store", cmd_store, "persistent context store: keygen, stats, verify, gc, rekey"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -477,9 +477,11 @@ ryot_status store_open(const store_params *p, store **out, ryot_error *err) {
                          "--store %s: no --store-key-file (make one with `ryot store keygen FILE`); "
                          "--store-plaintext stores records unencrypted",
                          p->dir);
-    const double gb = p->gb > 0 ? p->gb : 4.0;
-    if (gb < 1.0 / 1024 || gb > 1 << 20) return ryot_fail(err, RYOT_ERR_INVALID, "--store-gb %g out of range", gb);
     const bool use_shape = p->shape.n_layer > 0;
+    /* admin use (no shape) without a size: the environment's own map size */
+    const double gb = p->gb > 0 ? p->gb : use_shape ? 4.0 : 0.0;
+    if (gb != 0.0 && (gb < 1.0 / 1024 || gb > 1 << 20))
+        return ryot_fail(err, RYOT_ERR_INVALID, "--store-gb %g out of range", gb);
     if (use_shape) {
         ryot_status st = store_codec_check(&p->shape, &p->codec, err);
         if (st) return st;

@@ -52,7 +52,8 @@ typedef struct store_rkey {
 
 typedef struct store_params {
     const char *dir;
-    double gb;                    /* size budget (LMDB map size), GiB (default 4) */
+    double gb;                    /* size budget (LMDB map size), GiB (default 4; without a shape
+                                   * the environment's own) */
     const uint8_t *key;           /* STORE_KEY_BYTES, or NULL with plaintext */
     bool plaintext;               /* required when key is NULL */
     store_codec_params codec;
