@@ -25,6 +25,7 @@ int cmd_bench_tokenizer(int argc, char **argv);
 int cmd_bench_membw(int argc, char **argv);
 int cmd_bench_grammar(int argc, char **argv);
 int cmd_bench_embed(int argc, char **argv);
+int cmd_bench_store(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_store(int argc, char **argv);
 

@@ -8,6 +8,7 @@
 #include <zstd.h>
 
 #include "kernels/kernels.h"
+#include "store/codec_simd.h"
 
 #define KV_MAGIC "RKV1"
 #define SEAL_MAGIC "RYS1"
@@ -19,7 +20,20 @@ struct store_codec_ctx {
     ZSTD_CCtx *cc;
     ZSTD_DCtx *dc;
     ryot_buf raw; /* body before compression / after decompression */
+    store_dequant8_fn dq8; /* by CPU (codec_simd.h) */
+    store_dequant4_fn dq4;
 };
+
+static void dequant8_ref(const int8_t *q, float d, uint16_t *out, int n) {
+    for (int i = 0; i < n; i++) out[i] = ryot_fp32_to_fp16((float)q[i] * d);
+}
+
+static void dequant4_ref(const uint8_t *q, float d, uint16_t *out, int n) {
+    for (int i = 0; i < n; i += 2) {
+        out[i] = ryot_fp32_to_fp16((float)((int)(q[i / 2] & 15) - 8) * d);
+        out[i + 1] = ryot_fp32_to_fp16((float)((int)(q[i / 2] >> 4) - 8) * d);
+    }
+}
 
 _Static_assert(SEAL_NONCE == 24, "XChaCha20 nonce is 24 bytes");
 _Static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == SEAL_TAG, "Poly1305 tag is 16 bytes");
@@ -41,11 +55,18 @@ store_codec_ctx *store_codec_ctx_new(void) {
     if (!c) return NULL;
     c->cc = ZSTD_createCCtx();
     c->dc = ZSTD_createDCtx();
+    store_codec_ctx_set_simd(c, true);
     if (!c->cc || !c->dc) {
         store_codec_ctx_free(c);
         return NULL;
     }
     return c;
+}
+
+void store_codec_ctx_set_simd(store_codec_ctx *c, bool simd) {
+    const bool avx2 = simd && kernels_best_isa() >= KERNEL_ISA_AVX2;
+    c->dq8 = avx2 ? store_dequant8_avx2 : dequant8_ref;
+    c->dq4 = avx2 ? store_dequant4_avx2 : dequant4_ref;
 }
 
 void store_codec_ctx_free(store_codec_ctx *c) {
@@ -131,7 +152,7 @@ static void encode_section(const uint16_t *x, size_t rows, int dim, int bits, ui
     }
 }
 
-static void decode_section(const uint8_t *in, size_t rows, int dim, int bits, uint16_t *x) {
+static void decode_section(const store_codec_ctx *c, const uint8_t *in, size_t rows, int dim, int bits, uint16_t *x) {
     if (bits == 16) {
         memcpy(x, in, rows * (size_t)dim * 2);
         return;
@@ -140,16 +161,8 @@ static void decode_section(const uint8_t *in, size_t rows, int dim, int bits, ui
     for (size_t r = 0; r < rows; r++) {
         const float d = ryot_fp16_to_fp32((uint16_t)get16(scales + 2 * r));
         uint16_t *xr = x + r * (size_t)dim;
-        if (bits == 8) {
-            const int8_t *q = (const int8_t *)codes + r * (size_t)dim;
-            for (int i = 0; i < dim; i++) xr[i] = ryot_fp32_to_fp16((float)q[i] * d);
-        } else {
-            const uint8_t *q = codes + r * (size_t)dim / 2;
-            for (int i = 0; i < dim; i += 2) {
-                xr[i] = ryot_fp32_to_fp16((float)((int)(q[i / 2] & 15) - 8) * d);
-                xr[i + 1] = ryot_fp32_to_fp16((float)((int)(q[i / 2] >> 4) - 8) * d);
-            }
-        }
+        if (bits == 8) c->dq8((const int8_t *)codes + r * (size_t)dim, d, xr, dim);
+        else c->dq4(codes + r * (size_t)dim / 2, d, xr, dim);
     }
 }
 
@@ -249,8 +262,8 @@ ryot_status store_kv_decode(store_codec_ctx *c, const store_kv_shape *want, cons
     } else if (nbody != nraw) {
         return ryot_fail(err, RYOT_ERR_FORMAT, "store: KV block truncated");
     }
-    decode_section(body, rows, sh.head_dim_k, p.k_bits, k);
-    decode_section(body + section_bytes(rows, sh.head_dim_k, p.k_bits), rows, sh.head_dim_v, p.v_bits, v);
+    decode_section(c, body, rows, sh.head_dim_k, p.k_bits, k);
+    decode_section(c, body + section_bytes(rows, sh.head_dim_k, p.k_bits), rows, sh.head_dim_v, p.v_bits, v);
     return RYOT_OK;
 }
 

@@ -68,6 +68,9 @@ size_t store_kv_elems_v(const store_kv_shape *sh);
 typedef struct store_codec_ctx store_codec_ctx;
 store_codec_ctx *store_codec_ctx_new(void);
 void store_codec_ctx_free(store_codec_ctx *c);
+/* Decode with the best instruction set (true, the default) or the scalar
+ * reference (false; tests compare the two). */
+void store_codec_ctx_set_simd(store_codec_ctx *c, bool simd);
 
 /* Appends the encoded block (k: store_kv_elems_k F16 values, v likewise) to out. */
 ryot_status store_kv_encode(store_codec_ctx *c, const store_kv_shape *sh, const store_codec_params *p, const uint16_t *k,

@@ -101,6 +101,30 @@ static void test_codec_round_trip(void **state) {
     assert_true(r8 >= r8z0 * 0.99);
 }
 
+/* The SIMD dequantizers are bit-identical to the scalar reference. */
+static void test_codec_simd_matches_ref(void **state) {
+    (void)state;
+    const size_t nk = store_kv_elems_k(&SHAPE), nv = store_kv_elems_v(&SHAPE);
+    uint16_t *k = malloc(nk * 2), *v = malloc(nv * 2), *a = malloc((nk + nv) * 2), *b = malloc((nk + nv) * 2);
+    fill(k, nk, SHAPE.head_dim_k, 3);
+    fill(v, nv, SHAPE.head_dim_v, 4);
+    store_codec_ctx *c = store_codec_ctx_new();
+    ryot_error err;
+    for (int vb = 4; vb <= 8; vb += 4) {
+        store_codec_params p = {.k_bits = 8, .v_bits = vb, .zstd_level = 1};
+        ryot_buf out = {0};
+        assert_int_equal(store_kv_encode(c, &SHAPE, &p, k, v, &out, &err), RYOT_OK);
+        store_codec_ctx_set_simd(c, false);
+        assert_int_equal(store_kv_decode(c, &SHAPE, out.data, out.len, a, a + nk, &err), RYOT_OK);
+        store_codec_ctx_set_simd(c, true);
+        assert_int_equal(store_kv_decode(c, &SHAPE, out.data, out.len, b, b + nk, &err), RYOT_OK);
+        assert_memory_equal(a, b, (nk + nv) * 2);
+        ryot_buf_free(&out);
+    }
+    store_codec_ctx_free(c);
+    free(k), free(v), free(a), free(b);
+}
+
 static void test_codec_bad_params(void **state) {
     (void)state;
     ryot_error err;
@@ -402,7 +426,8 @@ static void test_store_eviction(void **state) {
 int main(void) {
     if (sodium_init() < 0) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_codec_round_trip), cmocka_unit_test(test_codec_bad_params), cmocka_unit_test(test_seal),
+        cmocka_unit_test(test_codec_round_trip), cmocka_unit_test(test_codec_bad_params),
+        cmocka_unit_test(test_codec_simd_matches_ref), cmocka_unit_test(test_seal),
         cmocka_unit_test(test_store_requires_key), cmocka_unit_test(test_store_put_get),
         cmocka_unit_test(test_store_eviction),
     };
