@@ -75,7 +75,7 @@ static void usage(FILE *out) {
             "                          XChaCha20-Poly1305; required unless --store-plaintext\n"
             "      --store-plaintext   store records unencrypted (still integrity-checked)\n"
             "      --store-gb N        size budget in GiB, least recently used records evicted (default 4)\n"
-            "      --store-bits K,V    bits per K and V value: 8,8 (default), 8,4, 16,16 (lossless)\n"
+            "      --store-bits K,V    bits per K and V value: 8,4 (default), 8,8, 16,16 (lossless)\n"
             "      --no-webui          no web chat page at / (it answers 404)\n"
             "      --quiet             no per-request log lines\n"
             "  -h, --help              this help\n",

@@ -51,7 +51,7 @@ typedef struct store_kv_shape {
 
 typedef struct store_codec_params {
     int k_bits;     /* 16 or 8 (default 8) */
-    int v_bits;     /* 16, 8 or 4 (default 8) */
+    int v_bits;     /* 16, 8 or 4 (default 4: measured in docs/PERFORMANCE.md) */
     int zstd_level; /* 0: no compression; default 1 */
 } store_codec_params;
 
