@@ -274,7 +274,7 @@ static void test_store_put_get(void **state) {
     fill(v, nv, SHAPE.head_dim_v, 22);
     assert_int_equal(store_get_block(s, &keys[2], k2, v2, &err), RYOT_OK);
     assert_true(worst_rel(k, k2, nk, SHAPE.head_dim_k) < 0.005);
-    assert_true(worst_rel(v, v2, nv, SHAPE.head_dim_v) < 0.005);
+    assert_true(worst_rel(v, v2, nv, SHAPE.head_dim_v) < 0.076); /* the default codec: 4-bit V */
     assert_int_equal(store_get_block(s, &keys[3], k2, v2, &err), RYOT_ERR_NOT_FOUND);
     assert_true(store_has(s, &keys[0]));
     assert_false(store_has(s, &keys[3]));
