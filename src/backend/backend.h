@@ -66,6 +66,11 @@ typedef struct backend_ops {
     /* Optional: waits until the last forward's logits are in host memory
      * (NULL: forward returns with them there). */
     void (*sync)(void *state);
+    /* Optional: host pointers to KV block blk's F16 K and V (layout in
+     * engine/engine.h: per layer, per KV head, block_size rows), for the
+     * persistent store to read and fill; NULL where the KV lives off the
+     * host. */
+    void (*kv_block)(void *state, int32_t blk, uint16_t **k, uint16_t **v);
 } backend_ops;
 
 /* The CPU backend (kernels/ levels selected at run time). */

@@ -81,6 +81,7 @@ int cmd_bench(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "grammar")) return cmd_bench_grammar(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "embed")) return cmd_bench_embed(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "semantic")) return cmd_bench_semantic(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "store")) return cmd_bench_store(argc - 1, argv + 1);
     const char *model_path = NULL;
     long n_prompt = 512, n_gen = 128, reps = 5, n_threads = 0;
     bool json = false;

@@ -28,6 +28,8 @@ int cmd_bench_embed(int argc, char **argv);
 int cmd_bench_semantic(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_route(int argc, char **argv);
+int cmd_bench_store(int argc, char **argv);
+int cmd_store(int argc, char **argv);
 
 /* The model used when -m is not given: $RYOT_MODEL, else the default model in
  * the cache ($RYOT_MODEL_DIR or ~/.cache/ryot/models).  Returns a static

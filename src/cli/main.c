@@ -31,6 +31,7 @@ WEAK_CMD(cmd_serve)
 WEAK_CMD(cmd_convert)
 WEAK_CMD(cmd_embed)
 WEAK_CMD(cmd_route)
+WEAK_CMD(cmd_store)
 
 static const subcommand commands[] = {
     {"info", cmd_info, "describe a GGUF file: architecture, hyperparameters, tokenizer, tensors"},
@@ -44,6 +45,7 @@ static const subcommand commands[] = {
     {"embed", cmd_embed, "sentence embeddings of stdin's lines (BERT encoder GGUF)"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
     {"route", cmd_route, "OpenAI-compatible front over several ryot serve backends (health, prefix-aware)"},
+    {"store", cmd_store, "persistent context store: keygen, stats, verify, gc, rekey"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -17,6 +17,7 @@
 #include "sched/runner.h"
 #include "router/register.h"
 #include "server/http.h"
+#include "store/store.h"
 
 static volatile sig_atomic_t g_stop;
 
@@ -76,6 +77,15 @@ static void usage(FILE *out) {
             "                          high, normal, low, background (default %lld,%lld,%lld,%lld,%lld)\n"
             "      --age-ms MS         a waiting request gains one tier per MS waited (default %lld)\n"
             "      --shutdown-timeout S  on SIGINT/SIGTERM, seconds running requests get to finish (default 30)\n"
+            "      --store DIR         persistent context store (LMDB in DIR, created if missing): KV blocks\n"
+            "                          of finished conversations are written there (quantized, zstd,\n"
+            "                          encrypted) and prompts whose prefix is not in RAM load them\n"
+            "                          instead of prefilling; also /v1/sessions\n"
+            "      --store-key-file F  32-byte key (ryot store keygen F) sealing every record with\n"
+            "                          XChaCha20-Poly1305; required unless --store-plaintext\n"
+            "      --store-plaintext   store records unencrypted (still integrity-checked)\n"
+            "      --store-gb N        size budget in GiB, least recently used records evicted (default 4)\n"
+            "      --store-bits K,V    bits per K and V value: 8,4 (default), 8,8, 16,16 (lossless)\n"
             "      --no-webui          no web chat page at / (it answers 404)\n"
             "      --register URL      once ready, announce this server to `ryot route --redis URL`\n"
             "                          (redis://HOST[:PORT][/DB]): a key with a TTL, renewed every TTL/3\n"
@@ -107,6 +117,10 @@ int cmd_serve(int argc, char **argv) {
     double shutdown_timeout = 30.0;
     const char *register_url = NULL, *advertise = NULL;
     int register_ttl_ms = 3000;
+    const char *store_dir = NULL, *store_key_file = NULL;
+    bool store_plaintext = false;
+    double store_gb = 4.0;
+    store_codec_params store_codec = store_codec_default();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -220,6 +234,24 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--register-ttl-ms")) {
             NEED_INT(100, 3600000);
             register_ttl_ms = (int)n;
+        } else if (!strcmp(a, "--store") && v) {
+            store_dir = v, i++;
+        } else if (!strcmp(a, "--store-key-file") && v) {
+            store_key_file = v, i++;
+        } else if (!strcmp(a, "--store-plaintext")) {
+            store_plaintext = true;
+        } else if (!strcmp(a, "--store-gb") && v) {
+            if (!cli_parse_double(v, 1.0 / 1024, 1 << 20, &store_gb)) {
+                fprintf(stderr, "ryot serve: --store-gb needs GiB in 0.001..1048576\n");
+                return 2;
+            }
+            i++;
+        } else if (!strcmp(a, "--store-bits") && v) {
+            if (sscanf(v, "%d,%d", &store_codec.k_bits, &store_codec.v_bits) != 2) {
+                fprintf(stderr, "ryot serve: --store-bits needs K,V (8,8 8,4 16,16 ...)\n");
+                return 2;
+            }
+            i++;
         } else if (!strcmp(a, "--no-webui")) {
             hp.no_webui = true;
         } else if (!strcmp(a, "--quiet")) {
@@ -275,9 +307,37 @@ int cmd_serve(int argc, char **argv) {
         srv_http_stop(http);
         return 1;
     }
+    store *st = NULL;
+    if (store_dir) {
+        uint8_t key[STORE_KEY_BYTES];
+        store_params sp = {.dir = store_dir, .gb = store_gb, .plaintext = store_plaintext, .codec = store_codec};
+        if (!cp.kv_block_size) cp.kv_block_size = sched_runner_default_params().kv_block_size;
+        store_shape_of(m, cp.kv_block_size, &sp.shape);
+        ryot_status s = RYOT_OK;
+        if (store_key_file) {
+            s = store_key_load(store_key_file, key, &err);
+            sp.key = key;
+        }
+        if (!s) s = store_open(&sp, &st, &err);
+        memset(key, 0, sizeof key);
+        if (s) {
+            fprintf(stderr, "ryot serve: %s\n", err.msg);
+            ryot_model_free(m);
+            srv_http_stop(http);
+            return 1;
+        }
+        store_stats ss;
+        store_get_stats(st, &ss);
+        fprintf(stderr, "ryot serve: store %s: %llu records, %.1f MiB of %.1f GiB, %s, K/V %d/%d bits\n", store_dir,
+                (unsigned long long)ss.records, (double)ss.used_bytes / (1 << 20),
+                (double)ss.budget_bytes / (1u << 30), store_key_file ? "encrypted" : "plaintext",
+                store_codec.k_bits, store_codec.v_bits);
+        cp.store = st;
+    }
     ryot_model *dm = NULL;
     if (draft_path && ryot_model_load(draft_path, &dm, &err)) {
         fprintf(stderr, "ryot serve: draft model: %s\n", err.msg);
+        store_close(st);
         ryot_model_free(m);
         srv_http_stop(http);
         return 1;
@@ -287,10 +347,18 @@ int cmd_serve(int argc, char **argv) {
     sched_runner *runner;
     if (sched_runner_new(m, &cp, &runner, &err)) {
         fprintf(stderr, "ryot serve: %s%s\n", dm ? "draft model: " : "", err.msg);
+        store_close(st);
         ryot_model_free(dm);
         ryot_model_free(m);
         srv_http_stop(http);
         return 1;
+    }
+    if (st) {
+        store_kv_shape sh;
+        uint8_t mid[STORE_MODEL_ID_BYTES];
+        store_shape_of(m, sched_runner_get_params(runner)->kv_block_size, &sh);
+        store_model_id(m, &sh, mid);
+        srv_http_set_store(http, st, mid, sh.block_size);
     }
     /* the model id: --alias, else the file name without directory and .gguf */
     char id[256], embed_id[256];
@@ -303,6 +371,7 @@ int cmd_serve(int argc, char **argv) {
         if (ryot_embedder_load(embed_path, cp.n_threads, &em, &err) || srv_embed_new(em, embed_id, &embed, &err)) {
             fprintf(stderr, "ryot serve: %s\n", err.msg);
             sched_runner_free(runner);
+            store_close(st);
             ryot_model_free(dm);
             ryot_model_free(m);
             srv_http_stop(http);
@@ -346,6 +415,7 @@ int cmd_serve(int argc, char **argv) {
     srv_http_stop(http);
     sched_runner_free(runner);
     ryot_model_free(dm);
+    store_close(st); /* writes what is still queued */
     ryot_model_free(m);
     srv_embed_free(embed);
     fprintf(stderr, "ryot serve: stopped\n");

@@ -153,6 +153,12 @@ ryot_status engine_forward(engine *e, const int32_t *tokens, int n, const engine
     return RYOT_OK;
 }
 
+bool engine_kv_block(engine *e, int32_t blk, uint16_t **k, uint16_t **v) {
+    if (!e->be->kv_block || blk < 0 || blk >= e->n_kv_blocks) return false;
+    e->be->kv_block(e->bk, blk, k, v);
+    return true;
+}
+
 static void forward_chunk(engine *e, const int32_t *tokens, int n, int pos, int n_out) {
     const engine_seq sq = {.blocks = e->own_blocks, .n_blocks = e->n_kv_blocks, .pos = pos, .n = n, .n_logits = n_out};
     run_batch(e, tokens, n, &sq, 1, n_out);

@@ -77,6 +77,10 @@ ryot_status engine_forward(engine *e, const int32_t *tokens, int n, const engine
  * its tokens a batch holds (backend_ops.exact_rows_ctx; 0: any). */
 int engine_exact_rows_ctx(const engine *e);
 
+/* Host pointers to KV block blk's K and V (layout above); false when the
+ * backend keeps its KV off the host (no persistent store then). */
+bool engine_kv_block(engine *e, int32_t blk, uint16_t **k, uint16_t **v);
+
 /* Row i (0 <= i < n_logits of the last decode) of n_vocab logits. */
 const float *engine_logits(const engine *e, int i);
 

@@ -286,6 +286,11 @@ bool kv_cache_block_registered(const kv_cache *c, int32_t block) {
     return c->b[block].registered;
 }
 
+uint64_t kv_cache_block_serial(const kv_cache *c, int32_t block) {
+    RYOT_ASSERT(block >= 0 && block < c->n_blocks);
+    return c->b[block].reg;
+}
+
 void kv_cache_set_key_bits(kv_cache *c, int bits) {
     RYOT_ASSERT(bits >= 1 && bits <= 64 && c->n_registered == 0);
     c->key_mask = bits == 64 ? ~0ull : (1ull << bits) - 1;

@@ -113,6 +113,9 @@ void kv_seq_truncate(kv_cache *c, kv_seq *s, int n_tokens);
 /* Introspection, for tests and metrics. */
 int kv_cache_block_refcount(const kv_cache *c, int32_t block);
 bool kv_cache_block_registered(const kv_cache *c, int32_t block);
+/* The block's registration serial (unique over the cache's life; 0 when
+ * unregistered): the same serial means the same content. */
+uint64_t kv_cache_block_serial(const kv_cache *c, int32_t block);
 /* Checks every internal invariant (lists, counts, index); O(n_blocks).
  * RYOT_ERR_INTERNAL with what is wrong. */
 ryot_status kv_cache_validate(const kv_cache *c, ryot_error *err);

@@ -18,6 +18,7 @@
 #include "engine/sampler.h"
 #include "grammar/grammar.h"
 #include "sched/draft.h"
+#include "store/store.h"
 #include "tokenizer/tokenizer.h"
 
 enum { CH_NEW, CH_WAITING, CH_RUNNING, CH_DONE };
@@ -130,6 +131,12 @@ struct sched_runner {
 
     pthread_mutex_t met_lock;
     sched_stats met;       /* under met_lock */
+
+    /* persistent store (p.store), engine thread */
+    store *st;             /* NULL: none */
+    uint8_t st_model[STORE_MODEL_ID_BYTES];
+    store_rkey *st_keys;   /* (blocks of one sequence) scratch chain */
+    uint64_t *st_serial;   /* (kv_blocks) registration serial each block had when last put or loaded */
 };
 
 static void set_error(sched_error *e, ryot_status code, const char *param, const char *fmt, ...)
@@ -583,6 +590,67 @@ static void remove_running(sched_runner *rn, choice *c) {
         }
 }
 
+/* Queues the sequence's committed blocks that the store does not have yet
+ * (store.h: the writer thread encodes and commits them).  A block put once
+ * is not put again while it keeps its registration (st_serial). */
+static void store_save(sched_runner *rn, choice *c) {
+    if (!rn->st || c->kv.n_committed == 0) return;
+    const int n = c->kv.n_committed, bs = rn->p.kv_block_size;
+    bool chained = false;
+    int n_put = 0;
+    for (int i = 0; i < n; i++) {
+        const int32_t id = c->kv.blocks[i];
+        const uint64_t serial = kv_cache_block_serial(rn->kv, id);
+        if (serial && rn->st_serial[id] == serial) continue;
+        if (!chained) {
+            store_chain(rn->st_model, c->toks, n, bs, rn->st_keys);
+            chained = true;
+        }
+        uint16_t *k, *v;
+        if (!engine_kv_block(rn->e, id, &k, &v)) return;
+        if (!store_has(rn->st, &rn->st_keys[i])) {
+            if (!store_put_block(rn->st, &rn->st_keys[i], k, v)) break; /* queue full: counted by the store */
+            n_put++;
+        }
+        if (serial) rn->st_serial[id] = serial;
+    }
+    if (n_put) {
+        pthread_mutex_lock(&rn->met_lock);
+        rn->met.store_blocks_put += (uint64_t)n_put;
+        pthread_mutex_unlock(&rn->met_lock);
+    }
+}
+
+/* After the RAM prefix match (hit positions, blocks reserved for the whole
+ * prompt): loads the following full blocks the store has, into the
+ * sequence's own blocks, and commits them.  Returns the new hit.  A block
+ * that fails to authenticate or decode ends the run (a miss: prefilled). */
+static int store_load(sched_runner *rn, choice *c, int hit) {
+    const int bs = rn->p.kv_block_size;
+    const int n_full = (c->n_toks - 1) / bs;
+    int i = hit / bs;
+    if (!rn->st || i >= n_full) return hit;
+    store_chain(rn->st_model, c->toks, n_full, bs, rn->st_keys);
+    const int first = i;
+    for (; i < n_full; i++) {
+        uint16_t *k, *v;
+        ryot_error err;
+        if (!engine_kv_block(rn->e, c->kv.blocks[i], &k, &v) ||
+            store_get_block(rn->st, &rn->st_keys[i], k, v, &err) != RYOT_OK)
+            break;
+    }
+    if (i == first) return hit;
+    kv_seq_commit(rn->kv, &c->kv, c->toks, i * bs);
+    for (int b = first; b < i; b++) {
+        const int32_t id = c->kv.blocks[b];
+        rn->st_serial[id] = kv_cache_block_serial(rn->kv, id); /* 0 when a twin holds the key: fine */
+    }
+    pthread_mutex_lock(&rn->met_lock);
+    rn->met.store_hits += (uint64_t)((i - first) * bs);
+    pthread_mutex_unlock(&rn->met_lock);
+    return i * bs;
+}
+
 /* Ends a choice: flushes text, frees its blocks, tells the reader. */
 static void finish_choice(sched_runner *rn, choice *c, sched_finish fin, int end) {
     if (c->state == CH_DONE) return;
@@ -594,6 +662,7 @@ static void finish_choice(sched_runner *rn, choice *c, sched_finish fin, int end
         rn->n_waiting_total--;
         pthread_mutex_unlock(&rn->lock);
     }
+    store_save(rn, c);
     kv_seq_release(rn->kv, &c->kv);
     if (rn->dr) draft_seq_release(rn->dr, &c->ds);
     c->state = CH_DONE;
@@ -689,6 +758,7 @@ static void sweep_jobs(sched_runner *rn, int64_t now) {
 
 static void preempt(sched_runner *rn, choice *v) {
     remove_running(rn, v);
+    store_save(rn, v);
     kv_seq_release(rn->kv, &v->kv);
     if (rn->dr) draft_seq_release(rn->dr, &v->ds);
     v->n_done = 0;
@@ -726,7 +796,7 @@ static void admit(sched_runner *rn, int64_t now) {
         choice *c = it->owner;
         /* cached blocks hold KV, not the logits prompt logprobs need */
         const bool need_rows = c->job->prompt_lp && c->n_plp < c->n_prompt;
-        const int hit = need_rows ? 0 : kv_seq_match_prefix(rn->kv, &c->kv, c->toks, c->n_toks - 1);
+        int hit = need_rows ? 0 : kv_seq_match_prefix(rn->kv, &c->kv, c->toks, c->n_toks - 1);
         bool ok = kv_seq_reserve(rn->kv, &c->kv, c->n_toks);
         while (!ok) { /* only a strictly lower tier gives way to a new sequence */
             choice *v = victim(rn, c, it->tier + 1);
@@ -738,6 +808,7 @@ static void admit(sched_runner *rn, int64_t now) {
             kv_seq_release(rn->kv, &c->kv);
             break;
         }
+        if (!need_rows) hit = store_load(rn, c, hit);
         sched_pop(rn->sq, now_ms);
         pthread_mutex_lock(&rn->lock);
         rn->n_waiting_total--;
@@ -1147,6 +1218,18 @@ ryot_status sched_runner_new(const ryot_model *rm, const sched_runner_params *pp
                            .share_workers = c->e};
         st = drafter_new(rm, p.draft_model, &dp, &c->dr, err);
     }
+    if (!st && p.store && !c->dr) {
+        store_kv_shape sh;
+        store_shape_of(rm, p.kv_block_size, &sh);
+        store_model_id(rm, &sh, c->st_model);
+        c->st = p.store;
+        c->st_keys = malloc(((size_t)p.ctx / (size_t)p.kv_block_size + 1) * sizeof *c->st_keys);
+        c->st_serial = calloc((size_t)p.kv_blocks, sizeof *c->st_serial);
+        uint16_t *k, *v;
+        if (!c->st_keys || !c->st_serial) st = ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
+        else if (!engine_kv_block(c->e, 0, &k, &v))
+            st = ryot_fail(err, RYOT_ERR_UNSUPPORTED, "--store: the backend keeps its KV off the host");
+    }
     if (!st) {
         c->running = calloc((size_t)p.max_running, sizeof *c->running);
         c->snap = calloc((size_t)p.max_running, sizeof *c->snap);
@@ -1227,6 +1310,8 @@ void sched_runner_free(sched_runner *c) {
     free(c->gmask);
     grammar_vocab_free(c->gvocab);
     free(c->eog);
+    free(c->st_keys);
+    free(c->st_serial);
     sched_free(c->sq);
     kv_cache_free(c->kv);
     engine_free(c->e);

@@ -77,6 +77,7 @@
 #define SCHED_SPEC_NGRAM_MIN 2
 
 struct grammar;
+struct store;
 typedef struct sched_runner sched_runner;
 typedef struct sched_job sched_job;
 
@@ -96,6 +97,14 @@ typedef struct sched_runner_params {
     int64_t age_ms;       /* scheduler ageing step (default 2000) */
     int64_t target_ms[SCHED_N_TIERS]; /* TTFT targets, counted met/missed in the stats */
     bool log_requests;    /* one line per finished job on stderr */
+    /* Persistent context store (store/store.h; opened for this model and
+     * kv_block_size, outliving the runner), or NULL.  A prompt whose prefix
+     * blocks are not in RAM loads the ones the store has (after the RAM
+     * match, before prefill; counted in cached_tokens); a sequence's
+     * committed blocks are queued for writing when it finishes or is
+     * preempted, before they can be evicted from RAM.  Not used with a
+     * draft model (its KV would be missing). */
+    struct store *store;
 } sched_runner_params;
 
 sched_runner_params sched_runner_default_params(void);

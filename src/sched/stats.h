@@ -27,6 +27,8 @@ typedef struct sched_stats {
     int running[SCHED_N_TIERS], waiting[SCHED_N_TIERS];
     int kv_total, kv_free, kv_cached, kv_used;
     uint64_t prefix_queries, prefix_hits;  /* prompt tokens looked up / found in the prefix cache */
+    uint64_t store_hits;                   /* of prefix_hits, prompt tokens loaded from the persistent store */
+    uint64_t store_blocks_put;             /* KV blocks handed to the store's writer */
     uint64_t prompt_tokens, generation_tokens;
     uint64_t ended[SCHED_END_N];           /* sequences by how they ended */
     uint64_t preemptions, steps;

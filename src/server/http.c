@@ -24,6 +24,7 @@
 #include "server/request.h"
 #include "server/flight.h"
 #include "server/respcache.h"
+#include "server/sessions.h"
 #include "server/tools.h"
 #include "server/webui.h"
 #include "template/chat.h"
@@ -48,6 +49,7 @@ struct srv_http {
     cache_sem *sem;     /* NULL: no --semantic-cache (needs cache and embed) */
     flight_table flights; /* cacheable generations in flight (coalescing) */
     cache_key model_fp; /* srv_cache_model_identity, once the model is set */
+    srv_sessions sess;  /* sess.st NULL: no --store */
     char **aliases;
     int n_aliases;
     int port;
@@ -1256,6 +1258,9 @@ typedef enum route {
     R_DETOKENIZE,
     R_TEMPLATE,
     R_EMBEDDINGS,
+    R_SESSIONS,
+    R_SESSION_SAVE,
+    R_SESSION_RESTORE,
     R_WEBUI
 } route;
 
@@ -1274,6 +1279,7 @@ static route find_route(const char *url, const char **method_needed) {
         {"/detokenize", "POST", R_DETOKENIZE},
         {"/apply-template", "POST", R_TEMPLATE},
         {"/v1/embeddings", "POST", R_EMBEDDINGS},
+        {"/v1/sessions", "GET", R_SESSIONS},
         {"/", "GET", R_WEBUI},
         {"/index.html", "GET", R_WEBUI},
     };
@@ -1285,6 +1291,13 @@ static route find_route(const char *url, const char **method_needed) {
     if (strncmp(url, "/v1/models/", 11) == 0 && url[11]) {
         *method_needed = "GET";
         return R_MODEL_ONE;
+    }
+    if (strncmp(url, "/v1/sessions/", 13) == 0) { /* /v1/sessions/{id}/save|restore */
+        const char *slash = strrchr(url + 13, '/');
+        if (slash && slash > url + 13 && (!strcmp(slash, "/save") || !strcmp(slash, "/restore"))) {
+            *method_needed = "POST";
+            return slash[1] == 's' ? R_SESSION_SAVE : R_SESSION_RESTORE;
+        }
     }
     return R_NONE;
 }
@@ -1368,6 +1381,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                 cache_l2_stats_get(h->l2, &ls);
                 srv_metrics_render_redis(&ls, &b);
             }
+            if (h->sess.st) {
+                store_stats ss;
+                store_get_stats(h->sess.st, &ss);
+                srv_metrics_render_store(&ss, &st, &b);
+            }
         }
         if (!b.data) ryot_buf_append(&b, "", 0);
         if (!b.data) return MHD_NO;
@@ -1407,6 +1425,28 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     case R_DETOKENIZE: return do_detokenize(runner, conn, cx);
     case R_TEMPLATE: return do_template(runner, conn, cx);
     case R_EMBEDDINGS: return do_embeddings(h, conn, cx);
+    case R_SESSIONS:
+    case R_SESSION_SAVE:
+    case R_SESSION_RESTORE: {
+        if (!h->sess.st) {
+            srv_error e;
+            srv_error_set(&e, 404, NULL, "sessions need the persistent store (ryot serve --store DIR)");
+            e.code = "not_found";
+            return reply_error(conn, &e);
+        }
+        char *json = NULL, id[STORE_SESSION_ID_MAX + 2] = "";
+        if (r != R_SESSIONS) {
+            const char *p = url + 13;
+            const size_t n = (size_t)(strrchr(p, '/') - p);
+            if (n < sizeof id) memcpy(id, p, n), id[n] = 0;
+            else snprintf(id, sizeof id, "%s", "(too long)"); /* refused as a bad id */
+        }
+        const int status = r == R_SESSIONS ? srv_session_list(&h->sess, &json)
+                           : r == R_SESSION_SAVE
+                               ? srv_session_save(&h->sess, runner, id, cx->body.data, cx->body.len, &json)
+                               : srv_session_restore(&h->sess, runner, id, &json);
+        return json ? reply_json(conn, status, json) : MHD_NO;
+    }
     default: return reply_err(conn, 404, NULL, "unknown route");
     }
 }
@@ -1492,6 +1532,12 @@ void srv_http_set_runner(srv_http *h, sched_runner *runner, const char *model_id
 }
 
 void srv_http_set_embed(srv_http *h, srv_embed *e) { h->embed = e; }
+
+void srv_http_set_store(srv_http *h, store *st, const uint8_t model_id[STORE_MODEL_ID_BYTES], int block_size) {
+    h->sess.st = st;
+    memcpy(h->sess.model_id, model_id, STORE_MODEL_ID_BYTES);
+    h->sess.block_size = block_size;
+}
 
 void srv_http_quiesce(srv_http *h) {
     MHD_socket s = MHD_quiesce_daemon(h->d);

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "sched/runner.h"
 #include "server/embeddings.h"
+#include "store/store.h"
 
 typedef struct srv_http_params {
     const char *host;      /* listen address (default 127.0.0.1) */
@@ -44,6 +45,10 @@ void srv_http_set_runner(srv_http *h, sched_runner *runner, const char *model_id
  * srv_http_stop); call before srv_http_set_runner.  Without it the endpoint
  * answers 404. */
 void srv_http_set_embed(srv_http *h, srv_embed *e);
+/* Serves /v1/sessions over st (the runner's store, owned by the caller) and
+ * adds its series to /metrics; call before srv_http_set_runner.  Without it
+ * the sessions endpoints answer 404. */
+void srv_http_set_store(srv_http *h, store *st, const uint8_t model_id[STORE_MODEL_ID_BYTES], int block_size);
 /* Stop accepting connections (those open keep running). */
 void srv_http_quiesce(srv_http *h);
 void srv_http_stop(srv_http *h);

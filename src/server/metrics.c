@@ -117,3 +117,25 @@ void srv_metrics_render_redis(const cache_l2_stats *c, ryot_buf *b) {
     counter(b, "ryot_cache_redis_reconnects_total", "Reconnects to Redis after a failure.", c->reconnects);
     gauge_u64(b, "ryot_cache_redis_up", "1 while connected to Redis.", c->up);
 }
+
+void srv_metrics_render_store(const store_stats *s, const sched_stats *m, ryot_buf *b) {
+    counter(b, "ryot_store_hits_total", "KV blocks loaded from the persistent store.", s->hits);
+    counter(b, "ryot_store_misses_total", "KV block lookups the store could not serve (absent or failed).", s->misses);
+    counter(b, "ryot_store_auth_failures_total",
+            "Store records that failed authentication or decoding (tampered, truncated, wrong key): never loaded.",
+            s->auth_failures);
+    counter(b, "ryot_store_writes_total", "KV blocks committed to the store.", s->writes);
+    counter(b, "ryot_store_write_failures_total", "KV blocks or sessions the store failed to commit.",
+            s->write_failures);
+    counter(b, "ryot_store_dropped_total", "KV block writes dropped: the writer queue was full.", s->dropped);
+    counter(b, "ryot_store_evictions_total", "Store records evicted for the size budget (LRU).", s->evictions);
+    counter(b, "ryot_store_bytes_written_total", "Sealed bytes committed to the store.", s->bytes_written);
+    counter(b, "ryot_store_raw_bytes_written_total", "F16 KV bytes those records hold.", s->raw_bytes_written);
+    counter(b, "ryot_store_bytes_read_total", "Sealed bytes of store hits.", s->bytes_read);
+    counter(b, "ryot_store_prompt_tokens_total", "Prompt tokens loaded from the store instead of prefilled.",
+            m->store_hits);
+    gauge_u64(b, "ryot_store_records", "Records in the store.", s->records);
+    gauge_u64(b, "ryot_store_used_bytes", "Bytes of the store's KV pages.", s->used_bytes);
+    gauge_u64(b, "ryot_store_budget_bytes", "The store's size budget (--store-gb).", s->budget_bytes);
+    gauge_u64(b, "ryot_store_queue_bytes", "Bytes waiting in the store's writer queue.", s->queue_bytes);
+}

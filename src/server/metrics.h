@@ -9,6 +9,7 @@
 #include "cache/semantic.h"
 #include "core/buf.h"
 #include "sched/stats.h"
+#include "store/store.h"
 
 /* Appends the exposition text of one snapshot to b. */
 void srv_metrics_render(const sched_stats *m, ryot_buf *b);
@@ -17,5 +18,7 @@ void srv_metrics_render(const sched_stats *m, ryot_buf *b);
 void srv_metrics_render_cache(const cache_l1_stats *c, const cache_sem_stats *sem, ryot_buf *b);
 /* Appends the Redis cache's series (only with --redis). */
 void srv_metrics_render_redis(const cache_l2_stats *c, ryot_buf *b);
+/* Appends the persistent store's series (only with --store). */
+void srv_metrics_render_store(const store_stats *s, const sched_stats *m, ryot_buf *b);
 
 #endif

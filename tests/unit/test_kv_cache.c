@@ -177,6 +177,11 @@ static void test_commit_registers_full_blocks(void **state) {
     assert_true(a.last_key != k0 && a.last_key != 0);
     for (int i = 0; i < 3; i++) assert_true(kv_cache_block_registered(c, a.blocks[i]));
     assert_false(kv_cache_block_registered(c, a.blocks[3]));
+    /* serials (the store's "already written" check): distinct, 0 when unregistered */
+    assert_true(kv_cache_block_serial(c, a.blocks[0]) != 0);
+    assert_true(kv_cache_block_serial(c, a.blocks[1]) != kv_cache_block_serial(c, a.blocks[0]));
+    assert_true(kv_cache_block_serial(c, a.blocks[2]) != kv_cache_block_serial(c, a.blocks[1]));
+    assert_true(kv_cache_block_serial(c, a.blocks[3]) == 0);
     expect_stats(c, 4, 0, 4);
 
     kv_seq_release(c, &a); /* 3 registered -> cached, the partial one -> free */

@@ -204,6 +204,15 @@ static void cpu_destroy(void *state) {
     free(e);
 }
 
+static void cpu_kv_block(void *state, int32_t blk, uint16_t **k, uint16_t **v) {
+    cpu_engine *e = state;
+    const model_hparams *hp = &e->m->hp;
+    RYOT_ASSERT(blk >= 0 && blk < e->n_kv_blocks);
+    const size_t rows = (size_t)blk * (size_t)hp->n_layer * (size_t)hp->n_head_kv * (size_t)e->bs;
+    *k = e->k_cache + rows * (size_t)hp->head_dim;
+    *v = e->v_cache + rows * (size_t)hp->head_dim_v;
+}
+
 static const backend_ops cpu_ops = {
     .name = "cpu",
     .exact_rows_ctx = CPU_SPLIT_MIN,
@@ -211,6 +220,7 @@ static const backend_ops cpu_ops = {
     .destroy = cpu_destroy,
     .forward = cpu_forward,
     .sync = NULL,
+    .kv_block = cpu_kv_block,
 };
 
 const backend_ops *backend_cpu(void) { return &cpu_ops; }

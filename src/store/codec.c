@@ -1,0 +1,359 @@
+/* KV block codec and record sealing; formats in codec.h. */
+#include "store/codec.h"
+
+#include <math.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "kernels/kernels.h"
+#include "store/codec_simd.h"
+
+#define KV_MAGIC "RKV1"
+#define SEAL_MAGIC "RYS1"
+#define SEAL_TAG 16
+#define SEAL_NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define MAX_DIM 4096
+
+struct store_codec_ctx {
+    ZSTD_CCtx *cc;
+    ZSTD_DCtx *dc;
+    ryot_buf raw; /* body before compression / after decompression */
+    store_dequant8_fn dq8; /* by CPU (codec_simd.h) */
+    store_dequant4_fn dq4;
+};
+
+static void dequant8_ref(const int8_t *q, float d, uint16_t *out, int n) {
+    for (int i = 0; i < n; i++) out[i] = ryot_fp32_to_fp16((float)q[i] * d);
+}
+
+static void dequant4_ref(const uint8_t *q, float d, uint16_t *out, int n) {
+    for (int i = 0; i < n; i += 2) {
+        out[i] = ryot_fp32_to_fp16((float)((int)(q[i / 2] & 15) - 8) * d);
+        out[i + 1] = ryot_fp32_to_fp16((float)((int)(q[i / 2] >> 4) - 8) * d);
+    }
+}
+
+_Static_assert(SEAL_NONCE == 24, "XChaCha20 nonce is 24 bytes");
+_Static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == SEAL_TAG, "Poly1305 tag is 16 bytes");
+_Static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == STORE_KEY_BYTES, "key size");
+
+static void put16(uint8_t *p, unsigned v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> 8 * i); }
+static unsigned get16(const uint8_t *p) { return (unsigned)p[0] | (unsigned)p[1] << 8; }
+static uint32_t get32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+store_codec_params store_codec_default(void) {
+    return (store_codec_params){.k_bits = 8, .v_bits = 4, .zstd_level = 1};
+}
+
+store_codec_ctx *store_codec_ctx_new(void) {
+    store_codec_ctx *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->cc = ZSTD_createCCtx();
+    c->dc = ZSTD_createDCtx();
+    store_codec_ctx_set_simd(c, true);
+    if (!c->cc || !c->dc) {
+        store_codec_ctx_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void store_codec_ctx_set_simd(store_codec_ctx *c, bool simd) {
+    const bool avx2 = simd && kernels_best_isa() >= KERNEL_ISA_AVX2;
+    c->dq8 = avx2 ? store_dequant8_avx2 : dequant8_ref;
+    c->dq4 = avx2 ? store_dequant4_avx2 : dequant4_ref;
+}
+
+void store_codec_ctx_free(store_codec_ctx *c) {
+    if (!c) return;
+    ZSTD_freeCCtx(c->cc);
+    ZSTD_freeDCtx(c->dc);
+    ryot_buf_free(&c->raw);
+    free(c);
+}
+
+static bool bits_ok(int b, bool allow4) { return b == 16 || b == 8 || (allow4 && b == 4); }
+
+ryot_status store_codec_check(const store_kv_shape *sh, const store_codec_params *p, ryot_error *err) {
+    if (!bits_ok(p->k_bits, false))
+        return ryot_fail(err, RYOT_ERR_INVALID, "store: K bits %d (16 or 8)", p->k_bits);
+    if (!bits_ok(p->v_bits, true))
+        return ryot_fail(err, RYOT_ERR_INVALID, "store: V bits %d (16, 8 or 4)", p->v_bits);
+    if (p->zstd_level < 0 || p->zstd_level > ZSTD_maxCLevel())
+        return ryot_fail(err, RYOT_ERR_INVALID, "store: zstd level %d", p->zstd_level);
+    if (sh->n_layer <= 0 || sh->n_layer > 65535 || sh->n_head_kv <= 0 || sh->n_head_kv > 65535 ||
+        sh->block_size <= 0 || sh->block_size > 65535 || sh->head_dim_k <= 0 || sh->head_dim_k > MAX_DIM ||
+        sh->head_dim_v <= 0 || sh->head_dim_v > MAX_DIM)
+        return ryot_fail(err, RYOT_ERR_INVALID, "store: KV shape out of range");
+    if (p->v_bits == 4 && sh->head_dim_v % 2)
+        return ryot_fail(err, RYOT_ERR_INVALID, "store: 4-bit V needs an even head_dim (%d)", sh->head_dim_v);
+    if ((store_kv_elems_k(sh) + store_kv_elems_v(sh)) * 2 > (size_t)1 << 31)
+        return ryot_fail(err, RYOT_ERR_INVALID, "store: KV block too large");
+    return RYOT_OK;
+}
+
+static size_t rows_of(const store_kv_shape *sh) {
+    return (size_t)sh->n_layer * (size_t)sh->n_head_kv * (size_t)sh->block_size;
+}
+size_t store_kv_elems_k(const store_kv_shape *sh) { return rows_of(sh) * (size_t)sh->head_dim_k; }
+size_t store_kv_elems_v(const store_kv_shape *sh) { return rows_of(sh) * (size_t)sh->head_dim_v; }
+
+static size_t section_bytes(size_t rows, int dim, int bits) {
+    if (bits == 16) return rows * (size_t)dim * 2;
+    return rows * 2 + (bits == 8 ? rows * (size_t)dim : rows * (size_t)dim / 2);
+}
+
+/* ------------------------------------------------------------ quantization */
+
+static float finite_abs(float x) { return isfinite(x) ? fabsf(x) : 0.0f; }
+
+static int quant(float x, float id, int qmax) {
+    float v = x * id;
+    if (!(v == v)) return 0; /* NaN */
+    if (v > (float)qmax) v = (float)qmax;
+    if (v < (float)-qmax) v = (float)-qmax;
+    return (int)lrintf(v);
+}
+
+static void encode_section(const uint16_t *x, size_t rows, int dim, int bits, uint8_t *out) {
+    if (bits == 16) {
+        memcpy(out, x, rows * (size_t)dim * 2);
+        return;
+    }
+    const int qmax = bits == 8 ? 127 : 7;
+    uint8_t *scales = out, *codes = out + rows * 2;
+    float row[MAX_DIM];
+    for (size_t r = 0; r < rows; r++) {
+        const uint16_t *xr = x + r * (size_t)dim;
+        float amax = 0.0f;
+        for (int i = 0; i < dim; i++) {
+            row[i] = ryot_fp16_to_fp32(xr[i]);
+            float a = finite_abs(row[i]);
+            if (a > amax) amax = a;
+        }
+        uint16_t dh = ryot_fp32_to_fp16(amax / (float)qmax);
+        float d = ryot_fp16_to_fp32(dh);
+        /* a scale that rounds to 0 (tiny row) codes everything as 0 */
+        const float id = d > 0.0f ? 1.0f / d : 0.0f;
+        put16(scales + 2 * r, dh);
+        if (bits == 8) {
+            int8_t *q = (int8_t *)codes + r * (size_t)dim;
+            for (int i = 0; i < dim; i++) q[i] = (int8_t)quant(row[i], id, qmax);
+        } else {
+            uint8_t *q = codes + r * (size_t)dim / 2;
+            for (int i = 0; i < dim; i += 2)
+                q[i / 2] = (uint8_t)((quant(row[i], id, qmax) + 8) | (quant(row[i + 1], id, qmax) + 8) << 4);
+        }
+    }
+}
+
+static void decode_section(const store_codec_ctx *c, const uint8_t *in, size_t rows, int dim, int bits, uint16_t *x) {
+    if (bits == 16) {
+        memcpy(x, in, rows * (size_t)dim * 2);
+        return;
+    }
+    const uint8_t *scales = in, *codes = in + rows * 2;
+    for (size_t r = 0; r < rows; r++) {
+        const float d = ryot_fp16_to_fp32((uint16_t)get16(scales + 2 * r));
+        uint16_t *xr = x + r * (size_t)dim;
+        if (bits == 8) c->dq8((const int8_t *)codes + r * (size_t)dim, d, xr, dim);
+        else c->dq4(codes + r * (size_t)dim / 2, d, xr, dim);
+    }
+}
+
+static bool buf_reserve(ryot_buf *b, size_t n) {
+    if (b->cap >= n + 1) return true;
+    char *p = realloc(b->data, n + 1);
+    if (!p) return false;
+    b->data = p;
+    b->cap = n + 1;
+    return true;
+}
+
+ryot_status store_kv_encode(store_codec_ctx *c, const store_kv_shape *sh, const store_codec_params *p,
+                            const uint16_t *k, const uint16_t *v, ryot_buf *out, ryot_error *err) {
+    ryot_status st = store_codec_check(sh, p, err);
+    if (st) return st;
+    const size_t rows = rows_of(sh);
+    const size_t nk = section_bytes(rows, sh->head_dim_k, p->k_bits);
+    const size_t nraw = nk + section_bytes(rows, sh->head_dim_v, p->v_bits);
+    if (!buf_reserve(&c->raw, nraw)) return ryot_fail(err, RYOT_ERR_NOMEM, "store: out of memory");
+    encode_section(k, rows, sh->head_dim_k, p->k_bits, (uint8_t *)c->raw.data);
+    encode_section(v, rows, sh->head_dim_v, p->v_bits, (uint8_t *)c->raw.data + nk);
+
+    uint8_t h[STORE_KV_HEADER] = {0};
+    memcpy(h, KV_MAGIC, 4);
+    h[4] = (uint8_t)p->k_bits;
+    h[5] = (uint8_t)p->v_bits;
+    h[6] = p->zstd_level > 0;
+    put16(h + 8, (unsigned)sh->n_layer);
+    put16(h + 10, (unsigned)sh->n_head_kv);
+    put16(h + 12, (unsigned)sh->block_size);
+    put16(h + 14, (unsigned)sh->head_dim_k);
+    put16(h + 16, (unsigned)sh->head_dim_v);
+    put32(h + 20, (uint32_t)nraw);
+    const size_t at = out->len;
+    const size_t bound = p->zstd_level > 0 ? ZSTD_compressBound(nraw) : nraw;
+    if (!ryot_buf_append(out, h, sizeof h) || !buf_reserve(out, at + sizeof h + bound)) {
+        out->len = at;
+        return ryot_fail(err, RYOT_ERR_NOMEM, "store: out of memory");
+    }
+    if (p->zstd_level > 0) {
+        size_t z = ZSTD_compressCCtx(c->cc, out->data + out->len, bound, c->raw.data, nraw, p->zstd_level);
+        if (ZSTD_isError(z)) {
+            out->len = at;
+            return ryot_fail(err, RYOT_ERR_INTERNAL, "store: zstd: %s", ZSTD_getErrorName(z));
+        }
+        out->len += z;
+    } else {
+        memcpy(out->data + out->len, c->raw.data, nraw);
+        out->len += nraw;
+    }
+    out->data[out->len] = 0;
+    return RYOT_OK;
+}
+
+ryot_status store_kv_peek(const void *rec, size_t n, store_kv_shape *sh, store_codec_params *p, ryot_error *err) {
+    const uint8_t *h = rec;
+    if (n < STORE_KV_HEADER || memcmp(h, KV_MAGIC, 4))
+        return ryot_fail(err, RYOT_ERR_FORMAT, "store: not a KV block record");
+    sh->n_layer = (int)get16(h + 8);
+    sh->n_head_kv = (int)get16(h + 10);
+    sh->block_size = (int)get16(h + 12);
+    sh->head_dim_k = (int)get16(h + 14);
+    sh->head_dim_v = (int)get16(h + 16);
+    p->k_bits = h[4];
+    p->v_bits = h[5];
+    p->zstd_level = h[6];
+    ryot_error e2;
+    if (h[6] > 1 || store_codec_check(sh, p, &e2))
+        return ryot_fail(err, RYOT_ERR_FORMAT, "store: KV block header out of range");
+    const size_t rows = rows_of(sh);
+    if (get32(h + 20) != section_bytes(rows, sh->head_dim_k, p->k_bits) + section_bytes(rows, sh->head_dim_v, p->v_bits))
+        return ryot_fail(err, RYOT_ERR_FORMAT, "store: KV block length does not match its shape");
+    return RYOT_OK;
+}
+
+ryot_status store_kv_decode(store_codec_ctx *c, const store_kv_shape *want, const void *rec, size_t n, uint16_t *k,
+                            uint16_t *v, ryot_error *err) {
+    store_kv_shape sh;
+    store_codec_params p;
+    ryot_status st = store_kv_peek(rec, n, &sh, &p, err);
+    if (st) return st;
+    if (memcmp(&sh, want, sizeof sh))
+        return ryot_fail(err, RYOT_ERR_FORMAT, "store: KV block of another shape");
+    const uint8_t *h = rec;
+    const size_t nraw = get32(h + 20), rows = rows_of(&sh);
+    const uint8_t *body = h + STORE_KV_HEADER;
+    const size_t nbody = n - STORE_KV_HEADER;
+    if (p.zstd_level) {
+        if (!buf_reserve(&c->raw, nraw)) return ryot_fail(err, RYOT_ERR_NOMEM, "store: out of memory");
+        unsigned long long fs = ZSTD_getFrameContentSize(body, nbody);
+        if (fs != nraw) return ryot_fail(err, RYOT_ERR_FORMAT, "store: KV block frame size mismatch");
+        size_t z = ZSTD_decompressDCtx(c->dc, c->raw.data, nraw, body, nbody);
+        if (ZSTD_isError(z) || z != nraw)
+            return ryot_fail(err, RYOT_ERR_FORMAT, "store: KV block does not decompress");
+        body = (const uint8_t *)c->raw.data;
+    } else if (nbody != nraw) {
+        return ryot_fail(err, RYOT_ERR_FORMAT, "store: KV block truncated");
+    }
+    decode_section(c, body, rows, sh.head_dim_k, p.k_bits, k);
+    decode_section(c, body + section_bytes(rows, sh.head_dim_k, p.k_bits), rows, sh.head_dim_v, p.v_bits, v);
+    return RYOT_OK;
+}
+
+/* ------------------------------------------------------------ sealing */
+
+void store_key_id(const uint8_t key[STORE_KEY_BYTES], uint8_t id[STORE_KEY_ID_BYTES]) {
+    static const char ctx[] = "ryot store key id";
+    uint8_t d[32];
+    crypto_generichash(d, sizeof d, (const uint8_t *)ctx, sizeof ctx - 1, key, STORE_KEY_BYTES);
+    memcpy(id, d, STORE_KEY_ID_BYTES);
+}
+
+/* The associated data: header then the caller's ad (one allocation-free
+ * BLAKE2b / AEAD input needs them contiguous). */
+static bool make_ad(const uint8_t *h, const void *ad, size_t ad_len, uint8_t *buf, size_t cap) {
+    if (STORE_SEAL_HEADER + ad_len > cap) return false;
+    memcpy(buf, h, STORE_SEAL_HEADER);
+    if (ad_len) memcpy(buf + STORE_SEAL_HEADER, ad, ad_len);
+    return true;
+}
+
+static void plain_tag(const uint8_t *adb, size_t adn, const void *plain, size_t n, uint8_t tag[SEAL_TAG]) {
+    crypto_generichash_state s;
+    crypto_generichash_init(&s, NULL, 0, SEAL_TAG);
+    crypto_generichash_update(&s, adb, adn);
+    if (n) crypto_generichash_update(&s, plain, n);
+    crypto_generichash_final(&s, tag, SEAL_TAG);
+}
+
+#define AD_MAX 256
+
+ryot_status store_seal(const uint8_t *key, const void *ad, size_t ad_len, const void *plain, size_t n, ryot_buf *out,
+                       ryot_error *err) {
+    uint8_t h[STORE_SEAL_HEADER] = {0}, adb[STORE_SEAL_HEADER + AD_MAX];
+    memcpy(h, SEAL_MAGIC, 4);
+    h[4] = key != NULL;
+    if (key) store_key_id(key, h + 8);
+    if (!make_ad(h, ad, ad_len, adb, sizeof adb)) return ryot_fail(err, RYOT_ERR_INVALID, "store: record key too long");
+    const size_t at = out->len, adn = STORE_SEAL_HEADER + ad_len;
+    if (!buf_reserve(out, at + STORE_SEAL_OVERHEAD + n)) return ryot_fail(err, RYOT_ERR_NOMEM, "store: out of memory");
+    uint8_t *o = (uint8_t *)out->data + at;
+    memcpy(o, h, sizeof h);
+    o += sizeof h;
+    if (key) {
+        randombytes_buf(o, SEAL_NONCE);
+        unsigned long long clen = 0;
+        crypto_aead_xchacha20poly1305_ietf_encrypt(o + SEAL_NONCE, &clen, plain, n, adb, adn, NULL, o, key);
+        out->len = at + sizeof h + SEAL_NONCE + (size_t)clen;
+    } else {
+        if (n) memcpy(o, plain, n);
+        plain_tag(adb, adn, plain, n, o + n);
+        out->len = at + sizeof h + n + SEAL_TAG;
+    }
+    out->data[out->len] = 0;
+    return RYOT_OK;
+}
+
+ryot_status store_unseal(const uint8_t *key, const void *ad, size_t ad_len, const void *rec, size_t n, ryot_buf *out,
+                         uint8_t *key_id, ryot_error *err) {
+    const uint8_t *h = rec;
+    uint8_t adb[STORE_SEAL_HEADER + AD_MAX];
+    if (n < STORE_SEAL_HEADER + SEAL_TAG || memcmp(h, SEAL_MAGIC, 4) || h[4] > 1 || h[5] || h[6] || h[7])
+        return ryot_fail(err, RYOT_ERR_FORMAT, "store: not a sealed record");
+    if (key_id) memcpy(key_id, h + 8, STORE_KEY_ID_BYTES);
+    if ((h[4] == 1) != (key != NULL))
+        return ryot_fail(err, RYOT_ERR_FORMAT, h[4] ? "store: encrypted record and no key" : "store: plaintext record");
+    if (!make_ad(h, ad, ad_len, adb, sizeof adb)) return ryot_fail(err, RYOT_ERR_INVALID, "store: record key too long");
+    const size_t adn = STORE_SEAL_HEADER + ad_len;
+    const uint8_t *body = h + STORE_SEAL_HEADER;
+    size_t nbody = n - STORE_SEAL_HEADER;
+    out->len = 0;
+    if (key) {
+        if (nbody < SEAL_NONCE + SEAL_TAG) return ryot_fail(err, RYOT_ERR_FORMAT, "store: record truncated");
+        const size_t nplain = nbody - SEAL_NONCE - SEAL_TAG;
+        if (!buf_reserve(out, nplain)) return ryot_fail(err, RYOT_ERR_NOMEM, "store: out of memory");
+        unsigned long long m = 0;
+        if (crypto_aead_xchacha20poly1305_ietf_decrypt((uint8_t *)out->data, &m, NULL, body + SEAL_NONCE,
+                                                       nbody - SEAL_NONCE, adb, adn, body, key) != 0)
+            return ryot_fail(err, RYOT_ERR_FORMAT, "store: record fails authentication");
+        out->len = (size_t)m;
+    } else {
+        const size_t nplain = nbody - SEAL_TAG;
+        uint8_t tag[SEAL_TAG];
+        plain_tag(adb, adn, body, nplain, tag);
+        if (sodium_memcmp(tag, body + nplain, SEAL_TAG) != 0)
+            return ryot_fail(err, RYOT_ERR_FORMAT, "store: record fails its integrity check");
+        if (!buf_reserve(out, nplain)) return ryot_fail(err, RYOT_ERR_NOMEM, "store: out of memory");
+        if (nplain) memcpy(out->data, body, nplain);
+        out->len = nplain;
+    }
+    out->data[out->len] = 0;
+    return RYOT_OK;
+}
