@@ -45,6 +45,8 @@ void task_queue_free(task_queue *q) {
 }
 
 const char *task_queue_backend(const task_queue *q) { return q->ops->name; }
+const char *task_queue_consumer(const task_queue *q) { return q->consumer; }
+int64_t task_queue_visibility_ms(const task_queue *q) { return q->p.visibility_ms; }
 
 static bool id_ok(const char *id) {
     const size_t n = id ? strlen(id) : 0;

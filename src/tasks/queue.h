@@ -71,6 +71,8 @@ ryot_status task_queue_open_redis(const char *url, const task_queue_params *p, t
 ryot_status task_queue_open_dir(const char *dir, const task_queue_params *p, task_queue **out, ryot_error *err);
 void task_queue_free(task_queue *q);
 const char *task_queue_backend(const task_queue *q); /* "redis" or "lmdb" */
+const char *task_queue_consumer(const task_queue *q);
+int64_t task_queue_visibility_ms(const task_queue *q);
 
 /* Queues n tasks (ids[i], bodies[i] of lens[i] bytes) in tier, all or none:
  * RYOT_ERR_BUSY when they would take the outstanding tasks past max_tasks. */
