@@ -532,6 +532,12 @@ static void batches_create(tasks_service *s, const char *body, size_t len, tasks
                           "finalizing_at", "completed_at", "failed_at", "expired_at", "cancelling_at", "cancelled_at",
                           "request_counts", "total", 0, "completed", 0, "failed", 0);
     json_object_set(b, "metadata", md ? (json_t *)md : json_null());
+    /* fid and ep point into in: keep copies, in goes now */
+    char fid_buf[TASK_ID_MAX], ep_buf[32];
+    snprintf(fid_buf, sizeof fid_buf, "%s", fid);
+    snprintf(ep_buf, sizeof ep_buf, "%s", ep);
+    fid = fid_buf;
+    ep = ep_buf;
     json_decref(in);
     ryot_error err = {0};
     save_batch(s, b);
