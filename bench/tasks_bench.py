@@ -174,7 +174,7 @@ def overhead(a):
 def bench_serve(url, n, label):
     out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
     subprocess.run([RYOT, "bench", "serve", "--url", url, "--concurrency", "2", "--num-requests", str(n),
-                    "--input-len", "64", "--output-len", "32", "--json", out, "--no-metrics", "--label", label],
+                    "--input-len", "64", "--output-len", "32", "--warmup", "4", "--json", out, "--no-metrics", "--label", label],
                    check=True, capture_output=True)
     res = json.load(open(out))
     os.unlink(out)
