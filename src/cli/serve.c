@@ -18,6 +18,8 @@
 #include "router/register.h"
 #include "server/http.h"
 #include "store/store.h"
+#include "tasks/queue.h"
+#include "tasks/service.h"
 
 static volatile sig_atomic_t g_stop;
 
@@ -86,6 +88,16 @@ static void usage(FILE *out) {
             "      --store-plaintext   store records unencrypted (still integrity-checked)\n"
             "      --store-gb N        size budget in GiB, least recently used records evicted (default 4)\n"
             "      --store-bits K,V    bits per K and V value: 8,4 (default), 8,8, 16,16 (lossless)\n"
+            "      --tasks-dir DIR     keep the task queue (/v1/tasks, /v1/batches, /v1/files) in an LMDB\n"
+            "                          store in DIR, shared by the instances on this machine (default\n"
+            "                          without --redis: a temporary directory, lost at exit)\n"
+            "      --tasks-redis URL   keep the task queue in Redis Streams, shared by every instance\n"
+            "                          (default: the --redis URL when given)\n"
+            "      --max-tasks N       outstanding tasks (queued + running) before 429 (default 100000; 0: no limit)\n"
+            "      --task-workers N    tasks this instance runs at once (default 4; 0: accept, never run)\n"
+            "      --task-visibility-ms MS  a claimed task silent this long is run again elsewhere (default 30000)\n"
+            "      --task-max-attempts N  deliveries before a task goes to the dead-letter list (default 3)\n"
+            "      --callback-allow HOST  a task's callback_url may name HOST (besides loopback); repeatable\n"
             "      --no-webui          no web chat page at / (it answers 404)\n"
             "      --register URL      once ready, announce this server to `ryot route --redis URL`\n"
             "                          (redis://HOST[:PORT][/DB]): a key with a TTL, renewed every TTL/3\n"
@@ -108,6 +120,21 @@ static void file_stem(const char *path, char *id, size_t n) {
     if (l > 5 && !strcmp(id + l - 5, ".gguf")) id[l - 5] = 0;
 }
 
+static int exec_task(void *ctx, const char *endpoint, const char *body, size_t len, int tier, char **json) {
+    return srv_http_execute(ctx, endpoint, body, len, tier, json);
+}
+
+/* The temporary task directory (LMDB's two files), when one was made. */
+static void remove_tmp_dir(const char *dir) {
+    if (!dir[0]) return;
+    char path[128];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int cmd_serve(int argc, char **argv) {
     const char *draft_path = NULL;
     bool spec_given = false;
@@ -121,6 +148,11 @@ int cmd_serve(int argc, char **argv) {
     bool store_plaintext = false;
     double store_gb = 4.0;
     store_codec_params store_codec = store_codec_default();
+    const char *tasks_dir = NULL, *tasks_redis = NULL;
+    task_queue_params qp = {.visibility_ms = 30000, .max_tasks = 100000};
+    tasks_params tp = {.workers = 4, .max_attempts = 3};
+    const char *allow[16];
+    int n_allow = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -252,6 +284,28 @@ int cmd_serve(int argc, char **argv) {
                 return 2;
             }
             i++;
+        } else if (!strcmp(a, "--tasks-dir") && v) {
+            tasks_dir = v, i++;
+        } else if (!strcmp(a, "--tasks-redis") && v) {
+            tasks_redis = v, i++;
+        } else if (!strcmp(a, "--max-tasks")) {
+            NEED_INT(0, 1L << 40);
+            qp.max_tasks = n;
+        } else if (!strcmp(a, "--task-workers")) {
+            NEED_INT(0, 1024);
+            tp.workers = (int)n;
+        } else if (!strcmp(a, "--task-visibility-ms")) {
+            NEED_INT(100, 86400000L);
+            qp.visibility_ms = n;
+        } else if (!strcmp(a, "--task-max-attempts")) {
+            NEED_INT(1, 1000);
+            tp.max_attempts = (int)n;
+        } else if (!strcmp(a, "--callback-allow") && v) {
+            if (n_allow == (int)(sizeof allow / sizeof allow[0])) {
+                fprintf(stderr, "ryot serve: at most %d --callback-allow hosts\n", n_allow);
+                return 2;
+            }
+            allow[n_allow++] = v, i++;
         } else if (!strcmp(a, "--no-webui")) {
             hp.no_webui = true;
         } else if (!strcmp(a, "--quiet")) {
@@ -385,6 +439,39 @@ int cmd_serve(int argc, char **argv) {
     ryot_model_get_info(m, &info);
     const char *aliases[1] = {info.name};
     srv_http_set_runner(http, runner, id, aliases, info.name && *info.name ? 1 : 0);
+    /* the task queue: Redis when asked, else LMDB in --tasks-dir or a temporary directory */
+    if (!tasks_redis && !tasks_dir) tasks_redis = hp.redis_url;
+    char tmp_dir[64] = "";
+    if (!tasks_redis && !tasks_dir) {
+        snprintf(tmp_dir, sizeof tmp_dir, "/tmp/ryot-tasks-XXXXXX");
+        if (mkdtemp(tmp_dir)) tasks_dir = tmp_dir;
+        else tmp_dir[0] = 0;
+    }
+    task_queue *tq = NULL;
+    tasks_service *tasks = NULL;
+    tp.callback_allow = allow;
+    tp.n_callback_allow = n_allow;
+    ryot_status tst = tasks_redis ? task_queue_open_redis(tasks_redis, &qp, &tq, &err)
+                      : tasks_dir ? task_queue_open_dir(tasks_dir, &qp, &tq, &err)
+                                  : ryot_fail(&err, RYOT_ERR_IO, "cannot create a temporary task directory");
+    if (!tst) tst = tasks_service_new(&tp, tq, exec_task, http, &tasks, &err);
+    if (!tst) tst = tasks_service_start(tasks, &err);
+    if (tst) {
+        fprintf(stderr, "ryot serve: task queue: %s\n", err.msg);
+        tasks_service_free(tasks);
+        srv_http_stop(http);
+        sched_runner_free(runner);
+        ryot_model_free(dm);
+        store_close(st);
+        ryot_model_free(m);
+        srv_embed_free(embed);
+        remove_tmp_dir(tmp_dir);
+        return 1;
+    }
+    srv_http_set_tasks(http, tasks);
+    fprintf(stderr, "ryot serve: task queue: %s%s%s (consumer %s, %d workers, max %lld tasks)\n",
+            tasks_redis ? tasks_redis : tasks_dir, tmp_dir[0] ? ", temporary: lost at exit" : "",
+            tasks_redis ? ", Redis Streams" : ", LMDB", task_queue_consumer(tq), tp.workers, (long long)qp.max_tasks);
     const sched_runner_params *p = sched_runner_get_params(runner);
     fprintf(stderr,
             "ryot serve: ready: model '%s' (%s, %s), %d threads, ctx %d, %d KV blocks x %d, batch %d tokens, "
@@ -409,10 +496,13 @@ int cmd_serve(int argc, char **argv) {
     rt_register_stop(reg); /* routers stop sending new requests here */
     fprintf(stderr, "ryot serve: shutting down (up to %.0f s for running requests)\n", shutdown_timeout);
     srv_http_quiesce(http);
+    tasks_service_quiesce(tasks); /* running tasks finish, or are cut and left for redelivery */
     const int cut = sched_runner_drain(runner, shutdown_timeout);
     if (cut) fprintf(stderr, "ryot serve: %d requests cut at shutdown\n", cut);
     usleep(200000); /* let connection threads send their last bytes */
     srv_http_stop(http);
+    tasks_service_free(tasks);
+    remove_tmp_dir(tmp_dir);
     sched_runner_free(runner);
     ryot_model_free(dm);
     store_close(st); /* writes what is still queued */

@@ -19,6 +19,14 @@ static inline int64_t ryot_now_ns(void) {
 static inline double ryot_now_s(void) { return (double)ryot_now_ns() / 1e9; }
 static inline double ryot_now_ms(void) { return (double)ryot_now_ns() / 1e6; }
 
+/* CLOCK_REALTIME in milliseconds since the epoch: timestamps shared with
+ * other processes and machines (task claims, API objects' created_at). */
+static inline int64_t ryot_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* CPU time consumed by the calling thread, in seconds. */
 static inline double ryot_thread_cpu_s(void) {
     struct timespec ts;

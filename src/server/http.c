@@ -25,6 +25,7 @@
 #include "server/flight.h"
 #include "server/respcache.h"
 #include "server/sessions.h"
+#include "server/tasks_http.h"
 #include "server/tools.h"
 #include "server/webui.h"
 #include "template/chat.h"
@@ -48,6 +49,7 @@ struct srv_http {
     cache_l2 *l2;       /* NULL: no --redis */
     cache_sem *sem;     /* NULL: no --semantic-cache (needs cache and embed) */
     flight_table flights; /* cacheable generations in flight (coalescing) */
+    tasks_service *tasks; /* NULL: the task routes answer 404 */
     cache_key model_fp; /* srv_cache_model_identity, once the model is set */
     srv_sessions sess;  /* sess.st NULL: no --store */
     char **aliases;
@@ -603,23 +605,24 @@ static enum MHD_Result start_stream(srv_http *h, struct MHD_Connection *conn, ge
 
 /* ------------------------------------------------------------------ generation */
 
-/* Waits for the job and answers with the whole completion.  Takes g over. */
-static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn, gen *g, const char *cache_state) {
-    const int fd = conn_fd(conn);
+/* Waits for the job (fd >= 0: while that client stays) and formats the
+ * whole completion: 0 with *json, -1 with *e, -2 when the client left.
+ * Takes g over. */
+static int gen_collect(srv_http *h, gen *g, int fd, char **json_out, srv_error *e) {
+    *json_out = NULL;
     while (!sched_job_wait_done(g->job, WAIT_SLICE_MS)) {
         if (client_gone(fd)) {
             gen_abandon(g);
             gen_free(g);
-            return MHD_NO;
+            return -2;
         }
     }
     sched_job_result res;
     sched_job_result_get(g->job, &res);
     if (res.failed) {
-        srv_error e;
-        error_from_sched(&e, &res.err);
+        error_from_sched(e, &res.err);
         gen_free(g);
-        return reply_error(conn, &e);
+        return -1;
     }
     const int nc = g->n_choices;
     const bool lp = g->req.sp.logprobs;
@@ -673,8 +676,53 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
     free(cc);
     free(pc);
     gen_free(g);
-    if (!json) return reply_err(conn, 503, NULL, "out of memory");
+    if (!json) {
+        srv_error_set(e, 503, NULL, "out of memory");
+        return -1;
+    }
+    *json_out = json;
+    return 0;
+}
+
+/* Waits for the job and answers with the whole completion.  Takes g over. */
+static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn, gen *g, const char *cache_state) {
+    char *json;
+    srv_error e;
+    const int rc = gen_collect(h, g, conn_fd(conn), &json, &e);
+    if (rc == -2) return MHD_NO;
+    if (rc) return reply_error(conn, &e);
     return reply_generated(conn, "application/json", json, strlen(json), cache_state);
+}
+
+/* A cached record as the whole (non-streamed) response to g's request, or
+ * NULL (out of memory).  Does not free g. */
+static char *cached_json(srv_http *h, gen *g, const srv_cached *c) {
+    const bool chat = g->req.ep == SRV_EP_CHAT;
+    srv_resp_meta m = {.id = g->id, .created = g->created, .model = h->model_id};
+    srv_chat_choice *cc = calloc((size_t)c->n, sizeof *cc);
+    srv_completion_choice *pc = calloc((size_t)c->n, sizeof *pc);
+    srv_tool_result *tr = calloc((size_t)c->n, sizeof *tr);
+    char *json = NULL;
+    bool mem_ok = cc && pc && tr;
+    for (int i = 0; mem_ok && i < c->n; i++) {
+        cc[i] = (srv_chat_choice){.index = i, .content = c->choices[i].text, .content_len = c->choices[i].len,
+                                  .finish = c->choices[i].finish};
+        if (chat && g->tools) {
+            mem_ok = choice_tools(g, c->choices[i].text, c->choices[i].len, &tr[i]);
+            cc[i] = (srv_chat_choice){.index = i, .content = tr[i].content, .content_len = tr[i].content_len,
+                                      .finish = c->choices[i].finish, .tool_calls = tr[i].calls,
+                                      .n_tool_calls = tr[i].n_calls};
+        }
+        pc[i] = (srv_completion_choice){.index = i, .text = c->choices[i].text, .text_len = c->choices[i].len,
+                                        .finish = c->choices[i].finish};
+    }
+    if (mem_ok)
+        json = chat ? srv_json_chat_completion(&m, cc, c->n, &c->usage) : srv_json_completion(&m, pc, c->n, &c->usage);
+    for (int i = 0; tr && i < c->n; i++) srv_tool_result_free(&tr[i]);
+    free(tr);
+    free(cc);
+    free(pc);
+    return json;
 }
 
 /* Answers g's request from a cached record, in the shape (and, when the
@@ -687,29 +735,7 @@ static enum MHD_Result reply_cached(srv_http *h, struct MHD_Connection *conn, ge
     ryot_buf out = {0};
     bool ok = true;
     if (!req->stream) {
-        srv_chat_choice *cc = calloc((size_t)c->n, sizeof *cc);
-        srv_completion_choice *pc = calloc((size_t)c->n, sizeof *pc);
-        srv_tool_result *tr = calloc((size_t)c->n, sizeof *tr);
-        char *json = NULL;
-        bool mem_ok = cc && pc && tr;
-        for (int i = 0; mem_ok && i < c->n; i++) {
-            cc[i] = (srv_chat_choice){.index = i, .content = c->choices[i].text, .content_len = c->choices[i].len,
-                                      .finish = c->choices[i].finish};
-            if (chat && g->tools) {
-                mem_ok = choice_tools(g, c->choices[i].text, c->choices[i].len, &tr[i]);
-                cc[i] = (srv_chat_choice){.index = i, .content = tr[i].content, .content_len = tr[i].content_len,
-                                          .finish = c->choices[i].finish, .tool_calls = tr[i].calls,
-                                          .n_tool_calls = tr[i].n_calls};
-            }
-            pc[i] = (srv_completion_choice){.index = i, .text = c->choices[i].text, .text_len = c->choices[i].len,
-                                            .finish = c->choices[i].finish};
-        }
-        if (mem_ok)
-            json = chat ? srv_json_chat_completion(&m, cc, c->n, &c->usage) : srv_json_completion(&m, pc, c->n, &c->usage);
-        for (int i = 0; tr && i < c->n; i++) srv_tool_result_free(&tr[i]);
-        free(tr);
-        free(cc);
-        free(pc);
+        char *json = cached_json(h, g, c);
         gen_free(g);
         if (!json) return reply_err(conn, 503, NULL, "out of memory");
         return reply_generated(conn, "application/json", json, strlen(json), tier);
@@ -893,13 +919,24 @@ static bool semantic_lookup(srv_http *h, gen *g, const sched_job_spec *spec, voi
     return false;
 }
 
-static enum MHD_Result generate(srv_http *h, sched_runner *runner, struct MHD_Connection *conn, srv_endpoint ep,
-                                const conn_ctx *cx) {
+/* Parses body for ep and starts its generation, or finds its answer in the
+ * cache: 0 with g's job running (*cache_state "miss" or "coalesced"), 1
+ * with *hit filled (srv_cached_free; *cache_state the tier), -1 with *e
+ * (g freed).  tier >= 0 overrides the request's priority (tasks). */
+static int gen_begin(srv_http *h, sched_runner *runner, srv_endpoint ep, const char *body, size_t len, bool no_cache,
+                     bool no_store, int tier_override, gen *g_out, srv_cached *hit_out, const char **cache_state, srv_error *ep_e) {
     gen g = {.h = h};
     srv_error e;
-    const char *cache_state = "miss";
-    if (srv_request_parse(cx->body.data ? cx->body.data : "", cx->body.len, ep, &g.req, &e))
-        return reply_error(conn, &e);
+    *cache_state = "miss";
+    if (srv_request_parse(body, len, ep, &g.req, ep_e)) return -1;
+    if (tier_override >= 0) {
+        if (g.req.stream) {
+            srv_request_free(&g.req);
+            srv_error_set(ep_e, 400, "stream", "'stream' is not supported in tasks and batches");
+            return -1;
+        }
+        g.req.priority = tier_override;
+    }
     /* fields the request left out: the model's recommendation, else OpenAI's
      * (a few lookups in the GGUF's key table: cheap next to any generation) */
     ryot_sampler_params defaults = srv_request_openai_sampling();
@@ -911,7 +948,8 @@ static enum MHD_Result generate(srv_http *h, sched_runner *runner, struct MHD_Co
                       h->model_id);
         e.code = "model_not_found";
         gen_free(&g);
-        return reply_error(conn, &e);
+        *ep_e = e;
+        return -1;
     }
     const int np = ep == SRV_EP_CHAT ? 1 : req->n_prompts;
     int32_t **ids = calloc((size_t)np, sizeof *ids);
@@ -942,8 +980,6 @@ static enum MHD_Result generate(srv_http *h, sched_runner *runner, struct MHD_Co
             .prompt_logprobs = req->echo && req->sp.logprobs,
             .grammar = g.tool_grammar ? g.tool_grammar : req->grammar,
         };
-        bool no_cache, no_store;
-        cache_control(conn, &no_cache, &no_store);
         const bool cacheable = (h->cache || h->l2) && srv_cache_request_key(&h->model_fp, req, &spec, &g.key);
         if (cacheable) {
             void *val = NULL;
@@ -958,9 +994,10 @@ static enum MHD_Result generate(srv_http *h, sched_runner *runner, struct MHD_Co
                 for (int i = 0; i < np; i++) free(ids[i]);
                 free(ids);
                 free(n_ids);
-                enum MHD_Result ret = reply_cached(h, conn, &g, &hit, tier);
-                srv_cached_free(&hit);
-                return ret;
+                *g_out = g;
+                *hit_out = hit;
+                *cache_state = tier;
+                return 1;
             }
             free(val);
             val = NULL;
@@ -970,9 +1007,10 @@ static enum MHD_Result generate(srv_http *h, sched_runner *runner, struct MHD_Co
                     for (int i = 0; i < np; i++) free(ids[i]);
                     free(ids);
                     free(n_ids);
-                    enum MHD_Result ret = reply_cached(h, conn, &g, &hit, "hit-semantic");
-                    srv_cached_free(&hit);
-                    return ret;
+                    *g_out = g;
+                    *hit_out = hit;
+                    *cache_state = "hit-semantic";
+                    return 1;
                 }
                 free(val);
             }
@@ -985,7 +1023,7 @@ static enum MHD_Result generate(srv_http *h, sched_runner *runner, struct MHD_Co
             if (!no_cache && (g.flight = flight_join(&h->flights, &g.key))) {
                 g.job = flight_job(g.flight);
                 sched_job_ref(g.job);
-                cache_state = "coalesced";
+                *cache_state = "coalesced";
             }
         }
         sched_error se;
@@ -1005,11 +1043,75 @@ static enum MHD_Result generate(srv_http *h, sched_runner *runner, struct MHD_Co
     free(n_ids);
     if (rc) {
         gen_free(&g);
-        return reply_error(conn, &e);
+        *ep_e = e;
+        return -1;
     }
     g.n_choices = sched_job_n_choices(g.job);
-    if (req->stream) return start_stream(h, conn, &g, cache_state);
+    *g_out = g;
+    return 0;
+}
+
+static enum MHD_Result generate(srv_http *h, sched_runner *runner, struct MHD_Connection *conn, srv_endpoint ep,
+                                const conn_ctx *cx) {
+    gen g;
+    srv_cached hit;
+    srv_error e;
+    const char *cache_state;
+    bool no_cache, no_store;
+    cache_control(conn, &no_cache, &no_store);
+    const int rc = gen_begin(h, runner, ep, cx->body.data ? cx->body.data : "", cx->body.len, no_cache, no_store, -1,
+                             &g, &hit, &cache_state, &e);
+    if (rc < 0) return reply_error(conn, &e);
+    if (rc == 1) {
+        enum MHD_Result ret = reply_cached(h, conn, &g, &hit, cache_state);
+        srv_cached_free(&hit);
+        return ret;
+    }
+    if (g.req.stream) return start_stream(h, conn, &g, cache_state);
     return finish_blocking(h, conn, &g, cache_state);
+}
+
+int srv_http_execute(srv_http *h, const char *endpoint, const char *body, size_t len, int tier, char **json) {
+    srv_error e;
+    *json = NULL;
+    sched_runner *runner = atomic_load(&h->runner);
+    srv_endpoint ep = SRV_EP_CHAT;
+    if (!runner) {
+        srv_error_set(&e, 503, NULL, "the model is loading");
+    } else if (!strcmp(endpoint, "/v1/embeddings")) {
+        if (!h->embed) {
+            srv_error_set(&e, 404, "model", "no embedding model is loaded (ryot serve --embed-model FILE)");
+            e.code = "model_not_found";
+        } else if (!srv_embed_handle(h->embed, body, len, json, &e)) {
+            return 200;
+        }
+        *json = srv_json_error(&e);
+        return e.status;
+    } else if (!strcmp(endpoint, "/v1/completions")) {
+        ep = SRV_EP_COMPLETIONS;
+    } else if (strcmp(endpoint, "/v1/chat/completions")) {
+        srv_error_set(&e, 400, "endpoint", "unknown endpoint '%.100s'", endpoint);
+        runner = NULL;
+    }
+    if (!runner) {
+        *json = srv_json_error(&e);
+        return e.status;
+    }
+    gen g;
+    srv_cached hit;
+    const char *cache_state;
+    int rc = gen_begin(h, runner, ep, body, len, false, false, tier, &g, &hit, &cache_state, &e);
+    if (rc == 1) {
+        *json = cached_json(h, &g, &hit);
+        gen_free(&g);
+        srv_cached_free(&hit);
+        if (*json) return 200;
+        srv_error_set(&e, 503, NULL, "out of memory");
+    } else if (rc == 0 && !gen_collect(h, &g, -1, json, &e)) {
+        return 200;
+    }
+    *json = srv_json_error(&e);
+    return e.status;
 }
 
 /* ------------------------------------------------------------------ small endpoints */
@@ -1261,6 +1363,7 @@ typedef enum route {
     R_SESSIONS,
     R_SESSION_SAVE,
     R_SESSION_RESTORE,
+    R_TASKS,
     R_WEBUI
 } route;
 
@@ -1299,6 +1402,10 @@ static route find_route(const char *url, const char **method_needed) {
             return slash[1] == 's' ? R_SESSION_SAVE : R_SESSION_RESTORE;
         }
     }
+    if (tasks_route(url)) {
+        *method_needed = NULL; /* the task module checks methods itself */
+        return R_TASKS;
+    }
     return R_NONE;
 }
 
@@ -1323,6 +1430,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     const char *need = NULL;
     route r = find_route(url, &need);
     if (r == R_WEBUI && !h->webui_csp) r = R_NONE; /* --no-webui */
+    if (r == R_TASKS && !h->tasks) r = R_NONE;
     if (r == R_NONE) {
         char msg[200];
         snprintf(msg, sizeof msg, "unknown route %.120s %.16s", url, method);
@@ -1332,7 +1440,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return reply_error(conn, &e);
     }
     const bool head_ok = r == R_HEALTH || r == R_WEBUI; /* MHD sends a HEAD reply without its body */
-    if (strcmp(method, need) != 0 && !(head_ok && strcmp(method, "HEAD") == 0)) {
+    if (need && strcmp(method, need) != 0 && !(head_ok && strcmp(method, "HEAD") == 0)) {
         char msg[96];
         snprintf(msg, sizeof msg, "%.16s is not allowed on %.40s (use %s)", method, url, need);
         srv_error e;
@@ -1447,6 +1555,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                                : srv_session_restore(&h->sess, runner, id, &json);
         return json ? reply_json(conn, status, json) : MHD_NO;
     }
+    case R_TASKS: return srv_tasks_http(h->tasks, conn, url, method, cx->body.data, cx->body.len);
     default: return reply_err(conn, 404, NULL, "unknown route");
     }
 }
@@ -1538,6 +1647,7 @@ void srv_http_set_store(srv_http *h, store *st, const uint8_t model_id[STORE_MOD
     memcpy(h->sess.model_id, model_id, STORE_MODEL_ID_BYTES);
     h->sess.block_size = block_size;
 }
+void srv_http_set_tasks(srv_http *h, tasks_service *t) { h->tasks = t; }
 
 void srv_http_quiesce(srv_http *h) {
     MHD_socket s = MHD_quiesce_daemon(h->d);

@@ -49,6 +49,17 @@ void srv_http_set_embed(srv_http *h, srv_embed *e);
  * adds its series to /metrics; call before srv_http_set_runner.  Without it
  * the sessions endpoints answer 404. */
 void srv_http_set_store(srv_http *h, store *st, const uint8_t model_id[STORE_MODEL_ID_BYTES], int block_size);
+/* Runs one request body as POST `endpoint` (/v1/chat/completions,
+ * /v1/completions, /v1/embeddings) would over HTTP, without streaming and
+ * at scheduler tier `tier` (0..4, over the body's own "priority"), through
+ * the same parsing, cache and formatting: the HTTP status, and in *json
+ * (malloc'd) the response body or its OpenAI error.  Blocks until done;
+ * for the task workers (tasks/service.h). */
+int srv_http_execute(srv_http *h, const char *endpoint, const char *body, size_t len, int tier, char **json);
+struct tasks_service;
+/* Serves /v1/tasks, /v1/files and /v1/batches with t (owned by the caller,
+ * freed after srv_http_stop); without it those routes answer 404. */
+void srv_http_set_tasks(srv_http *h, struct tasks_service *t);
 /* Stop accepting connections (those open keep running). */
 void srv_http_quiesce(srv_http *h);
 void srv_http_stop(srv_http *h);

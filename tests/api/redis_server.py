@@ -1,5 +1,7 @@
 """A real redis-server (Debian's package) for tests: started on a free port
-with no persistence, stopped at teardown; plus a minimal RESP client (enough
+with no persistence (or with an append-only file: appendonly=True, and
+restart() stops it cleanly and starts it again on the same port and data),
+stopped at teardown; plus a minimal RESP client (enough
 for KEYS / GET / SET / FLUSHALL) so the tests need no Redis library."""
 
 import shutil
@@ -16,14 +18,19 @@ def free_port():
 
 
 class RedisServer:
-    def __init__(self, port=None):
-        exe = shutil.which("redis-server")
-        if not exe:
+    def __init__(self, port=None, appendonly=False):
+        self.exe = shutil.which("redis-server")
+        if not self.exe:
             raise RuntimeError("redis-server is not installed (scripts/install-deps.sh installs it)")
         self.port = port or free_port()
+        self.appendonly = appendonly
         self.dir = tempfile.mkdtemp(prefix="ryot-redis-")
-        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", self.dir],
+        self._start()
+
+    def _start(self):
+        self.proc = subprocess.Popen([self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "yes" if self.appendonly else "no",
+                                      "--appendfsync", "always", "--dir", self.dir],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         end = time.monotonic() + 10
         while True:
@@ -35,6 +42,13 @@ class RedisServer:
             if self.proc.poll() is not None or time.monotonic() > end:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.02)
+
+    def restart(self, down_s=0.0):
+        """SIGTERM (Redis writes its AOF and exits), down_s seconds down, start again."""
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        time.sleep(down_s)
+        self._start()
 
     @property
     def url(self):
