@@ -34,7 +34,7 @@ CURL_LIBS := $(shell pkg-config --libs $(CURL_PKG))
 # Per-ISA kernel files are compiled with their own flags and only called after
 # CPU detection at start-up.
 AVX2_FLAGS   := -mavx2 -mfma -mf16c -mbmi2
-AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
+AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
 
 # benchsuite/ (load generator, statistics, micro benchmarks) and modeltools/
 # (model generator, re-quantizer) serve the CLI and are not part of libryot.
@@ -118,6 +118,14 @@ $(BENCH_TESTS): TEST_LIBS := $(BUILD)/libryot_bench.a $(BUILD)/libryot.a $(LDLIB
 $(BUILD)/tests/test_router: TEST_LIBS := $(BUILD)/libryot.a $(LDLIBS) $(CURL_LIBS)
 $(BUILD)/tests/test_modeltools: $(BUILD)/libryot_tools.a
 $(BUILD)/tests/test_modeltools: TEST_LIBS := $(BUILD)/libryot_tools.a $(BUILD)/libryot.a $(LDLIBS)
+# The AVX-512 kernels once more, on SIMDe's portable AVX-512 (libsimde-dev),
+# for the test that checks them on every CPU with AVX2 (x86/avx512_emu.h).
+AVX512_EMU_OBJ := $(BUILD)/tests/avx512_emu_kernels.o $(BUILD)/tests/avx512_emu_ops.o
+$(BUILD)/tests/avx512_emu_%.o: src/kernels/x86/avx512_%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) -Wno-psabi -DRYOT_AVX512_EMULATE -MMD -MP -c $< -o $@
+$(BUILD)/tests/test_kernels_avx512: $(AVX512_EMU_OBJ)
+$(BUILD)/tests/test_kernels_avx512: TEST_LIBS := $(AVX512_EMU_OBJ) $(BUILD)/libryot.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_COMMON) $(BUILD)/libryot.a
 	@mkdir -p $(dir $@)

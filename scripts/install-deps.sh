@@ -3,7 +3,7 @@
 # Runs as root (CI) or through sudo.  Safe to run again.
 set -euo pipefail
 pkgs=(build-essential pkg-config clang libclang-rt-dev
-      libpcre2-dev libjansson-dev libmicrohttpd-dev libsodium-dev libzstd-dev libhiredis-dev liblmdb-dev redis-server libcurl4-openssl-dev libcmocka-dev gnuplot-nox
+      libpcre2-dev libjansson-dev libmicrohttpd-dev libsodium-dev libzstd-dev libhiredis-dev liblmdb-dev redis-server libcurl4-openssl-dev libcmocka-dev libsimde-dev gnuplot-nox
       python3 python3-pip python3-venv unzip ca-certificates
       chromium)
 missing=()

@@ -78,7 +78,9 @@ static uint64_t xgetbv0(void) {
 }
 
 /* AVX2 level: AVX2 FMA F16C BMI2 with the OS saving YMM state.
- * AVX-512 level: F BW VL DQ VNNI BF16 with the OS saving ZMM/opmask state. */
+ * AVX-512 level: F BW VL DQ VNNI with the OS saving ZMM/opmask state (no
+ * BF16: BF16 weights meet F32 activations, exactly, without vdpbf16ps, so
+ * Ice Lake and Cascade Lake servers get the level too). */
 static kernel_isa detect_isa(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return KERNEL_ISA_REF;
@@ -91,9 +93,7 @@ static kernel_isa detect_isa(void) {
     if (!(avx2 && bmi2 && fma && f16c)) return KERNEL_ISA_REF;
     bool f = b & (1u << 16), dq = b & (1u << 17), bw = b & (1u << 30), vl = b & (1u << 31);
     bool vnni = c & (1u << 11);
-    unsigned a1 = 0, b1, c1, d1;
-    bool bf16 = __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && (a1 & (1u << 5));
-    if (f && dq && bw && vl && vnni && bf16 && (xcr0 & 0xe6) == 0xe6) return KERNEL_ISA_AVX512;
+    if (f && dq && bw && vl && vnni && (xcr0 & 0xe6) == 0xe6) return KERNEL_ISA_AVX512;
     return KERNEL_ISA_AVX2;
 }
 

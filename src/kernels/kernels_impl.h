@@ -16,8 +16,12 @@ typedef struct kernel_level {
 void kernels_ref_fill(kernel_level *lv);
 void kernels_avx2_fill(kernel_level *lv);   /* x86/avx2_*.c, -mavx2 */
 void kernels_avx512_fill(kernel_level *lv); /* x86/avx512_*.c */
+/* avx512_kernels.c built on SIMDe (tests only: tests/unit/test_kernels_avx512.c) */
+void kernels_avx512_emu_fill(kernel_level *lv);
 void ref_ops_fill(kernel_ops *ops);         /* ref/ref_ops.c */
 void avx2_ops_fill(kernel_ops *ops);        /* x86/avx2_ops.c */
+void avx512_ops_fill(kernel_ops *ops);      /* x86/avx512_ops.c: overrides some of AVX2's */
+void avx512_emu_ops_fill(kernel_ops *ops);  /* the same on SIMDe (tests only) */
 
 /* Defines `static void NAME(...)` with the vec_dot_rows signature as a plain
  * double loop over DOT (a kernel_vec_dot_fn): the generic fallback. */
