@@ -182,8 +182,11 @@ static int64_t sizes_for(ryot_type t, const int64_t **out) {
 static void compare_level(const char *name, const kernel_traits *fast, const kernel_traits *avx2, ryot_type t,
                           const rows_data *d, const char *what) {
     enum { NRX = 5, NRY = 7 };
-    float all[NRY][NRX], col[NRX], row[NRY];
+    float all[NRY][NRX], col[NRX], row[NRY], two[2][NRX];
     fast->vec_dot_rows(d->n, NRX, NRY, d->x, d->bx, d->y, d->by, &all[0][0], NRX);
+    fast->vec_dot_rows(d->n, NRX, 2, d->x, d->bx, d->y, d->by, &two[0][0], NRX); /* one tile of a pair */
+    if (memcmp(two, all, sizeof two))
+        fail_msg("%s %s %s n=%lld: rows 5x2 differ from rows 5x7", name, ryot_type_name(t), what, (long long)d->n);
     for (int j = 0; j < NRY; j++) {
         const uint8_t *yj = d->y + (size_t)j * d->by;
         fast->vec_dot_rows(d->n, NRX, 1, d->x, d->bx, yj, d->by, col, NRX);
