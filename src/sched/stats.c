@@ -22,6 +22,10 @@ void sched_stats_init(sched_stats *s) {
     hist_init(&s->itl, itl_bounds, (int)(sizeof itl_bounds / sizeof itl_bounds[0]));
 }
 
+void sched_hist_init_latency(sched_hist *h) {
+    hist_init(h, lat_bounds, (int)(sizeof lat_bounds / sizeof lat_bounds[0]));
+}
+
 void sched_hist_observe(sched_hist *h, double v) {
     int i = 0;
     while (i < h->n_bounds && v > h->bounds[i]) i++;

@@ -40,6 +40,8 @@ typedef struct sched_stats {
 /* Zeroes s and sets the histograms' bucket bounds. */
 void sched_stats_init(sched_stats *s);
 void sched_hist_observe(sched_hist *h, double v);
+/* Zeroes h with the request-latency buckets (1 ms .. 640 s). */
+void sched_hist_init_latency(sched_hist *h);
 const char *sched_end_name(int end); /* "stop", "length", "cancelled", "timeout", "aborted" */
 
 #endif

@@ -1489,6 +1489,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                 cache_l2_stats_get(h->l2, &ls);
                 srv_metrics_render_redis(&ls, &b);
             }
+            if (h->tasks) {
+                tasks_stats ts;
+                tasks_service_stats(h->tasks, &ts);
+                srv_metrics_render_tasks(&ts, &b);
+            }
             if (h->sess.st) {
                 store_stats ss;
                 store_get_stats(h->sess.st, &ss);

@@ -118,6 +118,27 @@ void srv_metrics_render_redis(const cache_l2_stats *c, ryot_buf *b) {
     gauge_u64(b, "ryot_cache_redis_up", "1 while connected to Redis.", c->up);
 }
 
+void srv_metrics_render_tasks(const tasks_stats *t, ryot_buf *b) {
+    counter(b, "ryot_tasks_submitted_total", "Tasks accepted by POST /v1/tasks.", t->submitted);
+    counter(b, "ryot_tasks_batch_requests_submitted_total", "Requests queued by POST /v1/batches (one per input line).",
+            t->batch_lines);
+    head(b, "ryot_tasks_finished_total", "counter",
+         "Queued requests this instance finished, by result: ok (200), failed (an error response), dead (never ran: "
+         "delivered too often or malformed).");
+    ryot_buf_printf(b, "ryot_tasks_finished_total{result=\"ok\"} %llu\n", (unsigned long long)t->completed);
+    ryot_buf_printf(b, "ryot_tasks_finished_total{result=\"failed\"} %llu\n", (unsigned long long)t->failed);
+    ryot_buf_printf(b, "ryot_tasks_finished_total{result=\"dead\"} %llu\n", (unsigned long long)t->dead);
+    counter(b, "ryot_tasks_retries_total", "Runs the server refused for now (429, 503), tried again.", t->retried);
+    counter(b, "ryot_tasks_duplicates_total",
+            "Queued requests finished again after a redelivery; the first result stands.", t->duplicates);
+    head(b, "ryot_tasks_callbacks_total", "counter", "Completion callbacks posted, by result.");
+    ryot_buf_printf(b, "ryot_tasks_callbacks_total{result=\"ok\"} %llu\n", (unsigned long long)t->callbacks_ok);
+    ryot_buf_printf(b, "ryot_tasks_callbacks_total{result=\"failed\"} %llu\n", (unsigned long long)t->callbacks_failed);
+    gauge(b, "ryot_tasks_running", "Queued requests this instance's workers are running.", t->running);
+    hist(b, "ryot_task_queue_wait_seconds", "Time from a request's submission to a worker starting it.", &t->wait);
+    hist(b, "ryot_task_run_seconds", "Time from a worker starting a queued request to its response.", &t->run);
+}
+
 void srv_metrics_render_store(const store_stats *s, const sched_stats *m, ryot_buf *b) {
     counter(b, "ryot_store_hits_total", "KV blocks loaded from the persistent store.", s->hits);
     counter(b, "ryot_store_misses_total", "KV block lookups the store could not serve (absent or failed).", s->misses);

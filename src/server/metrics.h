@@ -10,6 +10,7 @@
 #include "core/buf.h"
 #include "sched/stats.h"
 #include "store/store.h"
+#include "tasks/service.h"
 
 /* Appends the exposition text of one snapshot to b. */
 void srv_metrics_render(const sched_stats *m, ryot_buf *b);
@@ -20,5 +21,7 @@ void srv_metrics_render_cache(const cache_l1_stats *c, const cache_sem_stats *se
 void srv_metrics_render_redis(const cache_l2_stats *c, ryot_buf *b);
 /* Appends the persistent store's series (only with --store). */
 void srv_metrics_render_store(const store_stats *s, const sched_stats *m, ryot_buf *b);
+/* The task service (/v1/tasks, /v1/batches) and its workers. */
+void srv_metrics_render_tasks(const tasks_stats *t, ryot_buf *b);
 
 #endif

@@ -590,6 +590,11 @@ static void batches_create(tasks_service *s, const char *body, size_t len, tasks
     if (!st)
         st = task_queue_push(s->q, p.n, (const char *const *)p.ids, SCHED_BACKGROUND, (const char *const *)p.bodies,
                              p.lens, &err);
+    if (!st) {
+        pthread_mutex_lock(&s->mu);
+        s->st.batch_lines += (uint64_t)p.n;
+        pthread_mutex_unlock(&s->mu);
+    }
     for (int i = 0; i < p.n; i++) {
         free(p.ids[i]);
         free(p.bodies[i]);

@@ -281,6 +281,9 @@ static void tasks_create(tasks_service *s, const char *body, size_t len, tasks_r
         tasks_reply_queue_error(out, &err);
         return;
     }
+    pthread_mutex_lock(&s->mu);
+    s->st.submitted++;
+    pthread_mutex_unlock(&s->mu);
     /* after the push: a refused task leaves nothing behind */
     json_t *meta = json_pack("{s:s,s:s,s:I,s:I}", "endpoint", endpoint, "priority", sched_tier_name(tier), "created_at",
                              (json_int_t)(now / 1000), "created_ms", (json_int_t)now);
@@ -380,6 +383,7 @@ static void run_msg(tasks_service *s, int slot, task_msg *m) {
     const json_t *body = json_object_get(msg, "body");
     const int tier = (int)json_integer_value(json_object_get(msg, "tier"));
     const bool is_batch = kind && !strcmp(kind, "batch") && batch;
+    const int64_t created = json_integer_value(json_object_get(msg, "created_ms"));
     char ok_key[TASK_ID_MAX + 16], fail_key[TASK_ID_MAX + 16], skip_key[TASK_ID_MAX + 16];
     snprintf(ok_key, sizeof ok_key, "batch:%s:ok", batch ? batch : "");
     snprintf(fail_key, sizeof fail_key, "batch:%s:fail", batch ? batch : "");
@@ -455,8 +459,15 @@ static void run_msg(tasks_service *s, int slot, task_msg *m) {
                           "started_ms", (json_int_t)started, "finished_ms", (json_int_t)finished, "worker",
                           task_queue_consumer(s->q), "attempt", m->attempt);
     if (r && store_result(s, m, r, is_batch ? (status == 200 ? ok_key : fail_key) : NULL, false, &first)) {
-        if (!first) count(s, &s->st.duplicates);
-        else count(s, status == 200 ? &s->st.completed : &s->st.failed);
+        pthread_mutex_lock(&s->mu);
+        if (!first) {
+            s->st.duplicates++;
+        } else {
+            (*(status == 200 ? &s->st.completed : &s->st.failed))++;
+            if (created > 0 && started >= created) sched_hist_observe(&s->st.wait, (double)(started - created) / 1e3);
+            sched_hist_observe(&s->st.run, (double)(finished - started) / 1e3);
+        }
+        pthread_mutex_unlock(&s->mu);
         if (first && cb) callback(s, m->id, cb);
         if (first && is_batch) tasks_batch_progress(s, batch);
     }
@@ -524,6 +535,8 @@ ryot_status tasks_service_new(const tasks_params *p, task_queue *q, tasks_exec_f
     if (s->p.max_batch_lines <= 0) s->p.max_batch_lines = 50000;
     s->exec = exec;
     s->ctx = ctx;
+    sched_hist_init_latency(&s->st.wait);
+    sched_hist_init_latency(&s->st.run);
     atomic_init(&s->stop, false);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "sched/stats.h"
 #include "tasks/queue.h"
 
 typedef struct tasks_service tasks_service;
@@ -56,8 +57,12 @@ void tasks_service_free(tasks_service *s);
 task_queue *tasks_service_queue(tasks_service *s);
 
 typedef struct tasks_stats {
+    uint64_t submitted;   /* tasks accepted by POST /v1/tasks */
+    uint64_t batch_lines; /* requests queued by POST /v1/batches */
     uint64_t completed, failed, dead, retried, duplicates, callbacks_ok, callbacks_failed;
     int running;
+    sched_hist wait; /* queued -> a worker started it (seconds), tasks and batch lines run by this instance */
+    sched_hist run;  /* started -> its response was ready */
 } tasks_stats;
 void tasks_service_stats(tasks_service *s, tasks_stats *out);
 

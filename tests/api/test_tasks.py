@@ -83,6 +83,23 @@ def test_task_result_equals_endpoint(server, model_id):
     assert wait_task(server, tid)["priority"] == "low"
 
 
+def test_task_metrics(server):
+    """/metrics counts submitted and finished tasks and times their wait and run."""
+    m0 = server.metrics()
+    ok = submit(server, {"prompt": "a", "max_tokens": 2})
+    assert wait_task(server, ok)["status"] == "completed"
+    bad = submit(server, {"prompt": "hello " * 40000, "max_tokens": 2})  # valid shape, over the context when run
+    assert wait_task(server, bad)["status"] == "failed"
+    m1 = server.metrics()
+    d = lambda name, labels="": m1.get((name, labels), 0) - m0.get((name, labels), 0)  # noqa: E731
+    assert d("ryot_tasks_submitted_total") == 2
+    assert d("ryot_tasks_finished_total", '{result="ok"}') == 1
+    assert d("ryot_tasks_finished_total", '{result="failed"}') == 1
+    assert d("ryot_task_queue_wait_seconds_count") == 2 and d("ryot_task_run_seconds_count") == 2
+    assert d("ryot_task_run_seconds_sum") > 0
+    assert m1[("ryot_tasks_running", "")] == 0
+
+
 def test_task_validation(server):
     post = lambda j: httpx.post(server.url("/v1/tasks"), json=j, timeout=30)  # noqa: E731
     assert_openai_error(post({"body": {"max_tokens": 3}}), 400, param="body.messages")
