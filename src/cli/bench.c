@@ -6,7 +6,8 @@
  *   rows<K>@<C> (--rows K,...): the cost of one forward of K tokens, each
  *          with its logits (a speculative verify step), at context C
  *          (--ctx, default 128): reported as ms per forward; 32 forwards
- *          of the same K positions per run.
+ *          of the same K positions per run (--cpu-time: in the calling
+ *          thread's CPU time).
  * One warm-up run, then mean and sample standard deviation of tok/s over R
  * runs.  --json prints the same as one JSON object:
  *   {"model": ..., "arch": ..., "type": ..., "size_bytes": ..., "n_params": ...,
@@ -43,6 +44,8 @@ static void usage(FILE *out) {
             "      --rows LIST    also time forwards of K tokens with logits for each K\n"
             "                     in LIST (e.g. 1,2,4,8): ms per forward at --ctx\n"
             "      --ctx N        context before those forwards (default 128)\n"
+            "      --cpu-time     time the rows tests in the calling thread's CPU time\n"
+            "                     (with -t 1: unmoved by other processes on the cores)\n"
             "      --json         print the results as JSON\n"
             "  -h, --help         show this help\n");
 }
@@ -94,7 +97,7 @@ int cmd_bench(int argc, char **argv) {
     enum { MAX_ROWS_TESTS = 16 };
     long rows_k[MAX_ROWS_TESTS];
     int n_rows_k = 0;
-    bool json = false;
+    bool json = false, cpu_time = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long *target = NULL, lo = 0, hi = 1 << 20;
@@ -113,6 +116,9 @@ int cmd_bench(int argc, char **argv) {
             target = &n_prompt;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
             target = &n_gen;
+        } else if (!strcmp(a, "--cpu-time")) {
+            cpu_time = true;
+            continue;
         } else if (!strcmp(a, "--rows")) {
             if (!v) goto need;
             for (const char *p = v; *p;) {
@@ -223,10 +229,10 @@ int cmd_bench(int argc, char **argv) {
         r->runs = calloc((size_t)reps, sizeof(double));
         if (!r->runs) goto nomem;
         for (long it = 0; it <= reps; it++) {
-            double t0 = ryot_now_s();
+            double t0 = cpu_time ? ryot_thread_cpu_s() : ryot_now_s();
             for (int f = 0; f < FORWARDS; f++)
                 if (ryot_decode(c, &toks[rows_ctx], (int)k, (int)rows_ctx, (int)k, &err)) goto fail;
-            double dt = ryot_now_s() - t0;
+            double dt = (cpu_time ? ryot_thread_cpu_s() : ryot_now_s()) - t0;
             if (it > 0) r->runs[r->n_runs++] = 1e3 * dt / FORWARDS;
         }
         stats(r);
