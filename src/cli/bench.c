@@ -2,12 +2,17 @@
  *
  *   pp<P>: one batch of P prompt tokens (random valid ids) from an empty
  *          context, logits for the last one;
- *   tg<N>: N tokens evaluated one at a time from an empty context.
+ *   tg<N>: N tokens evaluated one at a time from an empty context;
+ *   rows<K>@<C> (--rows K,...): the cost of one forward of K tokens, each
+ *          with its logits (a speculative verify step), at context C
+ *          (--ctx, default 128): reported as ms per forward; 32 forwards
+ *          of the same K positions per run (--cpu-time: in the calling
+ *          thread's CPU time).
  * One warm-up run, then mean and sample standard deviation of tok/s over R
  * runs.  --json prints the same as one JSON object:
  *   {"model": ..., "arch": ..., "type": ..., "size_bytes": ..., "n_params": ...,
  *    "threads": T, "isa": ..., "results": [{"test": "pp512", "n": 512,
- *    "mean": t/s, "sd": t/s, "runs": [t/s...]}, ...]}
+ *    "mean": t/s, "sd": t/s, "runs": [t/s...]}, ...]}  (rows tests: ms per forward)
  * Exit status: 0 ok, 1 load or decode failure, 2 bad usage. */
 #include <math.h>
 #include <stdio.h>
@@ -36,6 +41,11 @@ static void usage(FILE *out) {
             "  -n, --n-gen N      generated tokens (default 128; 0 skips the test)\n"
             "  -r, --repetitions N  measured runs (default 5)\n"
             "  -t, --threads N    worker threads (default: online CPUs)\n"
+            "      --rows LIST    also time forwards of K tokens with logits for each K\n"
+            "                     in LIST (e.g. 1,2,4,8): ms per forward at --ctx\n"
+            "      --ctx N        context before those forwards (default 128)\n"
+            "      --cpu-time     time the rows tests in the calling thread's CPU time\n"
+            "                     (with -t 1: unmoved by other processes on the cores)\n"
             "      --json         print the results as JSON\n"
             "  -h, --help         show this help\n");
 }
@@ -83,8 +93,11 @@ int cmd_bench(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "semantic")) return cmd_bench_semantic(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "store")) return cmd_bench_store(argc - 1, argv + 1);
     const char *model_path = NULL;
-    long n_prompt = 512, n_gen = 128, reps = 5, n_threads = 0;
-    bool json = false;
+    long n_prompt = 512, n_gen = 128, reps = 5, n_threads = 0, rows_ctx = 128;
+    enum { MAX_ROWS_TESTS = 16 };
+    long rows_k[MAX_ROWS_TESTS];
+    int n_rows_k = 0;
+    bool json = false, cpu_time = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long *target = NULL, lo = 0, hi = 1 << 20;
@@ -103,6 +116,25 @@ int cmd_bench(int argc, char **argv) {
             target = &n_prompt;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
             target = &n_gen;
+        } else if (!strcmp(a, "--cpu-time")) {
+            cpu_time = true;
+            continue;
+        } else if (!strcmp(a, "--rows")) {
+            if (!v) goto need;
+            for (const char *p = v; *p;) {
+                char *end;
+                long k = strtol(p, &end, 10);
+                if (end == p || k < 1 || k > 64 || n_rows_k == MAX_ROWS_TESTS || (*end && *end != ',')) {
+                    fprintf(stderr, "ryot bench: bad value '%s' for --rows (1..64, comma-separated)\n", v);
+                    return 2;
+                }
+                rows_k[n_rows_k++] = k;
+                p = *end ? end + 1 : end;
+            }
+            i++;
+            continue;
+        } else if (!strcmp(a, "--ctx")) {
+            target = &rows_ctx, lo = 0, hi = 1 << 16;
         } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
             target = &reps, lo = 1, hi = 1000;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
@@ -130,7 +162,7 @@ int cmd_bench(int argc, char **argv) {
     ryot_model *m = NULL;
     ryot_context *c = NULL;
     ryot_token *toks = NULL;
-    bench_result res[2];
+    bench_result res[2 + MAX_ROWS_TESTS];
     int n_res = 0;
     memset(res, 0, sizeof res);
 
@@ -139,9 +171,14 @@ int cmd_bench(int argc, char **argv) {
     ryot_model_get_info(m, &info);
     ryot_context_params cp = ryot_context_default_params();
     cp.n_threads = (int)n_threads;
-    long need = n_prompt > n_gen ? n_prompt : n_gen;
+    long need = n_prompt > n_gen ? n_prompt : n_gen, max_k = 0;
+    for (int i = 0; i < n_rows_k; i++) max_k = rows_k[i] > max_k ? rows_k[i] : max_k;
+    if (n_rows_k && rows_ctx + max_k > need) need = rows_ctx + max_k;
     cp.n_ctx = (int)(need > 0 ? need : 1);
     cp.n_batch = (int)(n_prompt > 0 ? n_prompt : 1);
+    if (n_rows_k && cp.n_batch < rows_ctx) cp.n_batch = (int)(rows_ctx > 0 ? rows_ctx : 1);
+    if (cp.n_batch < max_k) cp.n_batch = (int)max_k;
+    cp.n_logits_max = (int)(max_k > 0 ? max_k : 1);
     if (ryot_context_new(m, &cp, &c, &err)) goto fail;
     toks = malloc((size_t)(need > 0 ? need : 1) * sizeof *toks);
     if (!toks) {
@@ -182,6 +219,25 @@ int cmd_bench(int argc, char **argv) {
         stats(r);
     }
 
+    if (n_rows_k && rows_ctx > 0 && ryot_decode(c, toks, (int)rows_ctx, 0, 1, &err)) goto fail;
+    for (int q = 0; q < n_rows_k; q++) {
+        enum { FORWARDS = 32 };
+        const long k = rows_k[q];
+        bench_result *r = &res[n_res++];
+        snprintf(r->name, sizeof r->name, "rows%ld@%ld", k, rows_ctx);
+        r->n = (int)k;
+        r->runs = calloc((size_t)reps, sizeof(double));
+        if (!r->runs) goto nomem;
+        for (long it = 0; it <= reps; it++) {
+            double t0 = cpu_time ? ryot_thread_cpu_s() : ryot_now_s();
+            for (int f = 0; f < FORWARDS; f++)
+                if (ryot_decode(c, &toks[rows_ctx], (int)k, (int)rows_ctx, (int)k, &err)) goto fail;
+            double dt = (cpu_time ? ryot_thread_cpu_s() : ryot_now_s()) - t0;
+            if (it > 0) r->runs[r->n_runs++] = 1e3 * dt / FORWARDS;
+        }
+        stats(r);
+    }
+
     const char *isa = kernel_isa_name(kernels_init(KERNEL_ISA_AUTO));
     int threads = ryot_context_n_threads(c);
     char model_desc[96];
@@ -215,7 +271,10 @@ int cmd_bench(int argc, char **argv) {
             char size[32], params[32], ts[48];
             snprintf(size, sizeof size, "%.2f MiB", info.size_bytes / (1024.0 * 1024.0));
             snprintf(params, sizeof params, "%.2f M", info.n_params / 1e6);
-            snprintf(ts, sizeof ts, "%.2f ± %.2f", res[i].mean, res[i].sd);
+            if (!strncmp(res[i].name, "rows", 4))
+                snprintf(ts, sizeof ts, "%.2f ± %.2f ms", res[i].mean, res[i].sd);
+            else
+                snprintf(ts, sizeof ts, "%.2f ± %.2f", res[i].mean, res[i].sd);
             printf("| %-18s | %10s | %9s | %-6s | %7d | %-6s | %7s | %20s |\n", model_desc, size, params,
                    info.type_name, threads, isa, res[i].name, ts);
         }
@@ -227,7 +286,7 @@ nomem:
 fail:
     fprintf(stderr, "ryot bench: %s\n", err.msg[0] ? err.msg : ryot_strerror(err.code));
 out:
-    for (int i = 0; i < 2; i++) free(res[i].runs);
+    for (int i = 0; i < 2 + MAX_ROWS_TESTS; i++) free(res[i].runs);
     free(toks);
     ryot_context_free(c);
     ryot_model_free(m);

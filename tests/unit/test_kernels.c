@@ -710,6 +710,53 @@ static void test_rows_pair_invariance(void **state) {
     }
 }
 
+/* Small activation batches (a speculative verify step: 1 + k rows): every
+ * row count 1..17 (one tile of each size up to 8, then 8 + a remainder)
+ * and weight-row counts with remainders, every row length of the type: each
+ * output within tolerance of the reference and bitwise equal to vec_dot of
+ * its pair, so a sequence's logits do not depend on how many draft rows
+ * share its forward. */
+static void test_rows_small_batch(void **state) {
+    (void)state;
+    static const int nrxs[] = {1, 3, 16};
+    for (size_t a = 0; a < sizeof fast_isas / sizeof fast_isas[0]; a++) {
+        kernel_isa isa = fast_isas[a];
+        if (!kernels_get_isa(isa, RYOT_TYPE_F32)) continue;
+        for (size_t c = 0; c < N_CASES; c++) {
+            ryot_type t = cases[c].t;
+            const kernel_traits *k = kernels_get_isa(isa, t);
+            const int64_t *sizes;
+            int ns = sizes_for(t, &sizes);
+            for (int q = 0; q < ns; q++) {
+                for (size_t ix = 0; ix < sizeof nrxs / sizeof nrxs[0]; ix++) {
+                    const int nrx = nrxs[ix];
+                    dot_data d;
+                    dot_data_make(&d, t, sizes[q], nrx, 17);
+                    float *s = malloc(sizeof(float) * (size_t)nrx * 17);
+                    for (int nry = 1; nry <= 17; nry++) {
+                        k->vec_dot_rows(d.n, nrx, nry, d.x, d.bx, d.y, d.by, s, (size_t)nrx);
+                        for (int j = 0; j < nry; j++)
+                            for (int i = 0; i < nrx; i++) {
+                                const float got = s[(size_t)j * nrx + i];
+                                float one;
+                                k->vec_dot(d.n, &one, d.x + (size_t)i * d.bx, d.y + (size_t)j * d.by);
+                                if (memcmp(&one, &got, sizeof one))
+                                    fail_msg("%s %s n=%lld %dx%d pair (%d,%d): %.9g, vec_dot %.9g", kernel_isa_name(isa),
+                                             ryot_type_name(t), (long long)d.n, nrx, nry, i, j, got, one);
+                                const double r = dot_ratio(&d, i, j, got);
+                                if (!(r <= 1))
+                                    fail_msg("%s %s n=%lld %dx%d pair (%d,%d): %g x tolerance from ref",
+                                             kernel_isa_name(isa), ryot_type_name(t), (long long)d.n, nrx, nry, i, j, r);
+                            }
+                    }
+                    free(s);
+                    dot_data_free(&d);
+                }
+            }
+        }
+    }
+}
+
 static void test_real_models(void **state) {
     (void)state;
     check_model("gemma-3-270m-q4_k_m.gguf");
@@ -727,6 +774,7 @@ int main(void) {
         cmocka_unit_test(test_ref_rows),
         cmocka_unit_test(test_fast_vs_ref),
         cmocka_unit_test(test_rows_pair_invariance),
+        cmocka_unit_test(test_rows_small_batch),
         cmocka_unit_test(test_checks_catch_broken_kernels),
         cmocka_unit_test(test_real_models),
     };

@@ -17,8 +17,9 @@
 /* distinct activation (vec_dot) types a model may need at once */
 #define CPU_MAX_SLOTS 4
 /* batches up to this many tokens are normalized and quantized by every
- * thread for itself, which saves a synchronization per matmul */
-#define CPU_SMALL_BATCH 4
+ * thread for itself, which saves a synchronization per matmul (8: a
+ * speculative verify step of up to 7 drafts runs like a decode step) */
+#define CPU_SMALL_BATCH 8
 /* Decode attention over more than CPU_SPLIT_MIN visible keys is split in
  * parts of CPU_SPLIT_CHUNK keys (aligned to multiples of it from position
  * 0, so the split does not depend on the thread count) that threads compute

@@ -362,10 +362,15 @@ static ALWAYS_INLINE bool q32_narrow(enum q32_kind k) {
     return k != Q32_Q8_0;
 }
 
-/* 16 int16 pair products of one block (no widening). */
+/* 16 int16 pair products of one block (no widening), y in a register. */
+static ALWAYS_INLINE __m256i q32_dot16v(enum q32_kind k, __m256i codes, __m256i ax, __m256i yv) {
+    if (q32_has_min(k)) return _mm256_maddubs_epi16(codes, yv);
+    return _mm256_maddubs_epi16(ax, _mm256_sign_epi8(yv, codes));
+}
+
+/* The same with y in memory. */
 static ALWAYS_INLINE __m256i q32_dot16(enum q32_kind k, __m256i codes, __m256i ax, const int8_t *yq) {
-    if (q32_has_min(k)) return _mm256_maddubs_epi16(codes, loadu256(yq));
-    return _mm256_maddubs_epi16(ax, _mm256_sign_epi8(loadu256(yq), codes));
+    return q32_dot16v(k, codes, ax, loadu256(yq));
 }
 
 /* 16 int16 -> 8: lane i + lane i+8 */
@@ -571,11 +576,66 @@ static ALWAYS_INLINE void q32_min_tiles(__m256 hx, const q32_ytile *const t[2], 
     for (int h = 0; h < nt; h++) q32_min_tile(hx, t[h]->s02[gi], t[h]->s13[gi], &m02[h], &m13[h]);
 }
 
+/* Two blocks in element order (a, b: 32 bytes each, dwords a0..a7) as two
+ * vectors whose dword m holds 4 elements of block m/2 (low 128-bit lane) or
+ * (m-4)/2 (high lane), of its first half ({0..7, 16..23}: m even) or second
+ * half ({8..15, 24..31}: m odd):
+ *   r0 = [a0 a2 b0 b2 | a4 a6 b4 b6],  r1 = [a1 a3 b1 b3 | a5 a7 b5 b7]
+ * (one in-lane vshufps each).  Adding r0's and r1's int16 pair products and
+ * then the two 128-bit lanes leaves, per dword, 16 elements of one block half:
+ * the split sums [a' a'' b' b''] of q32_int2 without the per-block fold and
+ * the vphaddw (2 cycles each on Zen 1, as much as a 256-bit vpmaddubsw).  The
+ * integers are exact, so the float operations after them see the same
+ * values as every other path. */
+static inline void q32_arrange2(__m256i a, __m256i b, __m256i *r0, __m256i *r1) {
+    const __m256 fa = _mm256_castsi256_ps(a), fb = _mm256_castsi256_ps(b);
+    *r0 = _mm256_castps_si256(_mm256_shuffle_ps(fa, fb, 0x88));
+    *r1 = _mm256_castps_si256(_mm256_shuffle_ps(fa, fb, 0xdd));
+}
+
+/* Split sums [b0' b0'' b1' b1''] of two blocks from their arranged codes
+ * (r, |r| in ar) and the two activation blocks' bytes arranged the same way
+ * at ya (64 bytes, see q32_yarrange).  Narrow formats only: a lane adds 4
+ * pair products, at most 4 * 2 * 31 * 127 = 31496, within int16. */
+static ALWAYS_INLINE __m128i q32_arranged2(enum q32_kind k, const __m256i r[2], const __m256i ar[2],
+                                           const uint8_t *ya) {
+    const __m256i p = _mm256_add_epi16(q32_dot16v(k, r[0], ar[0], loadu256(ya)),
+                                       q32_dot16v(k, r[1], ar[1], loadu256(ya + 32)));
+    return _mm_madd_epi16(fold_epi16(p), _mm_set1_epi16(1));
+}
+
+/* Activation rows for the arranged tile: per row, each pair of blocks a
+ * weight group or tail group of 2 pairs up (blocks 2p, 2p+1 for p < nb/2)
+ * as 64 bytes (q32_arrange2 of their qs), at Q32_ARR_ROW bytes per row. */
+enum { Q32_ARR_BLOCKS = 128, Q32_ARR_ROW = Q32_ARR_BLOCKS * 32 }; /* rows of up to 4096 elements */
+static ALWAYS_INLINE void q32_yarrange(enum q32_kind k, int64_t nb, const uint8_t *y, size_t by, int ry,
+                                       uint8_t *ya) {
+    const size_t ys = q32_y_size(k);
+    for (int c = 0; c < ry; c++)
+        for (int64_t b = 0; b + 2 <= nb; b += 2) {
+            const uint8_t *yb = y + c * by + b * ys;
+            __m256i r0, r1;
+            q32_arrange2(loadu256(q32_y_qs(k, yb)), loadu256(q32_y_qs(k, yb + ys)), &r0, &r1);
+            _mm256_storeu_si256((__m256i *)(ya + c * Q32_ARR_ROW + b * 32), r0);
+            _mm256_storeu_si256((__m256i *)(ya + c * Q32_ARR_ROW + b * 32 + 32), r1);
+        }
+}
+
+/* Arranged codes (and their magnitudes) of the pairs (0, 1) and (2, 3) of a
+ * group of 4 blocks in element order. */
+static ALWAYS_INLINE void q32_arrange4(enum q32_kind k, const __m256i cx[4], __m256i r[4], __m256i ar[4]) {
+    q32_arrange2(cx[0], cx[1], &r[0], &r[1]);
+    q32_arrange2(cx[2], cx[3], &r[2], &r[3]);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) ar[j] = q32_abs(k, r[j]);
+}
+
 /* One weight row against RY (1..8) activation rows, whose headers are in
  * t[0] (rows 0..3) and t[1] (rows 4..7): each weight group is unpacked once
  * for RY pairs. */
 static ALWAYS_INLINE void q32_rows_tile(enum q32_kind k, const int RY, int64_t nb, const uint8_t *x, const uint8_t *y,
-                                        size_t by, const q32_ytile *const t[2], float *s, size_t bs) {
+                                        size_t by, const uint8_t *ya, const q32_ytile *const t[2], float *s,
+                                        size_t bs) {
     const size_t xs = q32_x_size(k), ys = q32_y_size(k);
     const int64_t ng = nb / 4;
     const int NT = (RY + Q32_TILE_Y - 1) / Q32_TILE_Y; /* activation tiles */
@@ -589,10 +649,21 @@ static ALWAYS_INLINE void q32_rows_tile(enum q32_kind k, const int RY, int64_t n
         const __m256 hx = half_pairs4(xb, xs), dxx = _mm256_moveldup_ps(hx);
         __m256i cx[4], ax[4];
         q32_codes4(k, xb, cx, ax);
-        #pragma GCC unroll 8
-        for (int c = 0; c < RY; c++) {
-            const __m256i h = q32_int4(k, cx, ax, y + c * by + 4 * g * ys);
-            acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dxx, Q32_DYY(c, g)), _mm256_cvtepi32_ps(h), acc[c]);
+        if (q32_narrow(k) && ya) {
+            __m256i r[4], ar[4];
+            q32_arrange4(k, cx, r, ar);
+            #pragma GCC unroll 8
+            for (int c = 0; c < RY; c++) {
+                const uint8_t *yb = ya + c * Q32_ARR_ROW + 4 * g * 32;
+                const __m256i h = _mm256_set_m128i(q32_arranged2(k, r + 2, ar + 2, yb + 64), q32_arranged2(k, r, ar, yb));
+                acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dxx, Q32_DYY(c, g)), _mm256_cvtepi32_ps(h), acc[c]);
+            }
+        } else {
+            #pragma GCC unroll 8
+            for (int c = 0; c < RY; c++) {
+                const __m256i h = q32_int4(k, cx, ax, y + c * by + 4 * g * ys);
+                acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dxx, Q32_DYY(c, g)), _mm256_cvtepi32_ps(h), acc[c]);
+            }
         }
         if (q32_has_min(k)) q32_min_tiles(hx, t, NT, g, m02, m13);
     }
@@ -602,9 +673,15 @@ static ALWAYS_INLINE void q32_rows_tile(enum q32_kind k, const int RY, int64_t n
         const __m256 hx = half_pairs2(xb, xs), dxx = _mm256_moveldup_ps(hx);
         __m256i cx[2], ax[2];
         q32_codes2(k, xb, cx, ax);
+        __m256i r[2], ar[2];
+        if (q32_narrow(k) && ya) {
+            q32_arrange2(cx[0], cx[1], &r[0], &r[1]);
+            ar[0] = q32_abs(k, r[0]), ar[1] = q32_abs(k, r[1]);
+        }
         #pragma GCC unroll 8
         for (int c = 0; c < RY; c++) {
-            const __m256i h = q32_int2(k, cx, ax, y + c * by + ib * ys);
+            const __m256i h = q32_narrow(k) && ya ? _mm256_zextsi128_si256(q32_arranged2(k, r, ar, ya + c * Q32_ARR_ROW + ib * 32))
+                                                  : q32_int2(k, cx, ax, y + c * by + ib * ys);
             acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dxx, Q32_DYY(c, ng)), _mm256_cvtepi32_ps(h), acc[c]);
         }
         if (q32_has_min(k)) q32_min_tiles(hx, t, NT, ng, m02, m13);
@@ -702,21 +779,29 @@ static ALWAYS_INLINE void q32_rows(enum q32_kind k, int64_t n, int64_t nrx, int6
      * stream past */
     q32_ytile yt0, yt1;
     const q32_ytile *const t[2] = {&yt0, &yt1};
+    /* narrow formats: activation pairs arranged once per call (q32_arrange2) */
+    _Alignas(32) uint8_t yarr[q32_narrow(k) ? 8 * Q32_ARR_ROW : 32];
+    uint8_t *const ya = q32_narrow(k) && nb <= Q32_ARR_BLOCKS ? yarr : NULL;
     for (int64_t j = 0; j < nry;) {
-        /* 8 rows at a time, then what is left in tiles of at most 4 */
-        const int ry = nry - j >= 8 ? 8 : nry - j < Q32_TILE_Y ? (int)(nry - j) : Q32_TILE_Y;
+        /* 8 rows at a time, then what is left in one tile: a speculative
+         * verify of 5-7 rows streams the weights once, not twice */
+        const int ry = nry - j >= 8 ? 8 : (int)(nry - j);
         const uint8_t *yt = y + j * by;
+        if (ya) q32_yarrange(k, nb, yt, by, ry, ya);
         q32_ytile_fill(k, nb, yt, by, ry < Q32_TILE_Y ? ry : Q32_TILE_Y, &yt0);
         if (ry > Q32_TILE_Y) q32_ytile_fill(k, nb, yt + Q32_TILE_Y * by, by, ry - Q32_TILE_Y, &yt1);
         for (int64_t i = 0; i < nrx; i++) {
             const uint8_t *xr = x + i * bx;
             float *st = s + j * bs + i;
             switch (ry) {
-            case 8: q32_rows_tile(k, 8, nb, xr, yt, by, t, st, bs); break;
-            case 4: q32_rows_tile(k, 4, nb, xr, yt, by, t, st, bs); break;
-            case 3: q32_rows_tile(k, 3, nb, xr, yt, by, t, st, bs); break;
-            case 2: q32_rows_tile(k, 2, nb, xr, yt, by, t, st, bs); break;
-            default: q32_rows_tile(k, 1, nb, xr, yt, by, t, st, bs); break;
+            case 8: q32_rows_tile(k, 8, nb, xr, yt, by, ya, t, st, bs); break;
+            case 7: q32_rows_tile(k, 7, nb, xr, yt, by, ya, t, st, bs); break;
+            case 6: q32_rows_tile(k, 6, nb, xr, yt, by, ya, t, st, bs); break;
+            case 5: q32_rows_tile(k, 5, nb, xr, yt, by, ya, t, st, bs); break;
+            case 4: q32_rows_tile(k, 4, nb, xr, yt, by, ya, t, st, bs); break;
+            case 3: q32_rows_tile(k, 3, nb, xr, yt, by, ya, t, st, bs); break;
+            case 2: q32_rows_tile(k, 2, nb, xr, yt, by, ya, t, st, bs); break;
+            default: q32_rows_tile(k, 1, nb, xr, yt, by, ya, t, st, bs); break;
             }
         }
         j += ry;
