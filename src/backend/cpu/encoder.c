@@ -4,10 +4,11 @@
  *   qkv    Q, K, V projections with biases (rows split in groups of 16)
  *   attn   (sentence, head) units: scores over the sentence, softmax, sum of V
  *   o      output projection + bias, then residual add and LayerNorm per token
- *   up     FFN up projection + bias, GELU fused
+ *   up     FFN up projection + bias, GELU (kernel_ops gelu_erf) fused
  *   down   FFN down projection + bias, then residual add and LayerNorm
  * Inputs whose weights want quantized activations (Q8_0) are quantized in
- * their own step first.  Every output element is computed by one thread with
+ * their own step first; F32 and F16 weights go through the register-tiled
+ * kernel_ops gemm_f32 / gemm_f16 (bias fused) instead of vec_dot_rows.  Every output element is computed by one thread with
  * the same code whatever the split, so results do not depend on the thread
  * count or on the other sentences of the batch. */
 #include "backend/cpu/encoder.h"
@@ -310,9 +311,6 @@ typedef struct fwd {
     int q_len;
 } fwd;
 
-/* Erf form of GELU (BERT's "gelu"). */
-static inline float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
-
 /* y = (x - mean) / sqrt(var + eps) * w + b, statistics in double.  y may alias x. */
 static void layernorm(float *y, const float *x, const float *w, const float *b, int n, float eps) {
     double s = 0, s2 = 0;
@@ -350,16 +348,30 @@ static void step_matmul(void *arg, int ith, int nth) {
         const size_t by = f32 ? (size_t)w->n_in * sizeof(float) : j->qin_stride;
         float *out = j->out[k];
         const size_t ldo = (size_t)w->n_out;
+        const kernel_ops *ops = kernels_ops();
         for (int tb = 0; tb < j->n; tb += MM_TOK_BLOCK) {
             const int te = tb + MM_TOK_BLOCK < j->n ? tb + MM_TOK_BLOCK : j->n;
-            kt->vec_dot_rows(w->n_in, r1 - r0, te - tb, (const char *)w->data + (size_t)r0 * w->row_bytes,
-                             w->row_bytes, x + (size_t)tb * by, by, out + (size_t)tb * ldo + r0, ldo);
-            for (int t = tb; t < te; t++) {
-                float *o = out + (size_t)t * ldo;
-                for (long r = r0; r < r1; r++) o[r] += j->b[k][r];
-                if (j->epi == MM_BIAS_GELU)
-                    for (long r = r0; r < r1; r++) o[r] = gelu_erf(o[r]);
+            const char *wr = (const char *)w->data + (size_t)r0 * w->row_bytes;
+            float *o0 = out + (size_t)tb * ldo + r0;
+            /* float weights: the register-tiled product with the bias */
+            if (w->type == RYOT_TYPE_F32 && ops->gemm_f32) {
+                ops->gemm_f32(w->n_in, (int)(r1 - r0), te - tb, (const float *)wr, (size_t)w->n_in,
+                              j->in + (size_t)tb * w->n_in, (size_t)w->n_in, j->b[k] + r0, o0, ldo);
+            } else if (w->type == RYOT_TYPE_F16 && ops->gemm_f16) {
+                ops->gemm_f16(w->n_in, (int)(r1 - r0), te - tb, (const uint16_t *)wr, (size_t)w->n_in,
+                              j->in + (size_t)tb * w->n_in, (size_t)w->n_in, j->b[k] + r0, o0, ldo);
+            } else {
+                kt->vec_dot_rows(w->n_in, r1 - r0, te - tb, wr, w->row_bytes, x + (size_t)tb * by, by, o0, ldo);
+                for (int t = tb; t < te; t++) {
+                    float *o = out + (size_t)t * ldo;
+                    for (long r = r0; r < r1; r++) o[r] += j->b[k][r];
+                }
             }
+            if (j->epi == MM_BIAS_GELU)
+                for (int t = tb; t < te; t++) {
+                    float *o = out + (size_t)t * ldo + r0;
+                    ops->gelu_erf(o, o, (int)(r1 - r0));
+                }
         }
         g0 = 0;
         g1 -= groups;
