@@ -326,6 +326,7 @@ static void layernorm(float *y, const float *x, const float *w, const float *b, 
 
 #define SPLIT_ROWS 16
 #define MM_TOK_BLOCK 64
+#define MM_SHARES_PER_THREAD 4
 
 static void step_matmul(void *arg, int ith, int nth) {
     const fwd *f = arg;
@@ -404,7 +405,10 @@ static void run_matmul(fwd *f) {
         f->q_len = (int)w->n_in;
         ryot_pool_run(e->pool, step_quantize, f);
     }
-    ryot_pool_run(e->pool, step_matmul, f);
+    /* more shares than threads: a thread that is descheduled mid-step (a
+     * shared machine) holds up the step by a small share only, the others
+     * claim the rest; the split does not change any output's bits */
+    ryot_pool_run_n(e->pool, e->n_threads > 1 ? MM_SHARES_PER_THREAD * e->n_threads : 1, step_matmul, f);
 }
 
 static void matmul(fwd *f, const float *in, mm_epilogue epi, int n_w, const model_weight *const *w,

@@ -38,12 +38,16 @@ static inline float scalar_x_f16(const uint16_t *p) { return _cvtsh_ss(*p); }
 #define GEMM_TILE(NAME, XT, LOADX, SCALARX)                                                                      \
     static inline __attribute__((always_inline)) void NAME(const int RX, const int RY, int n, const XT *x,      \
                                                            size_t ldx, const float *y, size_t ldy,              \
-                                                           const float *bias, float *s, size_t lds) {           \
+                                                           const float *bias, float *s, size_t lds,             \
+                                                           const XT *pf) {                                      \
         __m256 acc[TILE_X][TILE_Y];                                                                              \
         _Pragma("GCC unroll 3") for (int r = 0; r < RX; r++)                                                     \
             _Pragma("GCC unroll 4") for (int c = 0; c < RY; c++) acc[r][c] = _mm256_setzero_ps();               \
         int k = 0;                                                                                               \
         for (; k + 8 <= n; k += 8) {                                                                             \
+            if (pf && !(k & 15)) /* the next weight tile, a cache line per row every other step */              \
+                _Pragma("GCC unroll 3") for (int r = 0; r < TILE_X; r++)                                         \
+                    _mm_prefetch((const char *)(pf + (size_t)r * ldx + k), _MM_HINT_T0);                          \
             __m256 w[TILE_X];                                                                                    \
             _Pragma("GCC unroll 3") for (int r = 0; r < RX; r++) w[r] = LOADX(x + (size_t)r * ldx + k);         \
             _Pragma("GCC unroll 4") for (int c = 0; c < RY; c++) {                                               \
@@ -71,20 +75,22 @@ static inline float scalar_x_f16(const uint16_t *p) { return _cvtsh_ss(*p); }
             for (int j = 0; j < nry; j += TILE_Y) {                                                              \
                 const int ry = nry - j < TILE_Y ? nry - j : TILE_Y;                                              \
                 const float *yj = y + (size_t)j * ldy;                                                           \
+                /* while the first activation tile runs, fetch the next weight tile's rows */                    \
+                const XT *pf = j == 0 && i + 2 * TILE_X <= nrx ? xi + TILE_X * ldx : NULL;                       \
                 float *sij = s + (size_t)j * lds + i;                                                            \
                 switch (rx * 8 + ry) {                                                                           \
-                case 3 * 8 + 4: TILE(3, 4, n, xi, ldx, yj, ldy, bi, sij, lds); break;                            \
-                case 3 * 8 + 3: TILE(3, 3, n, xi, ldx, yj, ldy, bi, sij, lds); break;                            \
-                case 3 * 8 + 2: TILE(3, 2, n, xi, ldx, yj, ldy, bi, sij, lds); break;                            \
-                case 3 * 8 + 1: TILE(3, 1, n, xi, ldx, yj, ldy, bi, sij, lds); break;                            \
-                case 2 * 8 + 4: TILE(2, 4, n, xi, ldx, yj, ldy, bi, sij, lds); break;                            \
-                case 2 * 8 + 3: TILE(2, 3, n, xi, ldx, yj, ldy, bi, sij, lds); break;                            \
-                case 2 * 8 + 2: TILE(2, 2, n, xi, ldx, yj, ldy, bi, sij, lds); break;                            \
-                case 2 * 8 + 1: TILE(2, 1, n, xi, ldx, yj, ldy, bi, sij, lds); break;                            \
-                case 1 * 8 + 4: TILE(1, 4, n, xi, ldx, yj, ldy, bi, sij, lds); break;                            \
-                case 1 * 8 + 3: TILE(1, 3, n, xi, ldx, yj, ldy, bi, sij, lds); break;                            \
-                case 1 * 8 + 2: TILE(1, 2, n, xi, ldx, yj, ldy, bi, sij, lds); break;                            \
-                default: TILE(1, 1, n, xi, ldx, yj, ldy, bi, sij, lds); break;                                   \
+                case 3 * 8 + 4: TILE(3, 4, n, xi, ldx, yj, ldy, bi, sij, lds, pf); break;                            \
+                case 3 * 8 + 3: TILE(3, 3, n, xi, ldx, yj, ldy, bi, sij, lds, pf); break;                            \
+                case 3 * 8 + 2: TILE(3, 2, n, xi, ldx, yj, ldy, bi, sij, lds, pf); break;                            \
+                case 3 * 8 + 1: TILE(3, 1, n, xi, ldx, yj, ldy, bi, sij, lds, pf); break;                            \
+                case 2 * 8 + 4: TILE(2, 4, n, xi, ldx, yj, ldy, bi, sij, lds, pf); break;                            \
+                case 2 * 8 + 3: TILE(2, 3, n, xi, ldx, yj, ldy, bi, sij, lds, pf); break;                            \
+                case 2 * 8 + 2: TILE(2, 2, n, xi, ldx, yj, ldy, bi, sij, lds, pf); break;                            \
+                case 2 * 8 + 1: TILE(2, 1, n, xi, ldx, yj, ldy, bi, sij, lds, pf); break;                            \
+                case 1 * 8 + 4: TILE(1, 4, n, xi, ldx, yj, ldy, bi, sij, lds, pf); break;                            \
+                case 1 * 8 + 3: TILE(1, 3, n, xi, ldx, yj, ldy, bi, sij, lds, pf); break;                            \
+                case 1 * 8 + 2: TILE(1, 2, n, xi, ldx, yj, ldy, bi, sij, lds, pf); break;                            \
+                default: TILE(1, 1, n, xi, ldx, yj, ldy, bi, sij, lds, pf); break;                                   \
                 }                                                                                                \
             }                                                                                                    \
         }                                                                                                        \
