@@ -89,6 +89,25 @@ typedef struct kernel_ops {
      * F16 vec_dot_rows of its own level. */
     void (*qk_scores)(const float *q, size_t q_stride, int rows, const uint16_t *k, int n, int dk, float *kt, float *s,
                       size_t s_stride);
+    /* Small-batch matrix product over F32 activations (the embedding
+     * encoder's projections: ~10-500 token rows against whole weight
+     * matrices):
+     *   s[j*lds + i] = sum_k x[i*ldx + k] * y[j*ldy + k]  (+ bias[i] if bias)
+     * for i < nrx weight rows (F32, or F16 in gemm_f16), j < nry activation
+     * rows (F32); strides in elements; any n, nrx, nry >= 0.  Each output is
+     * summed the same way wherever it falls in the fast versions' register
+     * tiles, so splitting rows between threads does not change its bits.
+     * Results equal the reference up to float accumulation order (the
+     * vec_dot tolerance).  Separate from the traits' vec_dot_rows, whose
+     * arithmetic other kernels and the golden tests pin. */
+    void (*gemm_f32)(int n, int nrx, int nry, const float *x, size_t ldx, const float *y, size_t ldy,
+                     const float *bias, float *s, size_t lds);
+    void (*gemm_f16)(int n, int nrx, int nry, const uint16_t *x, size_t ldx, const float *y, size_t ldy,
+                     const float *bias, float *s, size_t lds);
+    /* h = gelu(x) = x/2 (1 + erf(x / sqrt 2)) (BERT's erf GELU), erf from
+     * Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7) on exp as
+     * kernel_exp_neg; h may alias x. */
+    void (*gelu_erf)(float *h, const float *x, int n);
 } kernel_ops;
 
 typedef enum kernel_isa {

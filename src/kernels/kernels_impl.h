@@ -22,6 +22,7 @@ void ref_ops_fill(kernel_ops *ops);         /* ref/ref_ops.c */
 void avx2_ops_fill(kernel_ops *ops);        /* x86/avx2_ops.c */
 void avx512_ops_fill(kernel_ops *ops);      /* x86/avx512_ops.c: overrides some of AVX2's */
 void avx512_emu_ops_fill(kernel_ops *ops);  /* the same on SIMDe (tests only) */
+void avx2_gemm_fill(kernel_ops *ops);       /* x86/avx2_gemm.c */
 
 /* Defines `static void NAME(...)` with the vec_dot_rows signature as a plain
  * double loop over DOT (a kernel_vec_dot_fn): the generic fallback. */
@@ -78,6 +79,7 @@ void ref_q8_K_from_float(const float *src, void *dst, int64_t n);
 /* Reference ops (ref/ref_ops.c), fallbacks for the fast ones' tails. */
 void ref_silu_mul(float *h, const float *g, const float *u, int n);
 void ref_gelu_mul(float *h, const float *g, const float *u, int n);
+void ref_gelu_erf(float *h, const float *x, int n);
 void ref_qk_scores(const float *q, size_t q_stride, int rows, const uint16_t *k, int n, int dk, float *kt, float *s,
                    size_t s_stride);
 

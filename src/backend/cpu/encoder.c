@@ -4,10 +4,11 @@
  *   qkv    Q, K, V projections with biases (rows split in groups of 16)
  *   attn   (sentence, head) units: scores over the sentence, softmax, sum of V
  *   o      output projection + bias, then residual add and LayerNorm per token
- *   up     FFN up projection + bias, GELU fused
+ *   up     FFN up projection + bias, GELU (kernel_ops gelu_erf) fused
  *   down   FFN down projection + bias, then residual add and LayerNorm
  * Inputs whose weights want quantized activations (Q8_0) are quantized in
- * their own step first.  Every output element is computed by one thread with
+ * their own step first; F32 and F16 weights go through the register-tiled
+ * kernel_ops gemm_f32 / gemm_f16 (bias fused) instead of vec_dot_rows.  Every output element is computed by one thread with
  * the same code whatever the split, so results do not depend on the thread
  * count or on the other sentences of the batch. */
 #include "backend/cpu/encoder.h"
@@ -310,9 +311,6 @@ typedef struct fwd {
     int q_len;
 } fwd;
 
-/* Erf form of GELU (BERT's "gelu"). */
-static inline float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
-
 /* y = (x - mean) / sqrt(var + eps) * w + b, statistics in double.  y may alias x. */
 static void layernorm(float *y, const float *x, const float *w, const float *b, int n, float eps) {
     double s = 0, s2 = 0;
@@ -328,6 +326,7 @@ static void layernorm(float *y, const float *x, const float *w, const float *b, 
 
 #define SPLIT_ROWS 16
 #define MM_TOK_BLOCK 64
+#define MM_SHARES_PER_THREAD 4
 
 static void step_matmul(void *arg, int ith, int nth) {
     const fwd *f = arg;
@@ -350,16 +349,30 @@ static void step_matmul(void *arg, int ith, int nth) {
         const size_t by = f32 ? (size_t)w->n_in * sizeof(float) : j->qin_stride;
         float *out = j->out[k];
         const size_t ldo = (size_t)w->n_out;
+        const kernel_ops *ops = kernels_ops();
         for (int tb = 0; tb < j->n; tb += MM_TOK_BLOCK) {
             const int te = tb + MM_TOK_BLOCK < j->n ? tb + MM_TOK_BLOCK : j->n;
-            kt->vec_dot_rows(w->n_in, r1 - r0, te - tb, (const char *)w->data + (size_t)r0 * w->row_bytes,
-                             w->row_bytes, x + (size_t)tb * by, by, out + (size_t)tb * ldo + r0, ldo);
-            for (int t = tb; t < te; t++) {
-                float *o = out + (size_t)t * ldo;
-                for (long r = r0; r < r1; r++) o[r] += j->b[k][r];
-                if (j->epi == MM_BIAS_GELU)
-                    for (long r = r0; r < r1; r++) o[r] = gelu_erf(o[r]);
+            const char *wr = (const char *)w->data + (size_t)r0 * w->row_bytes;
+            float *o0 = out + (size_t)tb * ldo + r0;
+            /* float weights: the register-tiled product with the bias */
+            if (w->type == RYOT_TYPE_F32 && ops->gemm_f32) {
+                ops->gemm_f32(w->n_in, (int)(r1 - r0), te - tb, (const float *)wr, (size_t)w->n_in,
+                              j->in + (size_t)tb * w->n_in, (size_t)w->n_in, j->b[k] + r0, o0, ldo);
+            } else if (w->type == RYOT_TYPE_F16 && ops->gemm_f16) {
+                ops->gemm_f16(w->n_in, (int)(r1 - r0), te - tb, (const uint16_t *)wr, (size_t)w->n_in,
+                              j->in + (size_t)tb * w->n_in, (size_t)w->n_in, j->b[k] + r0, o0, ldo);
+            } else {
+                kt->vec_dot_rows(w->n_in, r1 - r0, te - tb, wr, w->row_bytes, x + (size_t)tb * by, by, o0, ldo);
+                for (int t = tb; t < te; t++) {
+                    float *o = out + (size_t)t * ldo;
+                    for (long r = r0; r < r1; r++) o[r] += j->b[k][r];
+                }
             }
+            if (j->epi == MM_BIAS_GELU)
+                for (int t = tb; t < te; t++) {
+                    float *o = out + (size_t)t * ldo + r0;
+                    ops->gelu_erf(o, o, (int)(r1 - r0));
+                }
         }
         g0 = 0;
         g1 -= groups;
@@ -392,7 +405,10 @@ static void run_matmul(fwd *f) {
         f->q_len = (int)w->n_in;
         ryot_pool_run(e->pool, step_quantize, f);
     }
-    ryot_pool_run(e->pool, step_matmul, f);
+    /* more shares than threads: a thread that is descheduled mid-step (a
+     * shared machine) holds up the step by a small share only, the others
+     * claim the rest; the split does not change any output's bits */
+    ryot_pool_run_n(e->pool, e->n_threads > 1 ? MM_SHARES_PER_THREAD * e->n_threads : 1, step_matmul, f);
 }
 
 static void matmul(fwd *f, const float *in, mm_epilogue epi, int n_w, const model_weight *const *w,

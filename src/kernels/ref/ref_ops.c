@@ -73,11 +73,60 @@ void ref_qk_scores(const float *q, size_t q_stride, int rows, const uint16_t *k,
                                              s_stride);
 }
 
+/* Output (j, i) of the product, summed in k order. */
+static void ref_gemm_f32(int n, int nrx, int nry, const float *x, size_t ldx, const float *y, size_t ldy,
+                         const float *bias, float *s, size_t lds) {
+    for (int j = 0; j < nry; j++)
+        for (int i = 0; i < nrx; i++) {
+            const float *xr = x + (size_t)i * ldx, *yr = y + (size_t)j * ldy;
+            float acc = 0.0f;
+            for (int k = 0; k < n; k++) acc += xr[k] * yr[k];
+            s[(size_t)j * lds + i] = bias ? acc + bias[i] : acc;
+        }
+}
+
+static void ref_gemm_f16(int n, int nrx, int nry, const uint16_t *x, size_t ldx, const float *y, size_t ldy,
+                         const float *bias, float *s, size_t lds) {
+    for (int j = 0; j < nry; j++)
+        for (int i = 0; i < nrx; i++) {
+            const uint16_t *xr = x + (size_t)i * ldx;
+            const float *yr = y + (size_t)j * ldy;
+            float acc = 0.0f;
+            for (int k = 0; k < n; k++) acc += ryot_fp16_to_fp32(xr[k]) * yr[k];
+            s[(size_t)j * lds + i] = bias ? acc + bias[i] : acc;
+        }
+}
+
+/* gelu(x) = x/2 (1 + erf(u)), u = x / sqrt 2.  With q = erfc(|u|) =
+ * poly(t) exp(-u^2), t = 1 / (1 + p |u|) (A&S 7.1.26): gelu = x - x q / 2
+ * for x >= 0 and x q / 2 below, which keeps the negative tail's precision. */
+static inline float gelu_erf1(float x) {
+    const float u = fabsf(x) * 0.70710678118654752f;
+    const float t = 1.0f / (1.0f + 0.3275911f * u);
+    float p = 1.061405429f;
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    const float q = p * t * kernel_exp_neg(-u * u);
+    const float h = 0.5f * x * q;
+    return x >= 0.0f ? x - h : h;
+}
+
+void ref_gelu_erf(float *h, const float *x, int n) {
+    int n8 = n & ~7, i;
+    for (i = 0; i < n8; i++) h[i] = gelu_erf1(x[i]);
+    for (; i < n; i++) h[i] = gelu_erf1(x[i]);
+}
+
 void ref_ops_fill(kernel_ops *ops) {
     *ops = (kernel_ops){
         .silu_mul = ref_silu_mul,
         .gelu_mul = ref_gelu_mul,
         .softmax_pv = ref_softmax_pv,
         .qk_scores = ref_qk_scores,
+        .gemm_f32 = ref_gemm_f32,
+        .gemm_f16 = ref_gemm_f16,
+        .gelu_erf = ref_gelu_erf,
     };
 }
