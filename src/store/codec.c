@@ -22,7 +22,11 @@ struct store_codec_ctx {
     ryot_buf raw; /* body before compression / after decompression */
     store_dequant8_fn dq8; /* by CPU (codec_simd.h) */
     store_dequant4_fn dq4;
+    bool avx2;             /* the AVX2 quantizers and 6-bit dequantizer (dim % 64 == 0) */
 };
+
+static int quant(float x, float id, int qmax);
+static float finite_abs(float x);
 
 static void dequant8_ref(const int8_t *q, float d, uint16_t *out, int n) {
     for (int i = 0; i < n; i++) out[i] = ryot_fp32_to_fp16((float)q[i] * d);
@@ -67,6 +71,7 @@ void store_codec_ctx_set_simd(store_codec_ctx *c, bool simd) {
     const bool avx2 = simd && kernels_best_isa() >= KERNEL_ISA_AVX2;
     c->dq8 = avx2 ? store_dequant8_avx2 : dequant8_ref;
     c->dq4 = avx2 ? store_dequant4_avx2 : dequant4_ref;
+    c->avx2 = avx2;
 }
 
 void store_codec_ctx_free(store_codec_ctx *c) {
@@ -77,13 +82,13 @@ void store_codec_ctx_free(store_codec_ctx *c) {
     free(c);
 }
 
-static bool bits_ok(int b, bool allow4) { return b == 16 || b == 8 || (allow4 && b == 4); }
+static bool bits_ok(int b, bool allow4) { return b == 16 || b == 8 || b == 6 || (allow4 && b == 4); }
 
 ryot_status store_codec_check(const store_kv_shape *sh, const store_codec_params *p, ryot_error *err) {
     if (!bits_ok(p->k_bits, false))
-        return ryot_fail(err, RYOT_ERR_INVALID, "store: K bits %d (16 or 8)", p->k_bits);
+        return ryot_fail(err, RYOT_ERR_INVALID, "store: K bits %d (16, 8 or 6)", p->k_bits);
     if (!bits_ok(p->v_bits, true))
-        return ryot_fail(err, RYOT_ERR_INVALID, "store: V bits %d (16, 8 or 4)", p->v_bits);
+        return ryot_fail(err, RYOT_ERR_INVALID, "store: V bits %d (16, 8, 6 or 4)", p->v_bits);
     if (p->zstd_level < 0 || p->zstd_level > ZSTD_maxCLevel())
         return ryot_fail(err, RYOT_ERR_INVALID, "store: zstd level %d", p->zstd_level);
     if (sh->n_layer <= 0 || sh->n_layer > 65535 || sh->n_head_kv <= 0 || sh->n_head_kv > 65535 ||
@@ -92,6 +97,8 @@ ryot_status store_codec_check(const store_kv_shape *sh, const store_codec_params
         return ryot_fail(err, RYOT_ERR_INVALID, "store: KV shape out of range");
     if (p->v_bits == 4 && sh->head_dim_v % 2)
         return ryot_fail(err, RYOT_ERR_INVALID, "store: 4-bit V needs an even head_dim (%d)", sh->head_dim_v);
+    if ((p->k_bits == 6 && sh->head_dim_k % 4) || (p->v_bits == 6 && sh->head_dim_v % 4))
+        return ryot_fail(err, RYOT_ERR_INVALID, "store: 6-bit codes need a head_dim that is a multiple of 4");
     if ((store_kv_elems_k(sh) + store_kv_elems_v(sh)) * 2 > (size_t)1 << 31)
         return ryot_fail(err, RYOT_ERR_INVALID, "store: KV block too large");
     return RYOT_OK;
@@ -105,7 +112,7 @@ size_t store_kv_elems_v(const store_kv_shape *sh) { return rows_of(sh) * (size_t
 
 static size_t section_bytes(size_t rows, int dim, int bits) {
     if (bits == 16) return rows * (size_t)dim * 2;
-    return rows * 2 + (bits == 8 ? rows * (size_t)dim : rows * (size_t)dim / 2);
+    return rows * 2 + rows * (size_t)dim * (size_t)bits / 8;
 }
 
 /* ------------------------------------------------------------ quantization */
@@ -120,35 +127,65 @@ static int quant(float x, float id, int qmax) {
     return (int)lrintf(v);
 }
 
-static void encode_section(const uint16_t *x, size_t rows, int dim, int bits, uint8_t *out) {
+static int qmax_of(int bits) { return bits == 8 ? 127 : bits == 6 ? 31 : 7; }
+
+/* The reference quantizer of one row (codec.h): returns the F16 scale. */
+static uint16_t quant_row_ref(const uint16_t *xr, int dim, int bits, uint8_t *codes) {
+    const int qmax = qmax_of(bits);
+    float row[MAX_DIM];
+    float amax = 0.0f;
+    for (int i = 0; i < dim; i++) {
+        row[i] = ryot_fp16_to_fp32(xr[i]);
+        float a = finite_abs(row[i]);
+        if (a > amax) amax = a;
+    }
+    uint16_t dh = ryot_fp32_to_fp16(amax / (float)qmax);
+    float d = ryot_fp16_to_fp32(dh);
+    /* a scale that rounds to 0 (tiny row) codes everything as 0 */
+    const float id = d > 0.0f ? 1.0f / d : 0.0f;
+    if (bits == 8) {
+        for (int i = 0; i < dim; i++) codes[i] = (uint8_t)(int8_t)quant(row[i], id, qmax);
+    } else if (bits == 4) {
+        for (int i = 0; i < dim; i += 2)
+            codes[i / 2] = (uint8_t)((quant(row[i], id, qmax) + 8) | (quant(row[i + 1], id, qmax) + 8) << 4);
+    } else { /* 6: low nibbles as 4 bits, then the top 2 bits of value p * dim/4 + j in byte j, bits 2p */
+        const int quarter = dim / 4;
+        uint8_t *hi = codes + dim / 2;
+        memset(hi, 0, (size_t)quarter);
+        for (int i = 0; i < dim; i += 2) {
+            const int a = quant(row[i], id, qmax) + 32, b = quant(row[i + 1], id, qmax) + 32;
+            codes[i / 2] = (uint8_t)((a & 15) | (b & 15) << 4);
+            hi[i % quarter] |= (uint8_t)((a >> 4) << 2 * (i / quarter));
+            hi[(i + 1) % quarter] |= (uint8_t)((b >> 4) << 2 * ((i + 1) / quarter));
+        }
+    }
+    return dh;
+}
+
+static void dequant6_ref(const uint8_t *q, float d, uint16_t *out, int n) {
+    const int quarter = n / 4;
+    const uint8_t *hi = q + n / 2;
+    for (int i = 0; i < n; i++) {
+        const int lo = i % 2 ? q[i / 2] >> 4 : q[i / 2] & 15;
+        const int h = (hi[i % quarter] >> 2 * (i / quarter)) & 3;
+        out[i] = ryot_fp32_to_fp16((float)((lo | h << 4) - 32) * d);
+    }
+}
+
+static void encode_section(const store_codec_ctx *c, const uint16_t *x, size_t rows, int dim, int bits, uint8_t *out) {
     if (bits == 16) {
         memcpy(out, x, rows * (size_t)dim * 2);
         return;
     }
-    const int qmax = bits == 8 ? 127 : 7;
+    const size_t row_bytes = (size_t)dim * (size_t)bits / 8;
     uint8_t *scales = out, *codes = out + rows * 2;
-    float row[MAX_DIM];
+    store_quant_fn simd = c->avx2 && dim % 64 == 0 ? (bits == 8 ? store_quant8_avx2 : bits == 6 ? store_quant6_avx2
+                                                                                                  : store_quant4_avx2)
+                                                     : NULL;
     for (size_t r = 0; r < rows; r++) {
         const uint16_t *xr = x + r * (size_t)dim;
-        float amax = 0.0f;
-        for (int i = 0; i < dim; i++) {
-            row[i] = ryot_fp16_to_fp32(xr[i]);
-            float a = finite_abs(row[i]);
-            if (a > amax) amax = a;
-        }
-        uint16_t dh = ryot_fp32_to_fp16(amax / (float)qmax);
-        float d = ryot_fp16_to_fp32(dh);
-        /* a scale that rounds to 0 (tiny row) codes everything as 0 */
-        const float id = d > 0.0f ? 1.0f / d : 0.0f;
-        put16(scales + 2 * r, dh);
-        if (bits == 8) {
-            int8_t *q = (int8_t *)codes + r * (size_t)dim;
-            for (int i = 0; i < dim; i++) q[i] = (int8_t)quant(row[i], id, qmax);
-        } else {
-            uint8_t *q = codes + r * (size_t)dim / 2;
-            for (int i = 0; i < dim; i += 2)
-                q[i / 2] = (uint8_t)((quant(row[i], id, qmax) + 8) | (quant(row[i + 1], id, qmax) + 8) << 4);
-        }
+        uint8_t *q = codes + r * row_bytes;
+        put16(scales + 2 * r, simd ? simd(xr, dim, q) : quant_row_ref(xr, dim, bits, q));
     }
 }
 
@@ -157,12 +194,16 @@ static void decode_section(const store_codec_ctx *c, const uint8_t *in, size_t r
         memcpy(x, in, rows * (size_t)dim * 2);
         return;
     }
+    const size_t row_bytes = (size_t)dim * (size_t)bits / 8;
     const uint8_t *scales = in, *codes = in + rows * 2;
+    store_dequant6_fn dq6 = c->avx2 && dim % 64 == 0 ? store_dequant6_avx2 : dequant6_ref;
     for (size_t r = 0; r < rows; r++) {
         const float d = ryot_fp16_to_fp32((uint16_t)get16(scales + 2 * r));
         uint16_t *xr = x + r * (size_t)dim;
-        if (bits == 8) c->dq8((const int8_t *)codes + r * (size_t)dim, d, xr, dim);
-        else c->dq4(codes + r * (size_t)dim / 2, d, xr, dim);
+        const uint8_t *q = codes + r * row_bytes;
+        if (bits == 8) c->dq8((const int8_t *)q, d, xr, dim);
+        else if (bits == 6) dq6(q, d, xr, dim);
+        else c->dq4(q, d, xr, dim);
     }
 }
 
@@ -183,8 +224,8 @@ ryot_status store_kv_encode(store_codec_ctx *c, const store_kv_shape *sh, const 
     const size_t nk = section_bytes(rows, sh->head_dim_k, p->k_bits);
     const size_t nraw = nk + section_bytes(rows, sh->head_dim_v, p->v_bits);
     if (!buf_reserve(&c->raw, nraw)) return ryot_fail(err, RYOT_ERR_NOMEM, "store: out of memory");
-    encode_section(k, rows, sh->head_dim_k, p->k_bits, (uint8_t *)c->raw.data);
-    encode_section(v, rows, sh->head_dim_v, p->v_bits, (uint8_t *)c->raw.data + nk);
+    encode_section(c, k, rows, sh->head_dim_k, p->k_bits, (uint8_t *)c->raw.data);
+    encode_section(c, v, rows, sh->head_dim_v, p->v_bits, (uint8_t *)c->raw.data + nk);
 
     uint8_t h[STORE_KV_HEADER] = {0};
     memcpy(h, KV_MAGIC, 4);

@@ -7,6 +7,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "engine/api_internal.h"
 
 #define BATCH_MAX 64          /* ops per write transaction */
+#define READERS_MAX 4         /* threads decoding one store_get_blocks call, the caller included */
 #define SESS_MAGIC "RSS1"
 
 enum { OP_PUT, OP_TOUCH };
@@ -54,7 +56,29 @@ struct store {
     pthread_mutex_t rd_mu;  /* readers share one decode context */
     store_codec_ctx *rctx;
     ryot_buf rbuf;          /* under rd_mu */
+
+    /* store_get_blocks' helpers: each has its own decode context and buffer */
+    int n_helpers;
+    pthread_t helpers[READERS_MAX - 1];
+    store_codec_ctx *hctx[READERS_MAX - 1];
+    ryot_buf hbuf[READERS_MAX - 1];
+    pthread_mutex_t rj_mu;
+    pthread_cond_t rj_cv, rj_done;
+    struct read_job *job;   /* under rj_mu; the call in progress */
+    uint64_t job_gen;
+    int job_active;         /* helpers still on the job */
+    bool rj_stop;
 };
+
+static void *helper_main(void *arg);
+
+typedef struct read_job {
+    const store_rkey *keys;
+    uint16_t *const *k, *const *v;
+    int n;
+    atomic_int next;        /* the next block to take */
+    ryot_status *st;        /* per block */
+} read_job;
 
 static void count(store *s, uint64_t *field, uint64_t n) {
     pthread_mutex_lock(&s->st_mu);
@@ -502,6 +526,9 @@ ryot_status store_open(const store_params *p, store **out, ryot_error *err) {
     pthread_cond_init(&s->idle, NULL);
     pthread_mutex_init(&s->st_mu, NULL);
     pthread_mutex_init(&s->rd_mu, NULL);
+    pthread_mutex_init(&s->rj_mu, NULL);
+    pthread_cond_init(&s->rj_cv, NULL);
+    pthread_cond_init(&s->rj_done, NULL);
     MDB_dbi dbi[4];
     ryot_status st = s->p.dir ? env_open(s->p.dir, gb, p->read_only, &s->env, dbi, err)
                               : ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
@@ -517,6 +544,26 @@ ryot_status store_open(const store_params *p, store **out, ryot_error *err) {
         s->wctx = store_codec_ctx_new();
         s->rctx = store_codec_ctx_new();
         if (!s->wctx || !s->rctx) st = ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
+    }
+    if (!st && use_shape && !p->read_only) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        int want = p->read_threads > 0 ? p->read_threads : cpus > 0 ? (int)cpus : 1;
+        if (want > READERS_MAX) want = READERS_MAX;
+        for (int h = 0; h < want - 1; h++) {
+            void **arg = malloc(2 * sizeof *arg);
+            if (!arg || !(s->hctx[h] = store_codec_ctx_new())) {
+                free(arg);
+                break;
+            }
+            arg[0] = s, arg[1] = (void *)(intptr_t)h;
+            if (pthread_create(&s->helpers[h], NULL, helper_main, arg) != 0) {
+                free(arg);
+                store_codec_ctx_free(s->hctx[h]);
+                s->hctx[h] = NULL;
+                break;
+            }
+            s->n_helpers++;
+        }
     }
     if (!st && !p->read_only) {
         if (pthread_create(&s->thread, NULL, writer_main, s) != 0)
@@ -541,6 +588,15 @@ void store_close(store *s) {
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
     }
+    pthread_mutex_lock(&s->rj_mu);
+    s->rj_stop = true;
+    pthread_cond_broadcast(&s->rj_cv);
+    pthread_mutex_unlock(&s->rj_mu);
+    for (int h = 0; h < s->n_helpers; h++) {
+        pthread_join(s->helpers[h], NULL);
+        store_codec_ctx_free(s->hctx[h]);
+        ryot_buf_free(&s->hbuf[h]);
+    }
     for (store_op *op = s->head; op;) {
         store_op *n = op->next;
         op_free(op);
@@ -555,6 +611,9 @@ void store_close(store *s) {
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->st_mu);
     pthread_mutex_destroy(&s->rd_mu);
+    pthread_mutex_destroy(&s->rj_mu);
+    pthread_cond_destroy(&s->rj_cv);
+    pthread_cond_destroy(&s->rj_done);
     sodium_memzero(s->key, sizeof s->key);
     free((char *)s->p.dir);
     free(s);
@@ -571,8 +630,11 @@ bool store_has(store *s, const store_rkey *key) {
     return has;
 }
 
-ryot_status store_get_block(store *s, const store_rkey *key, uint16_t *kd, uint16_t *vd, ryot_error *err) {
-    RYOT_ASSERT(s->nk > 0);
+/* One block with the given decode context and buffer: LMDB read from the
+ * map, unseal, decode into k/v; counts the hit or miss and queues the
+ * last-access update. */
+static ryot_status get_one(store *s, store_codec_ctx *cc, ryot_buf *buf, const store_rkey *key, uint16_t *kd,
+                           uint16_t *vd, ryot_error *err) {
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     if (rc) {
@@ -587,11 +649,9 @@ ryot_status store_get_block(store *s, const store_rkey *key, uint16_t *kd, uint1
         return ryot_fail(err, RYOT_ERR_NOT_FOUND, "store: no such record");
     }
     /* decode straight from the map: v stays valid until the txn ends */
-    pthread_mutex_lock(&s->rd_mu);
-    ryot_status st = store_unseal(s->has_key ? s->key : NULL, key->b, STORE_RKEY_BYTES, v.mv_data, v.mv_size,
-                                  &s->rbuf, NULL, err);
-    if (!st) st = store_kv_decode(s->rctx, &s->p.shape, s->rbuf.data, s->rbuf.len, kd, vd, err);
-    pthread_mutex_unlock(&s->rd_mu);
+    ryot_status st = store_unseal(s->has_key ? s->key : NULL, key->b, STORE_RKEY_BYTES, v.mv_data, v.mv_size, buf,
+                                  NULL, err);
+    if (!st) st = store_kv_decode(cc, &s->p.shape, buf->data, buf->len, kd, vd, err);
     const size_t n = v.mv_size;
     mdb_txn_abort(txn);
     pthread_mutex_lock(&s->st_mu);
@@ -614,6 +674,75 @@ ryot_status store_get_block(store *s, const store_rkey *key, uint16_t *kd, uint1
         }
     }
     return RYOT_OK;
+}
+
+ryot_status store_get_block(store *s, const store_rkey *key, uint16_t *kd, uint16_t *vd, ryot_error *err) {
+    RYOT_ASSERT(s->nk > 0);
+    pthread_mutex_lock(&s->rd_mu);
+    ryot_status st = get_one(s, s->rctx, &s->rbuf, key, kd, vd, err);
+    pthread_mutex_unlock(&s->rd_mu);
+    return st;
+}
+
+/* Takes blocks of the job until none is left. */
+static void work_job(store *s, read_job *j, store_codec_ctx *cc, ryot_buf *buf) {
+    for (;;) {
+        const int i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n) break;
+        ryot_error e;
+        j->st[i] = get_one(s, cc, buf, &j->keys[i], j->k[i], j->v[i], &e);
+    }
+}
+
+static void *helper_main(void *arg) {
+    store *s = ((void **)arg)[0];
+    const int h = (int)(intptr_t)((void **)arg)[1];
+    free(arg);
+    uint64_t seen = 0;
+    pthread_mutex_lock(&s->rj_mu);
+    for (;;) {
+        while (!s->rj_stop && s->job_gen == seen) pthread_cond_wait(&s->rj_cv, &s->rj_mu);
+        if (s->rj_stop) break;
+        seen = s->job_gen;
+        read_job *j = s->job;
+        pthread_mutex_unlock(&s->rj_mu);
+        work_job(s, j, s->hctx[h], &s->hbuf[h]);
+        pthread_mutex_lock(&s->rj_mu);
+        if (--s->job_active == 0) pthread_cond_signal(&s->rj_done);
+    }
+    pthread_mutex_unlock(&s->rj_mu);
+    return NULL;
+}
+
+int store_get_blocks(store *s, const store_rkey *keys, int n, uint16_t *const *k, uint16_t *const *v) {
+    RYOT_ASSERT(s->nk > 0);
+    if (n <= 0) return 0;
+    ryot_status st_one[64], *st = n <= 64 ? st_one : malloc((size_t)n * sizeof *st);
+    if (!st) return 0;
+    read_job j = {.keys = keys, .k = k, .v = v, .n = n, .st = st};
+    atomic_init(&j.next, 0);
+    pthread_mutex_lock(&s->rd_mu); /* one call at a time uses the helpers */
+    const bool helped = s->n_helpers > 0 && n > 1;
+    if (helped) {
+        pthread_mutex_lock(&s->rj_mu);
+        s->job = &j;
+        s->job_gen++;
+        s->job_active = s->n_helpers;
+        pthread_cond_broadcast(&s->rj_cv);
+        pthread_mutex_unlock(&s->rj_mu);
+    }
+    work_job(s, &j, s->rctx, &s->rbuf);
+    if (helped) {
+        pthread_mutex_lock(&s->rj_mu);
+        while (s->job_active > 0) pthread_cond_wait(&s->rj_done, &s->rj_mu);
+        s->job = NULL;
+        pthread_mutex_unlock(&s->rj_mu);
+    }
+    pthread_mutex_unlock(&s->rd_mu);
+    int ok = 0;
+    while (ok < n && st[ok] == RYOT_OK) ok++;
+    if (st != st_one) free(st);
+    return ok;
 }
 
 void store_get_stats(store *s, store_stats *out) {

@@ -95,31 +95,57 @@ static void test_codec_round_trip(void **state) {
     /* 4 bits: half a step of max/7 (0.071) + rounding */
     round_trip(8, 4, 1, 0.0050, 0.0760, &r84);
     round_trip(8, 8, 0, 0.0050, 0.0050, &r8z0);
+    /* 6 bits: half a step of max/31 (0.016) + rounding; 6/4 needs no zstd for 3:1 */
+    double r64, r66;
+    round_trip(6, 4, 0, 0.0180, 0.0760, &r64);
+    round_trip(6, 6, 1, 0.0180, 0.0180, &r66);
+    assert_true(r64 > 3.0);      /* (64*6/8 + 64*4/8 + 4) bytes per 256: 3.05 */
+    assert_true(r66 > 2.5);
     assert_true(r16 > 0.99 && r16 <= 1.0);
     assert_true(r8 > 1.85);      /* 8-bit + F16 scale per 64 values: 1.94 before zstd */
     assert_true(r84 > 2.4);      /* 8-bit K + 4-bit V: 2.56 before zstd */
     assert_true(r8 >= r8z0 * 0.99);
 }
 
-/* The SIMD dequantizers are bit-identical to the scalar reference. */
+/* The SIMD quantizers and dequantizers are bit-identical to the scalar
+ * reference: the same record bytes, the same decoded values, on KV-like rows
+ * and on rows with zeros, infinities, NaNs, tiny and huge values. */
 static void test_codec_simd_matches_ref(void **state) {
     (void)state;
     const size_t nk = store_kv_elems_k(&SHAPE), nv = store_kv_elems_v(&SHAPE);
     uint16_t *k = malloc(nk * 2), *v = malloc(nv * 2), *a = malloc((nk + nv) * 2), *b = malloc((nk + nv) * 2);
     fill(k, nk, SHAPE.head_dim_k, 3);
     fill(v, nv, SHAPE.head_dim_v, 4);
+    const int dk = SHAPE.head_dim_k;
+    for (int j = 0; j < dk; j++) k[j] = 0;                         /* row 0: all zero */
+    k[dk + 3] = 0x7c00, k[dk + 9] = 0xfc00, k[dk + 20] = 0x7e00;    /* row 1: +inf, -inf, NaN */
+    for (int j = 0; j < dk; j++) k[2 * dk + j] = (uint16_t)(j % 3); /* row 2: subnormals (scale rounds to 0) */
+    for (int j = 0; j < dk; j++) k[3 * dk + j] = j % 2 ? 0x7bff : 0xfbff; /* row 3: +-65504 */
+    for (int j = 0; j < dk; j++) v[j] = 0xfe00;                      /* V row 0: all NaN */
     store_codec_ctx *c = store_codec_ctx_new();
     ryot_error err;
-    for (int vb = 4; vb <= 8; vb += 4) {
-        store_codec_params p = {.k_bits = 8, .v_bits = vb, .zstd_level = 1};
-        ryot_buf out = {0};
-        assert_int_equal(store_kv_encode(c, &SHAPE, &p, k, v, &out, &err), RYOT_OK);
+    static const int bits[][2] = {{8, 8}, {8, 4}, {6, 4}, {6, 6}, {16, 4}};
+    for (size_t t = 0; t < sizeof bits / sizeof bits[0]; t++) {
+        store_codec_params p = {.k_bits = bits[t][0], .v_bits = bits[t][1], .zstd_level = (int)(t % 2)};
+        ryot_buf ref = {0}, simd = {0};
         store_codec_ctx_set_simd(c, false);
-        assert_int_equal(store_kv_decode(c, &SHAPE, out.data, out.len, a, a + nk, &err), RYOT_OK);
+        assert_int_equal(store_kv_encode(c, &SHAPE, &p, k, v, &ref, &err), RYOT_OK);
         store_codec_ctx_set_simd(c, true);
-        assert_int_equal(store_kv_decode(c, &SHAPE, out.data, out.len, b, b + nk, &err), RYOT_OK);
+        assert_int_equal(store_kv_encode(c, &SHAPE, &p, k, v, &simd, &err), RYOT_OK);
+        assert_int_equal(ref.len, simd.len);
+        assert_memory_equal(ref.data, simd.data, ref.len);
+        store_codec_ctx_set_simd(c, false);
+        assert_int_equal(store_kv_decode(c, &SHAPE, ref.data, ref.len, a, a + nk, &err), RYOT_OK);
+        store_codec_ctx_set_simd(c, true);
+        assert_int_equal(store_kv_decode(c, &SHAPE, ref.data, ref.len, b, b + nk, &err), RYOT_OK);
         assert_memory_equal(a, b, (nk + nv) * 2);
-        ryot_buf_free(&out);
+        /* the non-finite values code as 0 / the clamp, never as garbage */
+        if (p.k_bits != 16) {
+            assert_int_equal(ryot_fp16_to_fp32(a[dk + 20]), 0);
+            for (int j = 0; j < dk; j++) assert_int_equal(a[j], 0);
+        }
+        ryot_buf_free(&ref);
+        ryot_buf_free(&simd);
     }
     store_codec_ctx_free(c);
     free(k), free(v), free(a), free(b);
@@ -131,6 +157,11 @@ static void test_codec_bad_params(void **state) {
     store_codec_params p = store_codec_default();
     p.k_bits = 4;
     assert_int_equal(store_codec_check(&SHAPE, &p, &err), RYOT_ERR_INVALID);
+    p = store_codec_default();
+    p.k_bits = 6;
+    store_kv_shape not4 = SHAPE;
+    not4.head_dim_k = 62;
+    assert_int_equal(store_codec_check(&not4, &p, &err), RYOT_ERR_INVALID);
     p = store_codec_default();
     p.v_bits = 5;
     assert_int_equal(store_codec_check(&SHAPE, &p, &err), RYOT_ERR_INVALID);
@@ -279,6 +310,30 @@ static void test_store_put_get(void **state) {
     assert_true(store_has(s, &keys[0]));
     assert_false(store_has(s, &keys[3]));
     store_close(s);
+
+    /* store_get_blocks: the same values as store_get_block, in parallel or on
+     * the caller alone; the leading run of hits (keys[3] is a miss) */
+    for (int threads = 1; threads <= 3; threads++) {
+        store_params p = {.dir = d, .gb = 0.0625, .key = key, .codec = store_codec_default(), .shape = SHAPE,
+                          .read_threads = threads};
+        assert_int_equal(store_open(&p, &s, &err), RYOT_OK);
+        uint16_t *buf = malloc(4 * (nk + nv) * 2), *kp[4], *vp[4];
+        for (int i = 0; i < 4; i++) kp[i] = buf + (size_t)i * (nk + nv), vp[i] = kp[i] + nk;
+        assert_int_equal(store_get_blocks(s, keys, 4, kp, vp), 3);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(store_get_block(s, &keys[i], k2, v2, &err), RYOT_OK);
+            assert_memory_equal(kp[i], k2, nk * 2);
+            assert_memory_equal(vp[i], v2, nv * 2);
+        }
+        store_rkey gap[3] = {keys[0], keys[3], keys[1]};
+        assert_int_equal(store_get_blocks(s, gap, 3, kp, vp), 1);
+        assert_int_equal(store_get_blocks(s, keys, 0, kp, vp), 0);
+        store_get_stats(s, &st);
+        assert_int_equal(st.hits, 3 + 3 + 2);
+        assert_int_equal(st.misses, 1 + 1);
+        free(buf);
+        store_close(s);
+    }
 
     /* the wrong key: a counted miss, never loaded */
     uint8_t other[STORE_KEY_BYTES];
