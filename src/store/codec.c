@@ -10,7 +10,8 @@
 #include "kernels/kernels.h"
 #include "store/codec_simd.h"
 
-#define KV_MAGIC "RKV1"
+#define KV_MAGIC "RKV2"    /* written; RKV1 (no 6-bit codes) is read too */
+#define KV_MAGIC_V1 "RKV1"
 #define SEAL_MAGIC "RYS1"
 #define SEAL_TAG 16
 #define SEAL_NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -261,7 +262,7 @@ ryot_status store_kv_encode(store_codec_ctx *c, const store_kv_shape *sh, const 
 
 ryot_status store_kv_peek(const void *rec, size_t n, store_kv_shape *sh, store_codec_params *p, ryot_error *err) {
     const uint8_t *h = rec;
-    if (n < STORE_KV_HEADER || memcmp(h, KV_MAGIC, 4))
+    if (n < STORE_KV_HEADER || (memcmp(h, KV_MAGIC, 4) && memcmp(h, KV_MAGIC_V1, 4)))
         return ryot_fail(err, RYOT_ERR_FORMAT, "store: not a KV block record");
     sh->n_layer = (int)get16(h + 8);
     sh->n_head_kv = (int)get16(h + 10);
@@ -272,7 +273,7 @@ ryot_status store_kv_peek(const void *rec, size_t n, store_kv_shape *sh, store_c
     p->v_bits = h[5];
     p->zstd_level = h[6];
     ryot_error e2;
-    if (h[6] > 1 || store_codec_check(sh, p, &e2))
+    if (h[6] > 1 || store_codec_check(sh, p, &e2) || (h[3] == '1' && (p->k_bits == 6 || p->v_bits == 6)))
         return ryot_fail(err, RYOT_ERR_FORMAT, "store: KV block header out of range");
     const size_t rows = rows_of(sh);
     if (get32(h + 20) != section_bytes(rows, sh->head_dim_k, p->k_bits) + section_bytes(rows, sh->head_dim_v, p->v_bits))

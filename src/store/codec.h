@@ -12,7 +12,7 @@
  *            per byte (low nibble first); head_dim must be even.
  *
  * Encoded KV (little endian), 24 header bytes then the body:
- *   0  "RKV1"
+ *   0  "RKV2" (written; "RKV1", the same without 6-bit codes, is read too)
  *   4  u8 k_bits, u8 v_bits, u8 compression (0 none, 1 zstd), u8 0
  *   8  u16 n_layer, n_head_kv, block_size, head_dim_k, head_dim_v, 0
  *  20  u32 raw body length
@@ -50,9 +50,10 @@ typedef struct store_kv_shape {
 } store_kv_shape;
 
 typedef struct store_codec_params {
-    int k_bits;     /* 16 or 8 (default 8) */
-    int v_bits;     /* 16, 8 or 4 (default 4: measured in docs/PERFORMANCE.md) */
-    int zstd_level; /* 0: no compression; default 1 */
+    int k_bits;     /* 16, 8 or 6 (default 6) */
+    int v_bits;     /* 16, 8, 6 or 4 (default 4: measured in docs/PERFORMANCE.md) */
+    int zstd_level; /* 0: no compression (default: 6/4 is 3.05:1 without it, and zstd
+                     * was most of the decode time); else the zstd level */
 } store_codec_params;
 
 store_codec_params store_codec_default(void);
@@ -68,8 +69,8 @@ size_t store_kv_elems_v(const store_kv_shape *sh);
 typedef struct store_codec_ctx store_codec_ctx;
 store_codec_ctx *store_codec_ctx_new(void);
 void store_codec_ctx_free(store_codec_ctx *c);
-/* Decode with the best instruction set (true, the default) or the scalar
- * reference (false; tests compare the two). */
+/* Encode and decode with the best instruction set (true, the default) or
+ * the scalar reference (false; tests compare the two). */
 void store_codec_ctx_set_simd(store_codec_ctx *c, bool simd);
 
 /* Appends the encoded block (k: store_kv_elems_k F16 values, v likewise) to out. */

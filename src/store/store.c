@@ -32,6 +32,98 @@ typedef struct store_op {
     uint16_t *k, *v;  /* OP_PUT: the block (store's shape) */
 } store_op;
 
+/* A few helper threads that join the caller on one job at a time: the
+ * caller runs fn(arg, n) and each helper h fn(arg, h), then the caller
+ * waits for the helpers (the job splits its work through an atomic index). */
+#define GANG_MAX (READERS_MAX - 1)
+typedef struct gang {
+    int n;
+    pthread_t t[GANG_MAX];
+    pthread_mutex_t mu;
+    pthread_cond_t cv, done;
+    void (*fn)(void *arg, int worker);
+    void *arg;
+    uint64_t gen;
+    int active;
+    bool stop;
+} gang;
+
+typedef struct gang_start {
+    gang *g;
+    int h;
+} gang_start;
+
+static void *gang_main(void *p) {
+    gang *g = ((gang_start *)p)->g;
+    const int h = ((gang_start *)p)->h;
+    free(p);
+    uint64_t seen = 0;
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        while (!g->stop && g->gen == seen) pthread_cond_wait(&g->cv, &g->mu);
+        if (g->stop) break;
+        seen = g->gen;
+        void (*fn)(void *, int) = g->fn;
+        void *arg = g->arg;
+        pthread_mutex_unlock(&g->mu);
+        fn(arg, h);
+        pthread_mutex_lock(&g->mu);
+        if (--g->active == 0) pthread_cond_signal(&g->done);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+static void gang_init(gang *g) {
+    memset(g, 0, sizeof *g);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    pthread_cond_init(&g->done, NULL);
+}
+
+/* Starts up to n helpers (fewer when a thread cannot start). */
+static void gang_start_n(gang *g, int n) {
+    for (int h = 0; h < n && h < GANG_MAX; h++) {
+        gang_start *a = malloc(sizeof *a);
+        if (!a) break;
+        a->g = g, a->h = h;
+        if (pthread_create(&g->t[h], NULL, gang_main, a) != 0) {
+            free(a);
+            break;
+        }
+        g->n++;
+    }
+}
+
+/* Runs fn on the caller (worker g->n) and every helper; one caller at a time. */
+static void gang_run(gang *g, void (*fn)(void *, int), void *arg) {
+    if (g->n) {
+        pthread_mutex_lock(&g->mu);
+        g->fn = fn, g->arg = arg;
+        g->gen++;
+        g->active = g->n;
+        pthread_cond_broadcast(&g->cv);
+        pthread_mutex_unlock(&g->mu);
+    }
+    fn(arg, g->n);
+    if (g->n) {
+        pthread_mutex_lock(&g->mu);
+        while (g->active > 0) pthread_cond_wait(&g->done, &g->mu);
+        pthread_mutex_unlock(&g->mu);
+    }
+}
+
+static void gang_stop(gang *g) {
+    pthread_mutex_lock(&g->mu);
+    g->stop = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    for (int h = 0; h < g->n; h++) pthread_join(g->t[h], NULL);
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    pthread_cond_destroy(&g->done);
+}
+
 struct store {
     store_params p;
     uint8_t key[STORE_KEY_BYTES];
@@ -57,22 +149,15 @@ struct store {
     store_codec_ctx *rctx;
     ryot_buf rbuf;          /* under rd_mu */
 
-    /* store_get_blocks' helpers: each has its own decode context and buffer */
-    int n_helpers;
-    pthread_t helpers[READERS_MAX - 1];
-    store_codec_ctx *hctx[READERS_MAX - 1];
-    ryot_buf hbuf[READERS_MAX - 1];
-    pthread_mutex_t rj_mu;
-    pthread_cond_t rj_cv, rj_done;
-    struct read_job *job;   /* under rj_mu; the call in progress */
-    uint64_t job_gen;
-    int job_active;         /* helpers still on the job */
-    bool rj_stop;
+    /* store_get_blocks' helpers (each with its own decode context and
+     * buffer) and the writer's encode helpers (each with its own context) */
+    gang rg, wg;
+    store_codec_ctx *hctx[GANG_MAX], *wctx_h[GANG_MAX];
+    ryot_buf hbuf[GANG_MAX];
 };
 
-static void *helper_main(void *arg);
-
 typedef struct read_job {
+    store *s;
     const store_rkey *keys;
     uint16_t *const *k, *const *v;
     int n;
@@ -327,10 +412,43 @@ static void op_free(store_op *op) {
 /* One batch: encode outside the transaction, then one commit.  A failed
  * commit (full disk, map full even after eviction) counts the batch's puts
  * as write failures and goes on. */
+typedef struct write_job {
+    store *s;
+    encoded *enc;
+    int n;
+    atomic_int next;
+    atomic_int n_put;
+} write_job;
+
+/* Encodes and seals the job's puts until none is left (worker: a helper, or the writer). */
+static void write_work(void *arg, int w) {
+    write_job *j = arg;
+    store *s = j->s;
+    store_codec_ctx *cc = w < s->wg.n ? s->wctx_h[w] : s->wctx;
+    ryot_buf plain = {0};
+    for (;;) {
+        const int i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n) break;
+        encoded *en = &j->enc[i];
+        if (en->skip || en->op->kind != OP_PUT) continue;
+        ryot_error e;
+        plain.len = 0;
+        if (store_kv_encode(cc, &s->p.shape, &s->p.codec, en->op->k, en->op->v, &plain, &e) ||
+            store_seal(s->has_key ? s->key : NULL, en->op->key.b, STORE_RKEY_BYTES, plain.data, plain.len, &en->rec,
+                       &e)) {
+            en->skip = true;
+            count(s, &s->st.write_failures, 1);
+        } else {
+            atomic_fetch_add(&j->n_put, 1);
+        }
+    }
+    ryot_buf_free(&plain);
+}
+
 static void write_batch(store *s, store_op **ops, int n) {
     encoded enc[BATCH_MAX];
     memset(enc, 0, sizeof enc);
-    int n_put = 0;
+    int to_encode = 0;
     for (int i = 0; i < n; i++) {
         enc[i].op = ops[i];
         if (ops[i]->kind != OP_PUT) continue;
@@ -339,18 +457,15 @@ static void write_batch(store *s, store_op **ops, int n) {
             count(s, &s->st.duplicates, 1);
             continue;
         }
-        ryot_buf plain = {0};
-        ryot_error e;
-        if (store_kv_encode(s->wctx, &s->p.shape, &s->p.codec, ops[i]->k, ops[i]->v, &plain, &e) ||
-            store_seal(s->has_key ? s->key : NULL, ops[i]->key.b, STORE_RKEY_BYTES, plain.data, plain.len,
-                       &enc[i].rec, &e)) {
-            enc[i].skip = true;
-            count(s, &s->st.write_failures, 1);
-        } else {
-            n_put++;
-        }
-        ryot_buf_free(&plain);
+        to_encode++;
     }
+    /* the codec and the seal on the writer and its helpers, in parallel */
+    write_job j = {.s = s, .enc = enc, .n = n};
+    atomic_init(&j.next, 0);
+    atomic_init(&j.n_put, 0);
+    if (to_encode > 1) gang_run(&s->wg, write_work, &j);
+    else write_work(&j, s->wg.n);
+    const int n_put = atomic_load(&j.n_put);
     const uint64_t budget = s->st.budget_bytes;
     for (int attempt = 0; attempt < 2; attempt++) {
         MDB_txn *txn;
@@ -526,9 +641,8 @@ ryot_status store_open(const store_params *p, store **out, ryot_error *err) {
     pthread_cond_init(&s->idle, NULL);
     pthread_mutex_init(&s->st_mu, NULL);
     pthread_mutex_init(&s->rd_mu, NULL);
-    pthread_mutex_init(&s->rj_mu, NULL);
-    pthread_cond_init(&s->rj_cv, NULL);
-    pthread_cond_init(&s->rj_done, NULL);
+    gang_init(&s->rg);
+    gang_init(&s->wg);
     MDB_dbi dbi[4];
     ryot_status st = s->p.dir ? env_open(s->p.dir, gb, p->read_only, &s->env, dbi, err)
                               : ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
@@ -549,21 +663,10 @@ ryot_status store_open(const store_params *p, store **out, ryot_error *err) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         int want = p->read_threads > 0 ? p->read_threads : cpus > 0 ? (int)cpus : 1;
         if (want > READERS_MAX) want = READERS_MAX;
-        for (int h = 0; h < want - 1; h++) {
-            void **arg = malloc(2 * sizeof *arg);
-            if (!arg || !(s->hctx[h] = store_codec_ctx_new())) {
-                free(arg);
-                break;
-            }
-            arg[0] = s, arg[1] = (void *)(intptr_t)h;
-            if (pthread_create(&s->helpers[h], NULL, helper_main, arg) != 0) {
-                free(arg);
-                store_codec_ctx_free(s->hctx[h]);
-                s->hctx[h] = NULL;
-                break;
-            }
-            s->n_helpers++;
-        }
+        int h = 0;
+        while (h < want - 1 && (s->hctx[h] = store_codec_ctx_new()) && (s->wctx_h[h] = store_codec_ctx_new())) h++;
+        gang_start_n(&s->rg, h);
+        gang_start_n(&s->wg, h);
     }
     if (!st && !p->read_only) {
         if (pthread_create(&s->thread, NULL, writer_main, s) != 0)
@@ -588,13 +691,11 @@ void store_close(store *s) {
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
     }
-    pthread_mutex_lock(&s->rj_mu);
-    s->rj_stop = true;
-    pthread_cond_broadcast(&s->rj_cv);
-    pthread_mutex_unlock(&s->rj_mu);
-    for (int h = 0; h < s->n_helpers; h++) {
-        pthread_join(s->helpers[h], NULL);
+    gang_stop(&s->rg);
+    gang_stop(&s->wg);
+    for (int h = 0; h < GANG_MAX; h++) {
         store_codec_ctx_free(s->hctx[h]);
+        store_codec_ctx_free(s->wctx_h[h]);
         ryot_buf_free(&s->hbuf[h]);
     }
     for (store_op *op = s->head; op;) {
@@ -611,9 +712,6 @@ void store_close(store *s) {
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->st_mu);
     pthread_mutex_destroy(&s->rd_mu);
-    pthread_mutex_destroy(&s->rj_mu);
-    pthread_cond_destroy(&s->rj_cv);
-    pthread_cond_destroy(&s->rj_done);
     sodium_memzero(s->key, sizeof s->key);
     free((char *)s->p.dir);
     free(s);
@@ -684,8 +782,12 @@ ryot_status store_get_block(store *s, const store_rkey *key, uint16_t *kd, uint1
     return st;
 }
 
-/* Takes blocks of the job until none is left. */
-static void work_job(store *s, read_job *j, store_codec_ctx *cc, ryot_buf *buf) {
+/* Takes blocks of the job until none is left (worker: a helper, or the caller). */
+static void read_work(void *arg, int w) {
+    read_job *j = arg;
+    store *s = j->s;
+    store_codec_ctx *cc = w < s->rg.n ? s->hctx[w] : s->rctx;
+    ryot_buf *buf = w < s->rg.n ? &s->hbuf[w] : &s->rbuf;
     for (;;) {
         const int i = atomic_fetch_add(&j->next, 1);
         if (i >= j->n) break;
@@ -694,50 +796,16 @@ static void work_job(store *s, read_job *j, store_codec_ctx *cc, ryot_buf *buf) 
     }
 }
 
-static void *helper_main(void *arg) {
-    store *s = ((void **)arg)[0];
-    const int h = (int)(intptr_t)((void **)arg)[1];
-    free(arg);
-    uint64_t seen = 0;
-    pthread_mutex_lock(&s->rj_mu);
-    for (;;) {
-        while (!s->rj_stop && s->job_gen == seen) pthread_cond_wait(&s->rj_cv, &s->rj_mu);
-        if (s->rj_stop) break;
-        seen = s->job_gen;
-        read_job *j = s->job;
-        pthread_mutex_unlock(&s->rj_mu);
-        work_job(s, j, s->hctx[h], &s->hbuf[h]);
-        pthread_mutex_lock(&s->rj_mu);
-        if (--s->job_active == 0) pthread_cond_signal(&s->rj_done);
-    }
-    pthread_mutex_unlock(&s->rj_mu);
-    return NULL;
-}
-
 int store_get_blocks(store *s, const store_rkey *keys, int n, uint16_t *const *k, uint16_t *const *v) {
     RYOT_ASSERT(s->nk > 0);
     if (n <= 0) return 0;
     ryot_status st_one[64], *st = n <= 64 ? st_one : malloc((size_t)n * sizeof *st);
     if (!st) return 0;
-    read_job j = {.keys = keys, .k = k, .v = v, .n = n, .st = st};
+    read_job j = {.s = s, .keys = keys, .k = k, .v = v, .n = n, .st = st};
     atomic_init(&j.next, 0);
     pthread_mutex_lock(&s->rd_mu); /* one call at a time uses the helpers */
-    const bool helped = s->n_helpers > 0 && n > 1;
-    if (helped) {
-        pthread_mutex_lock(&s->rj_mu);
-        s->job = &j;
-        s->job_gen++;
-        s->job_active = s->n_helpers;
-        pthread_cond_broadcast(&s->rj_cv);
-        pthread_mutex_unlock(&s->rj_mu);
-    }
-    work_job(s, &j, s->rctx, &s->rbuf);
-    if (helped) {
-        pthread_mutex_lock(&s->rj_mu);
-        while (s->job_active > 0) pthread_cond_wait(&s->rj_done, &s->rj_mu);
-        s->job = NULL;
-        pthread_mutex_unlock(&s->rj_mu);
-    }
+    if (n > 1) gang_run(&s->rg, read_work, &j);
+    else read_work(&j, s->rg.n);
     pthread_mutex_unlock(&s->rd_mu);
     int ok = 0;
     while (ok < n && st[ok] == RYOT_OK) ok++;
