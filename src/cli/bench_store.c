@@ -189,6 +189,7 @@ int cmd_bench_store(int argc, char **argv) {
     }
     if (!model_path && !(model_path = cli_default_model())) return 1;
     if (sodium_init() < 0) return 1;
+    setvbuf(stdout, NULL, _IOLBF, 0); /* rows as they are measured */
     ryot_error err = {0};
     ryot_model *rm;
     if (ryot_model_load(model_path, &rm, &err)) {

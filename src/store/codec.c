@@ -52,7 +52,7 @@ static uint32_t get32(const uint8_t *p) {
 }
 
 store_codec_params store_codec_default(void) {
-    return (store_codec_params){.k_bits = 8, .v_bits = 4, .zstd_level = 1};
+    return (store_codec_params){.k_bits = 6, .v_bits = 4, .zstd_level = 0};
 }
 
 store_codec_ctx *store_codec_ctx_new(void) {
