@@ -103,7 +103,7 @@ static int perplexity(const ryot_model *rm, engine *e, const char *path, int n_c
     store_kv_shape sh;
     store_shape_of(rm, bs, &sh);
     store_codec_ctx *cc = store_codec_ctx_new();
-    const store_codec_params settings[] = {{16, 16, 1}, {8, 8, 1}, {8, 4, 1}, {6, 4, 0}};
+    const store_codec_params settings[] = {{16, 16, 1}, {8, 4, 1}, {6, 4, 0}};
     double base = 0;
     printf("\nperplexity: %s, %d windows of %d, first %d positions round-tripped, %d scored per window\n", path,
            n_win, n_ctx, first, n_ctx - 1 - first);
