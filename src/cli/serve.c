@@ -87,7 +87,8 @@ static void usage(FILE *out) {
             "                          XChaCha20-Poly1305; required unless --store-plaintext\n"
             "      --store-plaintext   store records unencrypted (still integrity-checked)\n"
             "      --store-gb N        size budget in GiB, least recently used records evicted (default 4)\n"
-            "      --store-bits K,V    bits per K and V value: 8,4 (default), 8,8, 16,16 (lossless)\n"
+            "      --store-bits K,V    bits per K and V value: 6,4 (default, no zstd), 8,4, 8,8, 16,16\n"
+            "                          (lossless); all but 6,4 are zstd-compressed\n"
             "      --tasks-dir DIR     keep the task queue (/v1/tasks, /v1/batches, /v1/files) in an LMDB\n"
             "                          store in DIR, shared by the instances on this machine (default\n"
             "                          without --redis: a temporary directory, lost at exit)\n"
@@ -280,9 +281,11 @@ int cmd_serve(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--store-bits") && v) {
             if (sscanf(v, "%d,%d", &store_codec.k_bits, &store_codec.v_bits) != 2) {
-                fprintf(stderr, "ryot serve: --store-bits needs K,V (8,8 8,4 16,16 ...)\n");
+                fprintf(stderr, "ryot serve: --store-bits needs K,V (6,4 8,4 8,8 16,16 ...)\n");
                 return 2;
             }
+            /* 6,4 reaches 3:1 on its own; the others keep zstd (docs/PERFORMANCE.md) */
+            store_codec.zstd_level = store_codec.k_bits == 6 && store_codec.v_bits == 4 ? 0 : 1;
             i++;
         } else if (!strcmp(a, "--tasks-dir") && v) {
             tasks_dir = v, i++;

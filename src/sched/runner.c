@@ -632,13 +632,18 @@ static int store_load(sched_runner *rn, choice *c, int hit) {
     if (!rn->st || i >= n_full) return hit;
     store_chain(rn->st_model, c->toks, n_full, bs, rn->st_keys);
     const int first = i;
-    for (; i < n_full; i++) {
-        uint16_t *k, *v;
-        ryot_error err;
-        if (!engine_kv_block(rn->e, c->kv.blocks[i], &k, &v) ||
-            store_get_block(rn->st, &rn->st_keys[i], k, v, &err) != RYOT_OK)
-            break;
-    }
+    /* the blocks' KV pages, then one parallel load (store.h) */
+    uint16_t *kp_one[64], *vp_one[64];
+    const int want = n_full - first;
+    uint16_t **kp = want <= 64 ? kp_one : malloc((size_t)want * sizeof *kp);
+    uint16_t **vp = want <= 64 ? vp_one : malloc((size_t)want * sizeof *vp);
+    int n_pages = 0;
+    if (kp && vp)
+        while (n_pages < want && engine_kv_block(rn->e, c->kv.blocks[first + n_pages], &kp[n_pages], &vp[n_pages]))
+            n_pages++;
+    i = first + store_get_blocks(rn->st, &rn->st_keys[first], n_pages, kp, vp);
+    if (kp != kp_one) free(kp);
+    if (vp != vp_one) free(vp);
     if (i == first) return hit;
     kv_seq_commit(rn->kv, &c->kv, c->toks, i * bs);
     for (int b = first; b < i; b++) {

@@ -10,7 +10,8 @@
 #include "kernels/kernels.h"
 #include "store/codec_simd.h"
 
-#define KV_MAGIC "RKV1"
+#define KV_MAGIC "RKV2"    /* written; RKV1 (no 6-bit codes) is read too */
+#define KV_MAGIC_V1 "RKV1"
 #define SEAL_MAGIC "RYS1"
 #define SEAL_TAG 16
 #define SEAL_NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -22,7 +23,11 @@ struct store_codec_ctx {
     ryot_buf raw; /* body before compression / after decompression */
     store_dequant8_fn dq8; /* by CPU (codec_simd.h) */
     store_dequant4_fn dq4;
+    bool avx2;             /* the AVX2 quantizers and 6-bit dequantizer (head_dim % 64 == 0) */
 };
+
+static int quant(float x, float id, int qmax);
+static float finite_abs(float x);
 
 static void dequant8_ref(const int8_t *q, float d, uint16_t *out, int n) {
     for (int i = 0; i < n; i++) out[i] = ryot_fp32_to_fp16((float)q[i] * d);
@@ -47,7 +52,7 @@ static uint32_t get32(const uint8_t *p) {
 }
 
 store_codec_params store_codec_default(void) {
-    return (store_codec_params){.k_bits = 8, .v_bits = 4, .zstd_level = 1};
+    return (store_codec_params){.k_bits = 6, .v_bits = 4, .zstd_level = 0};
 }
 
 store_codec_ctx *store_codec_ctx_new(void) {
@@ -67,6 +72,7 @@ void store_codec_ctx_set_simd(store_codec_ctx *c, bool simd) {
     const bool avx2 = simd && kernels_best_isa() >= KERNEL_ISA_AVX2;
     c->dq8 = avx2 ? store_dequant8_avx2 : dequant8_ref;
     c->dq4 = avx2 ? store_dequant4_avx2 : dequant4_ref;
+    c->avx2 = avx2;
 }
 
 void store_codec_ctx_free(store_codec_ctx *c) {
@@ -77,12 +83,12 @@ void store_codec_ctx_free(store_codec_ctx *c) {
     free(c);
 }
 
-static bool bits_ok(int b, bool allow4) { return b == 16 || b == 8 || (allow4 && b == 4); }
+static bool bits_ok(int b, bool is_k) { return b == 16 || b == 8 || (is_k ? b == 6 : b == 4); }
 
 ryot_status store_codec_check(const store_kv_shape *sh, const store_codec_params *p, ryot_error *err) {
-    if (!bits_ok(p->k_bits, false))
-        return ryot_fail(err, RYOT_ERR_INVALID, "store: K bits %d (16 or 8)", p->k_bits);
-    if (!bits_ok(p->v_bits, true))
+    if (!bits_ok(p->k_bits, true))
+        return ryot_fail(err, RYOT_ERR_INVALID, "store: K bits %d (16, 8 or 6)", p->k_bits);
+    if (!bits_ok(p->v_bits, false))
         return ryot_fail(err, RYOT_ERR_INVALID, "store: V bits %d (16, 8 or 4)", p->v_bits);
     if (p->zstd_level < 0 || p->zstd_level > ZSTD_maxCLevel())
         return ryot_fail(err, RYOT_ERR_INVALID, "store: zstd level %d", p->zstd_level);
@@ -92,6 +98,8 @@ ryot_status store_codec_check(const store_kv_shape *sh, const store_codec_params
         return ryot_fail(err, RYOT_ERR_INVALID, "store: KV shape out of range");
     if (p->v_bits == 4 && sh->head_dim_v % 2)
         return ryot_fail(err, RYOT_ERR_INVALID, "store: 4-bit V needs an even head_dim (%d)", sh->head_dim_v);
+    if (p->k_bits == 6 && sh->head_dim_k % 4)
+        return ryot_fail(err, RYOT_ERR_INVALID, "store: 6-bit K needs a head_dim that is a multiple of 4");
     if ((store_kv_elems_k(sh) + store_kv_elems_v(sh)) * 2 > (size_t)1 << 31)
         return ryot_fail(err, RYOT_ERR_INVALID, "store: KV block too large");
     return RYOT_OK;
@@ -103,9 +111,12 @@ static size_t rows_of(const store_kv_shape *sh) {
 size_t store_kv_elems_k(const store_kv_shape *sh) { return rows_of(sh) * (size_t)sh->head_dim_k; }
 size_t store_kv_elems_v(const store_kv_shape *sh) { return rows_of(sh) * (size_t)sh->head_dim_v; }
 
-static size_t section_bytes(size_t rows, int dim, int bits) {
+/* 6 bits: an F16 scale per channel of each (layer, head) tile of block_size
+ * rows; 8 and 4 bits: one per row */
+static size_t section_bytes(size_t rows, int dim, int bits, int bs) {
     if (bits == 16) return rows * (size_t)dim * 2;
-    return rows * 2 + (bits == 8 ? rows * (size_t)dim : rows * (size_t)dim / 2);
+    const size_t n_scales = bits == 6 ? rows / (size_t)bs * (size_t)dim : rows;
+    return n_scales * 2 + rows * (size_t)dim * (size_t)bits / 8;
 }
 
 /* ------------------------------------------------------------ quantization */
@@ -120,49 +131,128 @@ static int quant(float x, float id, int qmax) {
     return (int)lrintf(v);
 }
 
-static void encode_section(const uint16_t *x, size_t rows, int dim, int bits, uint8_t *out) {
-    if (bits == 16) {
-        memcpy(out, x, rows * (size_t)dim * 2);
-        return;
-    }
-    const int qmax = bits == 8 ? 127 : 7;
-    uint8_t *scales = out, *codes = out + rows * 2;
+static int qmax_of(int bits) { return bits == 8 ? 127 : 7; }
+
+/* The reference quantizer of one row, 8 or 4 bits (codec.h): returns the F16 scale. */
+static uint16_t quant_row_ref(const uint16_t *xr, int dim, int bits, uint8_t *codes) {
+    const int qmax = qmax_of(bits);
     float row[MAX_DIM];
-    for (size_t r = 0; r < rows; r++) {
-        const uint16_t *xr = x + r * (size_t)dim;
-        float amax = 0.0f;
-        for (int i = 0; i < dim; i++) {
-            row[i] = ryot_fp16_to_fp32(xr[i]);
-            float a = finite_abs(row[i]);
-            if (a > amax) amax = a;
+    float amax = 0.0f;
+    for (int i = 0; i < dim; i++) {
+        row[i] = ryot_fp16_to_fp32(xr[i]);
+        float a = finite_abs(row[i]);
+        if (a > amax) amax = a;
+    }
+    uint16_t dh = ryot_fp32_to_fp16(amax / (float)qmax);
+    float d = ryot_fp16_to_fp32(dh);
+    /* a scale that rounds to 0 (tiny row) codes everything as 0 */
+    const float id = d > 0.0f ? 1.0f / d : 0.0f;
+    if (bits == 8) {
+        for (int i = 0; i < dim; i++) codes[i] = (uint8_t)(int8_t)quant(row[i], id, qmax);
+    } else {
+        for (int i = 0; i < dim; i += 2)
+            codes[i / 2] = (uint8_t)((quant(row[i], id, qmax) + 8) | (quant(row[i + 1], id, qmax) + 8) << 4);
+    }
+    return dh;
+}
+
+/* The reference 6-bit quantizer of one tile of rows x dim (codec.h): per
+ * channel j the F16 scale dh[j] = max over the rows of |x| / 31. */
+static void quant6_tile_ref(const uint16_t *x, int rows, int dim, uint16_t *dh, uint8_t *codes) {
+    float amax[MAX_DIM], id[MAX_DIM];
+    for (int j = 0; j < dim; j++) amax[j] = 0.0f;
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < dim; j++) {
+            float a = finite_abs(ryot_fp16_to_fp32(x[(size_t)r * (size_t)dim + (size_t)j]));
+            if (a > amax[j]) amax[j] = a;
         }
-        uint16_t dh = ryot_fp32_to_fp16(amax / (float)qmax);
-        float d = ryot_fp16_to_fp32(dh);
-        /* a scale that rounds to 0 (tiny row) codes everything as 0 */
-        const float id = d > 0.0f ? 1.0f / d : 0.0f;
-        put16(scales + 2 * r, dh);
-        if (bits == 8) {
-            int8_t *q = (int8_t *)codes + r * (size_t)dim;
-            for (int i = 0; i < dim; i++) q[i] = (int8_t)quant(row[i], id, qmax);
-        } else {
-            uint8_t *q = codes + r * (size_t)dim / 2;
-            for (int i = 0; i < dim; i += 2)
-                q[i / 2] = (uint8_t)((quant(row[i], id, qmax) + 8) | (quant(row[i + 1], id, qmax) + 8) << 4);
+    for (int j = 0; j < dim; j++) {
+        dh[j] = ryot_fp32_to_fp16(amax[j] / 31.0f);
+        const float d = ryot_fp16_to_fp32(dh[j]);
+        id[j] = d > 0.0f ? 1.0f / d : 0.0f;
+    }
+    const int quarter = dim / 4;
+    for (int r = 0; r < rows; r++) {
+        const uint16_t *xr = x + (size_t)r * (size_t)dim;
+        uint8_t *lo = codes + (size_t)r * (size_t)dim * 3 / 4, *hi = lo + dim / 2;
+        memset(hi, 0, (size_t)quarter);
+        for (int i = 0; i < dim; i++) {
+            const int c = quant(ryot_fp16_to_fp32(xr[i]), id[i], 31) + 32;
+            if (i % 2) lo[i / 2] |= (uint8_t)((c & 15) << 4);
+            else lo[i / 2] = (uint8_t)(c & 15);
+            hi[i % quarter] |= (uint8_t)((c >> 4) << 2 * (i / quarter));
         }
     }
 }
 
-static void decode_section(const store_codec_ctx *c, const uint8_t *in, size_t rows, int dim, int bits, uint16_t *x) {
+static void dequant6_ref(const uint8_t *q, const float *d, uint16_t *out, int n) {
+    const int quarter = n / 4;
+    const uint8_t *hi = q + n / 2;
+    for (int i = 0; i < n; i++) {
+        const int lo = i % 2 ? q[i / 2] >> 4 : q[i / 2] & 15;
+        const int h = (hi[i % quarter] >> 2 * (i / quarter)) & 3;
+        out[i] = ryot_fp32_to_fp16((float)((lo | h << 4) - 32) * d[i]);
+    }
+}
+
+static void encode_section(const store_codec_ctx *c, const uint16_t *x, size_t rows, int dim, int bits, int bs,
+                           uint8_t *out) {
+    if (bits == 16) {
+        memcpy(out, x, rows * (size_t)dim * 2);
+        return;
+    }
+    const bool simd = c->avx2 && dim % 64 == 0;
+    const size_t row_bytes = (size_t)dim * (size_t)bits / 8;
+    if (bits == 6) {
+        const size_t tiles = rows / (size_t)bs;
+        uint8_t *codes = out + tiles * (size_t)dim * 2;
+        uint16_t dh[MAX_DIM];
+        for (size_t t = 0; t < tiles; t++) {
+            const uint16_t *xt = x + t * (size_t)bs * (size_t)dim;
+            uint8_t *q = codes + t * (size_t)bs * row_bytes;
+            if (simd) store_quant6c_avx2(xt, bs, dim, dh, q);
+            else quant6_tile_ref(xt, bs, dim, dh, q);
+            for (int j = 0; j < dim; j++) put16(out + 2 * (t * (size_t)dim + (size_t)j), dh[j]);
+        }
+        return;
+    }
+    uint8_t *scales = out, *codes = out + rows * 2;
+    store_quant_fn fn = !simd ? NULL : bits == 8 ? store_quant8_avx2 : store_quant4_avx2;
+    for (size_t r = 0; r < rows; r++) {
+        const uint16_t *xr = x + r * (size_t)dim;
+        uint8_t *q = codes + r * row_bytes;
+        put16(scales + 2 * r, fn ? fn(xr, dim, q) : quant_row_ref(xr, dim, bits, q));
+    }
+}
+
+static void decode_section(const store_codec_ctx *c, const uint8_t *in, size_t rows, int dim, int bits, int bs,
+                           uint16_t *x) {
     if (bits == 16) {
         memcpy(x, in, rows * (size_t)dim * 2);
+        return;
+    }
+    const size_t row_bytes = (size_t)dim * (size_t)bits / 8;
+    if (bits == 6) {
+        store_dequant6_fn dq6 = c->avx2 && dim % 64 == 0 ? store_dequant6c_avx2 : dequant6_ref;
+        const size_t tiles = rows / (size_t)bs;
+        const uint8_t *codes = in + tiles * (size_t)dim * 2;
+        float d[MAX_DIM];
+        for (size_t t = 0; t < tiles; t++) {
+            for (int j = 0; j < dim; j++) d[j] = ryot_fp16_to_fp32((uint16_t)get16(in + 2 * (t * (size_t)dim + (size_t)j)));
+            for (int r = 0; r < bs; r++) {
+                const size_t row = t * (size_t)bs + (size_t)r;
+                dq6(codes + row * row_bytes, d, x + row * (size_t)dim, dim);
+            }
+        }
         return;
     }
     const uint8_t *scales = in, *codes = in + rows * 2;
     for (size_t r = 0; r < rows; r++) {
         const float d = ryot_fp16_to_fp32((uint16_t)get16(scales + 2 * r));
         uint16_t *xr = x + r * (size_t)dim;
-        if (bits == 8) c->dq8((const int8_t *)codes + r * (size_t)dim, d, xr, dim);
-        else c->dq4(codes + r * (size_t)dim / 2, d, xr, dim);
+        const uint8_t *q = codes + r * row_bytes;
+        if (bits == 8) c->dq8((const int8_t *)q, d, xr, dim);
+        else c->dq4(q, d, xr, dim);
     }
 }
 
@@ -180,11 +270,11 @@ ryot_status store_kv_encode(store_codec_ctx *c, const store_kv_shape *sh, const 
     ryot_status st = store_codec_check(sh, p, err);
     if (st) return st;
     const size_t rows = rows_of(sh);
-    const size_t nk = section_bytes(rows, sh->head_dim_k, p->k_bits);
-    const size_t nraw = nk + section_bytes(rows, sh->head_dim_v, p->v_bits);
+    const size_t nk = section_bytes(rows, sh->head_dim_k, p->k_bits, sh->block_size);
+    const size_t nraw = nk + section_bytes(rows, sh->head_dim_v, p->v_bits, sh->block_size);
     if (!buf_reserve(&c->raw, nraw)) return ryot_fail(err, RYOT_ERR_NOMEM, "store: out of memory");
-    encode_section(k, rows, sh->head_dim_k, p->k_bits, (uint8_t *)c->raw.data);
-    encode_section(v, rows, sh->head_dim_v, p->v_bits, (uint8_t *)c->raw.data + nk);
+    encode_section(c, k, rows, sh->head_dim_k, p->k_bits, sh->block_size, (uint8_t *)c->raw.data);
+    encode_section(c, v, rows, sh->head_dim_v, p->v_bits, sh->block_size, (uint8_t *)c->raw.data + nk);
 
     uint8_t h[STORE_KV_HEADER] = {0};
     memcpy(h, KV_MAGIC, 4);
@@ -220,7 +310,7 @@ ryot_status store_kv_encode(store_codec_ctx *c, const store_kv_shape *sh, const 
 
 ryot_status store_kv_peek(const void *rec, size_t n, store_kv_shape *sh, store_codec_params *p, ryot_error *err) {
     const uint8_t *h = rec;
-    if (n < STORE_KV_HEADER || memcmp(h, KV_MAGIC, 4))
+    if (n < STORE_KV_HEADER || (memcmp(h, KV_MAGIC, 4) && memcmp(h, KV_MAGIC_V1, 4)))
         return ryot_fail(err, RYOT_ERR_FORMAT, "store: not a KV block record");
     sh->n_layer = (int)get16(h + 8);
     sh->n_head_kv = (int)get16(h + 10);
@@ -231,10 +321,11 @@ ryot_status store_kv_peek(const void *rec, size_t n, store_kv_shape *sh, store_c
     p->v_bits = h[5];
     p->zstd_level = h[6];
     ryot_error e2;
-    if (h[6] > 1 || store_codec_check(sh, p, &e2))
+    if (h[6] > 1 || store_codec_check(sh, p, &e2) || (h[3] == '1' && p->k_bits == 6))
         return ryot_fail(err, RYOT_ERR_FORMAT, "store: KV block header out of range");
     const size_t rows = rows_of(sh);
-    if (get32(h + 20) != section_bytes(rows, sh->head_dim_k, p->k_bits) + section_bytes(rows, sh->head_dim_v, p->v_bits))
+    if (get32(h + 20) != section_bytes(rows, sh->head_dim_k, p->k_bits, sh->block_size) +
+                             section_bytes(rows, sh->head_dim_v, p->v_bits, sh->block_size))
         return ryot_fail(err, RYOT_ERR_FORMAT, "store: KV block length does not match its shape");
     return RYOT_OK;
 }
@@ -262,8 +353,9 @@ ryot_status store_kv_decode(store_codec_ctx *c, const store_kv_shape *want, cons
     } else if (nbody != nraw) {
         return ryot_fail(err, RYOT_ERR_FORMAT, "store: KV block truncated");
     }
-    decode_section(c, body, rows, sh.head_dim_k, p.k_bits, k);
-    decode_section(c, body + section_bytes(rows, sh.head_dim_k, p.k_bits), rows, sh.head_dim_v, p.v_bits, v);
+    decode_section(c, body, rows, sh.head_dim_k, p.k_bits, sh.block_size, k);
+    decode_section(c, body + section_bytes(rows, sh.head_dim_k, p.k_bits, sh.block_size), rows, sh.head_dim_v, p.v_bits,
+                   sh.block_size, v);
     return RYOT_OK;
 }
 

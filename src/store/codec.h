@@ -5,19 +5,30 @@
  *
  * KV block (engine/engine.h): F16, per layer, per KV head, positions
  * contiguous: K is n_rows_k = n_layer * n_head_kv * block_size rows of
- * head_dim_k values, V the same with head_dim_v.  Each row is coded alone:
+ * head_dim_k values, V the same with head_dim_v.  Each row is coded alone
+ * (but 6-bit K):
  *   16 bits: the F16 values as they are (lossless);
  *    8 bits: scale d = max|x| / 127 (stored F16), q = round(x / d) in int8;
  *    4 bits: d = max|x| / 7, q = round(x / d) in [-7, 7], stored q + 8, two
- *            per byte (low nibble first); head_dim must be even.
+ *            per byte (low nibble first); head_dim must be even;
+ *    6 bits (K only, the default): not per row but a scale per channel j of
+ *            each (layer, head) tile of block_size rows, d_j = max over the
+ *            tile's rows of |x_j| / 31 (K's outliers sit in a few channels,
+ *            so per-channel steps are finer than per-row ones, for the same
+ *            scale bytes when block_size = head_dim); c = round(x / d_j) + 32
+ *            in [1, 63]; per row, the low nibbles as 4 bits above (head_dim/2
+ *            bytes), then head_dim/4 bytes of top bit pairs: value
+ *            p * head_dim/4 + j in byte j, bits 2p..2p+1 (head_dim a multiple
+ *            of 4).  6-bit K + 4-bit V is 3.05:1 at 64 x 64 without zstd.
  *
  * Encoded KV (little endian), 24 header bytes then the body:
- *   0  "RKV1"
+ *   0  "RKV2" (written; "RKV1", the same without 6-bit codes, is read too)
  *   4  u8 k_bits, u8 v_bits, u8 compression (0 none, 1 zstd), u8 0
  *   8  u16 n_layer, n_head_kv, block_size, head_dim_k, head_dim_v, 0
  *  20  u32 raw body length
  *  24  body: K section then V section, zstd-compressed when compression=1;
- *      a section is the n_rows F16 scales (8/4 bits) then the codes.
+ *      a section is the n_rows F16 scales (8/4 bits; 6 bits: n_tiles x
+ *      head_dim, tile by tile) then the codes, row by row.
  *
  * Sealed record (little endian):
  *   0  "RYS1"
@@ -50,9 +61,10 @@ typedef struct store_kv_shape {
 } store_kv_shape;
 
 typedef struct store_codec_params {
-    int k_bits;     /* 16 or 8 (default 8) */
-    int v_bits;     /* 16, 8 or 4 (default 4: measured in docs/PERFORMANCE.md) */
-    int zstd_level; /* 0: no compression; default 1 */
+    int k_bits;     /* 16, 8 or 6 (default 6) */
+    int v_bits;     /* 16, 8, 6 or 4 (default 4: measured in docs/PERFORMANCE.md) */
+    int zstd_level; /* 0: no compression (default: 6/4 is 3.05:1 without it, and zstd
+                     * was most of the decode time); else the zstd level */
 } store_codec_params;
 
 store_codec_params store_codec_default(void);
@@ -68,8 +80,8 @@ size_t store_kv_elems_v(const store_kv_shape *sh);
 typedef struct store_codec_ctx store_codec_ctx;
 store_codec_ctx *store_codec_ctx_new(void);
 void store_codec_ctx_free(store_codec_ctx *c);
-/* Decode with the best instruction set (true, the default) or the scalar
- * reference (false; tests compare the two). */
+/* Encode and decode with the best instruction set (true, the default) or
+ * the scalar reference (false; tests compare the two). */
 void store_codec_ctx_set_simd(store_codec_ctx *c, bool simd);
 
 /* Appends the encoded block (k: store_kv_elems_k F16 values, v likewise) to out. */

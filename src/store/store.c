@@ -7,6 +7,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "engine/api_internal.h"
 
 #define BATCH_MAX 64          /* ops per write transaction */
+#define READERS_MAX 4         /* threads decoding one store_get_blocks call, the caller included */
 #define SESS_MAGIC "RSS1"
 
 enum { OP_PUT, OP_TOUCH };
@@ -29,6 +31,98 @@ typedef struct store_op {
     size_t bytes;     /* counted against the queue bound */
     uint16_t *k, *v;  /* OP_PUT: the block (store's shape) */
 } store_op;
+
+/* A few helper threads that join the caller on one job at a time: the
+ * caller runs fn(arg, n) and each helper h fn(arg, h), then the caller
+ * waits for the helpers (the job splits its work through an atomic index). */
+#define GANG_MAX (READERS_MAX - 1)
+typedef struct gang {
+    int n;
+    pthread_t t[GANG_MAX];
+    pthread_mutex_t mu;
+    pthread_cond_t cv, done;
+    void (*fn)(void *arg, int worker);
+    void *arg;
+    uint64_t gen;
+    int active;
+    bool stop;
+} gang;
+
+typedef struct gang_start {
+    gang *g;
+    int h;
+} gang_start;
+
+static void *gang_main(void *p) {
+    gang *g = ((gang_start *)p)->g;
+    const int h = ((gang_start *)p)->h;
+    free(p);
+    uint64_t seen = 0;
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        while (!g->stop && g->gen == seen) pthread_cond_wait(&g->cv, &g->mu);
+        if (g->stop) break;
+        seen = g->gen;
+        void (*fn)(void *, int) = g->fn;
+        void *arg = g->arg;
+        pthread_mutex_unlock(&g->mu);
+        fn(arg, h);
+        pthread_mutex_lock(&g->mu);
+        if (--g->active == 0) pthread_cond_signal(&g->done);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+static void gang_init(gang *g) {
+    memset(g, 0, sizeof *g);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    pthread_cond_init(&g->done, NULL);
+}
+
+/* Starts up to n helpers (fewer when a thread cannot start). */
+static void gang_start_n(gang *g, int n) {
+    for (int h = 0; h < n && h < GANG_MAX; h++) {
+        gang_start *a = malloc(sizeof *a);
+        if (!a) break;
+        a->g = g, a->h = h;
+        if (pthread_create(&g->t[h], NULL, gang_main, a) != 0) {
+            free(a);
+            break;
+        }
+        g->n++;
+    }
+}
+
+/* Runs fn on the caller (worker g->n) and every helper; one caller at a time. */
+static void gang_run(gang *g, void (*fn)(void *, int), void *arg) {
+    if (g->n) {
+        pthread_mutex_lock(&g->mu);
+        g->fn = fn, g->arg = arg;
+        g->gen++;
+        g->active = g->n;
+        pthread_cond_broadcast(&g->cv);
+        pthread_mutex_unlock(&g->mu);
+    }
+    fn(arg, g->n);
+    if (g->n) {
+        pthread_mutex_lock(&g->mu);
+        while (g->active > 0) pthread_cond_wait(&g->done, &g->mu);
+        pthread_mutex_unlock(&g->mu);
+    }
+}
+
+static void gang_stop(gang *g) {
+    pthread_mutex_lock(&g->mu);
+    g->stop = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    for (int h = 0; h < g->n; h++) pthread_join(g->t[h], NULL);
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    pthread_cond_destroy(&g->done);
+}
 
 struct store {
     store_params p;
@@ -54,7 +148,22 @@ struct store {
     pthread_mutex_t rd_mu;  /* readers share one decode context */
     store_codec_ctx *rctx;
     ryot_buf rbuf;          /* under rd_mu */
+
+    /* store_get_blocks' helpers (each with its own decode context and
+     * buffer) and the writer's encode helpers (each with its own context) */
+    gang rg, wg;
+    store_codec_ctx *hctx[GANG_MAX], *wctx_h[GANG_MAX];
+    ryot_buf hbuf[GANG_MAX];
 };
+
+typedef struct read_job {
+    store *s;
+    const store_rkey *keys;
+    uint16_t *const *k, *const *v;
+    int n;
+    atomic_int next;        /* the next block to take */
+    ryot_status *st;        /* per block */
+} read_job;
 
 static void count(store *s, uint64_t *field, uint64_t n) {
     pthread_mutex_lock(&s->st_mu);
@@ -303,10 +412,43 @@ static void op_free(store_op *op) {
 /* One batch: encode outside the transaction, then one commit.  A failed
  * commit (full disk, map full even after eviction) counts the batch's puts
  * as write failures and goes on. */
+typedef struct write_job {
+    store *s;
+    encoded *enc;
+    int n;
+    atomic_int next;
+    atomic_int n_put;
+} write_job;
+
+/* Encodes and seals the job's puts until none is left (worker: a helper, or the writer). */
+static void write_work(void *arg, int w) {
+    write_job *j = arg;
+    store *s = j->s;
+    store_codec_ctx *cc = w < s->wg.n ? s->wctx_h[w] : s->wctx;
+    ryot_buf plain = {0};
+    for (;;) {
+        const int i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n) break;
+        encoded *en = &j->enc[i];
+        if (en->skip || en->op->kind != OP_PUT) continue;
+        ryot_error e;
+        plain.len = 0;
+        if (store_kv_encode(cc, &s->p.shape, &s->p.codec, en->op->k, en->op->v, &plain, &e) ||
+            store_seal(s->has_key ? s->key : NULL, en->op->key.b, STORE_RKEY_BYTES, plain.data, plain.len, &en->rec,
+                       &e)) {
+            en->skip = true;
+            count(s, &s->st.write_failures, 1);
+        } else {
+            atomic_fetch_add(&j->n_put, 1);
+        }
+    }
+    ryot_buf_free(&plain);
+}
+
 static void write_batch(store *s, store_op **ops, int n) {
     encoded enc[BATCH_MAX];
     memset(enc, 0, sizeof enc);
-    int n_put = 0;
+    int to_encode = 0;
     for (int i = 0; i < n; i++) {
         enc[i].op = ops[i];
         if (ops[i]->kind != OP_PUT) continue;
@@ -315,18 +457,15 @@ static void write_batch(store *s, store_op **ops, int n) {
             count(s, &s->st.duplicates, 1);
             continue;
         }
-        ryot_buf plain = {0};
-        ryot_error e;
-        if (store_kv_encode(s->wctx, &s->p.shape, &s->p.codec, ops[i]->k, ops[i]->v, &plain, &e) ||
-            store_seal(s->has_key ? s->key : NULL, ops[i]->key.b, STORE_RKEY_BYTES, plain.data, plain.len,
-                       &enc[i].rec, &e)) {
-            enc[i].skip = true;
-            count(s, &s->st.write_failures, 1);
-        } else {
-            n_put++;
-        }
-        ryot_buf_free(&plain);
+        to_encode++;
     }
+    /* the codec and the seal on the writer and its helpers, in parallel */
+    write_job j = {.s = s, .enc = enc, .n = n};
+    atomic_init(&j.next, 0);
+    atomic_init(&j.n_put, 0);
+    if (to_encode > 1) gang_run(&s->wg, write_work, &j);
+    else write_work(&j, s->wg.n);
+    const int n_put = atomic_load(&j.n_put);
     const uint64_t budget = s->st.budget_bytes;
     for (int attempt = 0; attempt < 2; attempt++) {
         MDB_txn *txn;
@@ -502,6 +641,8 @@ ryot_status store_open(const store_params *p, store **out, ryot_error *err) {
     pthread_cond_init(&s->idle, NULL);
     pthread_mutex_init(&s->st_mu, NULL);
     pthread_mutex_init(&s->rd_mu, NULL);
+    gang_init(&s->rg);
+    gang_init(&s->wg);
     MDB_dbi dbi[4];
     ryot_status st = s->p.dir ? env_open(s->p.dir, gb, p->read_only, &s->env, dbi, err)
                               : ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
@@ -517,6 +658,15 @@ ryot_status store_open(const store_params *p, store **out, ryot_error *err) {
         s->wctx = store_codec_ctx_new();
         s->rctx = store_codec_ctx_new();
         if (!s->wctx || !s->rctx) st = ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
+    }
+    if (!st && use_shape && !p->read_only) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        int want = p->read_threads > 0 ? p->read_threads : cpus > 0 ? (int)cpus : 1;
+        if (want > READERS_MAX) want = READERS_MAX;
+        int h = 0;
+        while (h < want - 1 && (s->hctx[h] = store_codec_ctx_new()) && (s->wctx_h[h] = store_codec_ctx_new())) h++;
+        gang_start_n(&s->rg, h);
+        gang_start_n(&s->wg, h);
     }
     if (!st && !p->read_only) {
         if (pthread_create(&s->thread, NULL, writer_main, s) != 0)
@@ -540,6 +690,13 @@ void store_close(store *s) {
         pthread_cond_signal(&s->cv);
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
+    }
+    gang_stop(&s->rg);
+    gang_stop(&s->wg);
+    for (int h = 0; h < GANG_MAX; h++) {
+        store_codec_ctx_free(s->hctx[h]);
+        store_codec_ctx_free(s->wctx_h[h]);
+        ryot_buf_free(&s->hbuf[h]);
     }
     for (store_op *op = s->head; op;) {
         store_op *n = op->next;
@@ -571,8 +728,11 @@ bool store_has(store *s, const store_rkey *key) {
     return has;
 }
 
-ryot_status store_get_block(store *s, const store_rkey *key, uint16_t *kd, uint16_t *vd, ryot_error *err) {
-    RYOT_ASSERT(s->nk > 0);
+/* One block with the given decode context and buffer: LMDB read from the
+ * map, unseal, decode into k/v; counts the hit or miss and queues the
+ * last-access update. */
+static ryot_status get_one(store *s, store_codec_ctx *cc, ryot_buf *buf, const store_rkey *key, uint16_t *kd,
+                           uint16_t *vd, ryot_error *err) {
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     if (rc) {
@@ -587,11 +747,9 @@ ryot_status store_get_block(store *s, const store_rkey *key, uint16_t *kd, uint1
         return ryot_fail(err, RYOT_ERR_NOT_FOUND, "store: no such record");
     }
     /* decode straight from the map: v stays valid until the txn ends */
-    pthread_mutex_lock(&s->rd_mu);
-    ryot_status st = store_unseal(s->has_key ? s->key : NULL, key->b, STORE_RKEY_BYTES, v.mv_data, v.mv_size,
-                                  &s->rbuf, NULL, err);
-    if (!st) st = store_kv_decode(s->rctx, &s->p.shape, s->rbuf.data, s->rbuf.len, kd, vd, err);
-    pthread_mutex_unlock(&s->rd_mu);
+    ryot_status st = store_unseal(s->has_key ? s->key : NULL, key->b, STORE_RKEY_BYTES, v.mv_data, v.mv_size, buf,
+                                  NULL, err);
+    if (!st) st = store_kv_decode(cc, &s->p.shape, buf->data, buf->len, kd, vd, err);
     const size_t n = v.mv_size;
     mdb_txn_abort(txn);
     pthread_mutex_lock(&s->st_mu);
@@ -614,6 +772,45 @@ ryot_status store_get_block(store *s, const store_rkey *key, uint16_t *kd, uint1
         }
     }
     return RYOT_OK;
+}
+
+ryot_status store_get_block(store *s, const store_rkey *key, uint16_t *kd, uint16_t *vd, ryot_error *err) {
+    RYOT_ASSERT(s->nk > 0);
+    pthread_mutex_lock(&s->rd_mu);
+    ryot_status st = get_one(s, s->rctx, &s->rbuf, key, kd, vd, err);
+    pthread_mutex_unlock(&s->rd_mu);
+    return st;
+}
+
+/* Takes blocks of the job until none is left (worker: a helper, or the caller). */
+static void read_work(void *arg, int w) {
+    read_job *j = arg;
+    store *s = j->s;
+    store_codec_ctx *cc = w < s->rg.n ? s->hctx[w] : s->rctx;
+    ryot_buf *buf = w < s->rg.n ? &s->hbuf[w] : &s->rbuf;
+    for (;;) {
+        const int i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n) break;
+        ryot_error e;
+        j->st[i] = get_one(s, cc, buf, &j->keys[i], j->k[i], j->v[i], &e);
+    }
+}
+
+int store_get_blocks(store *s, const store_rkey *keys, int n, uint16_t *const *k, uint16_t *const *v) {
+    RYOT_ASSERT(s->nk > 0);
+    if (n <= 0) return 0;
+    ryot_status st_one[64], *st = n <= 64 ? st_one : malloc((size_t)n * sizeof *st);
+    if (!st) return 0;
+    read_job j = {.s = s, .keys = keys, .k = k, .v = v, .n = n, .st = st};
+    atomic_init(&j.next, 0);
+    pthread_mutex_lock(&s->rd_mu); /* one call at a time uses the helpers */
+    if (n > 1) gang_run(&s->rg, read_work, &j);
+    else read_work(&j, s->rg.n);
+    pthread_mutex_unlock(&s->rd_mu);
+    int ok = 0;
+    while (ok < n && st[ok] == RYOT_OK) ok++;
+    if (st != st_one) free(st);
+    return ok;
 }
 
 void store_get_stats(store *s, store_stats *out) {

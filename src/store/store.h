@@ -24,8 +24,9 @@
  * one writer thread encodes, seals and commits in batches (one LMDB write
  * transaction per batch, synced: a committed record survives kill -9 and
  * power loss, an uncommitted one is simply absent).  store_get_block runs
- * on the caller's thread (an LMDB read transaction, then decode); its
- * last-access update goes through the queue.  Everything else is safe from
+ * on the caller's thread (an LMDB read transaction, then decode);
+ * store_get_blocks shares the blocks between the caller and reader helper
+ * threads; the last-access updates go through the queue.  Everything else is safe from
  * any thread. */
 #ifndef RYOT_STORE_STORE_H
 #define RYOT_STORE_STORE_H
@@ -60,6 +61,8 @@ typedef struct store_params {
     store_kv_shape shape;         /* blocks put and got (all zero: admin use only) */
     size_t queue_bytes;           /* writer queue bound (default 256 MiB) */
     bool read_only;               /* admin: verify/stats without writing */
+    int read_threads;             /* threads decoding one store_get_blocks call, the caller
+                                   * included (0: online CPUs, at most 4; 1: the caller only) */
 } store_params;
 
 typedef struct store_stats {
@@ -103,6 +106,12 @@ bool store_has(store *s, const store_rkey *key);
  * record failed authentication or decoding: counted, a miss; nothing
  * trustworthy was written to k/v... the caller must not use them). */
 ryot_status store_get_block(store *s, const store_rkey *key, uint16_t *k, uint16_t *v, ryot_error *err);
+/* Loads blocks 0..n-1 (keys[i] into k[i], v[i]) on the caller's thread and
+ * the store's reader helpers (params.read_threads), in parallel; returns how
+ * many leading blocks loaded (a miss or a bad record ends the run: blocks
+ * after it may have been written too, and must not be used).  Counts each
+ * block as store_get_block does. */
+int store_get_blocks(store *s, const store_rkey *keys, int n, uint16_t *const *k, uint16_t *const *v);
 /* Waits until everything queued so far is committed (or failed). */
 void store_flush(store *s);
 

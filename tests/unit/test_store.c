@@ -56,6 +56,24 @@ static double worst_rel(const uint16_t *a, const uint16_t *b, size_t n, int dim)
     return worst;
 }
 
+/* The same relative to each channel's max over a tile of bs rows (6-bit K
+ * has a scale per channel of each layer and head's block_size rows). */
+static double worst_rel_channel(const uint16_t *a, const uint16_t *b, size_t n, int dim, int bs) {
+    double worst = 0;
+    const size_t tile = (size_t)dim * (size_t)bs;
+    for (size_t t = 0; t < n; t += tile)
+        for (int j = 0; j < dim; j++) {
+            float amax = 0;
+            for (int r = 0; r < bs; r++) amax = fmaxf(amax, fabsf(ryot_fp16_to_fp32(a[t + (size_t)r * dim + j])));
+            for (int r = 0; r < bs; r++) {
+                const size_t i = t + (size_t)r * dim + j;
+                double d = fabs((double)ryot_fp16_to_fp32(a[i]) - ryot_fp16_to_fp32(b[i]));
+                if (amax > 0 && d / amax > worst) worst = d / amax;
+            }
+        }
+    return worst;
+}
+
 static void round_trip(int kb, int vb, int level, double bound_k, double bound_v, double *ratio) {
     const size_t nk = store_kv_elems_k(&SHAPE), nv = store_kv_elems_v(&SHAPE);
     uint16_t *k = malloc(nk * 2), *v = malloc(nv * 2), *k2 = malloc(nk * 2), *v2 = malloc(nv * 2);
@@ -67,7 +85,9 @@ static void round_trip(int kb, int vb, int level, double bound_k, double bound_v
     ryot_error err;
     assert_int_equal(store_kv_encode(c, &SHAPE, &p, k, v, &out, &err), RYOT_OK);
     assert_int_equal(store_kv_decode(c, &SHAPE, out.data, out.len, k2, v2, &err), RYOT_OK);
-    double ek = worst_rel(k, k2, nk, SHAPE.head_dim_k), ev = worst_rel(v, v2, nv, SHAPE.head_dim_v);
+    double ek = kb == 6 ? worst_rel_channel(k, k2, nk, SHAPE.head_dim_k, SHAPE.block_size)
+                        : worst_rel(k, k2, nk, SHAPE.head_dim_k),
+           ev = worst_rel(v, v2, nv, SHAPE.head_dim_v);
     assert_true(ek <= bound_k);
     assert_true(ev <= bound_v);
     if (kb == 16) assert_memory_equal(k, k2, nk * 2);
@@ -95,31 +115,75 @@ static void test_codec_round_trip(void **state) {
     /* 4 bits: half a step of max/7 (0.071) + rounding */
     round_trip(8, 4, 1, 0.0050, 0.0760, &r84);
     round_trip(8, 8, 0, 0.0050, 0.0050, &r8z0);
+    /* 6 bits: half a step of max/31 (0.016) + rounding; 6/4 needs no zstd for 3:1 */
+    /* 6-bit K (a scale per channel of each 16-row tile here): half a step of max/31 (0.016) + rounding */
+    double r64, r68;
+    round_trip(6, 4, 0, 0.0180, 0.0760, &r64);
+    round_trip(6, 8, 1, 0.0180, 0.0050, &r68);
+    assert_true(r64 > 2.75);     /* 16-row tiles: 256 / (48 + 8 + 32 + 2) = 2.84; 64-row blocks give 3.05 */
+    assert_true(r68 > 2.0);
+    { /* the server's 64-position blocks: the default codec is over 3:1 before sealing, with no zstd */
+        const store_kv_shape b64 = {.n_layer = 2, .n_head_kv = 2, .block_size = 64, .head_dim_k = 64, .head_dim_v = 64};
+        const size_t n = store_kv_elems_k(&b64);
+        uint16_t *k = malloc(n * 2), *v = malloc(n * 2);
+        fill(k, n, 64, 7);
+        fill(v, n, 64, 8);
+        store_codec_ctx *c = store_codec_ctx_new();
+        store_codec_params p = store_codec_default();
+        ryot_buf out = {0};
+        ryot_error err;
+        assert_int_equal(p.zstd_level, 0);
+        assert_int_equal(store_kv_encode(c, &b64, &p, k, v, &out, &err), RYOT_OK);
+        assert_true((double)n * 4 / (double)(out.len + STORE_SEAL_OVERHEAD) > 3.0);
+        ryot_buf_free(&out);
+        store_codec_ctx_free(c);
+        free(k), free(v);
+    }
     assert_true(r16 > 0.99 && r16 <= 1.0);
     assert_true(r8 > 1.85);      /* 8-bit + F16 scale per 64 values: 1.94 before zstd */
     assert_true(r84 > 2.4);      /* 8-bit K + 4-bit V: 2.56 before zstd */
     assert_true(r8 >= r8z0 * 0.99);
 }
 
-/* The SIMD dequantizers are bit-identical to the scalar reference. */
+/* The SIMD quantizers and dequantizers are bit-identical to the scalar
+ * reference: the same record bytes, the same decoded values, on KV-like rows
+ * and on rows with zeros, infinities, NaNs, tiny and huge values. */
 static void test_codec_simd_matches_ref(void **state) {
     (void)state;
     const size_t nk = store_kv_elems_k(&SHAPE), nv = store_kv_elems_v(&SHAPE);
     uint16_t *k = malloc(nk * 2), *v = malloc(nv * 2), *a = malloc((nk + nv) * 2), *b = malloc((nk + nv) * 2);
     fill(k, nk, SHAPE.head_dim_k, 3);
     fill(v, nv, SHAPE.head_dim_v, 4);
+    const int dk = SHAPE.head_dim_k;
+    for (int j = 0; j < dk; j++) k[j] = 0;                         /* row 0: all zero */
+    k[dk + 3] = 0x7c00, k[dk + 9] = 0xfc00, k[dk + 20] = 0x7e00;    /* row 1: +inf, -inf, NaN */
+    for (int j = 0; j < dk; j++) k[2 * dk + j] = (uint16_t)(j % 3); /* row 2: subnormals (scale rounds to 0) */
+    for (int j = 0; j < dk; j++) k[3 * dk + j] = j % 2 ? 0x7bff : 0xfbff; /* row 3: +-65504 */
+    for (int j = 0; j < dk; j++) v[j] = 0xfe00;                      /* V row 0: all NaN */
     store_codec_ctx *c = store_codec_ctx_new();
     ryot_error err;
-    for (int vb = 4; vb <= 8; vb += 4) {
-        store_codec_params p = {.k_bits = 8, .v_bits = vb, .zstd_level = 1};
-        ryot_buf out = {0};
-        assert_int_equal(store_kv_encode(c, &SHAPE, &p, k, v, &out, &err), RYOT_OK);
+    static const int bits[][2] = {{8, 8}, {8, 4}, {6, 4}, {6, 8}, {16, 4}};
+    for (size_t t = 0; t < sizeof bits / sizeof bits[0]; t++) {
+        store_codec_params p = {.k_bits = bits[t][0], .v_bits = bits[t][1], .zstd_level = (int)(t % 2)};
+        ryot_buf ref = {0}, simd = {0};
         store_codec_ctx_set_simd(c, false);
-        assert_int_equal(store_kv_decode(c, &SHAPE, out.data, out.len, a, a + nk, &err), RYOT_OK);
+        assert_int_equal(store_kv_encode(c, &SHAPE, &p, k, v, &ref, &err), RYOT_OK);
         store_codec_ctx_set_simd(c, true);
-        assert_int_equal(store_kv_decode(c, &SHAPE, out.data, out.len, b, b + nk, &err), RYOT_OK);
+        assert_int_equal(store_kv_encode(c, &SHAPE, &p, k, v, &simd, &err), RYOT_OK);
+        assert_int_equal(ref.len, simd.len);
+        assert_memory_equal(ref.data, simd.data, ref.len);
+        store_codec_ctx_set_simd(c, false);
+        assert_int_equal(store_kv_decode(c, &SHAPE, ref.data, ref.len, a, a + nk, &err), RYOT_OK);
+        store_codec_ctx_set_simd(c, true);
+        assert_int_equal(store_kv_decode(c, &SHAPE, ref.data, ref.len, b, b + nk, &err), RYOT_OK);
         assert_memory_equal(a, b, (nk + nv) * 2);
-        ryot_buf_free(&out);
+        /* the non-finite values code as 0 / the clamp, never as garbage */
+        if (p.k_bits != 16) {
+            assert_int_equal(ryot_fp16_to_fp32(a[dk + 20]), 0);
+            for (int j = 0; j < dk; j++) assert_int_equal(a[j], 0);
+        }
+        ryot_buf_free(&ref);
+        ryot_buf_free(&simd);
     }
     store_codec_ctx_free(c);
     free(k), free(v), free(a), free(b);
@@ -132,6 +196,11 @@ static void test_codec_bad_params(void **state) {
     p.k_bits = 4;
     assert_int_equal(store_codec_check(&SHAPE, &p, &err), RYOT_ERR_INVALID);
     p = store_codec_default();
+    p.k_bits = 6;
+    store_kv_shape not4 = SHAPE;
+    not4.head_dim_k = 62;
+    assert_int_equal(store_codec_check(&not4, &p, &err), RYOT_ERR_INVALID);
+    p = store_codec_default();
     p.v_bits = 5;
     assert_int_equal(store_codec_check(&SHAPE, &p, &err), RYOT_ERR_INVALID);
     store_kv_shape odd = SHAPE;
@@ -139,6 +208,27 @@ static void test_codec_bad_params(void **state) {
     p = store_codec_default();
     p.v_bits = 4;
     assert_int_equal(store_codec_check(&odd, &p, &err), RYOT_ERR_INVALID);
+    /* the earlier record version (RKV1: no 6-bit codes) is still read; a
+     * 6-bit record claiming it is refused */
+    {
+        const size_t nk = store_kv_elems_k(&SHAPE), nv = store_kv_elems_v(&SHAPE);
+        uint16_t *kk = malloc(nk * 2), *vv = malloc(nv * 2), *k2 = malloc(nk * 2), *v2 = malloc(nv * 2);
+        fill(kk, nk, SHAPE.head_dim_k, 5);
+        fill(vv, nv, SHAPE.head_dim_v, 6);
+        store_codec_ctx *c = store_codec_ctx_new();
+        for (int kb = 8; kb >= 6; kb -= 2) {
+            store_codec_params q = {.k_bits = kb, .v_bits = 4, .zstd_level = 1};
+            ryot_buf rec = {0};
+            assert_int_equal(store_kv_encode(c, &SHAPE, &q, kk, vv, &rec, &err), RYOT_OK);
+            assert_memory_equal(rec.data, "RKV2", 4);
+            rec.data[3] = '1';
+            assert_int_equal(store_kv_decode(c, &SHAPE, rec.data, rec.len, k2, v2, &err),
+                             kb == 8 ? RYOT_OK : RYOT_ERR_FORMAT);
+            ryot_buf_free(&rec);
+        }
+        store_codec_ctx_free(c);
+        free(kk), free(vv), free(k2), free(v2);
+    }
     /* a garbage record */
     uint8_t junk[64] = "RKV1";
     uint16_t k[8], v[8];
@@ -273,12 +363,36 @@ static void test_store_put_get(void **state) {
     fill(k, nk, SHAPE.head_dim_k, 12);
     fill(v, nv, SHAPE.head_dim_v, 22);
     assert_int_equal(store_get_block(s, &keys[2], k2, v2, &err), RYOT_OK);
-    assert_true(worst_rel(k, k2, nk, SHAPE.head_dim_k) < 0.005);
-    assert_true(worst_rel(v, v2, nv, SHAPE.head_dim_v) < 0.076); /* the default codec: 4-bit V */
+    assert_true(worst_rel_channel(k, k2, nk, SHAPE.head_dim_k, SHAPE.block_size) < 0.018); /* default: 6-bit K */
+    assert_true(worst_rel(v, v2, nv, SHAPE.head_dim_v) < 0.076); /*                    4-bit V */
     assert_int_equal(store_get_block(s, &keys[3], k2, v2, &err), RYOT_ERR_NOT_FOUND);
     assert_true(store_has(s, &keys[0]));
     assert_false(store_has(s, &keys[3]));
     store_close(s);
+
+    /* store_get_blocks: the same values as store_get_block, in parallel or on
+     * the caller alone; the leading run of hits (keys[3] is a miss) */
+    for (int threads = 1; threads <= 3; threads++) {
+        store_params p = {.dir = d, .gb = 0.0625, .key = key, .codec = store_codec_default(), .shape = SHAPE,
+                          .read_threads = threads};
+        assert_int_equal(store_open(&p, &s, &err), RYOT_OK);
+        uint16_t *buf = malloc(4 * (nk + nv) * 2), *kp[4], *vp[4];
+        for (int i = 0; i < 4; i++) kp[i] = buf + (size_t)i * (nk + nv), vp[i] = kp[i] + nk;
+        assert_int_equal(store_get_blocks(s, keys, 4, kp, vp), 3);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(store_get_block(s, &keys[i], k2, v2, &err), RYOT_OK);
+            assert_memory_equal(kp[i], k2, nk * 2);
+            assert_memory_equal(vp[i], v2, nv * 2);
+        }
+        store_rkey gap[3] = {keys[0], keys[3], keys[1]};
+        assert_int_equal(store_get_blocks(s, gap, 3, kp, vp), 1);
+        assert_int_equal(store_get_blocks(s, keys, 0, kp, vp), 0);
+        store_get_stats(s, &st);
+        assert_int_equal(st.hits, 3 + 3 + 2);
+        assert_int_equal(st.misses, 1 + 1);
+        free(buf);
+        store_close(s);
+    }
 
     /* the wrong key: a counted miss, never loaded */
     uint8_t other[STORE_KEY_BYTES];
