@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "core/clock.h"
@@ -19,6 +20,13 @@ static const char *const WORDS[] = {
     "arrived", "late", "because", "snow", "storm", "company", "hired", "engineers", "software", "team", "shipped",
     "release", "users", "reported", "bugs", "quickly", "fixed", "and", "but", "with", "from", "their", "old",
 };
+
+/* CPU time of the whole process (all its threads), seconds. */
+static double cpu_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -125,17 +133,28 @@ int cmd_bench_embed(int argc, char **argv) {
         tokens += n_ids[i];
     }
     double tok_s = ryot_now_s() - t0;
+    /* every timed call's latency (its percentiles) and the process's CPU
+     * time over the timed passes (what the encoder computed, whatever the
+     * machine's other load took of the wall time) */
+    const int n_calls = (n + b - 1) / b;
+    double *call = malloc((size_t)r * (size_t)n_calls * sizeof *call), cpu0 = 0;
+    int n_timed = 0;
+    if (!call) rc = 1;
     for (int k = -1; !rc && k < r; k++) {
+        if (k == 0) cpu0 = cpu_s();
         t0 = ryot_now_s();
         for (int i = 0; !rc && i < n; i += b) {
             int m = n - i < b ? n - i : b;
+            const double c0 = ryot_now_s();
             if (ryot_embed_tokens(em, (const ryot_token *const *)ids + i, n_ids + i, m, out, &err)) {
                 fprintf(stderr, "ryot bench embed: %s\n", err.msg);
                 rc = 1;
             }
+            if (k >= 0) call[n_timed++] = ryot_now_s() - c0;
         }
         if (k >= 0) pass[k] = ryot_now_s() - t0;
     }
+    const double cpu = cpu_s() - cpu0;
     if (!rc) {
         qsort(pass, (size_t)r, sizeof *pass, cmp_double);
         double med = pass[r / 2];
@@ -143,8 +162,13 @@ int cmd_bench_embed(int argc, char **argv) {
                ryot_embedder_n_threads(em), n, b, tokens, (double)tokens / n, r);
         printf("encode: median %.1f ms per pass (min %.1f, max %.1f)  %.1f sentences/s  %.0f tokens/s\n",
                med * 1e3, pass[0] * 1e3, pass[r - 1] * 1e3, n / med, tokens / med);
+        qsort(call, (size_t)n_timed, sizeof *call, cmp_double);
+        printf("per call (%d sentences): p50 %.2f ms  p99 %.2f ms  max %.2f ms;  cpu %.2f ms per sentence\n", b,
+               call[n_timed / 2] * 1e3, call[(int)(0.99 * (n_timed - 1))] * 1e3, call[n_timed - 1] * 1e3,
+               cpu * 1e3 / ((double)n * r));
         printf("tokenize: %.1f ms for all (%.0f sentences/s)\n", tok_s * 1e3, n / (tok_s > 0 ? tok_s : 1e-9));
     }
+    free(call);
     for (int i = 0; ids && i < n; i++) free(ids[i]);
     free(ids);
     free(n_ids);
