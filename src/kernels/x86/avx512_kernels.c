@@ -375,49 +375,6 @@ static ALWAYS_INLINE float q32_vec_dot(enum q32_kind k, int64_t n, const uint8_t
 
 enum { Q32_MAX_GROUPS = 256 }; /* rows of up to 32768 elements go through the tiled paths */
 
-/* One activation row (decode): its headers and offset terms are computed
- * once for all weight rows, which then go two at a time, one per half of
- * the accumulators, sharing the activation loads. */
-static ALWAYS_INLINE void q32_rows_1(enum q32_kind k, int64_t nb, int64_t nrx, const uint8_t *x, size_t bx,
-                                     const uint8_t *y, float *s) {
-    const size_t xs = q32_x_size(k), ys = q32_y_size(k);
-    const int64_t ng = nb / 4;
-    if (ng > Q32_MAX_GROUPS) {
-        for (int64_t i = 0; i < nrx; i++) s[i] = q32_vec_dot(k, nb * QK, x + i * bx, y);
-        return;
-    }
-    __m512 dy[Q32_MAX_GROUPS];
-    __m512i corr[Q32_MAX_GROUPS];
-    for (int64_t g = 0; g < ng; g++) {
-        dy[g] = _mm512_broadcast_f32x8(half_pairs4(y + 4 * g * ys, ys));
-        if (q32_offset(k)) corr[g] = _mm512_broadcast_i64x4(q32_corr4(k, y + 4 * g * ys));
-    }
-    int64_t i = 0;
-    for (; i + 2 <= nrx; i += 2) {
-        const uint8_t *xa = x + i * bx, *xb = xa + bx;
-        __m512 acc = _mm512_setzero_ps(), accm = acc;
-        for (int64_t g = 0; g < ng; g++) {
-            const uint8_t *ga = xa + 4 * g * xs, *gb = xb + 4 * g * xs, *yg = y + 4 * g * ys;
-            const __m512i y02 = q32_y2(k, yg, yg + 2 * ys), y13 = q32_y2(k, yg + ys, yg + 3 * ys);
-            __m512i a02, a13, b02, b13;
-            q32_group_codes(k, ga, &a02, &a13);
-            q32_group_codes(k, gb, &b02, &b13);
-            const __m512i z = _mm512_setzero_si512();
-            const __m512i ta = q32_pairs(_mm512_dpbusd_epi32(z, a02, y02), _mm512_dpbusd_epi32(z, a13, y13));
-            const __m512i tb = q32_pairs(_mm512_dpbusd_epi32(z, b02, y02), _mm512_dpbusd_epi32(z, b13, y13));
-            __m512i h = q32_split2(ta, tb);
-            if (q32_offset(k)) h = _mm512_sub_epi32(h, corr[g]);
-            q32_acc_pair2(k, h, half_pairs4x2(ga, gb, xs), dy[g], &acc, &accm);
-        }
-        __m256 acc_a = lo256(acc), acc_b = hi256(acc), accm_a = lo256(accm), accm_b = hi256(accm);
-        q32_tail(k, 4 * ng, nb, xa, y, &acc_a, &accm_a);
-        q32_tail(k, 4 * ng, nb, xb, y, &acc_b, &accm_b);
-        s[i] = q32_result(k, acc_a, accm_a);
-        s[i + 1] = q32_result(k, acc_b, accm_b);
-    }
-    if (i < nrx) s[i] = q32_vec_dot(k, nb * QK, x + i * bx, y);
-}
-
 /* Several activation rows: tiles of up to 4, two per accumulator, their
  * headers and offset terms computed once per call; each weight group is
  * unpacked once per tile. */
@@ -472,10 +429,6 @@ static ALWAYS_INLINE void q32_rows(enum q32_kind k, int64_t n, int64_t nrx, int6
                                    const void *yv, size_t by, float *s, size_t bs) {
     const uint8_t *x = xv, *y = yv;
     const int64_t nb = n / QK;
-    if (nry == 1) {
-        q32_rows_1(k, nb, nrx, x, bx, y, s);
-        return;
-    }
     if (nb / 4 > Q32_MAX_GROUPS) {
         for (int64_t j = 0; j < nry; j++)
             for (int64_t i = 0; i < nrx; i++) s[j * bs + i] = q32_vec_dot(k, n, x + i * bx, y + j * by);
@@ -484,18 +437,22 @@ static ALWAYS_INLINE void q32_rows(enum q32_kind k, int64_t n, int64_t nrx, int6
     q32_rows_tiled(k, nb, nrx, nry, x, bx, y, by, s, bs);
 }
 
-#define Q32_FNS(SUFFIX, KIND)                                                                          \
+#define Q32_DOT(SUFFIX, KIND)                                                                          \
     static void vec_dot_##SUFFIX(int64_t n, float *s, const void *x, const void *y) {                  \
         *s = q32_vec_dot(KIND, n, x, y);                                                               \
-    }                                                                                                  \
+    }
+#define Q32_FNS(SUFFIX, KIND)                                                                          \
+    Q32_DOT(SUFFIX, KIND)                                                                              \
+    static kernel_vec_dot_rows_fn rows1_##SUFFIX;                                                      \
     static void rows_##SUFFIX(int64_t n, int64_t nrx, int64_t nry, const void *x, size_t bx, const void *y, \
                               size_t by, float *s, size_t bs) {                                        \
-        q32_rows(KIND, n, nrx, nry, x, bx, y, by, s, bs);                                              \
+        if (nry == 1) rows1_##SUFFIX(n, nrx, 1, x, bx, y, by, s, bs);                                  \
+        else q32_rows(KIND, n, nrx, nry, x, bx, y, by, s, bs);                                         \
     }
 Q32_FNS(q4_0, Q32_Q4_0)
-Q32_FNS(q4_1, Q32_Q4_1)
+Q32_DOT(q4_1, Q32_Q4_1)
 Q32_FNS(q5_0, Q32_Q5_0)
-Q32_FNS(q5_1, Q32_Q5_1)
+Q32_DOT(q5_1, Q32_Q5_1)
 Q32_FNS(q8_0, Q32_Q8_0)
 
 /* ------------------------------------------------------------ K-quants
@@ -683,9 +640,11 @@ static ALWAYS_INLINE void kq_rows(enum kq_kind k, int64_t n, int64_t nrx, int64_
     static void vec_dot_##SUFFIX(int64_t n, float *s, const void *x, const void *y) {                  \
         *s = kq_vec_dot(KIND, n, x, y);                                                                \
     }                                                                                                  \
+    static kernel_vec_dot_rows_fn rows1_##SUFFIX;                                                      \
     static void rows_##SUFFIX(int64_t n, int64_t nrx, int64_t nry, const void *x, size_t bx, const void *y, \
                               size_t by, float *s, size_t bs) {                                        \
-        kq_rows(KIND, n, nrx, nry, x, bx, y, by, s, bs);                                               \
+        if (nry == 1) rows1_##SUFFIX(n, nrx, 1, x, bx, y, by, s, bs);                                  \
+        else kq_rows(KIND, n, nrx, nry, x, bx, y, by, s, bs);                                          \
     }
 KQ_FNS(q4_K, KQ_Q4_K)
 KQ_FNS(q5_K, KQ_Q5_K)
@@ -705,14 +664,27 @@ void AVX512_FILL(kernel_level *lv) {
     SET(F32, f32);
     SET(F16, f16);
     SET(BF16, bf16);
-    SET(Q4_0, q4_0);
-    SET(Q4_1, q4_1);
-    SET(Q5_0, q5_0);
-    SET(Q5_1, q5_1);
-    SET(Q8_0, q8_0);
-    SET(Q4_K, q4_K);
-    SET(Q5_K, q5_K);
-    SET(Q6_K, q6_K);
 #undef SET
+    /* Quantized weights.  Measured on an AMD Zen 4 (2 cores, DRAM-bound
+     * decode of SmolLM2-135M): the 512-bit decode loop (two weight rows per
+     * register) streamed weights from DRAM at a third to two thirds of the
+     * AVX2 loop's rate although it is faster on rows in cache, so one
+     * activation row (decode) keeps the AVX2 kernel (its results are these
+     * kernels' bits anyway) and only batches (prefill, verify steps) use
+     * the 512-bit tiles.  Q4_1 and Q5_1 keep the AVX2 tiles too: their
+     * 512-bit tiles measured slower (docs/PERFORMANCE.md). */
+#define SETQ(T, SUFFIX)                                                                                \
+    tab[RYOT_TYPE_##T].vec_dot = vec_dot_##SUFFIX;                                                     \
+    rows1_##SUFFIX = tab[RYOT_TYPE_##T].vec_dot_rows;                                                  \
+    tab[RYOT_TYPE_##T].vec_dot_rows = rows_##SUFFIX
+    SETQ(Q4_0, q4_0);
+    SETQ(Q5_0, q5_0);
+    SETQ(Q8_0, q8_0);
+    SETQ(Q4_K, q4_K);
+    SETQ(Q5_K, q5_K);
+    SETQ(Q6_K, q6_K);
+#undef SETQ
+    tab[RYOT_TYPE_Q4_1].vec_dot = vec_dot_q4_1;
+    tab[RYOT_TYPE_Q5_1].vec_dot = vec_dot_q5_1;
     AVX512_OPS_FILL(&lv->ops);
 }
