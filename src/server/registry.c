@@ -277,6 +277,24 @@ void srv_registry_release(srv_registry *r, int idx) {
     unload_victims(r, &v);
 }
 
+bool srv_registry_acquire_loaded(srv_registry *r, int idx, void **handle) {
+    pthread_mutex_lock(&r->mu);
+    RYOT_ASSERT(idx >= 0 && idx < r->n);
+    entry *e = &r->e[idx];
+    const bool ready = e->state == SRV_MODEL_READY;
+    if (ready) e->refs++; /* not a use: the LRU order stays */
+    *handle = ready ? e->handle : NULL;
+    pthread_mutex_unlock(&r->mu);
+    return ready;
+}
+
+void srv_registry_release_loaded(srv_registry *r, int idx) {
+    pthread_mutex_lock(&r->mu);
+    RYOT_ASSERT(idx >= 0 && idx < r->n && r->e[idx].refs > 0);
+    r->e[idx].refs--;
+    pthread_mutex_unlock(&r->mu);
+}
+
 void srv_registry_status(srv_registry *r, int idx, srv_model_status *out) {
     pthread_mutex_lock(&r->mu);
     RYOT_ASSERT(idx >= 0 && idx < r->n);

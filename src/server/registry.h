@@ -92,6 +92,11 @@ uint64_t srv_registry_budget(const srv_registry *r);
  * after srv_registry_close. */
 ryot_status srv_registry_acquire(srv_registry *r, int idx, void **handle, ryot_error *err);
 void srv_registry_release(srv_registry *r, int idx);
+/* A reference only when entry idx is READY (nothing loads): for readers of
+ * its state such as /metrics.  true with *handle. */
+bool srv_registry_acquire_loaded(srv_registry *r, int idx, void **handle);
+/* Drops a reference srv_registry_acquire_loaded took (no use recorded). */
+void srv_registry_release_loaded(srv_registry *r, int idx);
 
 /* A consistent copy of entry idx's state. */
 void srv_registry_status(srv_registry *r, int idx, srv_model_status *out);
