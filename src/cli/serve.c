@@ -3,7 +3,10 @@
  * SIGTERM: new requests get 503 and the listener closes, running and queued
  * requests get --shutdown-timeout seconds to finish, the rest are cut, and
  * the process exits 0. */
+#include <dirent.h>
+#include <errno.h>
 #include <malloc.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +19,10 @@
 #include "sched/sched.h"
 #include "sched/runner.h"
 #include "router/register.h"
+#include "core/clock.h"
 #include "server/http.h"
+#include "server/registry.h"
+#include "server/respcache.h"
 #include "store/store.h"
 #include "tasks/queue.h"
 #include "tasks/service.h"
@@ -31,7 +37,7 @@ static void on_signal(int sig) {
 static void usage(FILE *out) {
     sched_runner_params d = sched_runner_default_params();
     fprintf(out,
-            "usage: ryot serve [-m FILE] [options]\n"
+            "usage: ryot serve [-m FILE [--alias NAME]]... [--models DIR] [options]\n"
             "\n"
             "Serve the model over an OpenAI-compatible HTTP API: POST /v1/chat/completions,\n"
             "/v1/completions, /tokenize, /detokenize, /apply-template, /v1/embeddings (with\n"
@@ -39,10 +45,19 @@ static void usage(FILE *out) {
             "(open http://HOST:PORT/ in a browser).\n"
             "\n"
             "options:\n"
-            "  -m, --model FILE        GGUF model (default: $RYOT_MODEL, else the default model)\n"
+            "  -m, --model FILE        GGUF model (default: $RYOT_MODEL, else the default model); repeat it\n"
+            "                          to serve several: a request's \"model\" picks one, the first is the\n"
+            "                          default (requests naming none); the first loads at start, the\n"
+            "                          others on their first request\n"
+            "      --models DIR        also serve every DIR/*.gguf (by name; ids are the file names\n"
+            "                          without .gguf), after the -m models\n"
+            "      --mem-gb N          unload idle models, least recently used first, so that the loaded\n"
+            "                          ones (file + KV pool + logits each) stay within N GiB (default 0:\n"
+            "                          no limit); a model with requests in flight is never unloaded\n"
             "      --host ADDR         IPv4 address to listen on (default 127.0.0.1)\n"
             "      --port N            TCP port (default 8080; 0: any free port, printed)\n"
-            "      --alias NAME        model name clients use (default: the file name without .gguf)\n"
+            "      --alias NAME        model name clients use for the -m before it (default: the file name\n"
+            "                          without .gguf)\n"
             "      --embed-model FILE  BERT encoder GGUF (ryot convert) for /v1/embeddings; its id is\n"
             "                          the file name without .gguf\n"
             "      --api-key KEY       require 'Authorization: Bearer KEY' (default: $RYOT_API_KEY, else none)\n"
@@ -136,10 +151,129 @@ static void remove_tmp_dir(const char *dir) {
     rmdir(dir);
 }
 
+/* The registry's load and unload (server/registry.h): a model and its own
+ * runner (engine thread, scheduler queue, KV pool) over the shared
+ * parameters.  The default model is loaded by cmd_serve first (the store
+ * needs its shape before the runner starts) and handed over as preloaded. */
+typedef struct serve_loader {
+    sched_runner_params cp;
+    ryot_model *preloaded; /* entry 0's first load takes it */
+    bool draft;
+    const char *const *paths;
+    srv_registry *reg;
+} serve_loader;
+
+static ryot_status loader_load(void *ctx, int idx, const char *path, void **handle, uint64_t *bytes,
+                               ryot_error *err) {
+    serve_loader *L = ctx;
+    ryot_model *m = NULL;
+    if (idx == 0 && L->preloaded) {
+        m = L->preloaded;
+        L->preloaded = NULL;
+    } else if (ryot_model_load(path, &m, err)) {
+        return err->code;
+    }
+    srv_model *sm = calloc(1, sizeof *sm);
+    sched_runner *r = NULL;
+    ryot_status st = sm ? sched_runner_new(m, &L->cp, &r, err) : ryot_fail(err, RYOT_ERR_NOMEM, "out of memory");
+    if (st) {
+        free(sm);
+        ryot_model_free(m);
+        return st;
+    }
+    sm->model = m;
+    sm->runner = r;
+    srv_cache_model_identity(m, &sm->fp);
+    /* what it may use: the mapped file, its KV pool (F16 K and V) and the logits rows */
+    ryot_model_info info;
+    ryot_model_get_info(m, &info);
+    const sched_runner_params *p = sched_runner_get_params(r);
+    uint64_t file = 0, off = 0;
+    ryot_model_file_bytes(m, &file, &off);
+    const uint64_t kv = (uint64_t)p->kv_blocks * (uint64_t)p->kv_block_size * (uint64_t)info.n_layer *
+                        (uint64_t)info.n_head_kv * (uint64_t)info.head_dim * 2 * 2;
+    const uint64_t logits = (uint64_t)(p->max_running + SCHED_PROMPT_LP_ROWS) * (uint64_t)info.n_vocab * 4;
+    *bytes = file + kv + logits;
+    *handle = sm;
+    if (L->reg && srv_registry_count(L->reg) > 1)
+        fprintf(stderr, "ryot serve: loaded model '%s' (%s, %s, %.1f MiB with its KV pool)\n",
+                srv_registry_name(L->reg, idx), info.arch, info.type_name, (double)*bytes / (1 << 20));
+    return RYOT_OK;
+}
+
+static void loader_unload(void *ctx, int idx, void *handle) {
+    serve_loader *L = ctx;
+    srv_model *sm = handle;
+    sched_runner_free(sm->runner);
+    ryot_model_free((ryot_model *)sm->model);
+    free(sm);
+    if (L->reg) fprintf(stderr, "ryot serve: unloaded model '%s'\n", srv_registry_name(L->reg, idx));
+}
+
+typedef struct drain_ctx {
+    double deadline;
+    int cut;
+} drain_ctx;
+
+static void drain_one(void *ctx, int idx, void *handle) {
+    (void)idx;
+    drain_ctx *d = ctx;
+    const double left = d->deadline - ryot_now_s();
+    d->cut += sched_runner_drain(((srv_model *)handle)->runner, left > 0 ? left : 0);
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b) { return strcmp((*a)->d_name, (*b)->d_name); }
+
+static int is_gguf(const struct dirent *d) {
+    const size_t n = strlen(d->d_name);
+    return d->d_name[0] != '.' && n > 5 && !strcmp(d->d_name + n - 5, ".gguf");
+}
+
+/* Appends the DIR/NAME.gguf files (sorted by name; files already given with -m skipped)
+ * to paths.  The strings stay allocated until exit. */
+static int add_dir_models(const char *dir, const char **paths, int *n) {
+    struct dirent **list;
+    const int k = scandir(dir, &list, is_gguf, by_name);
+    if (k < 0) {
+        fprintf(stderr, "ryot serve: --models %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < k; i++) {
+        char *path = NULL;
+        if (!rc && asprintf(&path, "%s/%s", dir, list[i]->d_name) < 0) path = NULL;
+        struct stat sb;
+        bool dup = false;
+        char *real = path ? realpath(path, NULL) : NULL;
+        for (int j = 0; real && j < *n; j++) {
+            char *rj = realpath(paths[j], NULL);
+            dup = dup || (rj && !strcmp(rj, real));
+            free(rj);
+        }
+        free(real);
+        if (rc || !path || dup || stat(path, &sb) || !S_ISREG(sb.st_mode)) {
+            free(path);
+        } else if (*n == SRV_REG_MAX_MODELS) {
+            fprintf(stderr, "ryot serve: at most %d models\n", SRV_REG_MAX_MODELS);
+            free(path);
+            rc = -1;
+        } else {
+            paths[(*n)++] = path;
+        }
+        free(list[i]);
+    }
+    free(list);
+    return rc;
+}
+
 int cmd_serve(int argc, char **argv) {
     const char *draft_path = NULL;
     bool spec_given = false;
-    const char *model_path = NULL, *embed_path = NULL, *alias = NULL, *api_key = getenv("RYOT_API_KEY");
+    const char *embed_path = NULL, *api_key = getenv("RYOT_API_KEY");
+    static const char *paths[SRV_REG_MAX_MODELS], *aliases[SRV_REG_MAX_MODELS];
+    int n_models = 0;
+    const char *pending_alias = NULL, *models_dir = NULL;
+    double mem_gb = 0;
     srv_http_params hp = {.host = "127.0.0.1", .port = 8080, .max_body = 8u << 20, .body_timeout = 60};
     sched_runner_params cp = sched_runner_default_params();
     double shutdown_timeout = 30.0;
@@ -170,7 +304,21 @@ int cmd_serve(int argc, char **argv) {
             usage(stdout);
             return 0;
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
-            model_path = v, i++;
+            if (n_models == SRV_REG_MAX_MODELS) {
+                fprintf(stderr, "ryot serve: at most %d models\n", SRV_REG_MAX_MODELS);
+                return 2;
+            }
+            aliases[n_models] = n_models == 0 ? pending_alias : NULL; /* --alias before the first -m: as ever */
+            pending_alias = NULL;
+            paths[n_models++] = v, i++;
+        } else if (!strcmp(a, "--models") && v) {
+            models_dir = v, i++;
+        } else if (!strcmp(a, "--mem-gb") && v) {
+            if (!cli_parse_double(v, 0, 1 << 20, &mem_gb)) {
+                fprintf(stderr, "ryot serve: --mem-gb needs GiB in 0..1048576 (0: no limit)\n");
+                return 2;
+            }
+            i++;
         } else if (!strcmp(a, "--draft-model") && v) {
             draft_path = v, i++;
         } else if (!strcmp(a, "--host") && v) {
@@ -181,7 +329,15 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--embed-model") && v) {
             embed_path = v, i++;
         } else if (!strcmp(a, "--alias") && v) {
-            alias = v, i++;
+            if (n_models && !aliases[n_models - 1]) {
+                aliases[n_models - 1] = v;
+            } else if (!n_models && !pending_alias) {
+                pending_alias = v;
+            } else {
+                fprintf(stderr, "ryot serve: --alias %s: one --alias per -m FILE, after it\n", v);
+                return 2;
+            }
+            i++;
         } else if (!strcmp(a, "--api-key") && v) {
             api_key = v, i++;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
@@ -328,8 +484,24 @@ int cmd_serve(int argc, char **argv) {
             return 2;
         }
     }
-    if (!model_path) model_path = cli_default_model();
-    if (!model_path) return 1;
+    /* the models: the -m files, then --models DIR's; the first is the default */
+    if (models_dir && add_dir_models(models_dir, paths, &n_models)) return 2;
+    if (!n_models) {
+        if (models_dir) {
+            fprintf(stderr, "ryot serve: --models %s: no .gguf file there\n", models_dir);
+            return 2;
+        }
+        paths[0] = cli_default_model();
+        if (!paths[0]) return 1;
+        n_models = 1;
+    }
+    if (pending_alias && !aliases[0]) aliases[0] = pending_alias;
+    if (n_models > 1 && (draft_path || store_dir)) {
+        fprintf(stderr, "ryot serve: %s serves one model only: give a single -m (not %d models)\n",
+                draft_path ? "--draft-model" : "--store", n_models);
+        return 2;
+    }
+    const char *model_path = paths[0];
     if (api_key && !*api_key) api_key = NULL;
     hp.api_key = api_key;
     if (hp.semantic_threshold > 0 && (!embed_path || !hp.cache_bytes)) {
@@ -401,36 +573,66 @@ int cmd_serve(int argc, char **argv) {
     }
     cp.draft_model = dm;
     if (dm && !spec_given) cp.spec_draft = SCHED_SPEC_DRAFT_MODEL_K;
-    sched_runner *runner;
-    if (sched_runner_new(m, &cp, &runner, &err)) {
+    /* the registry: every model by name (--alias, else the file name without
+     * directory and .gguf); the first is loaded now, the others on their
+     * first request, each with its own runner over the same parameters */
+    serve_loader L = {.cp = cp, .preloaded = m, .draft = dm != NULL, .paths = paths};
+    static const srv_registry_ops ops = {loader_load, loader_unload};
+    srv_registry *reg = srv_registry_new(&ops, &L, (uint64_t)(mem_gb * (double)(1ull << 30)));
+    L.reg = reg;
+    bool reg_ok = reg != NULL;
+    int fail_rc = 1;
+    if (!reg) fprintf(stderr, "ryot serve: out of memory\n");
+    for (int k = 0; reg_ok && k < n_models; k++) {
+        char id[SRV_REG_NAME_MAX];
+        if (aliases[k]) snprintf(id, sizeof id, "%s", aliases[k]);
+        else file_stem(paths[k], id, sizeof id);
+        struct stat sb;
+        const uint64_t est = stat(paths[k], &sb) == 0 ? (uint64_t)sb.st_size : 0;
+        if (srv_registry_add(reg, id, paths[k], est, &err) < 0) {
+            fprintf(stderr, "ryot serve: %s: %s\n", paths[k], err.msg);
+            reg_ok = false;
+            fail_rc = 2; /* a usage error: two models of one name */
+        }
+    }
+    void *h0 = NULL;
+    if (reg_ok && srv_registry_acquire(reg, 0, &h0, &err)) {
         fprintf(stderr, "ryot serve: %s%s\n", dm ? "draft model: " : "", err.msg);
+        reg_ok = false;
+    }
+    if (!reg_ok) {
+        if (L.preloaded) ryot_model_free(L.preloaded);
+        srv_registry_free(reg);
         store_close(st);
         ryot_model_free(dm);
-        ryot_model_free(m);
         srv_http_stop(http);
-        return 1;
+        return fail_rc;
     }
+    const srv_model *sm0 = h0;
+    sched_runner *runner = sm0->runner;
+    ryot_model_info info;
+    ryot_model_get_info(sm0->model, &info);
+    /* general.name is a name of the default model too, as ever (unless another model has it) */
+    if (info.name && *info.name) srv_registry_alias(reg, 0, info.name, NULL);
     if (st) {
         store_kv_shape sh;
         uint8_t mid[STORE_MODEL_ID_BYTES];
-        store_shape_of(m, sched_runner_get_params(runner)->kv_block_size, &sh);
-        store_model_id(m, &sh, mid);
+        store_shape_of(sm0->model, sched_runner_get_params(runner)->kv_block_size, &sh);
+        store_model_id(sm0->model, &sh, mid);
         srv_http_set_store(http, st, mid, sh.block_size);
     }
-    /* the model id: --alias, else the file name without directory and .gguf */
-    char id[256], embed_id[256];
-    if (alias) snprintf(id, sizeof id, "%s", alias);
-    else file_stem(model_path, id, sizeof id);
+    const char *id = srv_registry_name(reg, 0);
+    char embed_id[256];
     srv_embed *embed = NULL;
     if (embed_path) {
         ryot_embedder *em;
         file_stem(embed_path, embed_id, sizeof embed_id);
         if (ryot_embedder_load(embed_path, cp.n_threads, &em, &err) || srv_embed_new(em, embed_id, &embed, &err)) {
             fprintf(stderr, "ryot serve: %s\n", err.msg);
-            sched_runner_free(runner);
+            srv_registry_release(reg, 0);
+            srv_registry_free(reg);
             store_close(st);
             ryot_model_free(dm);
-            ryot_model_free(m);
             srv_http_stop(http);
             return 1;
         }
@@ -438,10 +640,7 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "ryot serve: embedding model '%s' (%d dimensions, up to %d tokens)\n", embed_id,
                 ryot_embedder_dim(em), ryot_embedder_max_tokens(em));
     }
-    ryot_model_info info;
-    ryot_model_get_info(m, &info);
-    const char *aliases[1] = {info.name};
-    srv_http_set_runner(http, runner, id, aliases, info.name && *info.name ? 1 : 0);
+    srv_http_set_registry(http, reg);
     /* the task queue: Redis when asked, else LMDB in --tasks-dir or a temporary directory */
     if (!tasks_redis && !tasks_dir) tasks_redis = hp.redis_url;
     char tmp_dir[64] = "";
@@ -463,10 +662,10 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "ryot serve: task queue: %s\n", err.msg);
         tasks_service_free(tasks);
         srv_http_stop(http);
-        sched_runner_free(runner);
+        srv_registry_release(reg, 0);
+        srv_registry_free(reg);
         ryot_model_free(dm);
         store_close(st);
-        ryot_model_free(m);
         srv_embed_free(embed);
         remove_tmp_dir(tmp_dir);
         return 1;
@@ -482,13 +681,21 @@ int cmd_serve(int argc, char **argv) {
             id, info.arch, info.type_name, p->n_threads, p->ctx, p->kv_blocks, p->kv_block_size, p->batch_tokens,
             p->max_running, p->max_queue, p->spec_draft, dm ? " (draft model " : "", dm ? draft_path : "",
             dm ? ")" : "", api_key ? ", API key required" : "");
-    rt_register *reg = NULL;
+    for (int k = 1; k < n_models; k++)
+        fprintf(stderr, "ryot serve: model '%s' (%s): loads on its first request\n", srv_registry_name(reg, k), paths[k]);
+    if (n_models > 1 && mem_gb > 0)
+        fprintf(stderr, "ryot serve: %d models, memory budget %.3f GiB (idle ones unloaded, least recently used first)\n",
+                n_models, mem_gb);
+    else if (n_models > 1)
+        fprintf(stderr, "ryot serve: %d models, no memory budget (--mem-gb): loaded ones stay\n", n_models);
+    srv_registry_release(reg, 0); /* idle now: the budget may unload it like any other */
+    rt_register *rreg = NULL;
     if (register_url) {
         char adv[300];
         if (advertise) snprintf(adv, sizeof adv, "%s", advertise);
         else snprintf(adv, sizeof adv, "http://%s:%d", strcmp(hp.host, "0.0.0.0") ? hp.host : "127.0.0.1",
                       srv_http_port(http));
-        if (rt_register_start(register_url, adv, register_ttl_ms, &reg, &err)) {
+        if (rt_register_start(register_url, adv, register_ttl_ms, &rreg, &err)) {
             fprintf(stderr, "ryot serve: --register: %s\n", err.msg);
             g_stop = 1;
         } else {
@@ -496,20 +703,20 @@ int cmd_serve(int argc, char **argv) {
         }
     }
     while (!g_stop) pause();
-    rt_register_stop(reg); /* routers stop sending new requests here */
+    rt_register_stop(rreg); /* routers stop sending new requests here */
     fprintf(stderr, "ryot serve: shutting down (up to %.0f s for running requests)\n", shutdown_timeout);
     srv_http_quiesce(http);
     tasks_service_quiesce(tasks); /* running tasks finish, or are cut and left for redelivery */
-    const int cut = sched_runner_drain(runner, shutdown_timeout);
-    if (cut) fprintf(stderr, "ryot serve: %d requests cut at shutdown\n", cut);
+    drain_ctx dc = {.deadline = ryot_now_s() + shutdown_timeout};
+    srv_registry_close(reg, drain_one, &dc); /* each loaded model's runner, the time left each */
+    if (dc.cut) fprintf(stderr, "ryot serve: %d requests cut at shutdown\n", dc.cut);
     usleep(200000); /* let connection threads send their last bytes */
     srv_http_stop(http);
     tasks_service_free(tasks);
     remove_tmp_dir(tmp_dir);
-    sched_runner_free(runner);
+    srv_registry_free(reg); /* every runner and model */
     ryot_model_free(dm);
     store_close(st); /* writes what is still queued */
-    ryot_model_free(m);
     srv_embed_free(embed);
     fprintf(stderr, "ryot serve: stopped\n");
     return 0;

@@ -42,18 +42,14 @@ struct srv_http {
     char *api_key;
     char *webui_csp;      /* the page's Content-Security-Policy (webui.h); NULL: --no-webui */
     char webui_etag[48];  /* "..." : the page's SHA-256, base64, quoted */
-    _Atomic(sched_runner *) runner;
-    char *model_id;
+    _Atomic(srv_registry *) reg; /* NULL until srv_http_set_registry */
     srv_embed *embed;   /* NULL: no --embed-model */
     cache_l1 *cache;    /* NULL: --cache-mb 0 */
     cache_l2 *l2;       /* NULL: no --redis */
     cache_sem *sem;     /* NULL: no --semantic-cache (needs cache and embed) */
     flight_table flights; /* cacheable generations in flight (coalescing) */
     tasks_service *tasks; /* NULL: the task routes answer 404 */
-    cache_key model_fp; /* srv_cache_model_identity, once the model is set */
     srv_sessions sess;  /* sess.st NULL: no --store */
-    char **aliases;
-    int n_aliases;
     int port;
 };
 
@@ -164,12 +160,55 @@ static bool client_gone(int fd) {
     return r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
-static bool model_known(const srv_http *h, const char *name) {
-    if (!name) return true;
-    if (strcmp(name, h->model_id) == 0) return true;
-    for (int i = 0; i < h->n_aliases; i++)
-        if (strcmp(name, h->aliases[i]) == 0) return true;
-    return false;
+/* ------------------------------------------------------------------ models */
+
+/* A request's model: registry entry idx, with a reference (m != NULL) until model_put. */
+typedef struct model_ref {
+    int idx;
+    srv_model *m;
+    const char *name; /* the entry's name: what responses echo */
+} model_ref;
+
+/* The 404 for a name no entry has (the name cut short: it is the client's). */
+static void model_not_found(const srv_registry *reg, const char *name, srv_error *e) {
+    if (srv_registry_count(reg) == 1)
+        srv_error_set(e, 404, "model", "the model '%.100s%s' does not exist (this server serves '%s')", name,
+                      strlen(name) > 100 ? "..." : "", srv_registry_name(reg, 0));
+    else
+        srv_error_set(e, 404, "model", "the model '%.100s%s' does not exist (GET /v1/models lists the %d served)", name,
+                      strlen(name) > 100 ? "..." : "", srv_registry_count(reg));
+    e->code = "model_not_found";
+}
+
+/* Finds name (NULL: the default model, entry 0) and takes a reference,
+ * loading the model when it is not: 0, or -1 with *e (404 unknown; 503 a
+ * shortage or shutting down; 500 a model that would not load). */
+static int model_take(const srv_http *h, const char *name, model_ref *out, srv_error *e) {
+    srv_registry *reg = atomic_load(&h->reg);
+    *out = (model_ref){.idx = -1};
+    const int idx = name ? srv_registry_find(reg, name) : 0;
+    if (idx < 0) {
+        model_not_found(reg, name, e);
+        return -1;
+    }
+    void *hd;
+    ryot_error err = {0};
+    ryot_status st = srv_registry_acquire(reg, idx, &hd, &err);
+    if (st) {
+        const bool retry = st == RYOT_ERR_NOMEM || st == RYOT_ERR_UNAVAILABLE || st == RYOT_ERR_BUSY;
+        srv_error_set(e, retry ? 503 : 500, "model", "the model '%s' %s: %s", srv_registry_name(reg, idx),
+                      retry ? "cannot be loaded now" : "failed to load", err.msg);
+        e->type = "server_error";
+        e->code = retry ? "model_unavailable" : "model_load_failed";
+        return -1;
+    }
+    *out = (model_ref){.idx = idx, .m = hd, .name = srv_registry_name(reg, idx)};
+    return 0;
+}
+
+static void model_put(const srv_http *h, model_ref *r) {
+    if (r->m) srv_registry_release(atomic_load(&h->reg), r->idx);
+    r->m = NULL;
 }
 
 static bool messages_use_tools(const srv_message *msgs, int n) {
@@ -244,6 +283,7 @@ typedef struct gen {
     chat_tool_style tool_style;
     char *tool_prefix;      /* a forced call: what the prompt ends with and each answer continues */
     grammar *tool_grammar;  /* a forced call: the constraint of what follows tool_prefix */
+    model_ref mref;         /* the request's model, held until the gen is freed */
 } gen;
 
 static void gen_free(gen *g) {
@@ -254,6 +294,7 @@ static void gen_free(gen *g) {
     free(g->tool_prefix);
     grammar_free(g->tool_grammar);
     srv_request_free(&g->req);
+    if (g->h) model_put(g->h, &g->mref); /* last: the job and flight are gone first */
     memset(g, 0, sizeof *g);
 }
 
@@ -393,7 +434,7 @@ static void sse(stream_ctx *s, char *json) {
 static void stream_meta(const stream_ctx *s, srv_resp_meta *m) {
     m->id = s->g.id;
     m->created = s->g.created;
-    m->model = s->h->model_id;
+    m->model = s->g.mref.name;
     m->system_fingerprint = NULL;
 }
 
@@ -659,7 +700,7 @@ static int gen_collect(srv_http *h, gen *g, int fd, char **json_out, srv_error *
                                             .lp = t[i].lp,
                                             .n_lp = t[i].n_lp};
         }
-        srv_resp_meta m = {.id = g->id, .created = g->created, .model = h->model_id};
+        srv_resp_meta m = {.id = g->id, .created = g->created, .model = g->mref.name};
         srv_usage u = usage_of(&res);
         if (mem_ok) {
             json = g->req.ep == SRV_EP_CHAT ? srv_json_chat_completion(&m, cc, nc, &u)
@@ -697,8 +738,9 @@ static enum MHD_Result finish_blocking(srv_http *h, struct MHD_Connection *conn,
 /* A cached record as the whole (non-streamed) response to g's request, or
  * NULL (out of memory).  Does not free g. */
 static char *cached_json(srv_http *h, gen *g, const srv_cached *c) {
+    (void)h;
     const bool chat = g->req.ep == SRV_EP_CHAT;
-    srv_resp_meta m = {.id = g->id, .created = g->created, .model = h->model_id};
+    srv_resp_meta m = {.id = g->id, .created = g->created, .model = g->mref.name};
     srv_chat_choice *cc = calloc((size_t)c->n, sizeof *cc);
     srv_completion_choice *pc = calloc((size_t)c->n, sizeof *pc);
     srv_tool_result *tr = calloc((size_t)c->n, sizeof *tr);
@@ -731,7 +773,7 @@ static enum MHD_Result reply_cached(srv_http *h, struct MHD_Connection *conn, ge
                                     const char *tier) {
     const srv_request *req = &g->req;
     const bool chat = req->ep == SRV_EP_CHAT;
-    srv_resp_meta m = {.id = g->id, .created = g->created, .model = h->model_id};
+    srv_resp_meta m = {.id = g->id, .created = g->created, .model = g->mref.name};
     ryot_buf out = {0};
     bool ok = true;
     if (!req->stream) {
@@ -904,7 +946,7 @@ static int tools_setup(const ryot_model *m, gen *g, srv_error *e) {
  * answer (malloc'd); otherwise g->sem_vec keeps the vector (or stays NULL
  * for a non-candidate) for cache_store to index. */
 static bool semantic_lookup(srv_http *h, gen *g, const sched_job_spec *spec, void **val, size_t *len) {
-    const char *q = srv_cache_semantic_context(&h->model_fp, &g->req, spec, &g->sem_ctx);
+    const char *q = srv_cache_semantic_context(&g->mref.m->fp, &g->req, spec, &g->sem_ctx);
     if (!q) return false;
     g->sem_vec = malloc((size_t)srv_embed_dim(h->embed) * sizeof *g->sem_vec);
     if (!g->sem_vec || srv_embed_text(h->embed, q, strlen(q), g->sem_vec)) {
@@ -923,7 +965,7 @@ static bool semantic_lookup(srv_http *h, gen *g, const sched_job_spec *spec, voi
  * cache: 0 with g's job running (*cache_state "miss" or "coalesced"), 1
  * with *hit filled (srv_cached_free; *cache_state the tier), -1 with *e
  * (g freed).  tier >= 0 overrides the request's priority (tasks). */
-static int gen_begin(srv_http *h, sched_runner *runner, srv_endpoint ep, const char *body, size_t len, bool no_cache,
+static int gen_begin(srv_http *h, srv_endpoint ep, const char *body, size_t len, bool no_cache,
                      bool no_store, int tier_override, gen *g_out, srv_cached *hit_out, const char **cache_state, srv_error *ep_e) {
     gen g = {.h = h};
     srv_error e;
@@ -937,20 +979,17 @@ static int gen_begin(srv_http *h, sched_runner *runner, srv_endpoint ep, const c
         }
         g.req.priority = tier_override;
     }
+    if (model_take(h, g.req.model, &g.mref, ep_e)) { /* loads it when it is not */
+        gen_free(&g);
+        return -1;
+    }
+    sched_runner *runner = g.mref.m->runner;
     /* fields the request left out: the model's recommendation, else OpenAI's
      * (a few lookups in the GGUF's key table: cheap next to any generation) */
     ryot_sampler_params defaults = srv_request_openai_sampling();
     ryot_model_sampling_defaults(sched_runner_model(runner), &defaults);
     srv_request_default_sampling(&g.req, &defaults);
     const srv_request *req = &g.req;
-    if (!model_known(h, req->model)) {
-        srv_error_set(&e, 404, "model", "the model '%s' does not exist (this server serves '%s')", req->model,
-                      h->model_id);
-        e.code = "model_not_found";
-        gen_free(&g);
-        *ep_e = e;
-        return -1;
-    }
     const int np = ep == SRV_EP_CHAT ? 1 : req->n_prompts;
     int32_t **ids = calloc((size_t)np, sizeof *ids);
     int *n_ids = calloc((size_t)np, sizeof *n_ids);
@@ -980,7 +1019,7 @@ static int gen_begin(srv_http *h, sched_runner *runner, srv_endpoint ep, const c
             .prompt_logprobs = req->echo && req->sp.logprobs,
             .grammar = g.tool_grammar ? g.tool_grammar : req->grammar,
         };
-        const bool cacheable = (h->cache || h->l2) && srv_cache_request_key(&h->model_fp, req, &spec, &g.key);
+        const bool cacheable = (h->cache || h->l2) && srv_cache_request_key(&g.mref.m->fp, req, &spec, &g.key);
         if (cacheable) {
             void *val = NULL;
             size_t vlen = 0;
@@ -1051,15 +1090,14 @@ static int gen_begin(srv_http *h, sched_runner *runner, srv_endpoint ep, const c
     return 0;
 }
 
-static enum MHD_Result generate(srv_http *h, sched_runner *runner, struct MHD_Connection *conn, srv_endpoint ep,
-                                const conn_ctx *cx) {
+static enum MHD_Result generate(srv_http *h, struct MHD_Connection *conn, srv_endpoint ep, const conn_ctx *cx) {
     gen g;
     srv_cached hit;
     srv_error e;
     const char *cache_state;
     bool no_cache, no_store;
     cache_control(conn, &no_cache, &no_store);
-    const int rc = gen_begin(h, runner, ep, cx->body.data ? cx->body.data : "", cx->body.len, no_cache, no_store, -1,
+    const int rc = gen_begin(h, ep, cx->body.data ? cx->body.data : "", cx->body.len, no_cache, no_store, -1,
                              &g, &hit, &cache_state, &e);
     if (rc < 0) return reply_error(conn, &e);
     if (rc == 1) {
@@ -1074,9 +1112,9 @@ static enum MHD_Result generate(srv_http *h, sched_runner *runner, struct MHD_Co
 int srv_http_execute(srv_http *h, const char *endpoint, const char *body, size_t len, int tier, char **json) {
     srv_error e;
     *json = NULL;
-    sched_runner *runner = atomic_load(&h->runner);
+    bool ready = atomic_load(&h->reg) != NULL;
     srv_endpoint ep = SRV_EP_CHAT;
-    if (!runner) {
+    if (!ready) {
         srv_error_set(&e, 503, NULL, "the model is loading");
     } else if (!strcmp(endpoint, "/v1/embeddings")) {
         if (!h->embed) {
@@ -1091,16 +1129,16 @@ int srv_http_execute(srv_http *h, const char *endpoint, const char *body, size_t
         ep = SRV_EP_COMPLETIONS;
     } else if (strcmp(endpoint, "/v1/chat/completions")) {
         srv_error_set(&e, 400, "endpoint", "unknown endpoint '%.100s'", endpoint);
-        runner = NULL;
+        ready = false;
     }
-    if (!runner) {
+    if (!ready) {
         *json = srv_json_error(&e);
         return e.status;
     }
     gen g;
     srv_cached hit;
     const char *cache_state;
-    int rc = gen_begin(h, runner, ep, body, len, false, false, tier, &g, &hit, &cache_state, &e);
+    int rc = gen_begin(h, ep, body, len, false, false, tier, &g, &hit, &cache_state, &e);
     if (rc == 1) {
         *json = cached_json(h, &g, &hit);
         gen_free(&g);
@@ -1346,6 +1384,135 @@ static enum MHD_Result do_embeddings(srv_http *h, struct MHD_Connection *conn, c
     return reply_json(conn, 200, json);
 }
 
+/* The model a small endpoint's body names (its optional "model"): with one
+ * model served an unknown name is ignored, as it always was; with several
+ * it is a 404. */
+static int body_model(const srv_http *h, const conn_ctx *cx, model_ref *r, srv_error *e) {
+    const char *name = NULL;
+    json_t *root = cx->body.len ? json_loadb(cx->body.data, cx->body.len, 0, NULL) : NULL;
+    json_t *m = json_is_object(root) ? json_object_get(root, "model") : NULL;
+    if (json_is_string(m)) name = json_string_value(m);
+    srv_registry *reg = atomic_load(&h->reg);
+    if (name && srv_registry_count(reg) == 1 && srv_registry_find(reg, name) < 0) name = NULL;
+    const int rc = model_take(h, name, r, e);
+    json_decref(root);
+    return rc;
+}
+
+/* GET /v1/models: every registry entry with its status, then the embedding model. */
+static enum MHD_Result do_models(const srv_http *h, struct MHD_Connection *conn) {
+    srv_registry *reg = atomic_load(&h->reg);
+    const int n = srv_registry_count(reg);
+    const char **ids = calloc((size_t)n + 1, sizeof *ids), **status = calloc((size_t)n + 1, sizeof *status);
+    char *json = NULL;
+    if (ids && status) {
+        for (int i = 0; i < n; i++) {
+            srv_model_status ms;
+            srv_registry_status(reg, i, &ms);
+            ids[i] = ms.name;
+            status[i] = srv_model_state_name(ms.state);
+        }
+        int k = n;
+        if (h->embed) {
+            ids[k] = srv_embed_model_id(h->embed);
+            status[k++] = "loaded";
+        }
+        json = srv_json_models_status(ids, status, k, (int64_t)time(NULL));
+    }
+    free(ids);
+    free(status);
+    return json ? reply_json(conn, 200, json) : reply_err(conn, 503, NULL, "out of memory");
+}
+
+/* GET /v1/models/{id}: the entry named or aliased id (its own name back). */
+static enum MHD_Result do_model_one(const srv_http *h, struct MHD_Connection *conn, const char *id) {
+    srv_registry *reg = atomic_load(&h->reg);
+    const char *name = NULL, *status = "loaded";
+    srv_model_status ms;
+    const int idx = srv_registry_find(reg, id);
+    if (idx >= 0) {
+        srv_registry_status(reg, idx, &ms);
+        name = ms.name;
+        status = srv_model_state_name(ms.state);
+    } else if (h->embed && !strcmp(id, srv_embed_model_id(h->embed))) {
+        name = id;
+    }
+    if (!name) {
+        srv_error e;
+        model_not_found(reg, id, &e);
+        return reply_error(conn, &e);
+    }
+    char *json = srv_json_models_status(&name, &status, 1, (int64_t)time(NULL));
+    json_t *root = json ? json_loads(json, 0, NULL) : NULL; /* the list's one element */
+    free(json);
+    json = root ? json_dumps(json_array_get(json_object_get(root, "data"), 0), JSON_COMPACT) : NULL;
+    json_decref(root);
+    return json ? reply_json(conn, 200, json) : MHD_NO;
+}
+
+/* GET /metrics: the per-model series (a model="NAME" label on each when
+ * several models are served), then the shared ones.  Only loaded models
+ * have series: an unloaded model's counters start again at its next load. */
+static enum MHD_Result do_metrics(const srv_http *h, struct MHD_Connection *conn) {
+    ryot_buf b = {0};
+    srv_registry *reg = atomic_load(&h->reg);
+    if (reg) {
+        const int n = srv_registry_count(reg);
+        sched_stats *st = calloc((size_t)n, sizeof *st);
+        const char **names = calloc((size_t)n, sizeof *names);
+        srv_model_status *ms = calloc((size_t)n, sizeof *ms);
+        int k = 0;
+        for (int i = 0; st && names && ms && i < n; i++) {
+            void *hd;
+            srv_registry_status(reg, i, &ms[i]);
+            if (!srv_registry_acquire_loaded(reg, i, &hd)) continue;
+            sched_runner_stats(((srv_model *)hd)->runner, &st[k]);
+            srv_registry_release_loaded(reg, i);
+            names[k++] = srv_registry_name(reg, i);
+        }
+        if (n == 1 && k == 1) srv_metrics_render(&st[0], &b); /* one model: no label, as ever */
+        else if (st && names && ms) {
+            srv_metrics_render_models(st, names, k, &b);
+            srv_metrics_render_registry(ms, n, srv_registry_budget(reg), &b);
+        }
+        if (h->cache) {
+            cache_l1_stats cs;
+            cache_l1_stats_get(h->cache, &cs);
+            cache_sem_stats ss;
+            if (h->sem) cache_sem_stats_get(h->sem, &ss);
+            srv_metrics_render_cache(&cs, h->sem ? &ss : NULL, &b);
+        }
+        if (h->cache || h->l2) {
+            pthread_mutex_lock((pthread_mutex_t *)&h->flights.mu);
+            unsigned long long co = h->flights.coalesced;
+            pthread_mutex_unlock((pthread_mutex_t *)&h->flights.mu);
+            ryot_buf_printf(&b, "# HELP ryot_cache_coalesced_total Requests that joined an identical one in flight.\n"
+                                "# TYPE ryot_cache_coalesced_total counter\nryot_cache_coalesced_total %llu\n", co);
+        }
+        if (h->l2) {
+            cache_l2_stats ls;
+            cache_l2_stats_get(h->l2, &ls);
+            srv_metrics_render_redis(&ls, &b);
+        }
+        if (h->tasks) {
+            tasks_stats ts;
+            tasks_service_stats(h->tasks, &ts);
+            srv_metrics_render_tasks(&ts, &b);
+        }
+        if (h->sess.st && k) { /* the store serves one model only (src/cli/serve.c) */
+            store_stats ss;
+            store_get_stats(h->sess.st, &ss);
+            srv_metrics_render_store(&ss, &st[0], &b);
+        }
+        free(st);
+        free(names);
+        free(ms);
+    }
+    if (!b.data) ryot_buf_append(&b, "", 0);
+    if (!b.data) return MHD_NO;
+    return reply(conn, 200, "text/plain; version=0.0.4", b.data, b.len);
+}
+
 /* ------------------------------------------------------------------ routing */
 
 typedef enum route {
@@ -1459,84 +1626,31 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return ret;
     }
     if (r == R_WEBUI) return do_webui(h, conn);
-    sched_runner *runner = atomic_load(&h->runner);
+    const bool ready = atomic_load(&h->reg) != NULL;
     if (r == R_HEALTH) {
-        if (!runner) return reply_err(conn, 503, NULL, "the model is loading");
+        if (!ready) return reply_err(conn, 503, NULL, "the model is loading");
         return reply_json(conn, 200, strdup("{\"status\":\"ok\"}"));
     }
-    if (r == R_METRICS) {
-        ryot_buf b = {0};
-        if (runner) {
-            sched_stats st;
-            sched_runner_stats(runner, &st);
-            srv_metrics_render(&st, &b);
-            if (h->cache) { /* set before runner (srv_http_set_runner) */
-                cache_l1_stats cs;
-                cache_l1_stats_get(h->cache, &cs);
-                cache_sem_stats ss;
-                if (h->sem) cache_sem_stats_get(h->sem, &ss);
-                srv_metrics_render_cache(&cs, h->sem ? &ss : NULL, &b);
-            }
-            if (h->cache || h->l2) {
-                pthread_mutex_lock(&h->flights.mu);
-                unsigned long long co = h->flights.coalesced;
-                pthread_mutex_unlock(&h->flights.mu);
-                ryot_buf_printf(&b, "# HELP ryot_cache_coalesced_total Requests that joined an identical one in flight.\n"
-                                    "# TYPE ryot_cache_coalesced_total counter\nryot_cache_coalesced_total %llu\n", co);
-            }
-            if (h->l2) {
-                cache_l2_stats ls;
-                cache_l2_stats_get(h->l2, &ls);
-                srv_metrics_render_redis(&ls, &b);
-            }
-            if (h->tasks) {
-                tasks_stats ts;
-                tasks_service_stats(h->tasks, &ts);
-                srv_metrics_render_tasks(&ts, &b);
-            }
-            if (h->sess.st) {
-                store_stats ss;
-                store_get_stats(h->sess.st, &ss);
-                srv_metrics_render_store(&ss, &st, &b);
-            }
-        }
-        if (!b.data) ryot_buf_append(&b, "", 0);
-        if (!b.data) return MHD_NO;
-        return reply(conn, 200, "text/plain; version=0.0.4", b.data, b.len);
-    }
+    if (r == R_METRICS) return do_metrics(h, conn);
     if (!authorized(h, conn)) return reply_err(conn, 401, NULL, "missing or invalid API key (Authorization: Bearer ...)");
-    if (!runner) return reply_err(conn, 503, NULL, "the model is loading");
+    if (!ready) return reply_err(conn, 503, NULL, "the model is loading");
     switch (r) {
-    case R_MODELS: {
-        const char *ids[2] = {h->model_id, h->embed ? srv_embed_model_id(h->embed) : NULL};
-        return reply_json(conn, 200, srv_json_models(ids, h->embed ? 2 : 1, (int64_t)time(NULL)));
+    case R_MODELS: return do_models(h, conn);
+    case R_MODEL_ONE: return do_model_one(h, conn, url + 11);
+    case R_CHAT: return generate(h, conn, SRV_EP_CHAT, cx);
+    case R_COMPLETIONS: return generate(h, conn, SRV_EP_COMPLETIONS, cx);
+    case R_TOKENIZE:
+    case R_DETOKENIZE:
+    case R_TEMPLATE: {
+        model_ref mr;
+        srv_error e;
+        if (body_model(h, cx, &mr, &e)) return reply_error(conn, &e);
+        const enum MHD_Result ret = r == R_TOKENIZE     ? do_tokenize(mr.m->runner, conn, cx)
+                                    : r == R_DETOKENIZE ? do_detokenize(mr.m->runner, conn, cx)
+                                                        : do_template(mr.m->runner, conn, cx);
+        model_put(h, &mr);
+        return ret;
     }
-    case R_MODEL_ONE: {
-        const char *id = url + 11;
-        if (h->embed && !strcmp(id, srv_embed_model_id(h->embed))) {
-            json_t *o = json_pack("{s:s,s:s,s:I,s:s}", "id", id, "object", "model", "created", (json_int_t)time(NULL),
-                                  "owned_by", "ryot");
-            char *json = o ? json_dumps(o, JSON_COMPACT) : NULL;
-            json_decref(o);
-            return json ? reply_json(conn, 200, json) : MHD_NO;
-        }
-        if (!model_known(h, id)) {
-            srv_error e;
-            srv_error_set(&e, 404, "model", "the model '%.200s' does not exist", id);
-            e.code = "model_not_found";
-            return reply_error(conn, &e);
-        }
-        json_t *o = json_pack("{s:s,s:s,s:I,s:s}", "id", h->model_id, "object", "model", "created",
-                              (json_int_t)time(NULL), "owned_by", "ryot");
-        char *json = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
-        return json ? reply_json(conn, 200, json) : MHD_NO;
-    }
-    case R_CHAT: return generate(h, runner, conn, SRV_EP_CHAT, cx);
-    case R_COMPLETIONS: return generate(h, runner, conn, SRV_EP_COMPLETIONS, cx);
-    case R_TOKENIZE: return do_tokenize(runner, conn, cx);
-    case R_DETOKENIZE: return do_detokenize(runner, conn, cx);
-    case R_TEMPLATE: return do_template(runner, conn, cx);
     case R_EMBEDDINGS: return do_embeddings(h, conn, cx);
     case R_SESSIONS:
     case R_SESSION_SAVE:
@@ -1554,10 +1668,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
             if (n < sizeof id) memcpy(id, p, n), id[n] = 0;
             else snprintf(id, sizeof id, "%s", "(too long)"); /* refused as a bad id */
         }
+        model_ref mr;
+        srv_error e;
+        if (model_take(h, NULL, &mr, &e)) return reply_error(conn, &e); /* the store's one model */
         const int status = r == R_SESSIONS ? srv_session_list(&h->sess, &json)
                            : r == R_SESSION_SAVE
-                               ? srv_session_save(&h->sess, runner, id, cx->body.data, cx->body.len, &json)
-                               : srv_session_restore(&h->sess, runner, id, &json);
+                               ? srv_session_save(&h->sess, mr.m->runner, id, cx->body.data, cx->body.len, &json)
+                               : srv_session_restore(&h->sess, mr.m->runner, id, &json);
+        model_put(h, &mr);
         return json ? reply_json(conn, status, json) : MHD_NO;
     }
     case R_TASKS: return srv_tasks_http(h->tasks, conn, url, method, cx->body.data, cx->body.len);
@@ -1588,7 +1706,7 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
     if (!h->p.body_timeout) h->p.body_timeout = 60;
     if (h->p.max_connections <= 0) h->p.max_connections = 1024;
     if (pp->api_key && *pp->api_key) h->api_key = strdup(pp->api_key);
-    atomic_init(&h->runner, NULL);
+    atomic_init(&h->reg, NULL);
     flight_table_init(&h->flights);
     struct sockaddr_in addr = {0};
     addr.sin_family = AF_INET;
@@ -1631,18 +1749,13 @@ ryot_status srv_http_start(const srv_http_params *pp, srv_http **out, ryot_error
 
 int srv_http_port(const srv_http *h) { return h->port; }
 
-void srv_http_set_runner(srv_http *h, sched_runner *runner, const char *model_id, const char *const *aliases, int n_aliases) {
-    h->model_id = strdup(model_id);
-    h->aliases = calloc((size_t)(n_aliases > 0 ? n_aliases : 1), sizeof *h->aliases);
-    for (int i = 0; h->aliases && i < n_aliases; i++)
-        if (aliases[i] && (h->aliases[h->n_aliases] = strdup(aliases[i]))) h->n_aliases++;
+void srv_http_set_registry(srv_http *h, srv_registry *reg) {
     if (h->p.cache_bytes) h->cache = cache_l1_new(h->p.cache_bytes, h->p.cache_ttl_s > 0 ? h->p.cache_ttl_s : 3600);
-    if (h->cache || h->l2) srv_cache_model_identity(sched_runner_model(runner), &h->model_fp);
     if (h->cache && h->embed && h->p.semantic_threshold > 0)
         h->sem = cache_sem_new(srv_embed_dim(h->embed),
                                h->p.semantic_entries ? h->p.semantic_entries : CACHE_SEM_DEFAULT_ENTRIES,
                                h->p.semantic_threshold);
-    atomic_store(&h->runner, runner);
+    atomic_store(&h->reg, reg);
 }
 
 void srv_http_set_embed(srv_http *h, srv_embed *e) { h->embed = e; }
@@ -1662,9 +1775,6 @@ void srv_http_quiesce(srv_http *h) {
 void srv_http_stop(srv_http *h) {
     if (!h) return;
     if (h->d) MHD_stop_daemon(h->d);
-    for (int i = 0; i < h->n_aliases; i++) free(h->aliases[i]);
-    free(h->aliases);
-    free(h->model_id);
     free(h->webui_csp);
     free(h->api_key);
     cache_l1_free(h->cache);

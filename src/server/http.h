@@ -2,9 +2,17 @@
  * routing, API-key check, request framing and body limits, OpenAI endpoints
  * over the serving loop (sched/runner.h), SSE streaming, /metrics, /health.
  *
- * The listener starts before the model is loaded: until srv_http_set_runner
+ * The listener starts before the model is loaded: until srv_http_set_registry
  * is called every endpoint but /health, /metrics and the web page (GET /,
- * webui.h) answers 503, and /health says "loading". */
+ * webui.h) answers 503, and /health says "loading".
+ *
+ * Models (server/registry.h): a request's "model" picks a registry entry by
+ * name or alias (none: entry 0, the default); an unknown name is a 404
+ * model_not_found.  The request holds a reference on its model from before
+ * tokenizing until its response is sent (streams: until the stream ends),
+ * so a model is idle, and may be unloaded for the budget, exactly when no
+ * request of it is queued or running.  A load failure answers 500 (503 for a
+ * shortage) naming the model and the cause. */
 #ifndef RYOT_SERVER_HTTP_H
 #define RYOT_SERVER_HTTP_H
 
@@ -13,7 +21,9 @@
 
 #include "core/error.h"
 #include "sched/runner.h"
+#include "cache/key.h"
 #include "server/embeddings.h"
+#include "server/registry.h"
 #include "store/store.h"
 
 typedef struct srv_http_params {
@@ -36,17 +46,27 @@ typedef struct srv_http_params {
 
 typedef struct srv_http srv_http;
 
+/* What a loaded model gives the HTTP layer: the registry's handle (made by
+ * the registry's load op, e.g. src/cli/serve.c). */
+typedef struct srv_model {
+    const ryot_model *model;
+    sched_runner *runner; /* its own engine thread, scheduler queue and KV pool */
+    cache_key fp;         /* srv_cache_model_identity: the response cache's model identity */
+} srv_model;
+
 ryot_status srv_http_start(const srv_http_params *p, srv_http **out, ryot_error *err);
 int srv_http_port(const srv_http *h);
-/* Makes the server ready: model_id is the name /v1/models lists and
- * requests must use (aliases: more accepted names, may be NULL). */
-void srv_http_set_runner(srv_http *h, sched_runner *runner, const char *model_id, const char *const *aliases, int n_aliases);
+/* Makes the server ready: reg's handles are srv_model; reg is the caller's,
+ * freed after srv_http_stop.  /v1/models lists its entries in order (the
+ * embedding model last); /metrics labels the per-model series with
+ * model="NAME" when it has more than one entry. */
+void srv_http_set_registry(srv_http *h, srv_registry *reg);
 /* Serves POST /v1/embeddings with e (owned by the caller, who frees it after
- * srv_http_stop); call before srv_http_set_runner.  Without it the endpoint
+ * srv_http_stop); call before srv_http_set_registry.  Without it the endpoint
  * answers 404. */
 void srv_http_set_embed(srv_http *h, srv_embed *e);
 /* Serves /v1/sessions over st (the runner's store, owned by the caller) and
- * adds its series to /metrics; call before srv_http_set_runner.  Without it
+ * adds its series to /metrics; call before srv_http_set_registry.  Without it
  * the sessions endpoints answer 404. */
 void srv_http_set_store(srv_http *h, store *st, const uint8_t model_id[STORE_MODEL_ID_BYTES], int block_size);
 /* Runs one request body as POST `endpoint` (/v1/chat/completions,

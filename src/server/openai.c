@@ -402,6 +402,10 @@ char *srv_json_completion_chunk(const srv_resp_meta *m, const srv_completion_cho
 }
 
 char *srv_json_models(const char *const *ids, int n, int64_t created) {
+    return srv_json_models_status(ids, NULL, n, created);
+}
+
+char *srv_json_models_status(const char *const *ids, const char *const *status, int n, int64_t created) {
     bool ok = true;
     json_t *root = jobj(&ok), *data = jarr(&ok);
     put(root, "object", json_string("list"), &ok);
@@ -411,6 +415,7 @@ char *srv_json_models(const char *const *ids, int n, int64_t created) {
         put(o, "object", json_string("model"), &ok);
         put(o, "created", json_integer(created), &ok);
         put(o, "owned_by", json_string("ryot"), &ok);
+        if (status && status[i]) put(o, "status", json_string(status[i]), &ok);
         append(data, o, &ok);
     }
     put(root, "data", data, &ok);

@@ -159,6 +159,9 @@ int64_t srv_utf8_leads(const char *text, size_t len);
 /* GET /v1/models: {"object":"list","data":[{"id","object":"model","created",
  * "owned_by":"ryot"}, ...]} */
 char *srv_json_models(const char *const *ids, int n, int64_t created);
+/* The same with "status" on model i when status[i] is not NULL ("loaded",
+ * "unloaded", "loading", "failed": server/registry.h). */
+char *srv_json_models_status(const char *const *ids, const char *const *status, int n, int64_t created);
 
 /* POST /tokenize: {"tokens":[id,...]} or, when pieces is non-NULL,
  * {"tokens":[{"id":id,"piece":str},...]} where piece is a string when the
