@@ -57,7 +57,8 @@ flight *flight_join(flight_table *t, const cache_key *key) {
     return f;
 }
 
-flight *flight_open(flight_table *t, const cache_key *key, sched_job *job) {
+flight *flight_open(flight_table *t, const cache_key *key, sched_job *job, bool *joined) {
+    *joined = false;
     const int n = sched_job_n_choices(job);
     flight *f = calloc(1, sizeof *f + (size_t)n * sizeof f->ch[0]);
     if (!f) return NULL;
@@ -74,11 +75,23 @@ flight *flight_open(flight_table *t, const cache_key *key, sched_job *job) {
     pthread_condattr_destroy(&ca);
     pthread_mutex_lock(&t->mu);
     flight **slot = find(t, key);
-    if (!*slot) {
+    flight *other = *slot && !sched_job_done((*slot)->job) ? *slot : NULL;
+    if (other) { /* another leader opened between our join and here: read its answer */
+        other->readers++;
+        t->coalesced++;
+    } else if (!*slot) {
         *slot = f;
         f->linked = true;
     }
     pthread_mutex_unlock(&t->mu);
+    if (other) {
+        sched_job_unref(f->job);
+        pthread_cond_destroy(&f->cv);
+        pthread_mutex_destroy(&f->mu);
+        free(f);
+        *joined = true;
+        return other;
+    }
     return f;
 }
 

@@ -37,9 +37,10 @@ void flight_table_destroy(flight_table *t); /* every flight must have been left 
  * NULL when there is none or its job is done. */
 flight *flight_join(flight_table *t, const cache_key *key);
 /* Opens a flight over a submitted job (a job reference is taken); NULL when
- * out of memory.  When another flight of key opened meanwhile, this one is
- * not findable (its requests simply were not coalesced). */
-flight *flight_open(flight_table *t, const cache_key *key, sched_job *job);
+ * out of memory.  When another live flight of key opened meanwhile (two
+ * leaders raced past flight_join), that one is joined instead and returned
+ * with *joined set: the caller cancels its own job and reads the other's. */
+flight *flight_open(flight_table *t, const cache_key *key, sched_job *job, bool *joined);
 /* Drops a reader: the last one cancels a job that has not ended. */
 void flight_leave(flight_table *t, flight *f);
 

@@ -1070,7 +1070,15 @@ static int gen_begin(srv_http *h, srv_endpoint ep, const char *body, size_t len,
             error_from_sched(&e, &se);
             rc = -1;
         } else if (!rc && cacheable && !g.flight) {
-            g.flight = flight_open(&h->flights, &g.key, g.job); /* NULL (no memory): read directly */
+            bool joined;
+            g.flight = flight_open(&h->flights, &g.key, g.job, &joined); /* NULL (no memory): read directly */
+            if (joined) { /* lost a race to another leader of the same request */
+                sched_job_cancel(g.job);
+                sched_job_unref(g.job);
+                g.job = flight_job(g.flight);
+                sched_job_ref(g.job);
+                *cache_state = "coalesced";
+            }
         }
         if (!rc && g.flight && !(g.cursors = calloc((size_t)flight_n_choices(g.flight), sizeof *g.cursors))) {
             srv_error_set(&e, 503, NULL, "out of memory");

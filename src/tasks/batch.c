@@ -334,6 +334,7 @@ typedef struct finalize_ctx {
     const char *id;
     ryot_buf out, errs;
     int n_out, n_err;
+    bool unreadable; /* a result could not be read (queue error): finalize later */
 } finalize_ctx;
 
 static void append_line(ryot_buf *b, json_t *line) {
@@ -356,8 +357,14 @@ static bool finalize_line(void *arg, int lineno, int ordinal, const char *text, 
     char *v = NULL;
     size_t n = 0;
     ryot_error err = {0};
-    json_t *res = task_queue_result(f->s->q, tid, &v, &n, &err) == 1 ? json_loadb(v, n, 0, NULL) : NULL;
+    const int got = task_queue_result(f->s->q, tid, &v, &n, &err);
+    json_t *res = got == 1 ? json_loadb(v, n, 0, NULL) : NULL;
     free(v);
+    if (got < 0) {
+        f->unreadable = true;
+        json_decref(in);
+        return false;
+    }
     const json_t *e = json_object_get(res, "error");
     const int code = (int)json_integer_value(json_object_get(res, "status_code"));
     if (!res) {
@@ -388,34 +395,44 @@ static bool finalize_line(void *arg, int lineno, int ordinal, const char *text, 
 static void finalize(tasks_service *s, json_t *b) {
     const char *id = json_string_value(json_object_get(b, "id"));
     const bool cancelling = !strcmp(json_string_value(json_object_get(b, "status")), "cancelling");
-    json_object_set_new(b, "status", json_string("finalizing"));
-    set_now(b, "finalizing_at");
-    save_batch(s, b);
     char key[TASK_ID_MAX + 16];
     snprintf(key, sizeof key, "filedata:%s", json_string_value(json_object_get(b, "input_file_id")));
     char *data = NULL;
     size_t len = 0;
     ryot_error err = {0};
+    /* The input is read first: when the queue cannot answer (Redis down or
+     * still loading its AOF after a restart) the batch stays as it is and a
+     * later load finalizes it, rather than ending "completed" without its
+     * output file. */
+    const int got = task_kv_get(s->q, key, &data, &len, &err);
+    if (got < 0) return;
+    json_object_set_new(b, "status", json_string("finalizing"));
+    set_now(b, "finalizing_at");
+    save_batch(s, b);
     finalize_ctx f = {.s = s, .id = id};
-    if (task_kv_get(s->q, key, &data, &len, &err) == 1) each_line(data, len, finalize_line, &f);
+    if (got == 1) each_line(data, len, finalize_line, &f);
     free(data);
     char fid[TASK_ID_MAX], fname[TASK_ID_MAX + 32];
-    if (f.n_out) {
+    bool stored = !f.unreadable;
+    if (stored && f.n_out) {
         snprintf(fid, sizeof fid, "file-%s-output", id);
         snprintf(fname, sizeof fname, "%s_output.jsonl", id);
         json_t *m = file_store(s, fid, fname, "batch_output", f.out.data, f.out.len, &err);
         json_object_set_new(b, "output_file_id", m ? json_string(fid) : json_null());
+        stored = m != NULL;
         json_decref(m);
     }
-    if (f.n_err) {
+    if (stored && f.n_err) {
         snprintf(fid, sizeof fid, "file-%s-errors", id);
         snprintf(fname, sizeof fname, "%s_error.jsonl", id);
         json_t *m = file_store(s, fid, fname, "batch_output", f.errs.data, f.errs.len, &err);
         json_object_set_new(b, "error_file_id", m ? json_string(fid) : json_null());
+        stored = m != NULL;
         json_decref(m);
     }
     ryot_buf_free(&f.out);
     ryot_buf_free(&f.errs);
+    if (!stored) return; /* stays "finalizing": the next load of the batch tries again */
     char *stop = stop_flag(s, id);
     const char *final = cancelling || (stop && !strcmp(stop, "cancelled")) ? "cancelled"
                         : stop && !strcmp(stop, "expired")                 ? "expired"
