@@ -176,17 +176,17 @@ static int64_t sizes_for(ryot_type t, const int64_t **out) {
     }
 }
 
-/* Every pair of a 5 x 7 problem (tiles of 4 activation rows and a
- * remainder of 3; pairs of weight rows and an odd one) through each path of
+/* Every pair of a 5 x 11 problem (a tile of 8 activation rows and a
+ * remainder of 3, or 4-row tiles; pairs of weight rows and an odd one) through each path of
  * `fast`, against AVX2's vec_dot of the pair. */
 static void compare_level(const char *name, const kernel_traits *fast, const kernel_traits *avx2, ryot_type t,
                           const rows_data *d, const char *what) {
-    enum { NRX = 5, NRY = 7 };
+    enum { NRX = 5, NRY = 11 };
     float all[NRY][NRX], col[NRX], row[NRY], two[2][NRX];
     fast->vec_dot_rows(d->n, NRX, NRY, d->x, d->bx, d->y, d->by, &all[0][0], NRX);
     fast->vec_dot_rows(d->n, NRX, 2, d->x, d->bx, d->y, d->by, &two[0][0], NRX); /* one tile of a pair */
     if (memcmp(two, all, sizeof two))
-        fail_msg("%s %s %s n=%lld: rows 5x2 differ from rows 5x7", name, ryot_type_name(t), what, (long long)d->n);
+        fail_msg("%s %s %s n=%lld: rows 5x2 differ from rows 5x11", name, ryot_type_name(t), what, (long long)d->n);
     for (int j = 0; j < NRY; j++) {
         const uint8_t *yj = d->y + (size_t)j * d->by;
         fast->vec_dot_rows(d->n, NRX, 1, d->x, d->bx, yj, d->by, col, NRX);
@@ -198,7 +198,7 @@ static void compare_level(const char *name, const kernel_traits *fast, const ker
             fast->vec_dot_rows(d->n, 1, 1, xi, d->bx, yj, d->by, &one, 1);
             if (j == 0) fast->vec_dot_rows(d->n, 1, NRY, xi, d->bx, d->y, d->by, row, 1);
             const float paths[4] = {got, one, col[i], all[j][i]};
-            static const char *const path_names[4] = {"vec_dot", "rows 1x1", "rows 5x1", "rows 5x7"};
+            static const char *const path_names[4] = {"vec_dot", "rows 1x1", "rows 5x1", "rows 5x11"};
             for (int p = 0; p < 4; p++)
                 if (memcmp(&paths[p], &want, sizeof want))
                     fail_msg("%s %s %s n=%lld pair (%d,%d): %s %.9g, avx2 %.9g", name, ryot_type_name(t), what,
@@ -208,7 +208,7 @@ static void compare_level(const char *name, const kernel_traits *fast, const ker
                     float w;
                     avx2->vec_dot(d->n, &w, xi, d->y + (size_t)jj * d->by);
                     if (memcmp(&row[jj], &w, sizeof w))
-                        fail_msg("%s %s %s n=%lld pair (%d,%d): rows 1x7 %.9g, avx2 %.9g", name, ryot_type_name(t),
+                        fail_msg("%s %s %s n=%lld pair (%d,%d): rows 1x11 %.9g, avx2 %.9g", name, ryot_type_name(t),
                                  what, (long long)d->n, i, jj, row[jj], w);
                 }
             }
@@ -236,7 +236,7 @@ static void check_level(const char *name, const kernel_traits *(*get)(ryot_type)
         for (int64_t s = 0; s < ns; s++)
             for (int raw = 0; raw < 2; raw++) {
                 rows_data d;
-                data_make(&d, &lv_ref, t, sizes[s], 5, 7, raw);
+                data_make(&d, &lv_ref, t, sizes[s], 5, 11, raw);
                 compare_level(name, get(t), &lv_avx2.traits[t], t, &d, raw ? "raw" : "quantized");
                 data_free(&d);
             }

@@ -103,4 +103,29 @@ static inline __m512i emu_mm512_mask_srli_epi16(__m512i src, uint32_t k, __m512i
 #undef _mm512_madd_epi16
 #define _mm512_madd_epi16(a, b) simde_mm512_madd_epi16(a, b)
 
+/* In-lane dword shuffle, 128-bit chunk select of two sources, zero
+ * extension: from their definitions. */
+static inline __m512i emu_mm512_shuffle_epi32_v(__m512i a, int imm) {
+    uint32_t x[16], r[16];
+    memcpy(x, &a, 64);
+    for (int i = 0; i < 16; i++) r[i] = x[(i & ~3) + (imm >> 2 * (i & 3) & 3)];
+    memcpy(&a, r, 64);
+    return a;
+}
+#undef _mm512_shuffle_epi32
+#define _mm512_shuffle_epi32(a, imm) emu_mm512_shuffle_epi32_v(a, imm)
+
+static inline __m512i emu_mm512_shuffle_i64x2_v(__m512i a, __m512i b, int imm) {
+    uint8_t x[64], y[64], r[64];
+    memcpy(x, &a, 64), memcpy(y, &b, 64);
+    for (int c = 0; c < 4; c++) memcpy(r + 16 * c, (c < 2 ? x : y) + 16 * (imm >> 2 * c & 3), 16);
+    memcpy(&a, r, 64);
+    return a;
+}
+#undef _mm512_shuffle_i64x2
+#define _mm512_shuffle_i64x2(a, b, imm) emu_mm512_shuffle_i64x2_v(a, b, imm)
+
+#undef _mm512_zextsi256_si512
+#define _mm512_zextsi256_si512(v) _mm512_inserti64x4(_mm512_setzero_si512(), (v), 0)
+
 #endif

@@ -425,10 +425,196 @@ static ALWAYS_INLINE void q32_rows_tiled(enum q32_kind k, int64_t nb, int64_t nr
     }
 }
 
+/* Batches through pair-groups (prefill, verify steps).  The unit is 8
+ * blocks, two groups of 4, and four vpdpbusd accumulate straight into one
+ * register whose 16 int32 lanes are the two groups' split sums in the
+ * order above ([g0: b0' b0'' b1' b1'' b2' b2'' b3' b3'' | g1: the same]),
+ * with no reduction after the dots: the codes and the activations are laid
+ * out so that lane l of instruction r holds 4 elements of lane l's half,
+ *   r = 0: elements 0-3 (') and 8-11 (''), r = 1: 4-7 and 12-15,
+ *   r = 2: 16-19 and 24-27,               r = 3: 20-23 and 28-31,
+ * 128-bit chunk c holding blocks 2c and 2c+1.  The weight codes are
+ * arranged once per weight row and pair-group (a vpshufd and an unpack put
+ * the dwords in place; Q5's fifth bits become one byte mask per
+ * instruction by pext), the activations once per call.  The float steps are
+ * the AVX2 level's, group by group: moveldup(hx * hy) is computed as
+ * moveldup(hx) * moveldup(hy), the same products. */
+enum { PG_MAX_N = 8192, PG_TILE_Y = 8, PG_MAX = PG_MAX_N / (8 * QK) };
+
+typedef struct {
+    __m512i y[4];    /* activations of instruction r */
+    __m512i negcorr; /* -(offset * split sums of the activations) */
+    __m512 mhy;      /* moveldup of the two groups' header pairs */
+    __m512 hy;       /* the header pairs (formats with a min) */
+} q32_ypg;
+
+static _Thread_local q32_ypg pg_ytile[PG_TILE_Y][PG_MAX];
+
+/* Activation rows [0, ry) of a tile, pair-groups [0, npg); the last one
+ * holds only its first group when `half`. */
+static ALWAYS_INLINE void pg_yfill(enum q32_kind k, int64_t npg, bool half, const uint8_t *y, size_t by, int ry) {
+    static const int dw[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
+    const size_t ys = q32_y_size(k);
+    for (int c = 0; c < ry; c++)
+        for (int64_t p = 0; p < npg; p++) {
+            q32_ypg *t = &pg_ytile[c][p];
+            const uint8_t *yg = y + c * by + 8 * p * ys;
+            const int nblk = half && p == npg - 1 ? 4 : 8;
+            uint32_t w[4][16];
+            memset(w, 0, sizeof w);
+            for (int b = 0; b < nblk; b++) {
+                const uint8_t *q = (const uint8_t *)q32_y_qs(k, yg + b * ys);
+                for (int r = 0; r < 4; r++)
+                    for (int h = 0; h < 2; h++) memcpy(&w[r][2 * b + h], q + 4 * dw[r][h], 4);
+            }
+            __m512i corr = _mm512_setzero_si512();
+            const __m512i o = _mm512_set1_epi8((char)q32_offset(k));
+            for (int r = 0; r < 4; r++) {
+                t->y[r] = _mm512_loadu_si512(w[r]);
+                if (q32_offset(k)) corr = _mm512_dpbusd_epi32(corr, o, t->y[r]);
+            }
+            t->negcorr = _mm512_sub_epi32(_mm512_setzero_si512(), corr);
+            const __m256 h1 = nblk == 8 ? half_pairs4(yg + 4 * ys, ys) : _mm256_setzero_ps();
+            t->hy = _mm512_insertf32x8(_mm512_castps256_ps512(half_pairs4(yg, ys)), h1, 1);
+            t->mhy = _mm512_moveldup_ps(t->hy);
+        }
+}
+
+/* Codes of a nibble format's 8 blocks (4 when half) as the 4 instructions
+ * take them. */
+static ALWAYS_INLINE void pg_xcodes(enum q32_kind k, const uint8_t *xg, bool half, __m512i X[4]) {
+    const size_t xs = q32_x_size(k);
+    if (k == Q32_Q8_0) {
+        /* P: blocks (0,2), (1,3), (4,6), (5,7), 32 code bytes each */
+        __m512i P[4];
+        for (int i = 0; i < 4; i++) {
+            if (half && i >= 2) {
+                P[i] = _mm512_setzero_si512();
+                continue;
+            }
+            const int b = (i >> 1) * 4 + (i & 1);
+            P[i] = _mm512_inserti64x4(_mm512_castsi256_si512(loadu256(((const block_q8_0 *)(xg + b * xs))->qs)),
+                                      loadu256(((const block_q8_0 *)(xg + (b + 2) * xs))->qs), 1);
+        }
+        const __m512i al = _mm512_shuffle_epi32(_mm512_shuffle_i64x2(P[0], P[2], _MM_SHUFFLE(2, 0, 2, 0)), 0xd8);
+        const __m512i ah = _mm512_shuffle_epi32(_mm512_shuffle_i64x2(P[0], P[2], _MM_SHUFFLE(3, 1, 3, 1)), 0xd8);
+        const __m512i bl = _mm512_shuffle_epi32(_mm512_shuffle_i64x2(P[1], P[3], _MM_SHUFFLE(2, 0, 2, 0)), 0xd8);
+        const __m512i bh = _mm512_shuffle_epi32(_mm512_shuffle_i64x2(P[1], P[3], _MM_SHUFFLE(3, 1, 3, 1)), 0xd8);
+        const __m512i s = _mm512_set1_epi8((char)0x80);
+        X[0] = _mm512_xor_si512(_mm512_unpacklo_epi64(al, bl), s);
+        X[1] = _mm512_xor_si512(_mm512_unpackhi_epi64(al, bl), s);
+        X[2] = _mm512_xor_si512(_mm512_unpacklo_epi64(ah, bh), s);
+        X[3] = _mm512_xor_si512(_mm512_unpackhi_epi64(ah, bh), s);
+        return;
+    }
+    /* A: blocks 0, 2, 4, 6 in the four chunks, B: 1, 3, 5, 7 */
+    __m512i A = _mm512_castsi128_si512(loadu128(q32_nibbles(k, xg)));
+    __m512i B = _mm512_castsi128_si512(loadu128(q32_nibbles(k, xg + xs)));
+    A = _mm512_inserti32x4(A, loadu128(q32_nibbles(k, xg + 2 * xs)), 1);
+    B = _mm512_inserti32x4(B, loadu128(q32_nibbles(k, xg + 3 * xs)), 1);
+    if (!half) {
+        A = _mm512_inserti32x4(A, loadu128(q32_nibbles(k, xg + 4 * xs)), 2);
+        B = _mm512_inserti32x4(B, loadu128(q32_nibbles(k, xg + 5 * xs)), 2);
+        A = _mm512_inserti32x4(A, loadu128(q32_nibbles(k, xg + 6 * xs)), 3);
+        B = _mm512_inserti32x4(B, loadu128(q32_nibbles(k, xg + 7 * xs)), 3);
+    } else {
+        A = _mm512_zextsi256_si512(_mm512_castsi512_si256(A));
+        B = _mm512_zextsi256_si512(_mm512_castsi512_si256(B));
+    }
+    A = _mm512_shuffle_epi32(A, 0xd8); /* dwords [0 2 1 3] */
+    B = _mm512_shuffle_epi32(B, 0xd8);
+    const __m512i lo = _mm512_unpacklo_epi64(A, B), hi = _mm512_unpackhi_epi64(A, B);
+    const __m512i m = _mm512_set1_epi8(15);
+    X[0] = _mm512_and_si512(lo, m);
+    X[1] = _mm512_and_si512(hi, m);
+    X[2] = _mm512_and_si512(_mm512_srli_epi16(lo, 4), m);
+    X[3] = _mm512_and_si512(_mm512_srli_epi16(hi, 4), m);
+    if (k == Q32_Q5_0 || k == Q32_Q5_1) {
+        /* byte k of qword q of instruction r: element e_r(k) of block q */
+        static const uint64_t sel[4] = {0x00000f0f00000f0full, 0x0000f0f00000f0f0ull, 0x0f0f00000f0f0000ull,
+                                        0xf0f00000f0f00000ull};
+        uint64_t qh2[4];
+        for (int i = 0; i < 4; i++)
+            qh2[i] = half && i >= 2 ? 0 : (uint64_t)q32_qh(k, xg + 2 * i * xs) | (uint64_t)q32_qh(k, xg + (2 * i + 1) * xs) << 32;
+        const __m512i sixteen = _mm512_set1_epi8(16);
+        for (int r = 0; r < 4; r++) {
+            uint64_t mk = 0;
+            for (int i = 0; i < 4; i++) mk |= (uint64_t)_pext_u64(qh2[i], sel[r]) << (16 * i);
+            X[r] = _mm512_mask_add_epi8(X[r], (__mmask64)mk, X[r], sixteen);
+        }
+    }
+}
+
+/* One weight row against RY activation rows of the filled tile. */
+static ALWAYS_INLINE void pg_tile(enum q32_kind k, const int RY, int64_t nb, const uint8_t *xr, const uint8_t *y,
+                                  size_t by, float *s, size_t bs) {
+    const size_t xs = q32_x_size(k);
+    const int64_t ng = nb / 4, npg = (ng + 1) / 2;
+    __m256 acc[PG_TILE_Y], accm[PG_TILE_Y];
+#pragma GCC unroll 8
+    for (int c = 0; c < RY; c++) acc[c] = accm[c] = _mm256_setzero_ps();
+    for (int64_t p = 0; p < npg; p++) {
+        const bool half = 2 * p + 1 == ng;
+        const uint8_t *xg = xr + 8 * p * xs;
+        __m512i X[4];
+        pg_xcodes(k, xg, half, X);
+        const __m256 hx1 = half ? _mm256_setzero_ps() : half_pairs4(xg + 4 * xs, xs);
+        const __m512 hx = _mm512_insertf32x8(_mm512_castps256_ps512(half_pairs4(xg, xs)), hx1, 1);
+        const __m512 mhx = _mm512_moveldup_ps(hx);
+#pragma GCC unroll 8
+        for (int c = 0; c < RY; c++) {
+            const q32_ypg *t = &pg_ytile[c][p];
+            __m512i h = q32_offset(k) ? t->negcorr : _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) h = _mm512_dpbusd_epi32(h, X[r], t->y[r]);
+            const __m512 f = _mm512_cvtepi32_ps(h), sc = _mm512_mul_ps(mhx, t->mhy);
+            acc[c] = _mm256_fmadd_ps(lo256(sc), lo256(f), acc[c]);
+            if (q32_has_min(k)) accm[c] = _mm256_fmadd_ps(lo256(hx), lo256(t->hy), accm[c]);
+            if (!half) {
+                acc[c] = _mm256_fmadd_ps(hi256(sc), hi256(f), acc[c]);
+                if (q32_has_min(k)) accm[c] = _mm256_fmadd_ps(hi256(hx), hi256(t->hy), accm[c]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < RY; c++) {
+        q32_tail(k, 4 * ng, nb, xr, y + c * by, &acc[c], &accm[c]);
+        s[c * bs] = q32_result(k, acc[c], accm[c]);
+    }
+}
+
+static ALWAYS_INLINE void pg_rows(enum q32_kind k, int64_t nb, int64_t nrx, int64_t nry, const uint8_t *x, size_t bx,
+                                  const uint8_t *y, size_t by, float *s, size_t bs) {
+    const int64_t ng = nb / 4;
+    for (int64_t j = 0; j < nry; j += PG_TILE_Y) {
+        const int ry = nry - j < PG_TILE_Y ? (int)(nry - j) : PG_TILE_Y;
+        const uint8_t *yt = y + j * by;
+        pg_yfill(k, (ng + 1) / 2, ng % 2, yt, by, ry);
+        for (int64_t i = 0; i < nrx; i++) {
+            const uint8_t *xr = x + i * bx;
+            float *st = s + j * bs + i;
+            switch (ry) {
+            case 8: pg_tile(k, 8, nb, xr, yt, by, st, bs); break;
+            case 7: pg_tile(k, 7, nb, xr, yt, by, st, bs); break;
+            case 6: pg_tile(k, 6, nb, xr, yt, by, st, bs); break;
+            case 5: pg_tile(k, 5, nb, xr, yt, by, st, bs); break;
+            case 4: pg_tile(k, 4, nb, xr, yt, by, st, bs); break;
+            case 3: pg_tile(k, 3, nb, xr, yt, by, st, bs); break;
+            case 2: pg_tile(k, 2, nb, xr, yt, by, st, bs); break;
+            default: pg_tile(k, 1, nb, xr, yt, by, st, bs); break;
+            }
+        }
+    }
+}
+
 static ALWAYS_INLINE void q32_rows(enum q32_kind k, int64_t n, int64_t nrx, int64_t nry, const void *xv, size_t bx,
                                    const void *yv, size_t by, float *s, size_t bs) {
     const uint8_t *x = xv, *y = yv;
     const int64_t nb = n / QK;
+    if (n <= PG_MAX_N) {
+        pg_rows(k, nb, nrx, nry, x, bx, y, by, s, bs);
+        return;
+    }
     if (nb / 4 > Q32_MAX_GROUPS) {
         for (int64_t j = 0; j < nry; j++)
             for (int64_t i = 0; i < nrx; i++) s[j * bs + i] = q32_vec_dot(k, n, x + i * bx, y + j * by);
@@ -450,9 +636,9 @@ static ALWAYS_INLINE void q32_rows(enum q32_kind k, int64_t n, int64_t nrx, int6
         else q32_rows(KIND, n, nrx, nry, x, bx, y, by, s, bs);                                         \
     }
 Q32_FNS(q4_0, Q32_Q4_0)
-Q32_DOT(q4_1, Q32_Q4_1)
+Q32_FNS(q4_1, Q32_Q4_1)
 Q32_FNS(q5_0, Q32_Q5_0)
-Q32_DOT(q5_1, Q32_Q5_1)
+Q32_FNS(q5_1, Q32_Q5_1)
 Q32_FNS(q8_0, Q32_Q8_0)
 
 /* ------------------------------------------------------------ K-quants
@@ -678,13 +864,13 @@ void AVX512_FILL(kernel_level *lv) {
     rows1_##SUFFIX = tab[RYOT_TYPE_##T].vec_dot_rows;                                                  \
     tab[RYOT_TYPE_##T].vec_dot_rows = rows_##SUFFIX
     SETQ(Q4_0, q4_0);
+    SETQ(Q4_1, q4_1);
+    SETQ(Q5_1, q5_1);
     SETQ(Q5_0, q5_0);
     SETQ(Q8_0, q8_0);
     SETQ(Q4_K, q4_K);
     SETQ(Q5_K, q5_K);
     SETQ(Q6_K, q6_K);
 #undef SETQ
-    tab[RYOT_TYPE_Q4_1].vec_dot = vec_dot_q4_1;
-    tab[RYOT_TYPE_Q5_1].vec_dot = vec_dot_q5_1;
     AVX512_OPS_FILL(&lv->ops);
 }
