@@ -165,9 +165,10 @@ static void data_free(rows_data *d) {
 
 static int64_t sizes_for(ryot_type t, const int64_t **out) {
     /* 32-blocks: every remainder of the groups of 4, SmolLM2's 576 (18
-     * blocks) and 1536, and a row longer than the tiles take (1026 blocks) */
+     * blocks) and 1536, a row past the AVX-512 pair-group tiles' 8192 (289
+     * blocks), and a row longer than the tiles take (1026 blocks) */
     static const int64_t s1[] = {1, 7, 8, 15, 16, 31, 32, 33, 47, 100, 576, 1000};
-    static const int64_t s32[] = {32, 64, 96, 128, 160, 192, 224, 256, 288, 576, 1536, 32832};
+    static const int64_t s32[] = {32, 64, 96, 128, 160, 192, 224, 256, 288, 576, 1536, 9248, 32832};
     static const int64_t s256[] = {256, 512, 768, 2816};
     switch (ryot_type_get(t)->block_size) {
     case 1: *out = s1; return sizeof s1 / sizeof s1[0];

@@ -439,7 +439,7 @@ static ALWAYS_INLINE void q32_rows_tiled(enum q32_kind k, int64_t nb, int64_t nr
  * instruction by pext), the activations once per call.  The float steps are
  * the AVX2 level's, group by group: moveldup(hx * hy) is computed as
  * moveldup(hx) * moveldup(hy), the same products. */
-enum { PG_MAX_N = 8192, PG_TILE_Y = 8, PG_MAX = PG_MAX_N / (8 * QK) };
+enum { PG_MAX_N = 8192, PG_TILE_Y = 8 }; /* the tile's activations (<= 112 KiB) live on the stack */
 
 typedef struct {
     __m512i y[4];    /* activations of instruction r */
@@ -448,16 +448,15 @@ typedef struct {
     __m512 hy;       /* the header pairs (formats with a min) */
 } q32_ypg;
 
-static _Thread_local q32_ypg pg_ytile[PG_TILE_Y][PG_MAX];
-
 /* Activation rows [0, ry) of a tile, pair-groups [0, npg); the last one
  * holds only its first group when `half`. */
-static ALWAYS_INLINE void pg_yfill(enum q32_kind k, int64_t npg, bool half, const uint8_t *y, size_t by, int ry) {
+static ALWAYS_INLINE void pg_yfill(enum q32_kind k, int64_t npg, bool half, const uint8_t *y, size_t by, int ry,
+                                   q32_ypg *tile) {
     static const int dw[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
     const size_t ys = q32_y_size(k);
     for (int c = 0; c < ry; c++)
         for (int64_t p = 0; p < npg; p++) {
-            q32_ypg *t = &pg_ytile[c][p];
+            q32_ypg *t = &tile[c * npg + p];
             const uint8_t *yg = y + c * by + 8 * p * ys;
             const int nblk = half && p == npg - 1 ? 4 : 8;
             uint32_t w[4][16];
@@ -547,7 +546,7 @@ static ALWAYS_INLINE void pg_xcodes(enum q32_kind k, const uint8_t *xg, bool hal
 
 /* One weight row against RY activation rows of the filled tile. */
 static ALWAYS_INLINE void pg_tile(enum q32_kind k, const int RY, int64_t nb, const uint8_t *xr, const uint8_t *y,
-                                  size_t by, float *s, size_t bs) {
+                                  size_t by, const q32_ypg *tile, float *s, size_t bs) {
     const size_t xs = q32_x_size(k);
     const int64_t ng = nb / 4, npg = (ng + 1) / 2;
     __m256 acc[PG_TILE_Y], accm[PG_TILE_Y];
@@ -563,7 +562,7 @@ static ALWAYS_INLINE void pg_tile(enum q32_kind k, const int RY, int64_t nb, con
         const __m512 mhx = _mm512_moveldup_ps(hx);
 #pragma GCC unroll 8
         for (int c = 0; c < RY; c++) {
-            const q32_ypg *t = &pg_ytile[c][p];
+            const q32_ypg *t = &tile[c * npg + p];
             __m512i h = q32_offset(k) ? t->negcorr : _mm512_setzero_si512();
 #pragma GCC unroll 4
             for (int r = 0; r < 4; r++) h = _mm512_dpbusd_epi32(h, X[r], t->y[r]);
@@ -585,23 +584,24 @@ static ALWAYS_INLINE void pg_tile(enum q32_kind k, const int RY, int64_t nb, con
 
 static ALWAYS_INLINE void pg_rows(enum q32_kind k, int64_t nb, int64_t nrx, int64_t nry, const uint8_t *x, size_t bx,
                                   const uint8_t *y, size_t by, float *s, size_t bs) {
-    const int64_t ng = nb / 4;
+    const int64_t ng = nb / 4, npg = (ng + 1) / 2;
+    q32_ypg tile[PG_TILE_Y * (npg > 0 ? npg : 1)];
     for (int64_t j = 0; j < nry; j += PG_TILE_Y) {
         const int ry = nry - j < PG_TILE_Y ? (int)(nry - j) : PG_TILE_Y;
         const uint8_t *yt = y + j * by;
-        pg_yfill(k, (ng + 1) / 2, ng % 2, yt, by, ry);
+        pg_yfill(k, npg, ng % 2, yt, by, ry, tile);
         for (int64_t i = 0; i < nrx; i++) {
             const uint8_t *xr = x + i * bx;
             float *st = s + j * bs + i;
             switch (ry) {
-            case 8: pg_tile(k, 8, nb, xr, yt, by, st, bs); break;
-            case 7: pg_tile(k, 7, nb, xr, yt, by, st, bs); break;
-            case 6: pg_tile(k, 6, nb, xr, yt, by, st, bs); break;
-            case 5: pg_tile(k, 5, nb, xr, yt, by, st, bs); break;
-            case 4: pg_tile(k, 4, nb, xr, yt, by, st, bs); break;
-            case 3: pg_tile(k, 3, nb, xr, yt, by, st, bs); break;
-            case 2: pg_tile(k, 2, nb, xr, yt, by, st, bs); break;
-            default: pg_tile(k, 1, nb, xr, yt, by, st, bs); break;
+            case 8: pg_tile(k, 8, nb, xr, yt, by, tile, st, bs); break;
+            case 7: pg_tile(k, 7, nb, xr, yt, by, tile, st, bs); break;
+            case 6: pg_tile(k, 6, nb, xr, yt, by, tile, st, bs); break;
+            case 5: pg_tile(k, 5, nb, xr, yt, by, tile, st, bs); break;
+            case 4: pg_tile(k, 4, nb, xr, yt, by, tile, st, bs); break;
+            case 3: pg_tile(k, 3, nb, xr, yt, by, tile, st, bs); break;
+            case 2: pg_tile(k, 2, nb, xr, yt, by, tile, st, bs); break;
+            default: pg_tile(k, 1, nb, xr, yt, by, tile, st, bs); break;
             }
         }
     }
